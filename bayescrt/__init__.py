@@ -1,0 +1,22 @@
+"""bayescrt: Bayesian proportional-hazards models for upgrade vs de novo CRT."""
+
+from importlib import metadata as _metadata
+
+from . import datasets
+from .covariate_sets import CovariateSetFits, CovariateSets, fit_covariate_sets
+from .data import SurvivalData
+from .diagnostics import DiagnosticReport
+from .errors import DataError, DataWarning, DiagnosticsWarning, ResultFileError, SpecError
+from .estimators import CoxPH
+from .fit import Fit, load
+
+try:
+    __version__ = _metadata.version("bayescrt")
+except _metadata.PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CoxPH", "CovariateSetFits", "CovariateSets", "DataError", "DataWarning", "DiagnosticReport",
+    "DiagnosticsWarning", "Fit", "ResultFileError", "SpecError", "SurvivalData", "datasets",
+    "fit_covariate_sets", "load",
+]

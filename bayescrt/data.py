@@ -1,0 +1,456 @@
+"""Validated survival data: the one input format every model in bayescrt uses.
+
+``SurvivalData.from_frame`` checks a DataFrame once, collects every problem it
+finds and raises them together as a :class:`~bayescrt.errors.DataError`; it
+encodes categorical covariates against a named reference level and sorts the
+rows once by (stratum, time, event first). The caller's DataFrame is never
+modified: everything here works on copies of the columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, DataWarning, suggest
+
+MISSING_CHOICES = ("error", "drop")
+
+
+def _examples(labels, values, k: int = 3) -> str:
+    pairs = [f"row {lab!r}: {val!r}" for lab, val in list(zip(labels, values))[:k]]
+    more = f" (and {len(labels) - k} more)" if len(labels) > k else ""
+    return ", ".join(pairs) + more
+
+
+def _is_categorical(s: pd.Series) -> bool:
+    return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+
+
+@dataclass(frozen=True)
+class SurvivalData:
+    """Right-censored (optionally left-truncated) survival data, validated and sorted.
+
+    Arrays are in sorted order: by stratum, then time, then events before
+    censorings at the same time. ``row_labels`` maps each sorted row back to
+    the caller's index; ``order`` holds the positional permutation.
+
+    Attributes
+    ----------
+    time, event, entry, weights : arrays of length ``n``
+    X : (n, p) float array of covariates in their original units; categorical
+        columns appear as 0/1 indicators named ``"col[level vs reference]"``.
+    covariates : labels of the columns of ``X``.
+    sources : for each label, the DataFrame column it came from.
+    references : reference level of each categorical covariate.
+    strata : integer stratum code of each row (all 0 when not stratified).
+    strata_labels : the stratum value for each code.
+    dropped : rows removed by ``missing="drop"``, by column (empty otherwise).
+    columns : the names of the time, event, entry, weights and strata columns.
+    """
+
+    time: np.ndarray
+    event: np.ndarray
+    X: np.ndarray
+    covariates: tuple[str, ...]
+    sources: tuple[str, ...]
+    references: dict
+    entry: np.ndarray | None
+    weights: np.ndarray | None
+    strata: np.ndarray
+    strata_labels: tuple
+    row_labels: np.ndarray
+    order: np.ndarray
+    columns: dict
+    dropped: dict = field(default_factory=dict)
+    n_dropped: int = 0
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n(self) -> int:
+        return len(self.time)
+
+    @property
+    def n_events(self) -> int:
+        return int(self.event.sum())
+
+    @property
+    def n_strata(self) -> int:
+        return len(self.strata_labels)
+
+    @property
+    def center(self) -> np.ndarray:
+        return self.X.mean(axis=0)
+
+    @property
+    def scale(self) -> np.ndarray:
+        return self.X.std(axis=0)
+
+    def standardised(self) -> np.ndarray:
+        """Covariates centred and divided by their standard deviation."""
+        return (self.X - self.center) / self.scale
+
+    def hash(self) -> str:
+        """SHA-256 of the validated arrays: the same data give the same hash."""
+        h = hashlib.sha256()
+        for arr in (self.time, self.event, self.X, self.entry, self.weights, self.strata):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(repr(self.covariates).encode())
+        return h.hexdigest()
+
+    def describe(self) -> str:
+        parts = [f"{self.n} subjects, {self.n_events} events"]
+        if self.n_strata > 1:
+            parts.append(f"{self.n_strata} strata by {self.columns['strata']!r}")
+        if self.weights is not None:
+            parts.append(f"case weights from {self.columns['weights']!r}")
+        if self.entry is not None:
+            parts.append(f"delayed entry from {self.columns['entry']!r}")
+        if self.n_dropped:
+            parts.append(f"{self.n_dropped} rows dropped for missing values")
+        return ", ".join(parts)
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        *,
+        time: str,
+        event: str,
+        covariates: list[str] | tuple[str, ...],
+        entry: str | None = None,
+        strata: str | None = None,
+        weights: str | None = None,
+        reference: dict | None = None,
+        missing: str = "error",
+    ) -> "SurvivalData":
+        """Validate ``df`` and build the sorted arrays.
+
+        Parameters
+        ----------
+        time, event : column names. ``time`` must be finite and > 0; ``event``
+            holds 1/True for an observed event and 0/False for censoring.
+        covariates : columns used as covariates: numeric, boolean or
+            categorical (pandas category, string or object dtype).
+        entry : optional delayed-entry (left-truncation) time, >= 0 and < time.
+        strata : optional column; each stratum gets its own baseline hazard.
+        weights : optional positive case (frequency) weights.
+        reference : ``{column: level}`` reference level of categorical
+            covariates; by default the first category (pandas categorical) or
+            the first level in sorted order.
+        missing : ``"error"`` (default) raises on any missing value and lists
+            the columns and row counts; ``"drop"`` drops those rows and
+            reports what was dropped with a :class:`DataWarning`.
+        """
+        problems: list[str] = []
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(
+                f"data must be a pandas DataFrame, got {type(df).__name__}; "
+                "wrap arrays with pd.DataFrame({...}) first"
+            )
+        if len(df) == 0:
+            raise DataError("the DataFrame has no rows; nothing to fit")
+        if missing not in MISSING_CHOICES:
+            raise DataError(f"missing={missing!r} is not valid; choose one of {MISSING_CHOICES}")
+        if isinstance(covariates, str):
+            covariates = [covariates]
+        covariates = list(covariates)
+        reference = dict(reference or {})
+
+        # ---- column roles
+        roles = {"time": time, "event": event, "entry": entry, "strata": strata, "weights": weights}
+        for role, col in roles.items():
+            if col is not None and col not in df.columns:
+                problems.append(
+                    f"{role} column {col!r} is not in the DataFrame.{suggest(col, df.columns)} "
+                    f"Columns are: {list(df.columns)}"
+                )
+        if not covariates:
+            problems.append("no covariates given; pass covariates=[...] with at least one column")
+        seen = set()
+        for c in covariates:
+            if c in seen:
+                problems.append(f"covariate {c!r} is listed more than once; list each covariate once")
+            seen.add(c)
+            if c not in df.columns:
+                problems.append(
+                    f"covariate column {c!r} is not in the DataFrame.{suggest(c, df.columns)}"
+                )
+            for role, col in roles.items():
+                if col is not None and c == col:
+                    problems.append(
+                        f"column {c!r} is used both as a covariate and as the {role} column; "
+                        "a column can have one role only"
+                    )
+        for col in reference:
+            if col not in covariates:
+                problems.append(
+                    f"reference level given for {col!r}, which is not a covariate.{suggest(col, covariates)}"
+                )
+        if problems:
+            raise DataError(problems)
+
+        used = [c for c in dict.fromkeys([time, event, entry, strata, weights, *covariates]) if c is not None]
+        frame = df.loc[:, used].copy()  # the caller's DataFrame is never touched
+
+        # ---- missing values
+        na = frame.isna()
+        n_missing = na.sum()
+        bad_cols = n_missing[n_missing > 0]
+        dropped: dict = {}
+        n_dropped = 0
+        if len(bad_cols):
+            listing = ", ".join(f"{c!r} ({k} rows)" for c, k in bad_cols.items())
+            if missing == "error":
+                problems.append(
+                    f"missing values in {listing}; pass missing='drop' to drop these rows "
+                    "(what is dropped is reported), or impute them before fitting"
+                )
+            else:
+                rows = na.any(axis=1)
+                n_dropped = int(rows.sum())
+                dropped = {c: int(k) for c, k in bad_cols.items()}
+                warnings.warn(
+                    f"missing='drop' dropped {n_dropped} of {len(frame)} rows with missing values in {listing}",
+                    DataWarning,
+                    stacklevel=3,
+                )
+                frame = frame.loc[~rows]
+                if len(frame) == 0:
+                    raise DataError("every row has a missing value; nothing is left to fit")
+
+        labels = frame.index.to_numpy()
+
+        # ---- time
+        t = cls._numeric(frame[time], "time", time, problems)
+        if t is not None:
+            ok = ~np.isnan(t)
+            bad = ok & ~np.isfinite(t)
+            if bad.any():
+                problems.append(
+                    f"time column {time!r} has {bad.sum()} non-finite values ({_examples(labels[bad], t[bad])}); "
+                    "times must be finite: code censoring with the event column, not with inf"
+                )
+            bad = ok & np.isfinite(t) & (t <= 0)
+            if bad.any():
+                problems.append(
+                    f"time column {time!r} has {bad.sum()} values <= 0 ({_examples(labels[bad], t[bad])}); "
+                    "survival times must be > 0: add a small positive value to zero times, "
+                    "or check that the column is a duration and not a date"
+                )
+
+        # ---- event
+        e = None
+        ev = frame[event]
+        if pd.api.types.is_bool_dtype(ev.dtype):
+            e = ev.to_numpy(dtype=bool)
+        elif pd.api.types.is_numeric_dtype(ev.dtype):
+            vals = ev.to_numpy(dtype=float)
+            bad = ~np.isnan(vals) & ~np.isin(vals, (0.0, 1.0))
+            if bad.any():
+                shown = sorted(set(vals[bad].tolist()))[:5]
+                problems.append(
+                    f"event column {event!r} has values other than 0/1: {shown} in {bad.sum()} rows; "
+                    "code 1 (or True) for an observed event and 0 (or False) for censoring"
+                )
+            else:
+                e = vals == 1.0
+        else:
+            shown = sorted(map(str, ev.dropna().unique()))[:5]
+            problems.append(
+                f"event column {event!r} has dtype {ev.dtype} (values {shown}); "
+                "code it as 0/1 or bool, e.g. df[col].eq('dead')"
+            )
+        if e is not None and not e.any():
+            problems.append(
+                f"event column {event!r} has no events (all {len(e)} rows censored); "
+                "a hazard ratio cannot be estimated without events"
+            )
+
+        # ---- entry
+        en = None
+        if entry is not None:
+            en = cls._numeric(frame[entry], "entry", entry, problems)
+            if en is not None:
+                bad = ~np.isfinite(en) | (en < 0)
+                if bad.any():
+                    problems.append(
+                        f"entry column {entry!r} has {bad.sum()} negative or non-finite values "
+                        f"({_examples(labels[bad], en[bad])}); entry times must be finite and >= 0"
+                    )
+                if t is not None:
+                    bad = en >= t
+                    if bad.any():
+                        problems.append(
+                            f"entry column {entry!r} is not before {time!r} in {bad.sum()} rows "
+                            f"({_examples(labels[bad], list(zip(en[bad], t[bad])))}); "
+                            "each subject must enter the risk set before its event or censoring time"
+                        )
+
+        # ---- weights
+        w = None
+        if weights is not None:
+            w = cls._numeric(frame[weights], "weights", weights, problems)
+            if w is not None:
+                bad = ~np.isfinite(w) | (w <= 0)
+                if bad.any():
+                    problems.append(
+                        f"weights column {weights!r} has {bad.sum()} values that are not finite and > 0 "
+                        f"({_examples(labels[bad], w[bad])}); drop zero-weight rows explicitly"
+                    )
+
+        # ---- covariates
+        cols: list[np.ndarray] = []
+        names: list[str] = []
+        sources: list[str] = []
+        refs: dict = {}
+        for c in covariates:
+            s = frame[c]
+            if pd.api.types.is_bool_dtype(s.dtype):
+                x = s.to_numpy(dtype=float)
+                if np.unique(x).size < 2:
+                    problems.append(f"covariate {c!r} is constant ({bool(x[0])}); drop it from covariates")
+                    continue
+                cols.append(x), names.append(c), sources.append(c)
+            elif pd.api.types.is_numeric_dtype(s.dtype):
+                x = s.to_numpy(dtype=float)
+                bad = ~np.isfinite(x)
+                if bad.any():
+                    problems.append(
+                        f"covariate {c!r} has {bad.sum()} non-finite values ({_examples(labels[bad], x[bad])}); "
+                        "replace or drop them"
+                    )
+                    continue
+                if np.ptp(x) == 0:
+                    problems.append(f"covariate {c!r} is constant ({x[0]!r}); drop it from covariates")
+                    continue
+                cols.append(x), names.append(c), sources.append(c)
+            elif _is_categorical(s):
+                if isinstance(s.dtype, pd.CategoricalDtype):
+                    levels = [lv for lv in s.cat.categories if (s == lv).any()]
+                else:
+                    levels = sorted(s.unique(), key=str)
+                if len(levels) < 2:
+                    problems.append(
+                        f"categorical covariate {c!r} has a single level {levels!r}; drop it from covariates"
+                    )
+                    continue
+                ref = reference.get(c, levels[0])
+                if ref not in levels:
+                    problems.append(
+                        f"reference level {ref!r} for {c!r} is not among its levels {levels}; "
+                        "choose one of them"
+                    )
+                    continue
+                refs[c] = ref
+                vals = s.to_numpy()
+                for lv in levels:
+                    if lv == ref:
+                        continue
+                    cols.append((vals == lv).astype(float))
+                    names.append(f"{c}[{lv} vs {ref}]")
+                    sources.append(c)
+            else:
+                problems.append(
+                    f"covariate {c!r} has dtype {s.dtype}, which cannot be used; "
+                    "convert it to numbers, bool or a pandas Categorical (durations to numbers of days/years)"
+                )
+        dup = [n for n in names if names.count(n) > 1]
+        if dup:
+            problems.append(f"covariate labels {sorted(set(dup))} occur twice after encoding; rename the columns")
+
+        if problems:
+            raise DataError(problems)
+
+        X = np.column_stack(cols)
+        if strata is not None:
+            codes, uniq = pd.factorize(frame[strata], sort=True)
+            strata_labels = tuple(uniq.tolist())
+        else:
+            codes = np.zeros(len(frame), dtype=np.int64)
+            strata_labels = (None,)
+
+        # Sort once: stratum, then time, then events before censorings at a tie.
+        order = np.lexsort((~e, t, codes))
+        data = cls(
+            time=t[order],
+            event=e[order],
+            X=X[order],
+            covariates=tuple(names),
+            sources=tuple(sources),
+            references=refs,
+            entry=None if en is None else en[order],
+            weights=None if w is None else w[order],
+            strata=codes[order].astype(np.int64),
+            strata_labels=strata_labels,
+            row_labels=labels[order],
+            order=order,
+            columns={"time": time, "event": event, "entry": entry, "weights": weights, "strata": strata},
+            dropped=dropped,
+            n_dropped=n_dropped,
+        )
+        data._warn_separation()
+        return data
+
+    @staticmethod
+    def _numeric(s: pd.Series, role: str, col: str, problems: list[str]) -> np.ndarray | None:
+        if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
+            problems.append(
+                f"{role} column {col!r} must be numeric, got dtype {s.dtype}; "
+                "convert it (for dates, subtract the start date and divide by a time unit)"
+            )
+            return None
+        return s.to_numpy(dtype=float)
+
+    # ------------------------------------------------------------ separation
+    def _warn_separation(self) -> None:
+        """Warn when a covariate is monotone in the partial likelihood.
+
+        If at every event time the subject who failed has the largest (or the
+        smallest) value of a covariate in its risk set, the partial likelihood
+        keeps rising as that log-HR goes to +inf (or -inf): the data do not
+        bound it and its posterior is set by the prior.
+        """
+        at_risk_start = self.risk_set_starts()
+        ev = np.flatnonzero(self.event)
+        for j, name in enumerate(self.covariates):
+            x = self.X[:, j]
+            hi = np.empty_like(x)
+            lo = np.empty_like(x)
+            for s in range(self.n_strata):
+                idx = np.flatnonzero(self.strata == s)
+                hi[idx] = np.maximum.accumulate(x[idx][::-1])[::-1]
+                lo[idx] = np.minimum.accumulate(x[idx][::-1])[::-1]
+            g = at_risk_start[ev]
+            for kind, flag in (("largest", np.all(x[ev] >= hi[g])), ("smallest", np.all(x[ev] <= lo[g]))):
+                if flag:
+                    warnings.warn(
+                        f"covariate {name!r} separates the events: every subject with an event had the "
+                        f"{kind} value of {name!r} in its risk set, so the data do not bound its log-HR "
+                        "and its posterior is set by the prior; check the coding or use an informative prior",
+                        DataWarning,
+                        stacklevel=4,
+                    )
+                    break
+
+    def risk_set_starts(self) -> np.ndarray:
+        """For each sorted row, the first row of its stratum with the same time (its tie group).
+
+        Rows from that index to the end of the stratum are the risk set at this
+        row's time (ignoring delayed entry).
+        """
+        n = self.n
+        new = np.ones(n, dtype=bool)
+        new[1:] = (self.time[1:] != self.time[:-1]) | (self.strata[1:] != self.strata[:-1])
+        return np.maximum.accumulate(np.where(new, np.arange(n), 0))
+
+    def stratum_ends(self) -> np.ndarray:
+        """For each sorted row, one past the last row of its stratum."""
+        ends = np.searchsorted(self.strata, np.arange(self.n_strata), side="right")
+        return ends[self.strata]

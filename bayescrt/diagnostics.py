@@ -1,0 +1,115 @@
+"""Convergence gates for a fit, each against a stated threshold.
+
+The gates follow Vehtari, Gelman, Simpson, Carpenter & Buerkner (2021),
+"Rank-normalization, folding, and localization: an improved R-hat", and
+Betancourt (2017), "A conceptual introduction to Hamiltonian Monte Carlo":
+
+========================  ==============================  ===========================
+gate                      passes when                     why
+========================  ==============================  ===========================
+R-hat (rank-normalised)   max over parameters < 1.01      chains agree
+bulk ESS                  min >= 100 x chains             means, medians are stable
+tail ESS (5% / 95%)       min >= 100 x chains             interval ends are stable
+divergences               0 after warm-up                 no region the sampler missed
+E-BFMI                    >= 0.3 in every chain           momentum resampling explores energy
+========================  ==============================  ===========================
+
+A fit with fewer than two chains cannot be checked for R-hat, and fails that
+gate rather than passing it silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+THRESHOLDS = {"rhat_max": 1.01, "ess_per_chain_min": 100, "divergences_max": 0, "bfmi_min": 0.3}
+
+
+@dataclass
+class DiagnosticReport:
+    """The outcome of every convergence gate, with ``.ok`` False when any fails."""
+
+    gates: pd.DataFrame  # one row per gate: value, threshold, passed
+    parameters: pd.DataFrame  # per parameter: rhat, ess_bulk, ess_tail
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.gates["passed"].all())
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{g}: {r.value} (needs {r.threshold})" for g, r in self.gates.iterrows() if not r.passed]
+
+    def __str__(self) -> str:
+        head = (
+            "Diagnostics: all gates passed."
+            if self.ok
+            else "Diagnostics: FAILED. DO NOT TRUST THIS FIT: " + "; ".join(self.failures) + "."
+        )
+        lines = [head, ""]
+        tab = self.gates.copy()
+        tab["passed"] = tab["passed"].map({True: "yes", False: "NO"})
+        lines.append(tab.to_string())
+        lines += ["", self.parameters.to_string(float_format=lambda v: f"{v:.4g}")]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "gates": {
+                g: {"value": _plain(r.value), "threshold": r.threshold, "passed": bool(r.passed)}
+                for g, r in self.gates.iterrows()
+            },
+            "notes": list(self.notes),
+        }
+
+
+def _plain(v):
+    return float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (np.integer, int)) else v
+
+
+def diagnose(idata: xr.DataTree, var_name: str = "log_hr", thresholds: dict | None = None) -> DiagnosticReport:
+    """Run every gate on ``idata.posterior[var_name]`` and the sampler statistics."""
+    import arviz as az
+
+    th = {**THRESHOLDS, **(thresholds or {})}
+    da = idata["posterior"][var_name]
+    extra = [d for d in da.dims if d not in ("chain", "draw")]
+    arr = da.transpose("chain", "draw", *extra).values.reshape(da.sizes["chain"], da.sizes["draw"], -1)
+    names = [str(c) for c in da[extra[0]].values] if extra else [var_name]
+    chains = arr.shape[0]
+    notes = []
+    if chains >= 2:
+        rhat = np.asarray(az.rhat(arr, chain_axis=0, draw_axis=1), dtype=float)
+    else:
+        rhat = np.full(arr.shape[-1], np.nan)
+        notes.append("R-hat needs at least 2 chains; with 1 chain convergence cannot be checked")
+    ess_bulk = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="bulk"), dtype=float)
+    ess_tail = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="tail", prob=0.05), dtype=float)
+    stats = idata["sample_stats"]
+    div = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
+    energy = stats["energy"].values
+    bfmi = np.square(np.diff(energy, axis=1)).sum(axis=1) / np.square(energy - energy.mean(axis=1, keepdims=True)).sum(axis=1)
+
+    ess_min = th["ess_per_chain_min"] * chains
+    rhat_max = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
+    gates = pd.DataFrame(
+        [
+            ("R-hat (max)", round(rhat_max, 4), f"< {th['rhat_max']}", bool(np.all(rhat < th["rhat_max"]))),
+            ("bulk ESS (min)", round(float(ess_bulk.min())), f">= {ess_min}", bool(ess_bulk.min() >= ess_min)),
+            ("tail ESS (min)", round(float(ess_tail.min())), f">= {ess_min}", bool(ess_tail.min() >= ess_min)),
+            ("divergences", div, f"<= {th['divergences_max']}", div <= th["divergences_max"]),
+            ("E-BFMI (min)", round(float(bfmi.min()), 3), f">= {th['bfmi_min']}", bool(bfmi.min() >= th["bfmi_min"])),
+        ],
+        columns=["gate", "value", "threshold", "passed"],
+    ).set_index("gate")
+    params = pd.DataFrame({"rhat": rhat, "ess_bulk": ess_bulk, "ess_tail": ess_tail}, index=pd.Index(names, name=var_name))
+    return DiagnosticReport(gates=gates, parameters=params, notes=notes)

@@ -1,0 +1,1 @@
+"""Model families: each module turns validated SurvivalData and priors into a PyMC model."""

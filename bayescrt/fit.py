@@ -1,0 +1,292 @@
+"""Sampling a built PyMC model, and the :class:`Fit` that wraps the resulting DataTree.
+
+A ``Fit`` holds nothing but its ``xr.DataTree`` (``fit.idata``); everything it
+shows is computed from the groups and attributes stored there, so a fit saved
+with :meth:`Fit.save` and read back with :func:`load` behaves identically.
+Saved fits are NetCDF (never pickle) and carry the model description, the
+priors, a hash of the data, package versions and a hash of the posterior
+draws that :func:`load` checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time as _time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .diagnostics import DiagnosticReport, diagnose
+from .effects import hazard_ratio_table
+from .errors import DiagnosticsWarning, ResultFileError, SpecError
+from .priors import describe
+
+FORMAT_VERSION = 1
+SAMPLERS = ("nutpie", "pymc")
+REQUIRED_GROUPS = ("posterior", "sample_stats")
+_VERSIONED = ("bayescrt", "pymc", "pytensor", "nutpie", "arviz", "numpy", "pandas", "xarray")
+
+
+def package_versions() -> dict:
+    out = {}
+    for name in _VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def resolve_seed(random_seed) -> int:
+    """An explicit integer seed: the given one, or a fresh one that is then recorded."""
+    if random_seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer)) or random_seed < 0:
+        raise SpecError(f"random_seed={random_seed!r} must be a non-negative integer or None")
+    return int(random_seed)
+
+
+def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True):
+    """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict)."""
+    if sampler not in SAMPLERS:
+        raise SpecError(f"sampler={sampler!r} is not available; choose one of {SAMPLERS}")
+    for name, val, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
+            raise SpecError(f"{name}={val!r} must be an integer >= {low}")
+    seed = resolve_seed(random_seed)
+    cores = min(chains, os.cpu_count() or 1)
+    t0 = _time.perf_counter()
+    if sampler == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        t1 = _time.perf_counter()
+        trace = nutpie.sample(
+            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+            progress_bar=progress, save_warmup=False,
+        )
+    else:
+        import pymc as pm
+
+        t1 = t0  # PyMC compiles inside pm.sample; its compile time is counted as sampling
+        trace = pm.sample(
+            model=model, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+            progressbar=progress, nuts_sampler="pymc", compute_convergence_checks=False,
+            idata_kwargs={"log_likelihood": False},
+        )
+    t2 = _time.perf_counter()
+    stats = trace["sample_stats"].to_dataset()
+    stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
+    tree = xr.DataTree.from_dict({"posterior": trace["posterior"].to_dataset(), "sample_stats": stats})
+    info = {
+        "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
+        "random_seed": seed, "compile_seconds": round(t1 - t0, 3), "sampling_seconds": round(t2 - t1, 3),
+    }
+    return tree, info
+
+
+def posterior_hash(idata: xr.DataTree) -> str:
+    h = hashlib.sha256()
+    post = idata["posterior"]
+    for name in sorted(post.data_vars):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(post[name].values, dtype=float).tobytes())
+    return h.hexdigest()
+
+
+class Fit:
+    """The result of a fit: an ``xr.DataTree`` plus the summaries computed from it.
+
+    Attributes
+    ----------
+    idata : xr.DataTree
+        Groups ``posterior`` (``log_hr`` per covariate, in the covariates' own
+        units, and the standardised free parameters), ``sample_stats``,
+        ``log_likelihood`` (when stored), ``observed_data`` and
+        ``constant_data``; root attributes hold the model description, the
+        priors used, the data hash, sampler settings and package versions.
+    """
+
+    def __init__(self, idata: xr.DataTree):
+        self.idata = idata
+        self._report: DiagnosticReport | None = None
+
+    # ------------------------------------------------------------ metadata
+    def _attr_json(self, key):
+        return json.loads(self.idata.attrs[key])
+
+    @property
+    def model(self) -> dict:
+        """Family, ties, covariates, centring/scaling and data description."""
+        return self._attr_json("bayescrt_model")
+
+    @property
+    def priors(self) -> list[dict]:
+        """The prior of every covariate: as given, per SD and per unit."""
+        return self._attr_json("bayescrt_priors")
+
+    @property
+    def sampling(self) -> dict:
+        return self._attr_json("bayescrt_sampling")
+
+    @property
+    def covariates(self) -> list[str]:
+        return list(self.model["covariates"])
+
+    def log_hr_draws(self) -> np.ndarray:
+        """Posterior draws of the log-HRs, shape (chains * draws, covariates)."""
+        da = self.idata["posterior"]["log_hr"].transpose("chain", "draw", "covariate")
+        return da.values.reshape(-1, da.sizes["covariate"])
+
+    # ------------------------------------------------------------ summaries
+    def hazard_ratios(self, prob: float = 0.95, hdi: bool = False) -> pd.DataFrame:
+        """Posterior of each log-HR and HR, one row per covariate.
+
+        Columns: ``log_hr_mean``, ``log_hr_sd``, ``hr_median``, ``hr_lower``,
+        ``hr_upper`` (a ``prob`` credible interval, equal-tailed or, with
+        ``hdi=True``, highest-density on the log scale) and ``p_hr_gt_1``, the
+        posterior probability that the HR exceeds 1. Units are the
+        covariates' own (per year, per unit, level vs reference).
+        """
+        return hazard_ratio_table(self.log_hr_draws(), self.covariates, prob=prob, hdi=hdi)
+
+    def diagnostics(self) -> DiagnosticReport:
+        """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""
+        if self._report is None:
+            self._report = diagnose(self.idata)
+        return self._report
+
+    def summary(self, prob: float = 0.95) -> "Report":
+        """A readable report: model, data, sampler, priors, the HR table and the diagnostics."""
+        m, s, rep = self.model, self.sampling, self.diagnostics()
+        hr = self.hazard_ratios(prob=prob)
+        pct = f"{100 * prob:g}%"
+        tab = pd.DataFrame(
+            {
+                "log(HR)": hr["log_hr_mean"],
+                "sd": hr["log_hr_sd"],
+                "HR": hr["hr_median"],
+                f"HR {pct} lower": hr["hr_lower"],
+                f"HR {pct} upper": hr["hr_upper"],
+                "P(HR>1)": hr["p_hr_gt_1"],
+                "R-hat": rep.parameters["rhat"].to_numpy(),
+                "ESS bulk": rep.parameters["ess_bulk"].round().to_numpy(),
+            },
+            index=hr.index,
+        )
+        pri = {describe(p["original"]) + (" (default)" if p["given"].get("scale") == "standardised" else "")
+               for p in self.priors}
+        lines = [
+            f"<bayescrt.Fit: {m['family']}>",
+            f"      model = {m['description']}",
+            f"       data = {m['data_description']}",
+            f"   duration = {m['columns']['time']!r}, event = {m['columns']['event']!r}",
+        ]
+        if m.get("references"):
+            lines.append("  reference = " + ", ".join(f"{k}: {v!r}" for k, v in m["references"].items()))
+        lines += [
+            f"    sampler = {s['sampler']}, {s['chains']} chains x {s['draws']} draws "
+            f"({s['tune']} tuning), seed {s['random_seed']}",
+            f"       time = compile {s['compile_seconds']:.1f} s, sampling {s['sampling_seconds']:.1f} s",
+            "     priors = log-HR " + "; ".join(sorted(pri)) + "  (priors per covariate: fit.priors)",
+            "",
+            "HR is the posterior median; intervals are equal-tailed credible intervals; "
+            "log(HR) and sd are the posterior mean and SD.",
+            tab.to_string(float_format=lambda v: f"{v:.3f}"),
+            "",
+            str(rep).split("\n")[0],
+        ]
+        return Report("\n".join(lines), tab)
+
+    def __repr__(self) -> str:
+        m = self.model
+        return f"<bayescrt.Fit {m['family']} on {m['data_description']}; diagnostics {'ok' if self.diagnostics().ok else 'FAILED'}>"
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path) -> Path:
+        """Write the fit to NetCDF atomically (temporary file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        self.idata.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+        return path
+
+
+class Report:
+    """Text for people (``print(report)``) with the table behind it (``report.table``)."""
+
+    def __init__(self, text: str, table: pd.DataFrame):
+        self.text, self.table = text, table
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+def assemble(posterior_tree: xr.DataTree, info: dict, *, model: dict, priors: list[dict],
+             data_hash: str, extra_groups: dict) -> Fit:
+    """Build the full DataTree of a fit, warn if it fails its diagnostics, return the Fit."""
+    groups = {g: posterior_tree[g].to_dataset() for g in REQUIRED_GROUPS}
+    groups.update(extra_groups)
+    tree = xr.DataTree.from_dict(groups)
+    tree.attrs.update(
+        bayescrt_format=FORMAT_VERSION,
+        bayescrt_model=json.dumps(model),
+        bayescrt_priors=json.dumps(priors),
+        bayescrt_sampling=json.dumps(info),
+        bayescrt_versions=json.dumps(package_versions()),
+        data_sha256=data_hash,
+    )
+    tree.attrs["posterior_sha256"] = posterior_hash(tree)
+    fit = Fit(tree)
+    rep = fit.diagnostics()
+    if not rep.ok:
+        warnings.warn(
+            "This fit FAILED its convergence diagnostics and its results cannot be trusted: "
+            + "; ".join(rep.failures)
+            + ". Run more tuning/draws, reparameterise, or check the data; see fit.diagnostics().",
+            DiagnosticsWarning,
+            stacklevel=3,
+        )
+    return fit
+
+
+def load(path) -> Fit:
+    """Read a fit saved with :meth:`Fit.save`, checking that the file is whole and unaltered."""
+    path = Path(path)
+    if not path.exists():
+        raise ResultFileError(f"no result file at {str(path)!r}")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf").load()
+    except Exception as exc:  # truncated or not NetCDF at all
+        raise ResultFileError(
+            f"{str(path)!r} could not be read as a NetCDF result ({type(exc).__name__}: {exc}); "
+            "the file is truncated or not a bayescrt result: fit again"
+        ) from exc
+    if "bayescrt_format" not in tree.attrs:
+        raise ResultFileError(f"{str(path)!r} is NetCDF but not a bayescrt result (no 'bayescrt_format' attribute)")
+    if int(tree.attrs["bayescrt_format"]) > FORMAT_VERSION:
+        raise ResultFileError(
+            f"{str(path)!r} was written in result format {tree.attrs['bayescrt_format']}, newer than this "
+            f"bayescrt reads ({FORMAT_VERSION}); upgrade bayescrt"
+        )
+    missing = [g for g in REQUIRED_GROUPS if g not in tree.children]
+    for key in ("bayescrt_model", "bayescrt_priors", "bayescrt_sampling", "posterior_sha256"):
+        if key not in tree.attrs:
+            missing.append(f"attribute {key}")
+    if missing:
+        raise ResultFileError(f"{str(path)!r} lacks {missing}; the file is incomplete: fit again")
+    if posterior_hash(tree) != tree.attrs["posterior_sha256"]:
+        raise ResultFileError(
+            f"the posterior draws in {str(path)!r} do not match the hash recorded when it was saved: "
+            "the file was altered or corrupted; fit again"
+        )
+    return Fit(tree)

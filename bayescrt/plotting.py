@@ -1,0 +1,53 @@
+"""Plots. Each takes tables (or DataTrees), never models, and computes no statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | None = None,
+                xlabel: str = "Hazard ratio (log scale)"):
+    """Forest plot of HR medians and intervals, one row per index entry of ``table``.
+
+    ``table`` needs ``hr_median``, ``hr_lower`` and ``hr_upper``; an optional
+    ``diagnostics_ok`` column marks failed fits in red. ``published`` (a
+    DataFrame with the same index and columns ``hr``, ``lower``, ``upper``)
+    draws reported estimates as open squares just below each posterior.
+    Returns the matplotlib Axes; the data drawn are ``ax.forest_data``.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 1.0 + 0.6 * len(table)))
+    y = np.arange(len(table))[::-1].astype(float)
+    ok = table["diagnostics_ok"].to_numpy() if "diagnostics_ok" in table else np.ones(len(table), bool)
+    for yi, (_, row), good in zip(y, table.iterrows(), ok):
+        color = "C0" if good else "red"
+        ax.plot([row.hr_lower, row.hr_upper], [yi, yi], color=color, lw=2.5, solid_capstyle="butt")
+        ax.plot(row.hr_median, yi, "o", color=color, ms=7)
+    labels = [f"{i}" + ("" if g else "\n(diagnostics FAILED)") for i, g in zip(table.index, ok)]
+    drawn = table[["hr_median", "hr_lower", "hr_upper"]].copy()
+    handles = [plt.Line2D([], [], color="C0", marker="o", lw=2.5, label="posterior median, credible interval")]
+    if published is not None:
+        pub = pd.DataFrame(published).reindex(table.index)
+        for yi, (_, row) in zip(y, pub.iterrows()):
+            if pd.notna(row.get("hr")):
+                ax.plot([row.lower, row.upper], [yi - 0.25, yi - 0.25], color="0.35", lw=1.5)
+                ax.plot(row.hr, yi - 0.25, "s", mfc="white", mec="0.2", ms=7)
+        drawn = drawn.join(pub.add_prefix("published_"))
+        handles.append(plt.Line2D([], [], color="0.35", marker="s", mfc="white", mec="0.2", lw=1.5,
+                                  label="published estimate, 95% CI"))
+    ax.axvline(1.0, color="0.5", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(y, labels)
+    ax.set_ylim(y.min() - 0.7, y.max() + 0.5)
+    ax.set_xlabel(xlabel)
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.legend(handles=handles, loc="best", fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    ax.forest_data = drawn
+    return ax

@@ -21,8 +21,15 @@ from .errors import DataError, DataWarning, suggest
 MISSING_CHOICES = ("error", "drop")
 
 
+def _py(v):
+    """numpy scalars (and tuples of them) as plain Python values, for readable messages."""
+    if isinstance(v, tuple):
+        return tuple(_py(x) for x in v)
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def _examples(labels, values, k: int = 3) -> str:
-    pairs = [f"row {lab!r}: {val!r}" for lab, val in list(zip(labels, values))[:k]]
+    pairs = [f"row {_py(lab)!r}: {_py(val)!r}" for lab, val in list(zip(labels, values))[:k]]
     more = f" (and {len(labels) - k} more)" if len(labels) > k else ""
     return ", ".join(pairs) + more
 
@@ -328,14 +335,14 @@ class SurvivalData:
                     )
                     continue
                 if np.ptp(x) == 0:
-                    problems.append(f"covariate {c!r} is constant ({x[0]!r}); drop it from covariates")
+                    problems.append(f"covariate {c!r} is constant ({_py(x[0])!r}); drop it from covariates")
                     continue
                 cols.append(x), names.append(c), sources.append(c)
             elif _is_categorical(s):
                 if isinstance(s.dtype, pd.CategoricalDtype):
-                    levels = [lv for lv in s.cat.categories if (s == lv).any()]
+                    levels = [_py(lv) for lv in s.cat.categories if (s == lv).any()]
                 else:
-                    levels = sorted(s.unique(), key=str)
+                    levels = sorted((_py(v) for v in s.unique()), key=str)
                 if len(levels) < 2:
                     problems.append(
                         f"categorical covariate {c!r} has a single level {levels!r}; drop it from covariates"

@@ -180,8 +180,7 @@ class Fit:
             },
             index=hr.index,
         )
-        pri = {describe(p["original"]) + (" (default)" if p["given"].get("scale") == "standardised" else "")
-               for p in self.priors}
+        pri = {describe(p["given"]) for p in self.priors}
         lines = [
             f"<bayescrt.Fit: {m['family']}>",
             f"      model = {m['description']}",
@@ -194,7 +193,7 @@ class Fit:
             f"    sampler = {s['sampler']}, {s['chains']} chains x {s['draws']} draws "
             f"({s['tune']} tuning), seed {s['random_seed']}",
             f"       time = compile {s['compile_seconds']:.1f} s, sampling {s['sampling_seconds']:.1f} s",
-            "     priors = log-HR " + "; ".join(sorted(pri)) + "  (priors per covariate: fit.priors)",
+            "     priors = log-HR ~ " + "; ".join(sorted(pri)) + "  (per covariate, both scales: fit.priors)",
             "",
             "HR is the posterior median; intervals are equal-tailed credible intervals; "
             "log(HR) and sd are the posterior mean and SD.",

@@ -69,15 +69,19 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
     """
     if not isinstance(sets, CovariateSets):
         sets = CovariateSets(**sets)
-    fits, labels = {}, {}
-    for name, cols in sets.items():
+    data_keys = ("entry", "strata", "weights", "reference", "missing")
+    data_kw = {k: v for k, v in fit_kwargs.items() if k in data_keys}
+    plan, labels = {}, {}
+    for name, cols in sets.items():  # validate every set before any sampling
         covs = [exposure] + [c for c in cols if c != exposure]
-        fit = model.fit(df, time=time, event=event, covariates=covs, **fit_kwargs)
-        mine = [lab for lab, src in zip(fit.model["covariates"], fit.model["sources"]) if src == exposure]
+        data = model.prepare(df, time=time, event=event, covariates=covs, **data_kw)
+        mine = [lab for lab, src in zip(data.covariates, data.sources) if src == exposure]
         if len(mine) != 1:
             raise SpecError(
                 f"exposure {exposure!r} expands to {len(mine)} columns {mine}; it must be a single binary or "
                 "numeric column (recode a categorical exposure as one indicator)"
             )
-        fits[name], labels[name] = fit, mine[0]
+        plan[name], labels[name] = covs, mine[0]
+    fits = {name: model.fit(df, time=time, event=event, covariates=covs, **fit_kwargs)
+            for name, covs in plan.items()}
     return CovariateSetFits(fits, exposure, labels, sets)

@@ -78,7 +78,6 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
         trace = pm.sample(
             model=model, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
             progressbar=progress, nuts_sampler="pymc", compute_convergence_checks=False,
-            idata_kwargs={"log_likelihood": False},
         )
     t2 = _time.perf_counter()
     stats = trace["sample_stats"].to_dataset()
@@ -154,7 +153,16 @@ class Fit:
         posterior probability that the HR exceeds 1. Units are the
         covariates' own (per year, per unit, level vs reference).
         """
-        return hazard_ratio_table(self.log_hr_draws(), self.covariates, prob=prob, hdi=hdi)
+        tab = hazard_ratio_table(self.log_hr_draws(), self.covariates, prob=prob, hdi=hdi)
+        tab.attrs["diagnostics_ok"] = self.diagnostics().ok
+        if not tab.attrs["diagnostics_ok"]:
+            warnings.warn(
+                "these hazard ratios come from a fit that FAILED its diagnostics and cannot be trusted: "
+                + "; ".join(self.diagnostics().failures),
+                DiagnosticsWarning,
+                stacklevel=2,
+            )
+        return tab
 
     def diagnostics(self) -> DiagnosticReport:
         """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""

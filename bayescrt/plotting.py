@@ -19,7 +19,7 @@ def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | No
     import matplotlib.pyplot as plt
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 1.0 + 0.6 * len(table)))
+        _, ax = plt.subplots(figsize=(7.5, 1.6 + 0.6 * len(table)))
     y = np.arange(len(table))[::-1].astype(float)
     ok = table["diagnostics_ok"].to_numpy() if "diagnostics_ok" in table else np.ones(len(table), bool)
     for yi, (_, row), good in zip(y, table.iterrows(), ok):
@@ -28,7 +28,8 @@ def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | No
         ax.plot(row.hr_median, yi, "o", color=color, ms=7)
     labels = [f"{i}" + ("" if g else "\n(diagnostics FAILED)") for i, g in zip(table.index, ok)]
     drawn = table[["hr_median", "hr_lower", "hr_upper"]].copy()
-    handles = [plt.Line2D([], [], color="C0", marker="o", lw=2.5, label="posterior median, credible interval")]
+    level = f"{100 * table.attrs.get('prob', 0.95):g}%"
+    handles = [plt.Line2D([], [], color="C0", marker="o", lw=2.5, label=f"posterior median, {level} credible interval")]
     if published is not None:
         pub = pd.DataFrame(published).reindex(table.index)
         for yi, (_, row) in zip(y, pub.iterrows()):
@@ -45,7 +46,9 @@ def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | No
     ax.set_xlabel(xlabel)
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.legend(handles=handles, loc="best", fontsize=8, frameon=False)
+    ax.margins(x=0.05)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=len(handles), fontsize=8,
+              frameon=False)
     if title:
         ax.set_title(title)
     ax.figure.tight_layout()

@@ -53,6 +53,7 @@ class DiagnosticReport:
         )
         lines = [head, ""]
         tab = self.gates.copy()
+        tab["value"] = tab["value"].map(lambda v: f"{v:.4g}")
         tab["passed"] = tab["passed"].map({True: "yes", False: "NO"})
         lines.append(tab.to_string())
         lines += ["", self.parameters.to_string(float_format=lambda v: f"{v:.4g}")]

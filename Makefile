@@ -24,7 +24,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/bayescrt quickstart
+	$(VENV)/bin/bayescrt reproduce danish --out out/danish --json out/danish.json
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest

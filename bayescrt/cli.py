@@ -21,6 +21,39 @@ def _quickstart(args) -> int:
     return 0 if fit.diagnostics().ok else 1
 
 
+def _reproduce(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .reproduce import reproduce, write_outputs
+
+    rep = reproduce(args.study, draws=args.draws, chains=args.chains, random_seed=args.seed,
+                    progress=not args.no_progress)
+    print(rep)
+    if args.out:
+        paths = write_outputs(rep, Path(args.out))
+        print(f"\nwrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep.to_json(), indent=2))
+        print(f"wrote {args.json}")
+    ok = all(f.diagnostics().ok for f in rep.fits.fits.values())
+    if not ok:
+        print("\nAT LEAST ONE FIT FAILED ITS DIAGNOSTICS: its row cannot be trusted (see the diagnostic report).")
+    return 0 if ok else 1
+
+
+def _calibrate(args) -> int:
+    from .calibrate import calibrate, to_toml, write
+    from .spec import load_spec
+
+    spec = load_spec(args.study)
+    print(f"calibrating the SYNTHETIC cohort of spec {spec.name!r} to its published targets ...")
+    record = calibrate(spec, factor=args.factor)
+    print(to_toml(record))
+    print(f"written to {write(spec, record)}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bayescrt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +64,19 @@ def main(argv=None) -> int:
     q.add_argument("--out", help="save the fit as NetCDF here")
     q.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
     q.set_defaults(func=_quickstart)
+    r = sub.add_parser("reproduce", help="Bayesian re-analysis of a published study on its synthetic cohort")
+    r.add_argument("study", help="spec name (e.g. danish) or path to a spec .toml")
+    r.add_argument("--draws", type=int, help="draws per chain (and tuning steps); default from the spec")
+    r.add_argument("--chains", type=int, help="number of chains; default from the spec")
+    r.add_argument("--seed", type=int, help="random seed; default from the spec")
+    r.add_argument("--out", help="folder for NetCDF fits, table.csv, forest.png and the diagnostic report")
+    r.add_argument("--json", help="write the table as JSON here")
+    r.add_argument("--no-progress", action="store_true", help="hide the sampling progress bars")
+    r.set_defaults(func=_reproduce)
+    c = sub.add_parser("calibrate", help="recompute a synthetic cohort's calibration (writes <spec>.calibration.toml)")
+    c.add_argument("study", help="spec name (e.g. danish) or path to a spec .toml")
+    c.add_argument("--factor", type=int, default=8, help="cohort size multiple used to meet targets in expectation")
+    c.set_defaults(func=_calibrate)
     args = parser.parse_args(argv)
     return args.func(args)
 

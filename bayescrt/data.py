@@ -34,6 +34,12 @@ def _examples(labels, values, k: int = 3) -> str:
     return ", ".join(pairs) + more
 
 
+def _flag(problems: list[str], bad: np.ndarray, labels, values, subject: str, what: str, fix: str) -> None:
+    """Record '<subject> has <n> <what> (row examples); <fix>' when any row is bad."""
+    if bad.any():
+        problems.append(f"{subject} has {bad.sum()} {what} ({_examples(labels[bad], values[bad])}); {fix}")
+
+
 def _is_categorical(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
 
@@ -238,19 +244,11 @@ class SurvivalData:
         t = cls._numeric(frame[time], "time", time, problems)
         if t is not None:
             ok = ~np.isnan(t)
-            bad = ok & ~np.isfinite(t)
-            if bad.any():
-                problems.append(
-                    f"time column {time!r} has {bad.sum()} non-finite values ({_examples(labels[bad], t[bad])}); "
-                    "times must be finite: code censoring with the event column, not with inf"
-                )
-            bad = ok & np.isfinite(t) & (t <= 0)
-            if bad.any():
-                problems.append(
-                    f"time column {time!r} has {bad.sum()} values <= 0 ({_examples(labels[bad], t[bad])}); "
-                    "survival times must be > 0: add a small positive value to zero times, "
-                    "or check that the column is a duration and not a date"
-                )
+            _flag(problems, ok & ~np.isfinite(t), labels, t, f"time column {time!r}", "non-finite values",
+                  "times must be finite: code censoring with the event column, not with inf")
+            _flag(problems, ok & np.isfinite(t) & (t <= 0), labels, t, f"time column {time!r}", "values <= 0",
+                  "survival times must be > 0: add a small positive value to zero times, "
+                  "or check that the column is a duration and not a date")
 
         # ---- event
         e = None
@@ -285,12 +283,8 @@ class SurvivalData:
         if entry is not None:
             en = cls._numeric(frame[entry], "entry", entry, problems)
             if en is not None:
-                bad = ~np.isfinite(en) | (en < 0)
-                if bad.any():
-                    problems.append(
-                        f"entry column {entry!r} has {bad.sum()} negative or non-finite values "
-                        f"({_examples(labels[bad], en[bad])}); entry times must be finite and >= 0"
-                    )
+                _flag(problems, ~np.isfinite(en) | (en < 0), labels, en, f"entry column {entry!r}",
+                      "negative or non-finite values", "entry times must be finite and >= 0")
                 if t is not None:
                     bad = en >= t
                     if bad.any():
@@ -305,12 +299,8 @@ class SurvivalData:
         if weights is not None:
             w = cls._numeric(frame[weights], "weights", weights, problems)
             if w is not None:
-                bad = ~np.isfinite(w) | (w <= 0)
-                if bad.any():
-                    problems.append(
-                        f"weights column {weights!r} has {bad.sum()} values that are not finite and > 0 "
-                        f"({_examples(labels[bad], w[bad])}); drop zero-weight rows explicitly"
-                    )
+                _flag(problems, ~np.isfinite(w) | (w <= 0), labels, w, f"weights column {weights!r}",
+                      "values that are not finite and > 0", "drop zero-weight rows explicitly")
 
         # ---- covariates
         cols: list[np.ndarray] = []
@@ -329,10 +319,7 @@ class SurvivalData:
                 x = s.to_numpy(dtype=float)
                 bad = ~np.isfinite(x)
                 if bad.any():
-                    problems.append(
-                        f"covariate {c!r} has {bad.sum()} non-finite values ({_examples(labels[bad], x[bad])}); "
-                        "replace or drop them"
-                    )
+                    _flag(problems, bad, labels, x, f"covariate {c!r}", "non-finite values", "replace or drop them")
                     continue
                 if np.ptp(x) == 0:
                     problems.append(f"covariate {c!r} is constant ({_py(x[0])!r}); drop it from covariates")

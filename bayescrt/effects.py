@@ -48,3 +48,27 @@ def hazard_ratio_table(log_hr: np.ndarray, names, prob: float = 0.95, hdi: bool 
     )
     tab.attrs.update(prob=prob, interval="hdi" if hdi else "equal-tailed")
     return tab
+
+
+def kaplan_meier(time, event) -> pd.DataFrame:
+    """Kaplan-Meier estimate: one row per distinct event time, with Greenwood's standard error.
+
+    Columns ``time``, ``at_risk``, ``events``, ``survival``, ``se``; the first
+    row is time 0 with survival 1.
+    """
+    t = np.asarray(time, float)
+    d = np.asarray(event, bool)
+    times, inv = np.unique(t, return_inverse=True)
+    deaths = np.bincount(inv, weights=d, minlength=len(times))
+    leaving = np.bincount(inv, minlength=len(times))
+    at_risk = len(t) - np.concatenate([[0], np.cumsum(leaving)[:-1]])
+    keep = deaths > 0
+    times, deaths, at_risk = times[keep], deaths[keep], at_risk[keep]
+    surv = np.cumprod(1 - deaths / at_risk)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        green = np.cumsum(deaths / (at_risk * (at_risk - deaths)))
+    return pd.DataFrame({
+        "time": np.concatenate([[0.0], times]), "at_risk": np.concatenate([[len(t)], at_risk]),
+        "events": np.concatenate([[0], deaths]), "survival": np.concatenate([[1.0], surv]),
+        "se": np.concatenate([[0.0], surv * np.sqrt(green)]),
+    })

@@ -54,3 +54,31 @@ def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | No
     ax.figure.tight_layout()
     ax.forest_data = drawn
     return ax
+
+
+def plot_survival_curves(curves: dict, *, ax=None, title: str | None = None, xlabel: str = "Years",
+                         ylabel: str = "Survival"):
+    """Step plots of survival curves, e.g. ``{"upgrade": km_table, "de novo": km_table}``.
+
+    Each table needs ``time`` and ``survival`` (and optionally ``se`` for a
+    pointwise 95% band), as returned by :func:`bayescrt.effects.kaplan_meier`.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    for k, (label, tab) in enumerate(curves.items()):
+        ax.step(tab["time"], tab["survival"], where="post", color=f"C{k}", label=label)
+        if "se" in tab:
+            lo = np.clip(tab["survival"] - 1.96 * tab["se"], 0, 1)
+            hi = np.clip(tab["survival"] + 1.96 * tab["se"], 0, 1)
+            ax.fill_between(tab["time"], lo, hi, step="post", color=f"C{k}", alpha=0.2, lw=0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax

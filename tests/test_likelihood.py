@@ -98,3 +98,41 @@ def test_extreme_linear_predictors_stay_finite():
     d = SurvivalData.from_frame(df.assign(e=np.arange(50) % 2), time="t", event="e", covariates=["x"])
     terms = partial_loglik_terms(d.X @ np.array([2.0]), RiskSets.from_data(d, "efron"))
     assert np.all(np.isfinite(terms))
+
+
+@pytest.mark.parametrize("ties,strata,entry", [("efron", None, None), ("breslow", "s", None), ("efron", "s", "en")])
+def test_newton_mle_matches_statsmodels(tied, ties, strata, entry):
+    from statsmodels.duration.hazard_regression import PHReg
+
+    from bayescrt.families.cox import mle
+
+    d = SurvivalData.from_frame(tied, time="t", event="e", covariates=["a", "b"], strata=strata, entry=entry)
+    ours = mle(d, ties)
+    ref = PHReg(tied.t, tied[["a", "b"]], status=tied.e.astype(int), ties=ties,
+                strata=None if strata is None else tied[strata], entry=None if entry is None else tied[entry]).fit()
+    np.testing.assert_allclose(list(ours["coef"].values()), ref.params, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(list(ours["se"].values()), ref.bse, rtol=1e-5)
+    assert ours["loglik"] == pytest.approx(ref.llf, rel=1e-10)
+
+
+def test_newton_mle_matches_lifelines_on_rossi():
+    from lifelines import CoxPHFitter
+
+    from bayescrt.families.cox import mle
+
+    df = bc.datasets.load_rossi()
+    covs = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
+    cph = CoxPHFitter().fit(df, "week", "arrest")
+    ours = mle(SurvivalData.from_frame(df, time="week", event="arrest", covariates=covs))
+    np.testing.assert_allclose(pd.Series(ours["coef"])[covs], cph.params_[covs], rtol=1e-6)
+    np.testing.assert_allclose(pd.Series(ours["se"])[covs], cph.standard_errors_[covs], rtol=1e-5)
+
+
+def test_kaplan_meier_matches_lifelines(tied):
+    from lifelines import KaplanMeierFitter
+
+    from bayescrt.effects import kaplan_meier
+
+    km = kaplan_meier(tied.t, tied.e)
+    ref = KaplanMeierFitter().fit(tied.t, tied.e).survival_function_["KM_estimate"]
+    np.testing.assert_allclose(km["survival"].to_numpy(), ref.loc[km["time"]].to_numpy(), rtol=1e-12)

@@ -175,3 +175,70 @@ def _prior_vector(priors: list[dict], p: int, pm, pt):
     for idx, rv in parts.values():
         beta = pt.set_subtensor(beta[np.asarray(idx)], rv)
     return beta
+
+
+def _risk_sums(R, rs: RiskSets, Re=None):
+    """Risk-set sums (S - l/d T, minus not-yet-entered rows) gathered per event from padded reverse cumsums."""
+    g, gd, end = rs.group_start, rs.group_events_end, rs.stratum_end
+    f = (1.0 - rs.tie_fraction).reshape((-1,) + (1,) * (R.ndim - 1))
+    out = f * (R[g] - R[gd]) + (R[gd] - R[end])
+    if Re is not None:
+        out = out - (Re[rs.entry_start] - Re[end])
+    return out
+
+
+def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float = 1e-10) -> dict:
+    """Maximum partial-likelihood estimate by Newton-Raphson with exact gradient and Hessian.
+
+    The frequentist Cox fit, O(N p^2) per iteration from the same sorted risk
+    sets as the Bayesian model. Returns ``coef`` and ``se`` (from the observed
+    information) per covariate in original units, ``loglik`` and ``iterations``.
+    Used for calibration and for frequentist comparisons; validated against
+    lifelines and statsmodels in the tests.
+    """
+    rs = RiskSets.from_data(data, ties)
+    X = data.X - data.center
+    n, p = X.shape
+    w = np.ones(n) if rs.weights is None else rs.weights
+    c = rs.log_weight[:, None]
+
+    def pad(a):
+        r = np.cumsum(a[::-1], axis=0)[::-1]
+        return np.concatenate([r, np.zeros((1,) + a.shape[1:])], axis=0)
+
+    def derivs(beta):
+        eta = X @ beta
+        m = eta.max()
+        r = w * np.exp(eta - m)
+        rx = r[:, None] * X
+        rxx = rx[:, :, None] * X[:, None, :]
+        sums = []
+        for a in (r, rx, rxx):
+            Re = pad(a[rs.entry_order]) if rs.entry_order is not None else None
+            sums.append(_risk_sums(pad(a), rs, Re))
+        s0, s1, s2 = sums
+        ev = rs.event_rows
+        ll = float(np.sum(rs.event_weight * eta[ev] - rs.log_weight * (np.log(s0) + m)))
+        mean = s1 / s0[:, None]
+        grad = (rs.event_weight[:, None] * X[ev]).sum(0) - (c * mean).sum(0)
+        info = (c[:, :, None] * (s2 / s0[:, None, None] - mean[:, :, None] * mean[:, None, :])).sum(0)
+        return ll, grad, info
+
+    beta = np.zeros(p)
+    ll, grad, info = derivs(beta)
+    for it in range(1, max_iter + 1):
+        step = np.linalg.solve(info, grad)
+        t = 1.0
+        while True:
+            new = derivs(beta + t * step)
+            if new[0] >= ll - 1e-12 or t < 1e-8:
+                break
+            t /= 2
+        beta = beta + t * step
+        converged = abs(new[0] - ll) < tol
+        ll, grad, info = new
+        if converged:
+            break
+    se = np.sqrt(np.diag(np.linalg.inv(info)))
+    return {"coef": dict(zip(data.covariates, beta)), "se": dict(zip(data.covariates, se)), "loglik": ll,
+            "iterations": it}

@@ -1,0 +1,65 @@
+"""The main job on the synthetic Danish cohort: posteriors against the published HRs (one shared run)."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+import bayescrt as bc
+from bayescrt import reproduce as rp
+
+pytestmark = pytest.mark.mcmc
+
+
+@pytest.fixture(scope="module")
+def danish():
+    return rp.reproduce("danish", progress=False)  # the spec's own settings: 4 chains x 1000 draws
+
+
+def test_posteriors_reproduce_the_published_hrs(danish):
+    tab = danish.table()
+    print("\n" + str(danish))
+    assert list(tab.index) == ["minimal", "full"]
+    for name, r in tab.iterrows():
+        assert r.published_lower < r.hr_median < r.published_upper, name
+        width = math.log(r.hr_upper / r.hr_lower)
+        pub_width = math.log(r.published_upper / r.published_lower)
+        print(f"{name}: log-scale interval width {width:.4f} vs published {pub_width:.4f} ({width / pub_width - 1:+.1%})")
+        assert abs(width / pub_width - 1) < 0.2, name
+
+
+def test_diagnostics_pass_for_both_fits(danish):
+    for name, fit in danish.fits.fits.items():
+        g = fit.diagnostics().gates["value"]
+        assert g["R-hat (max)"] < 1.01 and g["bulk ESS (min)"] > 400 and g["divergences"] == 0, (name, g)
+        assert fit.diagnostics().ok
+
+
+def test_the_truth_is_inside_the_full_model_posterior(danish):
+    truth = danish.cohort.attrs["truth"]["exposure_hr"]
+    r = danish.table().loc["full"]
+    assert r.hr_lower < truth < r.hr_upper
+
+
+def test_cli_writes_every_output_and_says_synthetic(danish, tmp_path, monkeypatch, capsys):
+    from bayescrt.cli import main
+
+    monkeypatch.setattr(rp, "reproduce", lambda *a, **k: danish)
+    rc = main(["reproduce", "danish", "--out", str(tmp_path / "out"), "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "SYNTHETIC DATA" in out and "published 95% CI" in out and "P(HR > 1)" in out
+    files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"danish_minimal.nc", "danish_full.nc", "table.csv", "forest.png", "diagnostics.txt",
+            "diagnostics.json", "README.txt"} <= files
+    assert "SYNTHETIC" in (tmp_path / "out" / "README.txt").read_text()
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["synthetic"] is True
+    assert [r["covariate_set"] for r in doc["rows"]] == ["minimal", "full"]
+    assert set(doc["rows"][0]) == {"covariate_set", "hr_median", "hr_lower", "hr_upper", "p_hr_gt_1", "published_hr",
+                                   "published_lower", "published_upper", "diagnostics_ok"}
+    back = bc.load(tmp_path / "out" / "danish_full.nc")
+    assert back.idata.attrs["synthetic"] == 1
+    csv = pd.read_csv(tmp_path / "out" / "table.csv", index_col=0)
+    assert csv.loc["full", "published_hr"] == 1.03

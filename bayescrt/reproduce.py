@@ -19,8 +19,8 @@ from .covariate_sets import CovariateSetFits, fit_covariate_sets
 from .spec import AnalysisSpec, load_spec
 
 SYNTHETIC_NOTE = (
-    "SYNTHETIC DATA: the cohort analysed here is simulated, calibrated to the published tables of "
-    "the {title}; it is not the registry's patient data, which are not public."
+    "SYNTHETIC DATA: the cohort analysed here is simulated, calibrated to the published tables of the "
+    "{study}; it is not the study's patient data, which are not public."
 )
 
 
@@ -32,7 +32,7 @@ class Reproduction:
 
     @property
     def note(self) -> str:
-        return SYNTHETIC_NOTE.format(title=self.spec.title)
+        return SYNTHETIC_NOTE.format(study=self.spec.raw.get("study", self.spec.title))
 
     def table(self) -> pd.DataFrame:
         """Posterior of the exposure HR per covariate set, beside the published HR and 95% CI."""

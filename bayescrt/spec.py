@@ -23,7 +23,7 @@ from .estimators import CoxPH
 FAMILIES = {"CoxPH": CoxPH}
 NAMED = {"danish": "danish_registry.toml"}
 
-TOP_KEYS = {"name", "title", "synthetic", "time", "event", "exposure", "cohort", "covariate_sets", "model",
+TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "covariate_sets", "model",
             "priors", "sampler", "published"}
 COHORT_KEYS = {"n", "n_exposed", "correlation", "accrual", "baseline", "covariates", "hazard_ratios"}
 MODEL_KEYS = {"family", "ties"}

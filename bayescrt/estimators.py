@@ -63,10 +63,10 @@ class CoxPH:
         )
 
     def build(self, data: SurvivalData, priors: dict | None = None):
-        """The PyMC model for validated data; returns (model, risk sets, resolved priors)."""
+        """The PyMC model for validated data; returns (model, risk sets, resolved priors, preconditioning)."""
         resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
-        model, rs = cox.build_model(data, resolved, self.ties)
-        return model, rs, resolved
+        model, rs, pre = cox.build_model(data, resolved, self.ties)
+        return model, rs, resolved, pre
 
     def fit(
         self,
@@ -99,7 +99,7 @@ class CoxPH:
         """
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry,
                             strata=strata, weights=weights, reference=reference, missing=missing)
-        model, rs, resolved = self.build(data, priors)
+        model, rs, resolved, pre = self.build(data, priors)
         tree, info = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                   random_seed=random_seed, progress=progress)
         groups = _data_groups(data)
@@ -125,6 +125,7 @@ class CoxPH:
             "dropped": data.dropped,
             "data_description": data.describe(),
             "log_likelihood": "per event" if log_likelihood else "not stored",
+            "parameterisation": pre,
         }
         return assemble(tree, info, model=description, priors=resolved, data_hash=data.hash(),
                         extra_groups=groups)

@@ -65,7 +65,7 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
+        compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # keep data as inputs
         t1 = _time.perf_counter()
         trace = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,

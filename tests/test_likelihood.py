@@ -74,21 +74,34 @@ def test_weighted_efron_matches_lifelines(tied):
     assert ll == pytest.approx(cph.log_likelihood_, rel=1e-8)
 
 
-def test_model_logp_and_gradient(tied):
-    """The PyMC model's log density is prior + partial likelihood, and its gradient is right."""
-    est = bc.CoxPH()
-    d = est.prepare(tied, time="t", event="e", covariates=["a", "b"], strata="s", entry="en")
-    model, rs, pri = est.build(d)
+@pytest.mark.parametrize("precondition", [True, False])
+def test_model_logp_and_gradient(tied, precondition):
+    """The model's log density is prior + partial likelihood in z = (beta_std - m) / s, with its Jacobian."""
+    from bayescrt.families.cox import build_model
+    from bayescrt.priors import resolve_priors
+
+    d = bc.CoxPH().prepare(tied, time="t", event="e", covariates=["a", "b"], strata="s", entry="en")
+    pri = resolve_priors(d.covariates, d.sources, d.scale, None)
+    model, rs, pre = build_model(d, pri, "efron", precondition=precondition)
+    assert pre["preconditioned"] is precondition
+    m = np.array(pre.get("mode_std", [0.0, 0.0]))
+    s = np.array(pre.get("se_std", [1.0, 1.0]))
     logp = model.compile_logp()
     dlogp = model.compile_dlogp()
-    b_std = np.array([0.3, -0.2])
-    point = {"log_hr_std": b_std}
-    expected = partial_loglik_terms(d.standardised() @ b_std, rs).sum() + stats.norm(0, 2.5).logpdf(b_std).sum()
-    assert logp(point) == pytest.approx(expected, rel=1e-10)
-    h = 1e-6
-    fd = [(logp({"log_hr_std": b_std + h * e}) - logp({"log_hr_std": b_std - h * e})) / (2 * h) for e in np.eye(2)]
-    np.testing.assert_allclose(dlogp(point), fd, rtol=1e-6)
-    assert np.all(np.isfinite(dlogp({"log_hr_std": np.array([8.0, -8.0])})))
+    z = np.array([0.3, -0.2])
+    b_std = m + s * z
+    expected = (partial_loglik_terms(d.standardised() @ b_std, rs).sum() + stats.norm(0, 2.5).logpdf(b_std).sum()
+                + np.log(s).sum())
+    assert logp({"log_hr_z": z}) == pytest.approx(expected, rel=1e-10)
+    # central differences: truncation O(h^2) ~ 1e-8, round-off eps*|logp|/h ~ 1e-10 at h = 1e-4
+    h = 1e-4
+    fd = [(logp({"log_hr_z": z + h * e}) - logp({"log_hr_z": z - h * e})) / (2 * h) for e in np.eye(2)]
+    np.testing.assert_allclose(dlogp({"log_hr_z": z}), fd, rtol=1e-6, atol=1e-6)
+    assert np.all(np.isfinite(dlogp({"log_hr_z": np.array([8.0, -8.0])})))
+    if precondition:  # m is the MLE on the per-SD scale, s its standard errors
+        from bayescrt.families.cox import mle
+        ref = mle(d, "efron")
+        np.testing.assert_allclose(m, np.array(list(ref["coef"].values())) * d.scale)
 
 
 @pytest.mark.filterwarnings("ignore::bayescrt.DataWarning")
@@ -98,6 +111,57 @@ def test_extreme_linear_predictors_stay_finite():
     d = SurvivalData.from_frame(df.assign(e=np.arange(50) % 2), time="t", event="e", covariates=["x"])
     terms = partial_loglik_terms(d.X @ np.array([2.0]), RiskSets.from_data(d, "efron"))
     assert np.all(np.isfinite(terms))
+
+
+def _brute_force_loglik(df, beta, ties):
+    """Partial log-likelihood from explicit risk sets, each summed by log-sum-exp (O(N^2), small data only)."""
+    from scipy.special import logsumexp
+
+    eta = df[["x"]].to_numpy() @ beta
+    total = 0.0
+    for t in np.unique(df.t[df.e == 1]):
+        at_risk = ((df.t >= t) & (df.en < t)).to_numpy()
+        dead = ((df.t == t) & (df.e == 1)).to_numpy()
+        d = dead.sum()
+        for l in range(d):
+            f = l / d if ties == "efron" else 0.0
+            # log(sum_R exp(eta) - f * sum_D exp(eta)) with D inside R, all on the log scale
+            log_r, log_d = logsumexp(eta[at_risk]), logsumexp(eta[dead])
+            total -= log_r + np.log1p(-f * np.exp(log_d - log_r))
+        total += eta[dead].sum()
+    return total
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_late_entrants_do_not_cancel_early_risk_sets(ties):
+    """Early deaths among a few low-risk subjects while a large high-risk cohort has not entered yet.
+
+    Backwards, each early risk set is (everyone still alive) minus (not yet entered): two sums
+    of about 100 e^30 whose difference is about e^0, below double precision.
+    """
+    rng = np.random.default_rng(5)
+    early = pd.DataFrame({"t": np.arange(1.0, 11.0), "e": 1, "x": 0.0, "en": 0.0})
+    late = pd.DataFrame({"t": 20 + rng.exponential(5, 100).round(), "e": rng.random(100) < 0.8,
+                         "x": 1.0 + rng.normal(0, 0.1, 100), "en": 15.0})
+    df = pd.concat([early, late], ignore_index=True)
+    d = SurvivalData.from_frame(df, time="t", event="e", covariates=["x"], entry="en")
+    rs = RiskSets.from_data(d, ties)
+    for b in (0.0, 30.0, -30.0):
+        ours = partial_loglik_terms(d.X @ np.array([b]), rs).sum()
+        assert ours == pytest.approx(_brute_force_loglik(df, np.array([b]), ties), rel=1e-10)
+
+
+def test_mle_reports_separation_as_not_converged():
+    """With the covariate ordering the deaths perfectly, the partial likelihood has no maximum."""
+    df = pd.DataFrame({"t": np.arange(1.0, 21.0), "e": 1, "x": np.linspace(1, 0, 20)})
+    from bayescrt.families.cox import mle
+
+    with pytest.warns(bc.DataWarning):
+        d = SurvivalData.from_frame(df, time="t", event="e", covariates=["x"])
+    assert not mle(d)["converged"]
+    ok = SurvivalData.from_frame(df.assign(x=np.random.default_rng(0).normal(size=20)), time="t", event="e",
+                                 covariates=["x"])
+    assert mle(ok)["converged"]
 
 
 @pytest.mark.parametrize("ties,strata,entry", [("efron", None, None), ("breslow", "s", None), ("efron", "s", "en")])

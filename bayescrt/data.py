@@ -97,11 +97,13 @@ class SurvivalData:
 
     @property
     def center(self) -> np.ndarray:
-        return self.X.mean(axis=0)
+        """Mean of each covariate column, weighted by the case weights when there are any."""
+        return np.average(self.X, axis=0, weights=self.weights)
 
     @property
     def scale(self) -> np.ndarray:
-        return self.X.std(axis=0)
+        """Standard deviation of each covariate column, weighted like :attr:`center`."""
+        return np.sqrt(np.average((self.X - self.center) ** 2, axis=0, weights=self.weights))
 
     def standardised(self) -> np.ndarray:
         """Covariates centred and divided by their standard deviation."""
@@ -309,6 +311,20 @@ class SurvivalData:
         refs: dict = {}
         for c in covariates:
             s = frame[c]
+            if c in reference and not _is_categorical(s):
+                problems.append(
+                    f"reference level {reference[c]!r} given for {c!r}, which has dtype {s.dtype} and is used as a "
+                    f"number; to treat its values as levels pass df[{c!r}].astype('category'), else drop the reference"
+                )
+                continue
+            if s.dtype == object and len(s) and all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in s.dropna()
+            ):
+                problems.append(
+                    f"covariate {c!r} has dtype object but holds numbers; convert it with pd.to_numeric(df[{c!r}]) "
+                    f"to use it as a number or with .astype('category') to use its values as levels"
+                )
+                continue
             if pd.api.types.is_bool_dtype(s.dtype):
                 x = s.to_numpy(dtype=float)
                 if np.unique(x).size < 2:

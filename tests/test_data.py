@@ -51,6 +51,8 @@ BAD = [
     ("constant covariate", mutate(age=[70.0] * 6), {}, r"covariate 'age' is constant \(70\.0\); drop it"),
     ("bad reference level", base, {"covariates": ["grp"], "reference": {"grp": "z"}}, r"reference level 'z' for 'grp' is not among its levels \['a', 'b', 'c'\]"),
     ("reference for non-covariate", base, {"reference": {"grp": "a"}}, r"reference level given for 'grp', which is not a covariate"),
+    ("reference for numeric covariate", base, {"covariates": ["age"], "reference": {"age": 70.0}}, r"reference level 70\.0 given for 'age', which has dtype float64 and is used as a number; .*astype\('category'\)"),
+    ("numbers stored as object", mutate(age=pd.Series([70, 65, 80, 72, 60, 75], dtype=object)), {}, r"covariate 'age' has dtype object but holds numbers; convert it with pd\.to_numeric"),
     ("entry not before time", mutate(en=[0.0, 3.0, 0.0, 2.0, 0.5, 0.0]), {"entry": "en"}, r"entry column 'en' is not before 't' in 1 rows"),
     ("negative entry", mutate(en=[0.0, -1.0, 0.0, 2.0, 0.5, 0.0]), {"entry": "en"}, r"entry column 'en' has 1 negative or non-finite values"),
     ("zero weight", mutate(w=[1.0, 0.0, 1.0, 1.0, 1.0, 1.0]), {"weights": "w"}, r"weights column 'w' has 1 values that are not finite and > 0"),
@@ -149,3 +151,14 @@ def test_hash_depends_on_the_data_only():
                                 covariates=["age"])
     assert a.hash() == b.hash() != c.hash()
     assert re.fullmatch(r"[0-9a-f]{64}", a.hash())
+
+
+def test_standardisation_treats_case_weights_as_replicated_rows():
+    """A row of weight 3 counts three times in the mean and SD behind the per-SD prior scale."""
+    df = base()
+    weighted = SurvivalData.from_frame(df, time="t", event="d", covariates=["age"], weights="w")
+    replicated = SurvivalData.from_frame(df.loc[df.index.repeat(df.w.astype(int))], time="t", event="d",
+                                         covariates=["age"])
+    np.testing.assert_allclose(weighted.center, replicated.center, rtol=1e-14)
+    np.testing.assert_allclose(weighted.scale, replicated.scale, rtol=1e-14)
+    assert not np.allclose(weighted.scale, df.age.std(ddof=0))

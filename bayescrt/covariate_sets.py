@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from .effects import HR_COLUMNS
-from .errors import SpecError
+from .errors import SpecError, suggest
 from .fit import Fit
+from .priors import resolve_priors
 
 
 class CovariateSets(dict):
@@ -65,16 +66,26 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
     """Fit ``model`` once per covariate set, each with ``exposure`` plus the set's covariates.
 
     ``fit_kwargs`` (draws, chains, random_seed, priors, strata, ...) are passed
-    to every fit; the same seed is used for each set.
+    to every fit; the same seed is used for each set. ``priors`` may name any
+    covariate of any set: each fit gets the priors of its own covariates (and
+    ``"default"``); a key that belongs to no set is an error. Every set's data
+    and priors are validated before the first one is sampled.
     """
     if not isinstance(sets, CovariateSets):
         sets = CovariateSets(**sets)
     data_keys = ("entry", "strata", "weights", "reference", "missing")
     data_kw = {k: v for k, v in fit_kwargs.items() if k in data_keys}
-    plan, labels = {}, {}
+    priors = fit_kwargs.pop("priors", None) or {}
+    if not isinstance(priors, dict):
+        raise SpecError(f"priors must be a dict of covariate -> prior, got {type(priors).__name__}")
+    plan, labels, set_priors, known = {}, {}, {}, {"default"}
     for name, cols in sets.items():  # validate every set before any sampling
         covs = [exposure] + [c for c in cols if c != exposure]
         data = model.prepare(df, time=time, event=event, covariates=covs, **data_kw)
+        keys = {"default", *data.covariates, *data.sources}
+        known |= keys
+        set_priors[name] = {k: v for k, v in priors.items() if k in keys}
+        resolve_priors(data.covariates, data.sources, data.scale, set_priors[name])
         mine = [lab for lab, src in zip(data.covariates, data.sources) if src == exposure]
         if len(mine) != 1:
             raise SpecError(
@@ -82,6 +93,12 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
                 "numeric column (recode a categorical exposure as one indicator)"
             )
         plan[name], labels[name] = covs, mine[0]
-    fits = {name: model.fit(df, time=time, event=event, covariates=covs, **fit_kwargs)
+    stray = [k for k in priors if k not in known]
+    if stray:
+        raise SpecError(
+            f"priors: {stray[0]!r} is not a covariate of any set.{suggest(stray[0], known)} "
+            f"Valid keys: {sorted(known)}"
+        )
+    fits = {name: model.fit(df, time=time, event=event, covariates=covs, priors=set_priors[name], **fit_kwargs)
             for name, covs in plan.items()}
     return CovariateSetFits(fits, exposure, labels, sets)

@@ -96,9 +96,16 @@ def diagnose(idata: xr.DataTree, var_name: str = "log_hr", thresholds: dict | No
     ess_bulk = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="bulk"), dtype=float)
     ess_tail = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="tail", prob=0.05), dtype=float)
     stats = idata["sample_stats"]
-    div = int(stats["diverging"].values.sum()) if "diverging" in stats else 0
-    energy = stats["energy"].values
-    bfmi = np.square(np.diff(energy, axis=1)).sum(axis=1) / np.square(energy - energy.mean(axis=1, keepdims=True)).sum(axis=1)
+    for key in ("diverging", "energy"):
+        if key not in stats:
+            notes.append(f"sample_stats has no {key!r}: its gate cannot be checked and counts as failed")
+    div = int(stats["diverging"].values.sum()) if "diverging" in stats else float("nan")
+    if "energy" in stats:
+        energy = stats["energy"].values
+        bfmi = np.square(np.diff(energy, axis=1)).sum(axis=1) / np.square(
+            energy - energy.mean(axis=1, keepdims=True)).sum(axis=1)
+    else:
+        bfmi = np.array([np.nan])
 
     ess_min = th["ess_per_chain_min"] * chains
     rhat_max = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")

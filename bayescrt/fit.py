@@ -4,7 +4,7 @@ A ``Fit`` holds nothing but its ``xr.DataTree`` (``fit.idata``); everything it
 shows is computed from the groups and attributes stored there, so a fit saved
 with :meth:`Fit.save` and read back with :func:`load` behaves identically.
 Saved fits are NetCDF (never pickle) and carry the model description, the
-priors, a hash of the data, package versions and a hash of the posterior
+priors, a hash of the data, package versions and a hash of the draws and attributes
 draws that :func:`load` checks.
 """
 
@@ -90,12 +90,29 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     return tree, info
 
 
-def posterior_hash(idata: xr.DataTree) -> str:
+HASHED_GROUPS = ("posterior", "sample_stats")
+
+
+def content_hash(idata: xr.DataTree) -> str:
+    """SHA-256 of what the reported numbers rest on.
+
+    The posterior and sample statistics (values and coordinates, so relabelled
+    covariates count as changes) and the root attributes that describe the
+    model, priors, data and sampling.
+    """
     h = hashlib.sha256()
-    post = idata["posterior"]
-    for name in sorted(post.data_vars):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(post[name].values, dtype=float).tobytes())
+    for group in HASHED_GROUPS:
+        ds = idata[group]
+        for name in sorted(ds.variables):
+            h.update(f"{group}/{name}".encode())
+            vals = np.asarray(ds[name].values)
+            if vals.dtype.kind in "biuf":
+                h.update(np.ascontiguousarray(vals, dtype=float).tobytes())
+            else:
+                h.update(repr(vals.tolist()).encode())
+    for key in sorted(idata.attrs):
+        if key.startswith("bayescrt_") or key == "data_sha256":
+            h.update(f"{key}={idata.attrs[key]}".encode())
     return h.hexdigest()
 
 
@@ -252,7 +269,7 @@ def assemble(posterior_tree: xr.DataTree, info: dict, *, model: dict, priors: li
         bayescrt_versions=json.dumps(package_versions()),
         data_sha256=data_hash,
     )
-    tree.attrs["posterior_sha256"] = posterior_hash(tree)
+    tree.attrs["content_sha256"] = content_hash(tree)
     fit = Fit(tree)
     rep = fit.diagnostics()
     if not rep.ok:
@@ -286,14 +303,15 @@ def load(path) -> Fit:
             f"bayescrt reads ({FORMAT_VERSION}); upgrade bayescrt"
         )
     missing = [g for g in REQUIRED_GROUPS if g not in tree.children]
-    for key in ("bayescrt_model", "bayescrt_priors", "bayescrt_sampling", "posterior_sha256"):
+    for key in ("bayescrt_model", "bayescrt_priors", "bayescrt_sampling", "content_sha256"):
         if key not in tree.attrs:
             missing.append(f"attribute {key}")
     if missing:
         raise ResultFileError(f"{str(path)!r} lacks {missing}; the file is incomplete: fit again")
-    if posterior_hash(tree) != tree.attrs["posterior_sha256"]:
+    if content_hash(tree) != tree.attrs["content_sha256"]:
         raise ResultFileError(
-            f"the posterior draws in {str(path)!r} do not match the hash recorded when it was saved: "
+            f"the draws, sampler statistics or attributes in {str(path)!r} do not match the hash recorded "
+            "when it was saved: "
             "the file was altered or corrupted; fit again"
         )
     return Fit(tree)

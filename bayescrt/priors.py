@@ -14,7 +14,9 @@ the prior rules out only implausibly large effects and the data dominate
 whenever there are a few dozen events. This is the autoscaled weakly
 informative default used by rstanarm.
 
-Priors are merged default <- spec <- call, always copied and never mutated.
+A prior named for a covariate beats a default, and at the same level the call
+beats an analysis spec (see :func:`resolve_priors`); priors are always copied,
+never mutated.
 All supported families are location-scale families, so a prior moves between
 scales exactly: on the standardised scale ``mu`` and ``sigma`` are multiplied
 by the covariate's SD.
@@ -91,31 +93,32 @@ def resolve_priors(
 
     ``priors`` (from the call) and ``spec_priors`` (from an analysis spec) map a
     covariate label, or the DataFrame column a label came from, or
-    ``"default"``, to a prior dict. Merge order: built-in default <- spec <- call.
+    ``"default"``, to a prior dict. For each covariate the first match wins, in
+    this order: call label, call column, spec label, spec column, call
+    ``"default"``, spec ``"default"``, built-in default. A prior named for a
+    covariate beats any default, and the call beats the spec at the same level.
     Returns, for each covariate, a record with the prior as given, the same
     prior on the standardised scale (what the sampler uses) and on the original
     scale (what is reported).
     """
-    merged: dict = {}
-    for layer in (spec_priors or {}, priors or {}):
-        if not isinstance(layer, dict):
-            raise SpecError(f"priors must be a dict of covariate -> prior, got {type(layer).__name__}")
-        merged.update(copy.deepcopy(layer))
+    layers = []
     valid_keys = {"default", *covariates, *sources}
-    for key in merged:
-        if key not in valid_keys:
-            raise SpecError(
-                f"priors: {key!r} is not a covariate.{suggest(key, valid_keys)} Valid keys: {sorted(valid_keys)}"
-            )
-    default = validate_prior(merged.get("default", DEFAULT_PRIOR), "default")
+    for name, layer in (("priors", priors), ("spec priors", spec_priors)):
+        layer = {} if layer is None else layer
+        if not isinstance(layer, dict):
+            raise SpecError(f"{name} must be a dict of covariate -> prior, got {type(layer).__name__}")
+        for key in layer:
+            if key not in valid_keys:
+                raise SpecError(
+                    f"{name}: {key!r} is not a covariate.{suggest(key, valid_keys)} Valid keys: {sorted(valid_keys)}"
+                )
+        layers.append(layer)
+    named_default = next((lay["default"] for lay in layers if "default" in lay), None)
+    default = DEFAULT_PRIOR if named_default is None else validate_prior(named_default, "default")
     out = []
     for label, src, sd in zip(covariates, sources, scales):
-        if label in merged:
-            given = validate_prior(merged[label], repr(label))
-        elif src in merged:
-            given = validate_prior(merged[src], repr(src))
-        else:
-            given = default
+        hit = next(((lay[k], k) for lay in layers for k in (label, src) if k in lay), None)
+        given = default if hit is None else validate_prior(hit[0], repr(hit[1]))
         out.append(
             {
                 "covariate": label,

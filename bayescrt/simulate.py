@@ -157,13 +157,28 @@ def _check(n, n_exposed, covariates, log_hr, exposure_hr, baseline, accrual, cor
             raise SpecError(f"weibull baseline needs shape > 0 and scale_years > 0, got {baseline!r}")
     elif kind == "piecewise":
         cuts, rates = baseline.get("cuts_years", []), baseline.get("rates_per_year", [])
-        if len(rates) != len(cuts) + 1 or any(r <= 0 for r in rates) or list(cuts) != sorted(cuts):
-            raise SpecError("piecewise baseline needs increasing cuts_years and one more positive rate than cuts")
+        c = np.asarray(cuts, float)
+        if len(rates) != len(cuts) + 1 or any(r <= 0 for r in rates) or np.any(c <= 0) or np.any(np.diff(c) <= 0):
+            raise SpecError(
+                f"piecewise baseline needs strictly increasing cuts_years > 0 and one more rate > 0 than cuts; "
+                f"got cuts_years={list(cuts)!r}, rates_per_year={list(rates)!r}"
+            )
     else:
         raise SpecError(f"baseline kind={kind!r} must be 'weibull' or 'piecewise'")
     if pd.Timestamp(accrual["end"]) <= pd.Timestamp(accrual["start"]):
         raise SpecError(f"accrual end {accrual['end']} must be after start {accrual['start']}")
+    if "close" in accrual and pd.Timestamp(accrual["close"]) < pd.Timestamp(accrual["end"]):
+        raise SpecError(
+            f"accrual close {accrual['close']} is before the last implant date {accrual['end']}: implants "
+            "after the close would have negative follow-up; set close on or after end"
+        )
     if accrual.get("trend", 1.0) <= 0:
         raise SpecError(f"accrual trend must be > 0, got {accrual.get('trend')!r}")
-    if not -1 < correlation < 1:
-        raise SpecError(f"correlation={correlation!r} must be in (-1, 1)")
+    k = sum(spec["kind"] == "binary" for spec in covariates.values())
+    low = -1.0 / (k - 1) if k > 1 else -1.0
+    if not low < correlation < 1:
+        # an exchangeable correlation matrix of size k is positive definite only above -1/(k-1)
+        raise SpecError(
+            f"correlation={correlation!r} must be in ({low:.4g}, 1) for {k} binary covariates "
+            "(a common correlation below -1/(k-1) is not a valid correlation matrix)"
+        )

@@ -13,8 +13,10 @@ SMALL = dict(draws=500, tune=500, chains=2, random_seed=3, progress=False)
 @pytest.fixture(scope="module")
 def by_set():
     sets = bc.CovariateSets(unadjusted=[], minimal=["age"], full=["age", "prio", "wexp", "paro"])
+    # a prior on 'prio', which only the full set adjusts for
     return bc.fit_covariate_sets(bc.CoxPH(), bc.datasets.load_rossi(), time="week", event="arrest",
-                                 exposure="fin", sets=sets, **SMALL)
+                                 exposure="fin", sets=sets, priors={"prio": {"dist": "Normal", "sigma": 1.0}},
+                                 **SMALL)
 
 
 def test_table_has_one_row_per_set(by_set):
@@ -27,6 +29,10 @@ def test_table_has_one_row_per_set(by_set):
     for name, fit in by_set.fits.items():
         assert fit.covariates[0] == "fin"
         assert tab.loc[name, "hr_median"] == pytest.approx(fit.hazard_ratios().loc["fin", "hr_median"])
+    # each set got the priors of its own covariates
+    full = {p["covariate"]: p["given"] for p in by_set.fits["full"].priors}
+    assert full["prio"]["sigma"] == 1.0 and full["age"] == bc.priors.DEFAULT_PRIOR
+    assert [p["covariate"] for p in by_set.fits["minimal"].priors] == ["fin", "age"]
     # financial aid lowers the arrest hazard under every adjustment (Rossi et al.)
     assert (tab["hr_median"] < 1).all() and (tab["p_hr_gt_1"] < 0.1).all()
 
@@ -48,6 +54,16 @@ def test_a_categorical_exposure_with_three_levels_is_refused(small_df):
     with pytest.raises(bc.SpecError, match=r"exposure 'nyha' expands to 2 columns"):
         bc.fit_covariate_sets(bc.CoxPH(), small_df, time="t", event="d", exposure="nyha",
                               sets={"s": ["age"]}, draws=50, tune=50, chains=2, progress=False)
+
+
+def test_every_set_and_its_priors_are_checked_before_any_sampling(small_df, monkeypatch):
+    model = bc.CoxPH()
+    monkeypatch.setattr(model, "fit", lambda *a, **k: pytest.fail("sampled before validating every set"))
+    kw = dict(time="t", event="d", exposure="male", sets={"a": ["age"], "b": ["age", "nyha"]})
+    with pytest.raises(bc.SpecError, match=r"prior for 'nyha': Normal needs 'sigma'"):
+        bc.fit_covariate_sets(model, small_df, priors={"nyha": {"dist": "Normal"}}, **kw)
+    with pytest.raises(bc.SpecError, match=r"priors: 'agee' is not a covariate of any set\. Did you mean 'age'\?"):
+        bc.fit_covariate_sets(model, small_df, priors={"agee": {"dist": "Normal", "sigma": 1}}, **kw)
 
 
 def test_pymc_sampler_categorical_and_weights(small_df):

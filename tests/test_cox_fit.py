@@ -174,3 +174,17 @@ def test_load_refuses_damaged_files(rossi_efron, tmp_path):
     bc.Fit(tampered).save(tmp_path / "tampered.nc")
     with pytest.raises(bc.ResultFileError, match="do not match the hash"):
         bc.load(tmp_path / "tampered.nc")
+    # a divergence flag flipped, a covariate relabelled, or the recorded priors edited: all refused
+    no_div = rossi_efron.idata.copy()
+    flags = no_div["sample_stats"]["diverging"].values.copy()
+    flags[0, 0] = not flags[0, 0]
+    no_div["sample_stats"]["diverging"] = no_div["sample_stats"]["diverging"].copy(data=flags)
+    relabelled = rossi_efron.idata.copy()
+    relabelled["posterior"] = relabelled["posterior"].to_dataset().assign_coords(
+        covariate=np.array(["upgrade", *relabelled["posterior"]["covariate"].values[1:]], dtype=str))
+    edited = rossi_efron.idata.copy()
+    edited.attrs["bayescrt_priors"] = edited.attrs["bayescrt_priors"].replace("2.5", "25")
+    for name, t in {"no_div": no_div, "relabelled": relabelled, "edited": edited}.items():
+        bc.Fit(t).save(tmp_path / f"{name}.nc")
+        with pytest.raises(bc.ResultFileError, match="do not match the hash"):
+            bc.load(tmp_path / f"{name}.nc")

@@ -57,6 +57,15 @@ def test_slowly_wandering_energy_fails_bfmi():
     assert not rep.gates.loc["E-BFMI (min)", "passed"]
 
 
+@pytest.mark.parametrize("stat,gate", [("diverging", "divergences"), ("energy", "E-BFMI (min)")])
+def test_missing_sampler_statistics_fail_their_gate(stat, gate):
+    t = tree(good())
+    t["sample_stats"] = t["sample_stats"].to_dataset().drop_vars(stat)
+    rep = diagnose(t)
+    assert not rep.ok and not rep.gates.loc[gate, "passed"]
+    assert f"sample_stats has no {stat!r}" in str(rep)
+
+
 def test_one_chain_cannot_pass_rhat():
     rep = diagnose(tree(good()[:1]))
     assert not rep.ok and "at least 2 chains" in str(rep)

@@ -1,4 +1,4 @@
-"""Priors are data: validated, merged default <- spec <- call, rescaled exactly, never mutated."""
+"""Priors are data: validated, merged (named beats default, call beats spec), rescaled exactly, never mutated."""
 
 import copy
 
@@ -38,6 +38,16 @@ def test_merge_order_and_no_mutation():
     assert out[1]["given"]["dist"] == "Cauchy"  # the spec beats the default
     assert out[2]["given"] == {"dist": "Normal", "mu": 0.0, "sigma": 1.0, "scale": "original"}
     assert (call, spec, DEFAULT_PRIOR) == (call0, spec0, default0)
+
+
+def test_call_column_prior_beats_spec_label_prior_and_named_beats_default():
+    labels, cols = ("nyha[III vs II]", "nyha[IV vs II]", "age"), ("nyha", "nyha", "age")
+    call = {"nyha": {"dist": "Normal", "sigma": 1.0}, "default": {"dist": "Normal", "sigma": 3.0}}
+    spec = {"nyha[III vs II]": {"dist": "Normal", "sigma": 7.0}, "age": {"dist": "Normal", "sigma": 0.1}}
+    out = resolve_priors(labels, cols, [0.5, 0.4, 10.0], call, spec)
+    assert [o["given"]["sigma"] for o in out] == [1.0, 1.0, 0.1]
+    with pytest.raises(bc.SpecError, match=r"spec priors: 'nyh' is not a covariate\. Did you mean 'nyha'\?"):
+        resolve_priors(labels, cols, [0.5, 0.4, 10.0], None, {"nyh": {"dist": "Normal", "sigma": 1.0}})
 
 
 def test_prior_on_a_source_column_applies_to_its_indicators():

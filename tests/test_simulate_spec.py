@@ -54,6 +54,11 @@ def test_accrual_trend_puts_more_implants_late():
     ({"log_hr": {"bmi": 0.1}}, r"log_hr given for 'bmi', which is not a simulated covariate"),
     ({"baseline": {"kind": "gompertz"}}, r"baseline kind='gompertz' must be 'weibull' or 'piecewise'"),
     ({"covariates": {"af": {"kind": "binary", "prevalence": [1.2, 0.3]}}}, r"prevalence must be \[exposed, unexposed\]"),
+    ({"accrual": {**BASE["accrual"], "close": "2017-12-31"}}, r"accrual close 2017-12-31 is before the last implant date 2018-08-31"),
+    ({"baseline": {"kind": "piecewise", "cuts_years": [2.0, 1.0], "rates_per_year": [0.1, 0.2, 0.3]}}, r"strictly increasing cuts_years > 0 .*cuts_years=\[2\.0, 1\.0\]"),
+    ({"baseline": {"kind": "piecewise", "cuts_years": [0.0, 1.0], "rates_per_year": [0.1, 0.2, 0.3]}}, r"strictly increasing cuts_years > 0"),
+    ({"covariates": {k: {"kind": "binary", "prevalence": [0.5, 0.5]} for k in ("a", "b", "c")}, "log_hr": {},
+      "correlation": -0.6}, r"correlation=-0\.6 must be in \(-0\.5, 1\) for 3 binary covariates"),
 ])
 def test_simulator_rejects_bad_specs(change, pattern):
     with pytest.raises(bc.SpecError, match=pattern):

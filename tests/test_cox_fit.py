@@ -6,12 +6,12 @@ What theory says, and so what is asserted:
   (SD 2.5 per covariate SD, against standard errors near 0.1 per SD) the
   penalty moves it by well under 0.01 standard errors, so the mode must match
   the reference coefficients to 0.01 SE. This checks likelihood and prior.
-* The posterior SD must be within 5% of the reference standard error
-  (Bernstein-von Mises; the Monte Carlo error of an SD at ESS ~4,000 is ~1.1%).
-* The MCMC posterior mean must be within 0.1 posterior SD of the exact
-  posterior mean, computed independently of MCMC by importance sampling from
-  a multivariate-t around the MLE (Monte Carlo error ~0.016 SD). This checks
-  the sampler.
+* The exact posterior SD (importance sampling from a multivariate-t around
+  the MLE, independent of MCMC) must be within 10% of the reference standard
+  error (Bernstein-von Mises, 114 events; it is within 2.6% here).
+* The MCMC posterior mean and SD must match the exact ones within 4 Monte
+  Carlo standard errors: sd / sqrt(ESS) for a mean, about sd / sqrt(2 ESS) for
+  an SD, with each parameter's own bulk ESS. This checks the sampler.
 
 The posterior *mean* itself is not the MLE: for skewed likelihoods it sits
 about skewness x SD / 2 away, O(1/sqrt(events)) = 0.09 SD here. For the two
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.mcmc
 
 
 def _exact_posterior(fit, df, coef, cov, *, ties, strata=None, n=200_000, seed=0):
-    """Posterior mode (optimiser) and mean (importance sampling), with no MCMC."""
+    """Posterior mode (optimiser), mean and SD (importance sampling), with no MCMC."""
     covs = fit.covariates
     d = bc.SurvivalData.from_frame(df, time="week", event="arrest", covariates=covs, strata=strata)
     rs = RiskSets.from_data(d, ties)
@@ -52,7 +52,8 @@ def _exact_posterior(fit, df, coef, cov, *, ties, strata=None, n=200_000, seed=0
     w = np.exp(logw - logw.max())
     w /= w.sum()
     assert 1 / np.sum(w**2) > 0.3 * n  # the proposal covers the posterior
-    return pd.Series(mode, covs), pd.Series(w @ B, covs)
+    mean = w @ B
+    return pd.Series(mode, covs), pd.Series(mean, covs), pd.Series(np.sqrt(w @ (B - mean) ** 2), covs)
 
 
 def _agree(fit, df, coef, se, cov, *, ties, strata=None):
@@ -60,16 +61,22 @@ def _agree(fit, df, coef, se, cov, *, ties, strata=None):
     coef, se = coef[covs], se[covs]
     draws = fit.log_hr_draws()
     mean, sd = pd.Series(draws.mean(0), covs), pd.Series(draws.std(0, ddof=1), covs)
-    mode, exact_mean = _exact_posterior(fit, df, coef.to_numpy(), cov, ties=ties, strata=strata)
+    mode, exact_mean, exact_sd = _exact_posterior(fit, df, coef.to_numpy(), cov, ties=ties, strata=strata)
+    ess = fit.diagnostics().parameters["ess_bulk"][covs]
     report = pd.DataFrame({
         "ref_coef": coef, "post_mode": mode, "mode_vs_ref_se": (mode - coef) / se,
         "mcmc_mean": mean, "exact_mean": exact_mean, "mcmc_vs_exact_sd": (mean - exact_mean) / sd,
-        "mean_vs_ref_sd": (mean - coef) / sd, "sd/se": sd / se,
+        "mean_vs_ref_sd": (mean - coef) / sd, "exact_sd/se": exact_sd / se, "mcmc_sd/exact_sd": sd / exact_sd,
+        "ess_bulk": ess,
     })
     print("\n" + report.to_string(float_format=lambda v: f"{v:.4f}"))
+    # the posterior mode is the MLE shrunk by a prior of SD 2.5 per covariate SD: within 0.01 SE
     assert (report["mode_vs_ref_se"].abs() < 0.01).all(), report
-    assert ((report["sd/se"] - 1).abs() < 0.05).all(), report
-    assert (report["mcmc_vs_exact_sd"].abs() < 0.1).all(), report
+    # with 114 events the posterior is close to normal: its SD is within 10% of the Wald SE
+    assert ((report["exact_sd/se"] - 1).abs() < 0.10).all(), report
+    # Monte Carlo error of an MCMC mean is sd / sqrt(ESS), of an SD about sd / sqrt(2 ESS): allow 4 of each
+    assert (report["mcmc_vs_exact_sd"].abs() < 4 / np.sqrt(ess)).all(), report
+    assert ((report["mcmc_sd/exact_sd"] - 1).abs() < 4 / np.sqrt(2 * ess)).all(), report
 
 
 def test_efron_matches_lifelines(rossi_efron, rossi):

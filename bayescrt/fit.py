@@ -61,6 +61,18 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
             raise SpecError(f"{name}={val!r} must be an integer >= {low}")
     seed = resolve_seed(random_seed)
     cores = min(chains, os.cpu_count() or 1)
+    trace, t0, t1, t2 = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress)
+    stats = trace["sample_stats"].to_dataset()
+    stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
+    tree = xr.DataTree.from_dict({"posterior": trace["posterior"].to_dataset(), "sample_stats": stats})
+    info = {
+        "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
+        "random_seed": seed, "compile_seconds": round(t1 - t0, 3), "sampling_seconds": round(t2 - t1, 3),
+    }
+    return tree, info
+
+
+def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress):
     t0 = _time.perf_counter()
     if sampler == "nutpie":
         import nutpie
@@ -79,15 +91,7 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
             model=model, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
             progressbar=progress, nuts_sampler="pymc", compute_convergence_checks=False,
         )
-    t2 = _time.perf_counter()
-    stats = trace["sample_stats"].to_dataset()
-    stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
-    tree = xr.DataTree.from_dict({"posterior": trace["posterior"].to_dataset(), "sample_stats": stats})
-    info = {
-        "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
-        "random_seed": seed, "compile_seconds": round(t1 - t0, 3), "sampling_seconds": round(t2 - t1, 3),
-    }
-    return tree, info
+    return trace, t0, t1, _time.perf_counter()
 
 
 HASHED_GROUPS = ("posterior", "sample_stats")

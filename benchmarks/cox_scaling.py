@@ -59,6 +59,15 @@ def one(n: int, draws: int, chains: int) -> dict:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     s = fit.sampling
     ess = float(fit.diagnostics().parameters["ess_bulk"].min())
+    # cost of one log-density gradient, as the sampler's numba backend computes it
+    model = bc.CoxPH().build(bc.CoxPH().prepare(df, time="days", event="died", covariates=covs))[0]
+    dlogp = model.compile_dlogp(mode="NUMBA")
+    z = {v.name: np.zeros(len(covs)) for v in model.value_vars}
+    dlogp(z)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        dlogp(z)
+    grad_ms = (time.perf_counter() - t0) / 20 * 1e3
     from lifelines import CoxPHFitter
 
     t0 = time.perf_counter()
@@ -66,6 +75,8 @@ def one(n: int, draws: int, chains: int) -> dict:
     lifelines_s = time.perf_counter() - t0
     return {
         "n": n, "events": int(df["died"].sum()), "compile_s": s["compile_seconds"], "sampling_s": s["sampling_seconds"],
+        "grad_ms": round(grad_ms, 2), "mean_tree_depth": round(float(fit.idata["sample_stats"]["depth"].mean()), 2)
+        if "depth" in fit.idata["sample_stats"] else None,
         "min_bulk_ess": round(ess), "ess_per_s": round(ess / s["sampling_seconds"], 1), "peak_mb": round(peak_mb),
         "lifelines_s": round(lifelines_s, 2), "sampling_over_lifelines": round(s["sampling_seconds"] / lifelines_s, 1),
         "diagnostics_ok": fit.diagnostics().ok,
@@ -91,8 +102,10 @@ def main() -> None:
     tab = pd.DataFrame(rows).set_index("n")
     print("\n" + tab.to_string())
     if len(tab) >= 2:
-        slope = np.polyfit(np.log(tab.index.to_numpy(float)), np.log(tab["sampling_s"].to_numpy()), 1)[0]
-        print(f"\nsampling time grows as N^{slope:.2f} (log-log slope over N = {list(tab.index)})")
+        logn = np.log(tab.index.to_numpy(float))
+        for col in ("grad_ms", "sampling_s"):
+            slope = np.polyfit(logn, np.log(tab[col].to_numpy(float)), 1)[0]
+            print(f"{col} grows as N^{slope:.2f} (log-log slope over N = {list(tab.index)})")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 from importlib import metadata as _metadata
 
-from . import datasets
+from . import datasets, published
+from .compare import Comparison, compare
 from .covariate_sets import CovariateSetFits, CovariateSets, fit_covariate_sets
 from .data import SurvivalData
 from .diagnostics import DiagnosticReport
@@ -16,7 +17,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "CoxPH", "CovariateSetFits", "CovariateSets", "DataError", "DataWarning", "DiagnosticReport",
-    "DiagnosticsWarning", "Fit", "ResultFileError", "SpecError", "SurvivalData", "datasets",
-    "fit_covariate_sets", "load",
+    "Comparison", "CoxPH", "CovariateSetFits", "CovariateSets", "DataError", "DataWarning", "DiagnosticReport",
+    "DiagnosticsWarning", "Fit", "ResultFileError", "SpecError", "SurvivalData", "compare", "datasets",
+    "fit_covariate_sets", "load", "published",
 ]

@@ -54,6 +54,52 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _published(args) -> int:
+    import json
+
+    from . import published
+
+    if args.action == "list":
+        tab = published.list()
+        if args.json:
+            print(json.dumps(tab.reset_index().to_dict(orient="records"), indent=2, default=str))
+        else:
+            import pandas as pd
+
+            cols = ["endpoint", "estimand", "comparison", "value", "lower", "upper", "p_value", "n_exposed",
+                    "n_reference", "verified"]
+            with pd.option_context("display.width", 200, "display.max_colwidth", 40, "display.max_rows", None):
+                print(tab[cols].to_string(na_rep=""))
+            print("\nEffects are stored as exposed vs reference (upgrade vs de novo unless the comparison says "
+                  "otherwise).")
+        return 0
+    if args.action == "show":
+        if not args.id:
+            print("bayescrt published show: name a study id (see `bayescrt published list`)", file=sys.stderr)
+            return 2
+        print(published.get(args.id))
+        return 0
+    problems = published.check()
+    for p in problems.itertuples():
+        where = p.study + (f"/{p.result}" if p.result else "")
+        print(f"[{p.severity}] {where} ({p.check}): {p.message}")
+    n = len(published.studies())
+    print(f"\n{len(problems)} problem(s) in {n} studies "
+          f"({(problems['severity'] == 'error').sum()} errors, {(problems['severity'] == 'warning').sum()} warnings).")
+    return 0
+
+
+def _reanalyse(args) -> int:
+    import json
+
+    from .published.reanalyse import reanalyse
+
+    rep = reanalyse(args.id, draws=args.draws, random_seed=args.seed, correlation=args.correlation,
+                    events=args.events)
+    print(json.dumps(rep.to_json(), indent=2) if args.json else rep)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bayescrt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,8 +123,27 @@ def main(argv=None) -> int:
     c.add_argument("study", help="spec name (e.g. danish) or path to a spec .toml")
     c.add_argument("--factor", type=int, default=8, help="cohort size multiple used to meet targets in expectation")
     c.set_defaults(func=_calibrate)
+    p = sub.add_parser("published", help="the registry of published results: list, show one study, check consistency")
+    p.add_argument("action", choices=["list", "show", "check"])
+    p.add_argument("id", nargs="?", help="study id (for show)")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.set_defaults(func=_published)
+    a = sub.add_parser("reanalyse", help="Bayesian re-analysis of a study's published summaries")
+    a.add_argument("id", help="study id in the registry (see `bayescrt published list`)")
+    a.add_argument("--json", action="store_true", help="print JSON instead of the report")
+    a.add_argument("--draws", type=int, default=20_000, help="Monte Carlo draws from each exact posterior")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--correlation", type=float, help="within-patient correlation for changes in means")
+    a.add_argument("--events", type=float, help="number of events behind a bare p-value")
+    a.set_defaults(func=_reanalyse)
     args = parser.parse_args(argv)
-    return args.func(args)
+    from .errors import SpecError
+
+    try:
+        return args.func(args)
+    except (KeyError, SpecError) as err:
+        print(f"bayescrt {args.command}: {err.args[0] if err.args else err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

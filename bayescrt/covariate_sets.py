@@ -56,6 +56,48 @@ class CovariateSetFits:
         return plot_forest(self.table(prob=prob), ax=ax, published=published,
                            title=title or f"HR of {self.exposure!r} by covariate set")
 
+    def compare_published(self, study: str, results: dict[str, str] | None = None, prob: float = 0.95) -> pd.DataFrame:
+        """Each set's exposure HR against the published result with the same adjustment.
+
+        ``results`` maps set names to result ids of ``study`` (``{"minimal":
+        "mortality-age-sex"}``); sets left out are matched to the study's HR
+        whose adjustment set has as many covariates, and an ambiguous or
+        missing match is an error that lists the candidates. One row per set;
+        the ``Comparison`` objects are in ``.attrs["comparisons"]``.
+        """
+        from .compare import compare
+        from .errors import SpecError
+        from .published import get
+
+        if "/" in study:
+            raise SpecError(f"study={study!r}: name the study only; map sets to its results with results=.")
+        st = get(study)
+        results = dict(results or {})
+        stray = set(results) - set(self.fits)
+        if stray:
+            raise SpecError(f"results: {sorted(stray)} are not covariate sets; the sets are {list(self.fits)}.")
+        hrs = {rid: r for rid, r in st.results.items() if r.kind == "estimate" and r.estimand == "HR"}
+        rows, comps = [], {}
+        for name, fit in self.fits.items():
+            rid = results.get(name)
+            if rid is None:
+                k = len(self.sets[name])
+                match = [i for i, r in hrs.items() if len(r.get("adjustment", [])) == k]
+                if len(match) != 1:
+                    raise SpecError(
+                        f"covariate set {name!r} ({k} covariates) matches {len(match)} HRs of {study} by the size of "
+                        f"their adjustment set ({match or 'none'}); say which with results={{{name!r}: '<result id>'}}. "
+                        f"Its HRs: " + "; ".join(f"{i} (adjusted for {', '.join(r.get('adjustment', [])) or 'nothing'})"
+                                                 for i, r in hrs.items()))
+                rid = match[0]
+            comps[name] = c = compare(fit, f"{study}/{rid}", covariate=self.labels[name], prob=prob,
+                                      label=f"set {name!r}")
+            rows.append({"covariate_set": name, "published_result": rid, **{k: v for k, v in c.to_dict().items()
+                                                                            if k not in ("posterior", "published")}})
+        tab = pd.DataFrame(rows).set_index("covariate_set")
+        tab.attrs["comparisons"] = comps
+        return tab
+
     def __repr__(self) -> str:
         return f"<CovariateSetFits exposure={self.exposure!r}>\n" + self.table().to_string(
             float_format=lambda v: f"{v:.3f}")

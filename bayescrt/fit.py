@@ -185,6 +185,19 @@ class Fit:
             )
         return tab
 
+    def compare_published(self, published, covariate: str | None = None, prob: float = 0.95):
+        """The posterior of ``covariate``'s log-HR beside a published HR: a :class:`bayescrt.compare.Comparison`.
+
+        ``published`` is a registry id ``"<study>/<result>"``, a registry result or
+        a mapping with ``hr``, ``lower``, ``upper``; ``covariate`` may be left out
+        when the fit has a single covariate.
+        """
+        from .compare import compare
+
+        if covariate is None and len(self.covariates) == 1:
+            covariate = self.covariates[0]
+        return compare(self, published, covariate=covariate, prob=prob, label=f"posterior of {covariate!r}")
+
     def diagnostics(self) -> DiagnosticReport:
         """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""
         if self._report is None:

@@ -82,3 +82,38 @@ def plot_survival_curves(curves: dict, *, ax=None, title: str | None = None, xla
         ax.set_title(title)
     ax.figure.tight_layout()
     return ax
+
+
+def plot_comparison(density: pd.DataFrame, *, published, posterior_median: float, ax=None, title: str | None = None):
+    """Posterior density of the log-HR (drawn against the HR on a log axis) with the published point and CI.
+
+    ``density`` has columns ``hr``, ``posterior`` and ``published`` (densities on
+    the log-HR scale); ``published`` has ``hr``, ``lower``, ``upper``, ``level``.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ax.fill_between(density["hr"], density["posterior"], color="C0", alpha=0.35, lw=0)
+    ax.plot(density["hr"], density["posterior"], color="C0", label="posterior density")
+    ax.plot(density["hr"], density["published"], color="0.3", ls=":",
+            label="published estimate as a normal on the log scale")
+    top = float(max(density["posterior"].max(), density["published"].max()))
+    y = -0.06 * top
+    ax.plot([published.lower, published.upper], [y, y], color="0.2", lw=2,
+            label=f"published HR, {published.level:.0%} CI")
+    ax.plot(published.hr, y, "s", mfc="white", mec="0.2", ms=8)
+    ax.axvline(posterior_median, color="C0", lw=1, ls="--", label="posterior median")
+    ax.axvline(1.0, color="0.6", lw=1)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylim(2 * y, 1.1 * top)
+    ax.set_yticks([])
+    ax.set_xlabel("Hazard ratio (log scale)")
+    ax.set_ylabel("Density (log-HR scale)")
+    ax.legend(frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    return ax

@@ -76,7 +76,29 @@ class AnalysisSpec:
 
     @property
     def published(self) -> dict:
-        return copy.deepcopy(self.raw.get("published", {}))
+        """Published estimates by covariate set: ``{set: {hr, lower, upper, p, adjustment, result}}``.
+
+        A spec names a registry study and, per covariate set, one of its results
+        (``[published] study = "...", minimal = "<result id>"``); the numbers come
+        from the registry, so they live in one place. A spec for a study outside
+        the registry may give the tables inline instead.
+        """
+        raw = copy.deepcopy(self.raw.get("published", {}))
+        if "study" not in raw:
+            return raw
+        from .published import get
+
+        study = get(raw.pop("study"))
+        out = {}
+        for set_name, rid in raw.items():
+            r = study.result(rid)
+            out[set_name] = {"hr": r["value"], "lower": r["lower"], "upper": r["upper"],
+                             "p": f"{'' if r.get('p_relation', '=') == '=' else r['p_relation']}{r.get('p_value', '')}",
+                             "adjustment": ", ".join(r.get("adjustment", [])), "result": r.id}
+        fu = study.get("follow_up", {})
+        if fu.get("statistic") == "median" and fu.get("unit") == "years":
+            out["follow_up_median_years"] = {"upgrade": fu["exposed"], "de_novo": fu["reference"]}
+        return out
 
     def model(self):
         m = self.raw["model"]
@@ -171,7 +193,18 @@ def check(raw: dict, where: str) -> None:
                 if col not in covs:
                     raise SpecError(f"{where} [covariate_sets] {set_name}: {col!r} is not a simulated covariate."
                                     f"{suggest(col, covs)} Covariates: {list(covs)}")
-    for set_name in raw.get("published", {}):
-        if set_name not in raw["covariate_sets"] and set_name != "follow_up_median_years":
+    pub = raw.get("published", {})
+    if "study" in pub:
+        from .published import get
+
+        try:
+            study = get(pub["study"])
+            for set_name, rid in pub.items():
+                if set_name != "study":
+                    study.result(rid)
+        except KeyError as err:
+            raise SpecError(f"{where} [published]: {err.args[0]}") from None
+    for set_name in pub:
+        if set_name not in raw["covariate_sets"] and set_name not in ("follow_up_median_years", "study"):
             raise SpecError(f"{where} [published]: {set_name!r} is not a covariate set."
                             f"{suggest(set_name, raw['covariate_sets'])}")

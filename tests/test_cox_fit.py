@@ -195,3 +195,17 @@ def test_load_refuses_damaged_files(rossi_efron, tmp_path):
         bc.Fit(t).save(tmp_path / f"{name}.nc")
         with pytest.raises(bc.ResultFileError, match="do not match the hash"):
             bc.load(tmp_path / f"{name}.nc")
+
+
+def test_fit_compares_with_a_frequentist_estimate(rossi_efron, rossi):
+    """Against lifelines' own HR and Wald CI for 'fin' on the same data: the two must agree closely."""
+    from lifelines import CoxPHFitter
+
+    s = CoxPHFitter().fit(rossi, "week", "arrest").summary.loc["fin"]
+    ref = {"hr": s["exp(coef)"], "lower": s["exp(coef) lower 95%"], "upper": s["exp(coef) upper 95%"],
+           "label": "lifelines"}
+    c = rossi_efron.compare_published(ref, covariate="fin")
+    assert abs(c.standardised_difference) < 0.1 and c.overlap > 0.9
+    assert c.p_in_published_ci == pytest.approx(0.95, abs=0.03)
+    with pytest.raises(bc.SpecError, match="name the covariate"):
+        rossi_efron.compare_published(ref)

@@ -63,3 +63,18 @@ def test_cli_writes_every_output_and_says_synthetic(danish, tmp_path, monkeypatc
     assert back.idata.attrs["synthetic"] == 1
     csv = pd.read_csv(tmp_path / "out" / "table.csv", index_col=0)
     assert csv.loc["full", "published_hr"] == 1.03
+
+
+def test_each_covariate_set_is_compared_with_the_published_hr_of_its_adjustment(danish):
+    """Matched by the size of the adjustment set (2 and 8 covariates); the synthetic cohort is calibrated to the
+    published HRs, so each posterior is consistent with its own published estimate and less so with the other."""
+    tab = danish.fits.compare_published("danish-registry-2000-2018")
+    print("\n" + tab.drop(columns="interpretation").to_string())
+    assert tab.loc["minimal", "published_result"] == "mortality-age-sex"
+    assert tab.loc["full", "published_result"] == "mortality-full"
+    assert (tab["standardised_difference"].abs() < 1).all() and (tab["overlap"] > 0.6).all()
+    crossed = danish.fits.compare_published("danish-registry-2000-2018",
+                                            results={"minimal": "mortality-full", "full": "mortality-age-sex"})
+    assert (crossed["overlap"] < tab["overlap"]).all()
+    with pytest.raises(bc.SpecError, match="not covariate sets"):
+        danish.fits.compare_published("danish-registry-2000-2018", results={"minimall": "mortality-full"})

@@ -26,7 +26,8 @@ id, kind (``estimate`` | ``counts`` | ``means`` | ``test``), endpoint:
 required. verified, provenance (default to the study's), method,
 adjustment (list of covariates; [] = unadjusted), follow_up, p_value,
 p_relation (``=``, ``<`` or ``>``; default ``=``), conclusion (the paper's
-words, e.g. "no significant difference"), rope ([lower, upper] region of
+words, e.g. "no significant difference"), significant (bool: whether the
+paper called the difference significant at its level, 5% unless stated), rope ([lower, upper] region of
 practical equivalence on the estimand's own scale), rope_note, assumptions
 (table of assumed inputs a re-analysis needs), notes, comparison (overrides
 the study's), n {exposed, reference}: optional.
@@ -87,7 +88,7 @@ RESULT_COMMON = {
     "p_relation": (str, False), "conclusion": (str, False), "rope": (list, False),
     "rope_note": (str, False), "assumptions": (dict, False), "notes": (str, False),
     "comparison": (str, False), "n": (_groups, False), "estimand": (str, False),
-    "level": (_num, False), "verification_note": (str, False),
+    "level": (_num, False), "verification_note": (str, False), "significant": (bool, False),
 }
 RESULT_KIND = {
     "estimate": {"value": (_num, True), "lower": (_num, True), "upper": (_num, True),

@@ -1,0 +1,177 @@
+"""A posterior beside a published estimate: how far apart, and what that means.
+
+``compare(posterior, published)`` takes posterior draws of a log hazard ratio
+(an array, an ``xr.DataArray``, or a :class:`Fit` with ``covariate=``) and a
+published ratio with its CI (a registry id ``"<study>/<result>"``, a registry
+``Result``, or a mapping with ``hr``, ``lower``, ``upper`` and optional
+``level``). The published estimate is read as a normal distribution of the
+log ratio with SE = CI log-width / (2 z), which assumes a Wald interval.
+
+Reported:
+- posterior median HR beside the published point;
+- P(posterior HR inside the published CI);
+- the overlap coefficient of the two densities on the log scale (1 = the same
+  distribution, 0 = disjoint), posterior density by a Gaussian kernel estimate;
+- the standardised difference (posterior mean - published log point) /
+  sqrt(posterior SD^2 + published SE^2): the gap in SDs of the difference,
+  as if the two were independent;
+- a sentence that says what those numbers mean and do not mean.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import SpecError
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published ratio with its CI, as a normal distribution of the log ratio."""
+
+    hr: float
+    lower: float
+    upper: float
+    level: float = 0.95
+    label: str = "published"
+    verified: bool = True
+
+    @property
+    def log_hr(self) -> float:
+        return math.log(self.hr)
+
+    @property
+    def se(self) -> float:
+        return (math.log(self.upper) - math.log(self.lower)) / (2 * stats.norm.ppf(0.5 + self.level / 2))
+
+
+def as_published(published) -> Published:
+    from .published.registry import Result, get
+
+    if isinstance(published, Published):
+        return published
+    if isinstance(published, str):
+        if "/" not in published:
+            raise SpecError(f"published={published!r}: name one result as '<study>/<result>', e.g. "
+                            "'danish-registry-2000-2018/mortality-full'.")
+        published = get(published)
+    if isinstance(published, Result):
+        if published.kind != "estimate" or not published.on_log_scale:
+            raise SpecError(f"{published.id} is a {published.kind!r} result ({published.estimand}); a comparison needs "
+                            "a published ratio (HR, RR, OR) with its CI.")
+        return Published(published["value"], published["lower"], published["upper"], published.level,
+                         published.id, published.verified)
+    if isinstance(published, Mapping):
+        missing = {"hr", "lower", "upper"} - set(published)
+        if missing:
+            raise SpecError(f"published: missing key(s) {sorted(missing)}; give hr, lower, upper (and level).")
+        return Published(float(published["hr"]), float(published["lower"]), float(published["upper"]),
+                         float(published.get("level", 0.95)), str(published.get("label", "published")))
+    raise SpecError(f"published={published!r}: give a registry id '<study>/<result>', a registry Result or a "
+                    "mapping with hr, lower, upper.")
+
+
+def _as_draws(posterior, covariate) -> np.ndarray:
+    from .fit import Fit
+
+    if isinstance(posterior, Fit):
+        covs = posterior.covariates
+        if covariate is None:
+            raise SpecError(f"covariate=: name the covariate to compare, one of {covs}.")
+        if covariate not in covs:
+            from .errors import suggest
+
+            raise SpecError(f"covariate={covariate!r} is not in the fit.{suggest(covariate, covs)} Covariates: {covs}.")
+        return posterior.log_hr_draws()[:, covs.index(covariate)]
+    x = np.asarray(getattr(posterior, "values", posterior), dtype=float).ravel()
+    if x.size < 100 or not np.all(np.isfinite(x)):
+        raise SpecError(f"posterior: expected at least 100 finite draws of a log-HR, got {x.size} "
+                        f"({int(np.sum(~np.isfinite(x)))} not finite).")
+    return x
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The numbers of one posterior-vs-published comparison; ``density`` is what ``plot`` draws."""
+
+    published: Published
+    posterior_median_hr: float
+    posterior_lower: float
+    posterior_upper: float
+    p_in_published_ci: float
+    overlap: float
+    standardised_difference: float
+    prob: float
+    density: pd.DataFrame = field(repr=False)
+    label: str = "posterior"
+
+    def to_dict(self) -> dict:
+        p = self.published
+        return {"posterior": self.label, "posterior_median_hr": self.posterior_median_hr,
+                "posterior_lower": self.posterior_lower, "posterior_upper": self.posterior_upper,
+                "published": p.label, "published_hr": p.hr, "published_lower": p.lower, "published_upper": p.upper,
+                "published_verified": p.verified, "p_in_published_ci": self.p_in_published_ci,
+                "overlap": self.overlap, "standardised_difference": self.standardised_difference,
+                "interpretation": self.sentence()}
+
+    def sentence(self) -> str:
+        d, ovl = self.standardised_difference, self.overlap
+        gap = (f"The posterior median HR {self.posterior_median_hr:.3g} and the published {self.published.hr:.3g} "
+               f"differ by {abs(d):.2f} SDs of their difference")
+        if abs(d) < 1:
+            what = "well within what sampling noise alone produces: the two estimates are consistent"
+        elif abs(d) < 2:
+            what = "more than typical noise but not a clear conflict"
+        else:
+            what = "more than sampling noise readily explains: the estimates disagree"
+        caveat = ("; agreement does not show that either analysis is right" if abs(d) < 1 else
+                  "; a gap can come from different data, covariates or models as well as from chance")
+        unv = "" if self.published.verified else " The published figure is marked unverified."
+        return (f"{gap}, {what} (density overlap {ovl:.2f}; P(posterior HR in the published CI) = "
+                f"{self.p_in_published_ci:.2f}){caveat}.{unv}")
+
+    def __str__(self) -> str:
+        p = self.published
+        lines = [f"{self.label} vs {p.label}",
+                 f"  posterior median HR {self.posterior_median_hr:.3f} ({self.prob:.0%} CrI {self.posterior_lower:.3f} "
+                 f"to {self.posterior_upper:.3f})",
+                 f"  published HR        {p.hr:.3f} ({p.level:.0%} CI {p.lower:.3f} to {p.upper:.3f})"
+                 + ("" if p.verified else "  [UNVERIFIED]"),
+                 f"  P(posterior HR inside the published CI) = {self.p_in_published_ci:.3f}",
+                 f"  overlap of the two densities (log scale) = {self.overlap:.3f}",
+                 f"  standardised difference = {self.standardised_difference:+.2f}",
+                 f"  {self.sentence()}"]
+        return "\n".join(lines)
+
+    def plot(self, *, ax=None, title: str | None = None):
+        from .plotting import plot_comparison
+
+        return plot_comparison(self.density, published=self.published, posterior_median=self.posterior_median_hr,
+                               ax=ax, title=title or f"{self.label} vs {self.published.label}")
+
+
+def compare(posterior, published, *, covariate: str | None = None, prob: float = 0.95,
+            label: str = "posterior") -> Comparison:
+    """Compare posterior draws of a log-HR with a published HR and CI (see the module docstring)."""
+    x = _as_draws(posterior, covariate)
+    pub = as_published(published)
+    a = (1 - prob) / 2
+    lo, med, hi = np.quantile(x, [a, 0.5, 1 - a])
+    inside = float(np.mean((x >= math.log(pub.lower)) & (x <= math.log(pub.upper))))
+    sd = float(np.std(x, ddof=1))
+    d = (float(np.mean(x)) - pub.log_hr) / math.hypot(sd, pub.se)
+    span = max(x.max(), pub.log_hr + 5 * pub.se) - min(x.min(), pub.log_hr - 5 * pub.se)
+    grid = np.linspace(min(x.min(), pub.log_hr - 5 * pub.se) - 0.05 * span,
+                       max(x.max(), pub.log_hr + 5 * pub.se) + 0.05 * span, 1024)
+    f = stats.gaussian_kde(x)(grid)
+    g = stats.norm.pdf(grid, pub.log_hr, pub.se)
+    overlap = float(np.trapezoid(np.minimum(f, g), grid))
+    density = pd.DataFrame({"log_hr": grid, "hr": np.exp(grid), "posterior": f, "published": g})
+    return Comparison(pub, float(np.exp(med)), float(np.exp(lo)), float(np.exp(hi)), inside, min(overlap, 1.0),
+                      float(d), prob, density, label)

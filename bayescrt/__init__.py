@@ -10,6 +10,7 @@ from .diagnostics import DiagnosticReport
 from .errors import DataError, DataWarning, DiagnosticsWarning, ResultFileError, SpecError
 from .estimators import CoxPH
 from .fit import Fit, load
+from .meta import MetaAnalysis, MetaFit
 
 try:
     __version__ = _metadata.version("bayescrt")
@@ -18,6 +19,6 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "Comparison", "CoxPH", "CovariateSetFits", "CovariateSets", "DataError", "DataWarning", "DiagnosticReport",
-    "DiagnosticsWarning", "Fit", "ResultFileError", "SpecError", "SurvivalData", "compare", "datasets",
+    "DiagnosticsWarning", "Fit", "MetaAnalysis", "MetaFit", "ResultFileError", "SpecError", "SurvivalData", "compare", "datasets",
     "fit_covariate_sets", "load", "published",
 ]

@@ -77,15 +77,19 @@ def _plain(v):
     return float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (np.integer, int)) else v
 
 
-def diagnose(idata: xr.DataTree, var_name: str = "log_hr", thresholds: dict | None = None) -> DiagnosticReport:
-    """Run every gate on ``idata.posterior[var_name]`` and the sampler statistics."""
+def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", thresholds: dict | None = None) -> DiagnosticReport:
+    """Run every gate on ``idata.posterior[var_name]`` (or several variables) and the sampler statistics."""
     import arviz as az
 
     th = {**THRESHOLDS, **(thresholds or {})}
-    da = idata["posterior"][var_name]
-    extra = [d for d in da.dims if d not in ("chain", "draw")]
-    arr = da.transpose("chain", "draw", *extra).values.reshape(da.sizes["chain"], da.sizes["draw"], -1)
-    names = [str(c) for c in da[extra[0]].values] if extra else [var_name]
+    arrs, names = [], []
+    for var in [var_name] if isinstance(var_name, str) else list(var_name):
+        da = idata["posterior"][var]
+        extra = [d for d in da.dims if d not in ("chain", "draw")]
+        arrs.append(da.transpose("chain", "draw", *extra).values.reshape(da.sizes["chain"], da.sizes["draw"], -1))
+        labels = [str(c) for c in da[extra[0]].values] if extra else [var]
+        names += labels if isinstance(var_name, str) or not extra else [f"{var}[{c}]" for c in labels]
+    arr = np.concatenate(arrs, axis=-1)
     chains = arr.shape[0]
     notes = []
     if chains >= 2:
@@ -119,5 +123,5 @@ def diagnose(idata: xr.DataTree, var_name: str = "log_hr", thresholds: dict | No
         ],
         columns=["gate", "value", "threshold", "passed"],
     ).set_index("gate")
-    params = pd.DataFrame({"rhat": rhat, "ess_bulk": ess_bulk, "ess_tail": ess_tail}, index=pd.Index(names, name=var_name))
+    params = pd.DataFrame({"rhat": rhat, "ess_bulk": ess_bulk, "ess_tail": ess_tail}, index=pd.Index(names, name=var_name if isinstance(var_name, str) else "parameter"))
     return DiagnosticReport(gates=gates, parameters=params, notes=notes)

@@ -52,7 +52,8 @@ def resolve_seed(random_seed) -> int:
     return int(random_seed)
 
 
-def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True):
+def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
+                 target_accept: float = 0.8):
     """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict)."""
     if sampler not in SAMPLERS:
         raise SpecError(f"sampler={sampler!r} is not available; choose one of {SAMPLERS}")
@@ -61,18 +62,20 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
             raise SpecError(f"{name}={val!r} must be an integer >= {low}")
     seed = resolve_seed(random_seed)
     cores = min(chains, os.cpu_count() or 1)
-    trace, t0, t1, t2 = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress)
+    if not 0.5 <= target_accept < 1:
+        raise SpecError(f"target_accept={target_accept!r} must lie in [0.5, 1), e.g. 0.8 or 0.95")
+    trace, t0, t1, t2 = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept)
     stats = trace["sample_stats"].to_dataset()
     stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
     tree = xr.DataTree.from_dict({"posterior": trace["posterior"].to_dataset(), "sample_stats": stats})
     info = {
         "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
-        "random_seed": seed, "compile_seconds": round(t1 - t0, 3), "sampling_seconds": round(t2 - t1, 3),
+        "random_seed": seed, "target_accept": target_accept, "compile_seconds": round(t1 - t0, 3), "sampling_seconds": round(t2 - t1, 3),
     }
     return tree, info
 
 
-def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress):
+def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept=0.8):
     t0 = _time.perf_counter()
     if sampler == "nutpie":
         import nutpie
@@ -81,7 +84,7 @@ def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress):
         t1 = _time.perf_counter()
         trace = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            progress_bar=progress, save_warmup=False,
+            progress_bar=progress, save_warmup=False, target_accept=target_accept,
         )
     else:
         import pymc as pm
@@ -90,6 +93,7 @@ def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress):
         trace = pm.sample(
             model=model, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
             progressbar=progress, nuts_sampler="pymc", compute_convergence_checks=False,
+            target_accept=target_accept,
         )
     return trace, t0, t1, _time.perf_counter()
 

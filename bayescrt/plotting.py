@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -116,4 +118,52 @@ def plot_comparison(density: pd.DataFrame, *, published, posterior_median: float
     if title:
         ax.set_title(title)
     ax.figure.tight_layout()
+    return ax
+
+
+def plot_meta_forest(studies: pd.DataFrame, summary: pd.DataFrame, *, log_scale: bool = True, ax=None,
+                     title: str | None = None):
+    """Meta-analysis forest plot: each study's observed estimate and CI (open square) above its shrunken
+    posterior (dot), then the pooled effect (diamond) and the interval for a new study (bar).
+
+    ``studies`` as from ``MetaFit.study_estimates``; ``summary`` as from
+    ``MetaFit.summary`` (model scale). Log-scale effects are drawn as ratios.
+    """
+    import matplotlib.pyplot as plt
+
+    f = (lambda v: np.exp(np.asarray(v, float))) if log_scale else (lambda v: np.asarray(v, float))
+    k = len(studies)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 1.8 + 0.45 * (k + 2)))
+    y = np.arange(k)[::-1] + 2.0
+    for yi, (_, r) in zip(y, studies.iterrows()):
+        ax.plot(f([r.observed_lower, r.observed_upper]), [yi + 0.15] * 2, color="0.35", lw=1.3)
+        ax.plot(f(r.observed), yi + 0.15, "s", mfc="white", mec="0.2", ms=4 + 6 * math.sqrt(r.weight_pct / 100))
+        ax.plot(f([r.shrunken_lower, r.shrunken_upper]), [yi - 0.15] * 2, color="C0", lw=2)
+        ax.plot(f(r.shrunken_median), yi - 0.15, "o", color="C0", ms=5)
+    mu, new = summary.loc["mu"], summary.loc["mu_new"]
+    ax.fill(f([mu["lower"], mu["median"], mu["upper"], mu["median"]]), [1, 1.25, 1, 0.75], color="C3", zorder=3)
+    ax.plot(f([new["lower"], new["upper"]]), [0.3, 0.3], color="C3", lw=2, alpha=0.6)
+    ax.axvline(f(mu["median"]), color="C3", lw=0.8, ls=":")
+    ax.axvline(f(0.0), color="0.5", ls="--", lw=1)
+    prob = f"{100 * summary.attrs.get('prob', 0.95):g}%"
+    ax.set_yticks(list(y) + [1.0, 0.3], list(studies.index) + [f"pooled (mu), {prob}", f"new study, {prob}"])
+    ax.set_ylim(-0.3, y.max() + 0.7)
+    if log_scale:
+        from matplotlib.ticker import LogLocator, NullFormatter
+
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("Ratio (log scale)" if log_scale else "Effect")
+    handles = [plt.Line2D([], [], color="0.35", marker="s", mfc="white", mec="0.2", label="observed, 95% CI"),
+               plt.Line2D([], [], color="C0", marker="o", lw=2, label=f"shrunken, {prob} CrI"),
+               plt.Line2D([], [], color="C3", marker="D", lw=0, label="pooled"),
+               plt.Line2D([], [], color="C3", lw=2, alpha=0.6, label="new study")]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=4, fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    ax.forest_data = studies
     return ax

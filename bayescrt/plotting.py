@@ -134,7 +134,7 @@ def plot_meta_forest(studies: pd.DataFrame, summary: pd.DataFrame, *, log_scale:
     f = (lambda v: np.exp(np.asarray(v, float))) if log_scale else (lambda v: np.asarray(v, float))
     k = len(studies)
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 1.8 + 0.45 * (k + 2)))
+        _, ax = plt.subplots(figsize=(9, 2.2 + 0.45 * (k + 2)))
     y = np.arange(k)[::-1] + 2.0
     for yi, (_, r) in zip(y, studies.iterrows()):
         ax.plot(f([r.observed_lower, r.observed_upper]), [yi + 0.15] * 2, color="0.35", lw=1.3)
@@ -150,20 +150,24 @@ def plot_meta_forest(studies: pd.DataFrame, summary: pd.DataFrame, *, log_scale:
     ax.set_yticks(list(y) + [1.0, 0.3], list(studies.index) + [f"pooled (mu), {prob}", f"new study, {prob}"])
     ax.set_ylim(-0.3, y.max() + 0.7)
     if log_scale:
-        from matplotlib.ticker import LogLocator, NullFormatter
+        from matplotlib.ticker import NullFormatter
 
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        lo, hi = ax.get_xlim()
+        for mantissas in ((1, 1.5, 2, 3, 5, 7), (1, 2, 5), (1,)):
+            ticks = [m * 10.0**e for e in range(-4, 5) for m in mantissas if lo <= m * 10.0**e <= hi]
+            if len(ticks) <= 9:
+                break
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("Ratio (log scale)" if log_scale else "Effect")
     handles = [plt.Line2D([], [], color="0.35", marker="s", mfc="white", mec="0.2", label="observed, 95% CI"),
                plt.Line2D([], [], color="C0", marker="o", lw=2, label=f"shrunken, {prob} CrI"),
                plt.Line2D([], [], color="C3", marker="D", lw=0, label="pooled"),
                plt.Line2D([], [], color="C3", lw=2, alpha=0.6, label="new study")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=4, fontsize=8, frameon=False)
+    ax.figure.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     if title:
         ax.set_title(title)
-    ax.figure.tight_layout()
+    ax.figure.tight_layout(rect=(0, 0.05, 1, 1))
     ax.forest_data = studies
     return ax

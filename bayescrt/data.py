@@ -61,6 +61,8 @@ class SurvivalData:
     sources : for each label, the DataFrame column it came from.
     references : reference level of each categorical covariate.
     strata : integer stratum code of each row (all 0 when not stratified).
+    cluster : integer cluster code of each row (shared frailty), or None.
+    cluster_labels : the cluster value for each code.
     strata_labels : the stratum value for each code.
     dropped : rows removed by ``missing="drop"``, by column (empty otherwise).
     columns : the names of the time, event, entry, weights and strata columns.
@@ -81,6 +83,8 @@ class SurvivalData:
     columns: dict
     dropped: dict = field(default_factory=dict)
     n_dropped: int = 0
+    cluster: np.ndarray | None = None
+    cluster_labels: tuple = ()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -112,7 +116,7 @@ class SurvivalData:
     def hash(self) -> str:
         """SHA-256 of the validated arrays: the same data give the same hash."""
         h = hashlib.sha256()
-        for arr in (self.time, self.event, self.X, self.entry, self.weights, self.strata):
+        for arr in (self.time, self.event, self.X, self.entry, self.weights, self.strata, self.cluster):
             if arr is not None:
                 h.update(np.ascontiguousarray(arr).tobytes())
         h.update(repr(self.covariates).encode())
@@ -122,6 +126,8 @@ class SurvivalData:
         parts = [f"{self.n} subjects, {self.n_events} events"]
         if self.n_strata > 1:
             parts.append(f"{self.n_strata} strata by {self.columns['strata']!r}")
+        if self.cluster is not None:
+            parts.append(f"{len(self.cluster_labels)} clusters by {self.columns['cluster']!r}")
         if self.weights is not None:
             parts.append(f"case weights from {self.columns['weights']!r}")
         if self.entry is not None:
@@ -144,6 +150,7 @@ class SurvivalData:
         weights: str | None = None,
         reference: dict | None = None,
         missing: str = "error",
+        cluster: str | None = None,
     ) -> "SurvivalData":
         """Validate ``df`` and build the sorted arrays.
 
@@ -156,6 +163,8 @@ class SurvivalData:
         entry : optional delayed-entry (left-truncation) time, >= 0 and < time.
         strata : optional column; each stratum gets its own baseline hazard.
         weights : optional positive case (frequency) weights.
+        cluster : optional column whose values group subjects (e.g. implanting
+            centre) for a shared frailty; any hashable values, no missing ones.
         reference : ``{column: level}`` reference level of categorical
             covariates; by default the first category (pandas categorical) or
             the first level in sorted order.
@@ -179,7 +188,8 @@ class SurvivalData:
         reference = dict(reference or {})
 
         # ---- column roles
-        roles = {"time": time, "event": event, "entry": entry, "strata": strata, "weights": weights}
+        roles = {"time": time, "event": event, "entry": entry, "strata": strata, "weights": weights,
+                 "cluster": cluster}
         for role, col in roles.items():
             if col is not None and col not in df.columns:
                 problems.append(
@@ -211,7 +221,7 @@ class SurvivalData:
         if problems:
             raise DataError(problems)
 
-        used = [c for c in dict.fromkeys([time, event, entry, strata, weights, *covariates]) if c is not None]
+        used = [c for c in dict.fromkeys([time, event, entry, strata, weights, cluster, *covariates]) if c is not None]
         frame = df.loc[:, used].copy()  # the caller's DataFrame is never touched
 
         # ---- missing values
@@ -386,6 +396,12 @@ class SurvivalData:
             codes = np.zeros(len(frame), dtype=np.int64)
             strata_labels = (None,)
 
+        if cluster is not None:
+            ccodes, cuniq = pd.factorize(frame[cluster], sort=True)
+            if len(cuniq) < 2:
+                raise DataError(f"cluster column {cluster!r} has a single value {cuniq[0]!r}: a frailty needs at least "
+                                "2 clusters; drop cluster= to fit without one")
+
         # Sort once: stratum, then time, then events before censorings at a tie.
         order = np.lexsort((~e, t, codes))
         data = cls(
@@ -401,9 +417,12 @@ class SurvivalData:
             strata_labels=strata_labels,
             row_labels=labels[order],
             order=order,
-            columns={"time": time, "event": event, "entry": entry, "weights": weights, "strata": strata},
+            columns={"time": time, "event": event, "entry": entry, "weights": weights, "strata": strata,
+                     "cluster": cluster},
             dropped=dropped,
             n_dropped=n_dropped,
+            cluster=None if cluster is None else ccodes[order].astype(np.int64),
+            cluster_labels=() if cluster is None else tuple(cuniq.tolist()),
         )
         data._warn_separation()
         return data

@@ -45,27 +45,31 @@ class CoxPH:
 
     family = "CoxPH"
 
-    def __init__(self, ties: str = "efron", sampler: str = "nutpie"):
+    def __init__(self, ties: str = "efron", sampler: str = "nutpie", frailty_prior: dict | None = None,
+                 centered: bool = False):
         if ties not in cox.TIES:
             raise SpecError(f"ties={ties!r} is not valid; choose one of {cox.TIES}")
         self.ties = ties
         self.sampler = sampler
+        self.frailty_prior = cox.resolve_frailty_prior(frailty_prior)
+        self.centered = bool(centered)
 
     def __repr__(self) -> str:
         return f"CoxPH(ties={self.ties!r}, sampler={self.sampler!r})"
 
     def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
-                reference=None, missing="error") -> SurvivalData:
+                reference=None, missing="error", cluster=None) -> SurvivalData:
         """Validate the data exactly as ``fit`` would, without sampling."""
         return SurvivalData.from_frame(
             df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
-            weights=weights, reference=reference, missing=missing,
+            weights=weights, reference=reference, missing=missing, cluster=cluster,
         )
 
     def build(self, data: SurvivalData, priors: dict | None = None):
         """The PyMC model for validated data; returns (model, risk sets, resolved priors, preconditioning)."""
         resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
-        model, rs, pre = cox.build_model(data, resolved, self.ties)
+        model, rs, pre = cox.build_model(data, resolved, self.ties, frailty_prior=self.frailty_prior,
+                                         centered=self.centered)
         return model, rs, resolved, pre
 
     def fit(
@@ -78,6 +82,7 @@ class CoxPH:
         entry: str | None = None,
         strata: str | None = None,
         weights: str | None = None,
+        cluster: str | None = None,
         reference: dict | None = None,
         missing: str = "error",
         priors: dict | None = None,
@@ -96,9 +101,13 @@ class CoxPH:
         scale (add ``"scale": "standardised"`` for per-SD priors).
         ``log_likelihood``: store the pointwise log-likelihood (per event);
         ``None`` stores it when it takes less than 500 MiB.
+        ``cluster``: a column grouping subjects (e.g. centre) for a shared
+        log-normal frailty; its SD has the estimator's ``frailty_prior`` and each
+        cluster's effect is in ``fit.frailty()``.
         """
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry,
-                            strata=strata, weights=weights, reference=reference, missing=missing)
+                            strata=strata, weights=weights, reference=reference, missing=missing,
+                            cluster=cluster)
         model, rs, resolved, pre = self.build(data, priors)
         tree, info = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                   random_seed=random_seed, progress=progress)
@@ -127,6 +136,10 @@ class CoxPH:
             "log_likelihood": "per event" if log_likelihood else "not stored",
             "parameterisation": pre,
         }
+        if data.cluster is not None:
+            description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
+                                      "prior_sd": self.frailty_prior,
+                                      "parameterisation": "centred" if self.centered else "non-centred"}
         return assemble(tree, info, model=description, priors=resolved, data_hash=data.hash(),
                         extra_groups=groups)
 
@@ -137,9 +150,15 @@ def _pointwise_loglik(tree: xr.DataTree, data: SurvivalData, rs: cox.RiskSets, c
     C, D, _ = post.shape
     beta = post.values.reshape(C * D, -1)
     Xc = data.X - data.center
+    b = None
+    if data.cluster is not None:
+        b = tree["posterior"]["frailty"].transpose("chain", "draw", "cluster").values.reshape(C * D, -1)
     out = np.empty((C * D, len(rs.event_rows)))
     for a in range(0, C * D, chunk):
-        out[a:a + chunk] = cox.partial_loglik_terms(beta[a:a + chunk] @ Xc.T, rs)
+        eta = beta[a:a + chunk] @ Xc.T
+        if b is not None:
+            eta = eta + b[a:a + chunk][:, data.cluster]
+        out[a:a + chunk] = cox.partial_loglik_terms(eta, rs)
     rows = [str(r) for r in data.row_labels[rs.event_rows]]
     return xr.Dataset(
         {"partial_loglik": (("chain", "draw", "event"), out.reshape(C, D, -1))},
@@ -162,6 +181,8 @@ def _data_groups(data: SurvivalData) -> dict:
         const["weights"] = ("obs", data.weights[inv])
     if data.n_strata > 1:
         const["stratum"] = ("obs", np.array([str(data.strata_labels[s]) for s in data.strata[inv]]))
+    if data.cluster is not None:
+        const["cluster"] = ("obs", np.array([str(data.cluster_labels[c]) for c in data.cluster[inv]]))
     return {
         "observed_data": xr.Dataset(observed, coords=coords),
         "constant_data": xr.Dataset(const, coords={**coords, "covariate": list(data.covariates)}),

@@ -205,8 +205,30 @@ class Fit:
     def diagnostics(self) -> DiagnosticReport:
         """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""
         if self._report is None:
-            self._report = diagnose(self.idata)
+            post = self.idata["posterior"]
+            self._report = diagnose(self.idata, ["log_hr", "frailty_sd", "frailty"] if "frailty_sd" in post
+                                    else "log_hr")
         return self._report
+
+    def frailty(self, prob: float = 0.95) -> pd.DataFrame:
+        """The shared frailty: its SD (log-hazard scale) and each cluster's hazard multiplier exp(b).
+
+        One row ``"SD"`` for the frailty SD, then one row per cluster; columns
+        ``median``, ``lower``, ``upper`` (a ``prob`` equal-tailed interval).
+        """
+        post = self.idata["posterior"]
+        if "frailty_sd" not in post:
+            raise SpecError("this fit has no frailty; fit with cluster=<column> to get one")
+        a = (1 - prob) / 2
+        sd = post["frailty_sd"].values.ravel()
+        b = post["frailty"].transpose("chain", "draw", "cluster").values.reshape(sd.size, -1)
+        rows = {"SD": np.quantile(sd, [0.5, a, 1 - a])}
+        for j, c in enumerate(post["cluster"].values):
+            rows[str(c)] = np.quantile(np.exp(b[:, j]), [0.5, a, 1 - a])
+        tab = pd.DataFrame.from_dict(rows, orient="index", columns=["median", "lower", "upper"])
+        tab.index.name = "frailty"
+        tab.attrs.update(prob=prob, note="row SD: frailty SD on the log-hazard scale; other rows: exp(cluster effect)")
+        return tab
 
     def summary(self, prob: float = 0.95) -> "Report":
         """A readable report: model, data, sampler, priors, the HR table and the diagnostics."""
@@ -221,8 +243,8 @@ class Fit:
                 f"HR {pct} lower": hr["hr_lower"],
                 f"HR {pct} upper": hr["hr_upper"],
                 "P(HR>1)": hr["p_hr_gt_1"],
-                "R-hat": rep.parameters["rhat"].to_numpy(),
-                "ESS bulk": rep.parameters["ess_bulk"].round().to_numpy(),
+                "R-hat": rep.parameters["rhat"].to_numpy()[:len(hr)],
+                "ESS bulk": rep.parameters["ess_bulk"].round().to_numpy()[:len(hr)],
             },
             index=hr.index,
         )
@@ -235,6 +257,10 @@ class Fit:
         ]
         if m.get("references"):
             lines.append("  reference = " + ", ".join(f"{k}: {v!r}" for k, v in m["references"].items()))
+        if m.get("frailty"):
+            fr, fs = m["frailty"], self.frailty(prob).loc["SD"]
+            lines.append(f"    frailty = log-normal by {fr['column']!r} ({fr['n_clusters']} clusters, {fr['parameterisation']}); "
+                         f"SD {fs['median']:.3f} [{fs['lower']:.3f}; {fs['upper']:.3f}] (log-hazard scale; fit.frailty())")
         lines += [
             f"    sampler = {s['sampler']}, {s['chains']} chains x {s['draws']} draws "
             f"({s['tune']} tuning), seed {s['random_seed']}",

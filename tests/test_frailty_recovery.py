@@ -27,7 +27,8 @@ def simulate(seed: int, n: int = 800, clusters: int = 20) -> pd.DataFrame:
     eta = LOG_HR * exposed + 0.03 * (age - 70) + b[centre]
     t = (-np.log(rng.random(n)) / (0.15 * np.exp(eta))) ** (1 / 1.2)
     c = rng.uniform(1, 8, n)
-    return pd.DataFrame({"years": np.ceil(np.minimum(t, c) * 100) / 100,  # hundredths of a year: ties, never 0 "died": (t <= c).astype(int),
+    # times in hundredths of a year, rounded up: ties, and never 0
+    return pd.DataFrame({"years": np.ceil(np.minimum(t, c) * 100) / 100, "died": (t <= c).astype(int),
                          "exposed": exposed, "age": age, "centre": [f"c{j:02d}" for j in centre]})
 
 

@@ -63,6 +63,9 @@ class SurvivalData:
     strata : integer stratum code of each row (all 0 when not stratified).
     cluster : integer cluster code of each row (shared frailty), or None.
     cluster_labels : the cluster value for each code.
+    study : integer study code of each row (several studies' individual data), or None;
+        the baseline hazard is stratified by study (within any ``strata``).
+    study_labels : the study value for each code.
     strata_labels : the stratum value for each code.
     dropped : rows removed by ``missing="drop"``, by column (empty otherwise).
     columns : the names of the time, event, entry, weights and strata columns.
@@ -85,6 +88,8 @@ class SurvivalData:
     n_dropped: int = 0
     cluster: np.ndarray | None = None
     cluster_labels: tuple = ()
+    study: np.ndarray | None = None
+    study_labels: tuple = ()
 
     # ------------------------------------------------------------------ basics
     @property
@@ -116,7 +121,7 @@ class SurvivalData:
     def hash(self) -> str:
         """SHA-256 of the validated arrays: the same data give the same hash."""
         h = hashlib.sha256()
-        for arr in (self.time, self.event, self.X, self.entry, self.weights, self.strata, self.cluster):
+        for arr in (self.time, self.event, self.X, self.entry, self.weights, self.strata, self.cluster, self.study):
             if arr is not None:
                 h.update(np.ascontiguousarray(arr).tobytes())
         h.update(repr(self.covariates).encode())
@@ -124,10 +129,13 @@ class SurvivalData:
 
     def describe(self) -> str:
         parts = [f"{self.n} subjects, {self.n_events} events"]
-        if self.n_strata > 1:
-            parts.append(f"{self.n_strata} strata by {self.columns['strata']!r}")
+        if self.n_strata > 1 and self.columns.get("strata"):
+            parts.append(f"{self.n_strata} strata by {self.columns['strata']!r}"
+                         + (" within study" if self.columns.get("study") else ""))
         if self.cluster is not None:
             parts.append(f"{len(self.cluster_labels)} clusters by {self.columns['cluster']!r}")
+        if self.study is not None:
+            parts.append(f"{len(self.study_labels)} studies by {self.columns['study']!r}")
         if self.weights is not None:
             parts.append(f"case weights from {self.columns['weights']!r}")
         if self.entry is not None:
@@ -151,6 +159,7 @@ class SurvivalData:
         reference: dict | None = None,
         missing: str = "error",
         cluster: str | None = None,
+        study: str | None = None,
     ) -> "SurvivalData":
         """Validate ``df`` and build the sorted arrays.
 
@@ -165,6 +174,9 @@ class SurvivalData:
         weights : optional positive case (frequency) weights.
         cluster : optional column whose values group subjects (e.g. implanting
             centre) for a shared frailty; any hashable values, no missing ones.
+        study : optional column naming the study of each row when several
+            studies' individual data are fitted together; each study gets its
+            own baseline hazard (combined with ``strata``).
         reference : ``{column: level}`` reference level of categorical
             covariates; by default the first category (pandas categorical) or
             the first level in sorted order.
@@ -189,7 +201,7 @@ class SurvivalData:
 
         # ---- column roles
         roles = {"time": time, "event": event, "entry": entry, "strata": strata, "weights": weights,
-                 "cluster": cluster}
+                 "cluster": cluster, "study": study}
         for role, col in roles.items():
             if col is not None and col not in df.columns:
                 problems.append(
@@ -221,7 +233,8 @@ class SurvivalData:
         if problems:
             raise DataError(problems)
 
-        used = [c for c in dict.fromkeys([time, event, entry, strata, weights, cluster, *covariates]) if c is not None]
+        used = [c for c in dict.fromkeys([time, event, entry, strata, weights, cluster, study, *covariates])
+                if c is not None]
         frame = df.loc[:, used].copy()  # the caller's DataFrame is never touched
 
         # ---- missing values
@@ -389,7 +402,15 @@ class SurvivalData:
             raise DataError(problems)
 
         X = np.column_stack(cols)
-        if strata is not None:
+        if study is not None:
+            scodes, suniq = pd.factorize(frame[study], sort=True)
+        if study is not None and strata is not None:
+            pairs = pd.Series(list(zip(frame[study], frame[strata])), index=frame.index)
+            codes, uniq = pd.factorize(pairs, sort=True)
+            strata_labels = tuple(f"{a} | {b}" for a, b in uniq.tolist())
+        elif study is not None:
+            codes, strata_labels = scodes, tuple(suniq.tolist())
+        elif strata is not None:
             codes, uniq = pd.factorize(frame[strata], sort=True)
             strata_labels = tuple(uniq.tolist())
         else:
@@ -418,11 +439,13 @@ class SurvivalData:
             row_labels=labels[order],
             order=order,
             columns={"time": time, "event": event, "entry": entry, "weights": weights, "strata": strata,
-                     "cluster": cluster},
+                     "cluster": cluster, "study": study},
             dropped=dropped,
             n_dropped=n_dropped,
             cluster=None if cluster is None else ccodes[order].astype(np.int64),
             cluster_labels=() if cluster is None else tuple(cuniq.tolist()),
+            study=None if study is None else scodes[order].astype(np.int64),
+            study_labels=() if study is None else tuple(suniq.tolist()),
         )
         data._warn_separation()
         return data

@@ -46,30 +46,32 @@ class CoxPH:
     family = "CoxPH"
 
     def __init__(self, ties: str = "efron", sampler: str = "nutpie", frailty_prior: dict | None = None,
-                 centered: bool = False):
+                 centered: bool = False, target_accept: float | None = None):
         if ties not in cox.TIES:
             raise SpecError(f"ties={ties!r} is not valid; choose one of {cox.TIES}")
         self.ties = ties
         self.sampler = sampler
         self.frailty_prior = cox.resolve_frailty_prior(frailty_prior)
         self.centered = bool(centered)
+        # None: 0.8, or smaller steps for the curved posteriors of hierarchical levels (see fit)
+        self.target_accept = target_accept
 
     def __repr__(self) -> str:
         return f"CoxPH(ties={self.ties!r}, sampler={self.sampler!r})"
 
     def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
-                reference=None, missing="error", cluster=None) -> SurvivalData:
+                reference=None, missing="error", cluster=None, study=None) -> SurvivalData:
         """Validate the data exactly as ``fit`` would, without sampling."""
         return SurvivalData.from_frame(
             df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
-            weights=weights, reference=reference, missing=missing, cluster=cluster,
+            weights=weights, reference=reference, missing=missing, cluster=cluster, study=study,
         )
 
-    def build(self, data: SurvivalData, priors: dict | None = None):
+    def build(self, data: SurvivalData, priors: dict | None = None, hierarchy: dict | None = None):
         """The PyMC model for validated data; returns (model, risk sets, resolved priors, preconditioning)."""
         resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
         model, rs, pre = cox.build_model(data, resolved, self.ties, frailty_prior=self.frailty_prior,
-                                         centered=self.centered)
+                                         centered=self.centered, hierarchy=hierarchy)
         return model, rs, resolved, pre
 
     def fit(
@@ -83,6 +85,11 @@ class CoxPH:
         strata: str | None = None,
         weights: str | None = None,
         cluster: str | None = None,
+        study: str | None = None,
+        exposure: str | None = None,
+        pooling: str = "partial",
+        aggregate=None,
+        study_prior: dict | None = None,
         reference: dict | None = None,
         missing: str = "error",
         priors: dict | None = None,
@@ -104,19 +111,40 @@ class CoxPH:
         ``cluster``: a column grouping subjects (e.g. centre) for a shared
         log-normal frailty; its SD has the estimator's ``frailty_prior`` and each
         cluster's effect is in ``fit.frailty()``.
+
+        Several studies: ``study`` names the column of each row's study; each
+        study gets its own baseline hazard and the ``exposure``'s log-HR is
+        ``pooling="partial"`` (study effects ~ Normal(population effect, study
+        SD); ``study_prior`` on that SD, default HalfNormal(0.5) on the log-HR
+        scale), ``"none"`` (separate effects; the exposure's row reports their
+        mean) or ``"complete"`` (one common effect). ``aggregate`` adds published
+        studies through the same population effect: a DataFrame with columns
+        ``study``, ``estimate`` (log-HR of the exposure, 1 vs 0) and ``se``, or
+        a list of registry ids ``"<study>/<result>"``. Per-study effects are in
+        ``fit.study_effects()``.
         """
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry,
                             strata=strata, weights=weights, reference=reference, missing=missing,
-                            cluster=cluster)
-        model, rs, resolved, pre = self.build(data, priors)
+                            cluster=cluster, study=study)
+        hierarchy = _hierarchy(data, exposure, pooling, aggregate, study_prior) \
+            if (study is not None or aggregate is not None) else None
+        if exposure is not None and hierarchy is None:
+            raise SpecError("exposure= is used with study= or aggregate= (several studies); drop it for one cohort")
+        if hierarchy is not None:
+            hierarchy["centered"] = self.centered
+        model, rs, resolved, pre = self.build(data, priors, hierarchy)
+        # a between-study SD estimated from a handful of studies makes a funnel with the population effect
+        # that NUTS crosses only with small steps; a frailty over many clusters needs less
+        ta = self.target_accept or (0.99 if hierarchy is not None and hierarchy["pooling"] == "partial"
+                                    else 0.95 if (hierarchy is not None or data.cluster is not None) else 0.8)
         tree, info = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
-                                  random_seed=random_seed, progress=progress)
+                                  random_seed=random_seed, progress=progress, target_accept=ta)
         groups = _data_groups(data)
         n_draws = tree["posterior"].sizes["chain"] * tree["posterior"].sizes["draw"]
         if log_likelihood is None:
             log_likelihood = n_draws * data.n_events * 8 <= LOGLIK_MAX_BYTES
         if log_likelihood:
-            groups["log_likelihood"] = _pointwise_loglik(tree, data, rs)
+            groups["log_likelihood"] = _pointwise_loglik(tree, data, rs, hierarchy)
         description = {
             "family": self.family,
             "description": f"Cox proportional hazards, partial likelihood, ties={self.ties}",
@@ -136,6 +164,12 @@ class CoxPH:
             "log_likelihood": "per event" if log_likelihood else "not stored",
             "parameterisation": pre,
         }
+        if hierarchy is not None:
+            description["studies"] = {
+                "column": study, "exposure": exposure, "pooling": pooling, "prior_sd": hierarchy["study_prior"],
+                "labels": list(hierarchy["labels"]), "n_individual": hierarchy["n_ipd"],
+                "aggregate": None if hierarchy.get("aggregate") is None else
+                {k: [float(x) for x in v] for k, v in hierarchy["aggregate"].items() if k != "labels"}}
         if data.cluster is not None:
             description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
                                       "prior_sd": self.frailty_prior,
@@ -144,7 +178,50 @@ class CoxPH:
                         extra_groups=groups)
 
 
-def _pointwise_loglik(tree: xr.DataTree, data: SurvivalData, rs: cox.RiskSets, chunk: int = 256) -> xr.Dataset:
+def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) -> dict:
+    """Check the several-studies options and describe the study level for the model builder."""
+    if pooling not in cox.POOLING:
+        raise SpecError(f"pooling={pooling!r}: choose one of {cox.POOLING}")
+    if exposure is None:
+        raise SpecError("study= and aggregate= need exposure=<column>: the covariate whose effect varies by study")
+    mine = [k for k, src in enumerate(data.sources) if src == exposure]
+    if len(mine) != 1:
+        raise SpecError(f"exposure={exposure!r} must be one of the covariates and a single column "
+                        f"(covariates: {sorted(set(data.sources))}); recode a categorical exposure as one indicator")
+    j = mine[0]
+    prior = cox.resolve_frailty_prior(study_prior or {"dist": "HalfNormal", "sigma": 0.5})
+    ipd = [str(s) for s in data.study_labels] if data.study is not None else ["individual data"]
+    out = {"exposure": j, "pooling": pooling, "study_prior": prior, "n_ipd": len(ipd)}
+    if aggregate is not None:
+        if not np.isin(data.X[:, j], (0.0, 1.0)).all():
+            raise SpecError(f"aggregate= pools published log-HRs of the exposure (1 vs 0); exposure {exposure!r} "
+                            "must be coded 0/1")
+        if isinstance(aggregate, pd.DataFrame):
+            miss = {"study", "estimate", "se"} - set(aggregate.columns)
+            if miss:
+                raise SpecError(f"aggregate: missing column(s) {sorted(miss)}; give study, estimate (log-HR) and se")
+            agg = aggregate
+        else:
+            from .meta import published_log_estimates
+
+            agg, _ = published_log_estimates(list(aggregate))
+        est, se = agg["estimate"].to_numpy(float), agg["se"].to_numpy(float)
+        labels = [str(x) for x in agg["study"]]
+        bad = [lab for lab, e, s in zip(labels, est, se) if not (np.isfinite(e) and np.isfinite(s) and s > 0)]
+        clash = set(labels) & set(ipd)
+        if bad or clash or len(set(labels)) < len(labels):
+            raise SpecError(f"aggregate: studies {bad} need a finite estimate and an SE > 0" if bad else
+                            f"aggregate: study labels {sorted(clash)} are also individual-data studies" if clash else
+                            "aggregate: study labels must be unique")
+        out["aggregate"] = {"estimate": est, "se": se}
+        ipd = ipd + labels
+    out["labels"] = ipd
+    out["n_studies"] = len(ipd)
+    return out
+
+
+def _pointwise_loglik(tree: xr.DataTree, data: SurvivalData, rs: cox.RiskSets, hierarchy: dict | None = None,
+                      chunk: int = 256) -> xr.Dataset:
     """Per-event partial log-likelihood for every draw, computed in chunks of draws."""
     post = tree["posterior"]["log_hr"].transpose("chain", "draw", "covariate")
     C, D, _ = post.shape
@@ -153,9 +230,16 @@ def _pointwise_loglik(tree: xr.DataTree, data: SurvivalData, rs: cox.RiskSets, c
     b = None
     if data.cluster is not None:
         b = tree["posterior"]["frailty"].transpose("chain", "draw", "cluster").values.reshape(C * D, -1)
+    theta = codes = None
+    if hierarchy is not None:
+        theta = tree["posterior"]["study_log_hr"].transpose("chain", "draw", "study").values.reshape(C * D, -1)
+        codes = np.zeros(data.n, np.int64) if data.study is None else data.study
     out = np.empty((C * D, len(rs.event_rows)))
     for a in range(0, C * D, chunk):
         eta = beta[a:a + chunk] @ Xc.T
+        if theta is not None:  # the exposure's coefficient is its study's
+            j = hierarchy["exposure"]
+            eta = eta + Xc[:, j] * (theta[a:a + chunk][:, codes] - beta[a:a + chunk][:, [j]])
         if b is not None:
             eta = eta + b[a:a + chunk][:, data.cluster]
         out[a:a + chunk] = cox.partial_loglik_terms(eta, rs)

@@ -206,9 +206,43 @@ class Fit:
         """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""
         if self._report is None:
             post = self.idata["posterior"]
-            self._report = diagnose(self.idata, ["log_hr", "frailty_sd", "frailty"] if "frailty_sd" in post
-                                    else "log_hr")
+            extra = [v for v in ("frailty_sd", "frailty", "study_sd", "study_log_hr") if v in post]
+            self._report = diagnose(self.idata, ["log_hr", *extra] if extra else "log_hr")
         return self._report
+
+    def study_effects(self, prob: float = 0.95) -> pd.DataFrame:
+        """The exposure's HR in each study, the population HR, a new study's HR and the between-study SD.
+
+        Columns ``median``, ``lower``, ``upper`` (HR scale, except the SD row,
+        which is on the log-HR scale) and ``source`` (individual data,
+        aggregate, or the population level).
+        """
+        post, m = self.idata["posterior"], self.model
+        if "study_log_hr" not in post:
+            raise SpecError("this fit has no study level; fit with study=<column> or aggregate=... and exposure=")
+        st = m["studies"]
+        a = (1 - prob) / 2
+        q = lambda x: np.quantile(x, [0.5, a, 1 - a])  # noqa: E731
+        th = post["study_log_hr"].transpose("chain", "draw", "study").values
+        th = th.reshape(-1, th.shape[-1])
+        rows, src = {}, []
+        for k, lab in enumerate(st["labels"]):
+            rows[lab] = q(np.exp(th[:, k]))
+            src.append("individual data" if k < st["n_individual"] else "aggregate")
+        mu = post["log_hr"].sel(covariate=self.covariates[self.model["sources"].index(st["exposure"])]).values.ravel()
+        rows["population"] = q(np.exp(mu))
+        src.append("mean of the study effects" if st["pooling"] == "none" else "population")
+        if "study_sd" in post:
+            tau = post["study_sd"].values.ravel()
+            rng = np.random.default_rng(0)
+            rows["new study"] = q(np.exp(mu + tau * rng.standard_normal(mu.size)))
+            rows["between-study SD (log HR)"] = q(tau)
+            src += ["predictive", "population"]
+        tab = pd.DataFrame.from_dict(rows, orient="index", columns=["median", "lower", "upper"])
+        tab["source"] = src
+        tab.index.name = "study"
+        tab.attrs.update(prob=prob, pooling=st["pooling"], exposure=st["exposure"])
+        return tab
 
     def frailty(self, prob: float = 0.95) -> pd.DataFrame:
         """The shared frailty: its SD (log-hazard scale) and each cluster's hazard multiplier exp(b).

@@ -82,6 +82,47 @@ def _column(df: pd.DataFrame, name: str, role: str) -> pd.Series:
     return df[name]
 
 
+def published_log_estimates(ids, *, allow_mixed: bool = False, allow_same_study: bool = False):
+    """Registry results as a table of log estimates and SEs (columns ``study``, ``estimate``, ``se``).
+
+    Refuses what should not be pooled: non-ratio results, different endpoints,
+    estimands or comparisons (unless ``allow_mixed``), two results of one
+    study (unless ``allow_same_study``); warns about unverified figures.
+    Returns (table, results).
+    """
+    from .published import get
+    from .published.registry import Result
+
+    results = []
+    for rid in ids:
+        r = get(rid)
+        if not isinstance(r, Result):
+            raise SpecError(f"{rid!r} names a study; name one of its results: "
+                            + ", ".join(f"'{rid}/{k}'" for k in r.results))
+        if r.kind != "estimate" or not r.on_log_scale:
+            raise SpecError(f"{r.id}: only ratio estimates with a CI can be pooled here (this is {r.kind!r}, "
+                            f"{r.estimand}); pool counts with fit_counts.")
+        results.append(r)
+    if not allow_mixed:
+        for key in ("endpoint", "estimand", "comparison"):
+            vals = {r.id: getattr(r, key) for r in results}
+            if len(set(vals.values())) > 1:
+                raise SpecError(f"these results differ in {key}: " + "; ".join(f"{k}: {v!r}" for k, v in vals.items())
+                                + f". Pooling different {key}s answers no single question; choose results that "
+                                f"share it, or pass allow_mixed=True if you mean to.")
+    studies = [r.study for r in results]
+    if not allow_same_study and len(set(studies)) < len(studies):
+        twice = sorted({s for s in studies if studies.count(s) > 1})
+        raise SpecError(f"several results of the same study ({twice}) share patients; pool one per study, or pass "
+                        "allow_same_study=True.")
+    unverified = [r.id for r in results if not r.verified]
+    if unverified:
+        warnings.warn(f"pooling unverified published figures: {unverified}; see `bayescrt published show`.",
+                      DataWarning, stacklevel=3)
+    rows = [{"study": r.id, "estimate": r.log_estimate()[0], "se": r.log_estimate()[1]} for r in results]
+    return pd.DataFrame(rows), results
+
+
 class MetaAnalysis:
     """Random-effects meta-analysis: ``MetaAnalysis(mu_prior=..., tau_prior=...).fit(df, estimate=, se=, study=)``.
 
@@ -214,38 +255,9 @@ class MetaAnalysis:
         unless ``allow_same_study=True``. Unverified figures are pooled with a
         warning that names them.
         """
-        from .published import get
-        from .published.registry import Result
-
-        results = []
-        for rid in ids:
-            r = get(rid)
-            if not isinstance(r, Result):
-                raise SpecError(f"{rid!r} names a study; name one of its results: "
-                                + ", ".join(f"'{rid}/{k}'" for k in r.results))
-            if r.kind != "estimate" or not r.on_log_scale:
-                raise SpecError(f"{r.id}: only ratio estimates with a CI can be pooled here (this is {r.kind!r}, "
-                                f"{r.estimand}); pool counts with fit_counts.")
-            results.append(r)
-        if not allow_mixed:
-            for key in ("endpoint", "estimand", "comparison"):
-                vals = {r.id: getattr(r, key) for r in results}
-                if len(set(vals.values())) > 1:
-                    raise SpecError(f"these results differ in {key}: " + "; ".join(f"{k}: {v!r}" for k, v in vals.items())
-                                    + f". Pooling different {key}s answers no single question; choose results that "
-                                    f"share it, or pass allow_mixed=True if you mean to.")
-        studies = [r.study for r in results]
-        if not allow_same_study and len(set(studies)) < len(studies):
-            twice = sorted({s for s in studies if studies.count(s) > 1})
-            raise SpecError(f"several results of the same study ({twice}) share patients; pool one per study, or pass "
-                            "allow_same_study=True.")
-        unverified = [r.id for r in results if not r.verified]
-        if unverified:
-            warnings.warn(f"pooling unverified published figures: {unverified}; see `bayescrt published show`.",
-                          DataWarning, stacklevel=2)
-        rows = [{"study": r.id, "estimate": r.log_estimate()[0], "se": r.log_estimate()[1]} for r in results]
+        rows, results = published_log_estimates(ids, allow_mixed=allow_mixed, allow_same_study=allow_same_study)
         label = kw.pop("label", f"{results[0].endpoint}, {results[0].estimand} ({results[0].comparison})")
-        return self.fit(pd.DataFrame(rows), estimate="estimate", se="se", study="study", scale="log", label=label, **kw)
+        return self.fit(rows, estimate="estimate", se="se", study="study", scale="log", label=label, **kw)
 
     def tau_sensitivity(self, df: pd.DataFrame | None = None, *, priors=None, published=None, counts: bool = False,
                         prob: float = 0.95, **kw) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def test_frailty_sd_and_exposure_intervals_cover_the_truth():
     for rep in range(20):
         df = simulate(2000 + rep)
         fit = bc.CoxPH().fit(df, time="years", event="died", covariates=["exposed", "age"], cluster="centre",
-                             chains=2, random_seed=rep, progress=False)
+                             random_seed=rep, progress=False)
         hr = fit.hazard_ratios().loc["exposed"]
         sd = fit.frailty().loc["SD"]
         rows.append({"rep": rep, "events": int(df.died.sum()),

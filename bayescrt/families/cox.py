@@ -180,8 +180,41 @@ def _frailty(data: SurvivalData, prior: dict, centered: bool, pm):
     return b[pm.Data("cluster_code", data.cluster)]
 
 
+POOLING = ("partial", "none", "complete")
+
+
+def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
+    """The exposure's log-HR per study (own units): partially pooled, separate or common.
+
+    ``hier``: ``exposure`` (column index), ``pooling``, ``study_prior`` (on the study
+    SD, own units), ``n_ipd`` (studies with individual data) and optionally
+    ``aggregate`` (published log-HRs and SEs, one per further study).
+    """
+    j, sc, n_all = hier["exposure"], float(scale[hier["exposure"]]), hier["n_studies"]
+    if hier["pooling"] == "partial":
+        prior = hier["study_prior"]
+        tau = getattr(pm, prior["dist"])("study_sd", **{k: v for k, v in prior.items() if k != "dist"})
+        if hier.get("centered"):
+            theta = pm.Normal("study_log_hr_c", beta_std[j] / sc, tau, dims="study")
+        else:
+            u = pm.Normal("study_z", 0.0, 1.0, dims="study")
+            theta = beta_std[j] / sc + tau * u
+    elif hier["pooling"] == "none":
+        zs = _prior_vector([zpriors[j]] * n_all, n_all, pm, pt, prefix="study_log_hr_z")
+        theta = (m[j] + s_[j] * zs) / sc
+    else:
+        theta = beta_std[j] / sc * pt.ones(n_all)
+    theta = pm.Deterministic("study_log_hr", theta, dims="study")
+    agg = hier.get("aggregate")
+    if agg is not None:
+        n_ipd = hier["n_ipd"]
+        pm.Potential("aggregate_loglik", pm.math.sum(
+            pm.logp(pm.Normal.dist(theta[n_ipd:], np.asarray(agg["se"], float)), np.asarray(agg["estimate"], float))))
+    return theta
+
+
 def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, precondition: bool = True,
-                frailty_prior: dict | None = None, centered: bool = False):
+                frailty_prior: dict | None = None, centered: bool = False, hierarchy: dict | None = None):
     """The PyMC model of a Cox fit; returns (model, risk sets, preconditioning record).
 
     The sampler works on ``z``, with standardised log-HRs ``beta_std = m + s * z``
@@ -223,9 +256,17 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
     coords = {"covariate": list(data.covariates)}
     if data.cluster is not None:
         coords["cluster"] = [str(c) for c in data.cluster_labels]
+    if hierarchy is not None:
+        coords["study"] = list(hierarchy["labels"])
     with pm.Model(coords=coords) as model:
         z = _prior_vector(zpriors, p, pm, pt)
         beta_std = m + s_ * z
+        theta = None
+        if hierarchy is not None:
+            theta = _study_effects(hierarchy, beta_std, m, s_, zpriors, scale, pm, pt)
+            j = hierarchy["exposure"]
+            if hierarchy["pooling"] == "none":  # no population effect: report the mean of the study effects
+                beta_std = pt.set_subtensor(beta_std[j], theta.mean() * scale[j])
         pm.Deterministic("log_hr", beta_std / scale, dims="covariate")
         # Data and risk-set indices enter as data containers, not constants: the compiled
         # function takes them as inputs, so compile time does not grow with N.
@@ -233,7 +274,14 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
         # an elementwise product and row sum, not a BLAS matrix-vector product: multi-threaded
         # BLAS inside parallel chains oversubscribes the cores (3x slower per gradient at
         # N = 100,000 on 2 cores) and makes draws depend on the BLAS thread count
-        eta = (pm.Data("X_std", X_std) * beta_std).sum(axis=1)
+        Xd = pm.Data("X_std", X_std)
+        if theta is None:
+            eta = (Xd * beta_std).sum(axis=1)
+        else:  # the exposure's coefficient is its study's
+            mask = np.ones(p)
+            mask[j] = 0.0
+            codes = pm.Data("study_code", np.zeros(data.n, np.int64) if data.study is None else data.study)
+            eta = (Xd * (beta_std * mask)).sum(axis=1) + Xd[:, j] * theta[codes] * scale[j]
         if data.cluster is not None:
             eta = eta + _frailty(data, resolve_frailty_prior(frailty_prior), centered, pm)
         pm.Potential("partial_loglik", partial_loglik_terms(eta, shared, pt).sum())
@@ -249,14 +297,14 @@ def _shift_scale(prior: dict, m: float, s: float) -> dict:
     return q
 
 
-def _prior_vector(priors: list[dict], p: int, pm, pt):
+def _prior_vector(priors: list[dict], p: int, pm, pt, prefix: str = "log_hr_z"):
     """One free vector per prior family (``priors``: one prior dict per covariate), assembled in order."""
     families: dict[str, list[int]] = {}
     for j, prior in enumerate(priors):
         families.setdefault(prior["dist"], []).append(j)
     parts = {}
     for dist, idx in families.items():
-        name = "log_hr_z" if len(families) == 1 else f"log_hr_z_{dist.lower()}"
+        name = prefix if len(families) == 1 else f"{prefix}_{dist.lower()}"
         pri = [priors[j] for j in idx]
         shape = len(idx)
         if dist == "Flat":

@@ -1,0 +1,122 @@
+"""Several studies: stratified baselines, a partially pooled exposure effect, and published studies added."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescrt as bc
+from bayescrt.families import cox
+
+LOG_HR = [0.1, 0.3, 0.2, 0.25]
+
+
+def four_studies(seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for k, (n, lhr) in enumerate(zip([400, 600, 500, 300], LOG_HR)):
+        x = rng.random(n) < 0.4
+        age = rng.normal(70, 10, n)
+        t = (-np.log(rng.random(n)) / ((0.1 + 0.05 * k) * np.exp(lhr * x + 0.03 * (age - 70)))) ** (1 / 1.2)
+        c = rng.uniform(1, 8, n)
+        frames.append(pd.DataFrame({"years": np.ceil(np.minimum(t, c) * 100) / 100, "died": (t <= c).astype(int),
+                                    "upgrade": x.astype(int), "age": age, "study": f"S{k}"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+KW = dict(time="years", event="died", covariates=["upgrade", "age"], exposure="upgrade", random_seed=1,
+          progress=False)
+
+
+@pytest.fixture(scope="module")
+def partial():
+    return bc.CoxPH().fit(four_studies(), study="study", **KW)
+
+
+@pytest.mark.mcmc
+def test_partial_pooling_converges_and_reports_every_study(partial):
+    assert partial.diagnostics().ok, partial.diagnostics()
+    tab = partial.study_effects()
+    print("\n" + tab.round(3).to_string())
+    assert list(tab.index) == ["S0", "S1", "S2", "S3", "population", "new study", "between-study SD (log HR)"]
+    pop = tab.loc["population"]
+    assert pop["lower"] < np.exp(np.mean(LOG_HR)) < pop["upper"]
+    assert tab.loc["new study", "upper"] - tab.loc["new study", "lower"] > pop["upper"] - pop["lower"]
+    assert "4 studies by 'study'" in partial.model["data_description"]
+
+
+@pytest.mark.mcmc
+def test_pointwise_loglik_uses_each_studys_effect(partial):
+    df = four_studies()
+    data = bc.CoxPH().prepare(df, time="years", event="died", covariates=["upgrade", "age"], study="study")
+    rs = cox.RiskSets.from_data(data)
+    post = partial.idata["posterior"]
+    beta = post["log_hr"].isel(chain=1, draw=3).values
+    theta = post["study_log_hr"].isel(chain=1, draw=3).values
+    Xc = data.X - data.center
+    eta = Xc[:, 1] * beta[1] + Xc[:, 0] * theta[data.study]
+    stored = partial.idata["log_likelihood"]["partial_loglik"].isel(chain=1, draw=3).values
+    assert np.allclose(stored, cox.partial_loglik_terms(eta, rs))
+
+
+@pytest.mark.mcmc
+def test_published_estimates_join_through_the_population_effect():
+    """One cohort plus two published log-HRs: the published studies shrink toward the population effect."""
+    df = four_studies()
+    one = df[df.study == "S1"]
+    agg = pd.DataFrame({"study": ["A", "B"], "estimate": [0.6, 0.05], "se": [0.15, 0.1]})
+    fit = bc.CoxPH().fit(one, aggregate=agg, **KW)
+    assert fit.diagnostics().ok
+    tab = fit.study_effects()
+    print("\n" + tab.round(3).to_string())
+    assert list(tab.index[:3]) == ["individual data", "A", "B"]
+    assert list(tab.source[:3]) == ["individual data", "aggregate", "aggregate"]
+    mu = np.log(tab.loc["population", "median"])
+    for lab, y in (("A", 0.6), ("B", 0.05)):
+        assert abs(np.log(tab.loc[lab, "median"]) - mu) < abs(y - mu)
+
+
+def test_complete_and_no_pooling_build_the_right_study_effects():
+    """Without sampling: complete pooling gives every study the population effect; no pooling gives free ones."""
+    import pytensor
+
+    df = four_studies()
+    est = bc.CoxPH()
+    data = est.prepare(df, time="years", event="died", covariates=["upgrade", "age"], study="study")
+    from bayescrt.estimators import _hierarchy
+
+    for pooling in ("complete", "none"):
+        h = _hierarchy(data, "upgrade", pooling, None, None)
+        model = est.build(data, None, h)[0]
+        f = pytensor.function(model.value_vars, model["study_log_hr"], on_unused_input="ignore")
+        point = model.initial_point()
+        rng = np.random.default_rng(0)
+        vals = f(*[point[v.name] + rng.normal(size=np.shape(point[v.name])) for v in model.value_vars])
+        assert (np.ptp(vals) == 0) == (pooling == "complete"), pooling
+    assert data.n_strata == 4 and data.study_labels == ("S0", "S1", "S2", "S3")
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(study="study"), "need exposure=<column>"),
+    (dict(study="study", exposure="upgrade", pooling="some"), "pooling='some': choose one of"),
+    (dict(study="study", exposure="upgrad"), "exposure='upgrad' must be one of the covariates"),
+    (dict(exposure="upgrade"), "exposure= is used with study= or aggregate="),
+    (dict(exposure="upgrade", aggregate=pd.DataFrame({"study": ["A"], "estimate": [0.1]})),
+     r"missing column\(s\) \['se'\]"),
+    (dict(exposure="upgrade", aggregate=pd.DataFrame({"study": ["A"], "estimate": [0.1], "se": [0.0]})),
+     "need a finite estimate and an SE > 0"),
+    (dict(exposure="age", aggregate=pd.DataFrame({"study": ["A"], "estimate": [0.1], "se": [0.1]})),
+     "must be coded 0/1"),
+    (dict(study="study", exposure="upgrade", aggregate=pd.DataFrame({"study": ["S1"], "estimate": [0.1], "se": [0.1]})),
+     r"study labels \['S1'\] are also individual-data studies"),
+    (dict(exposure="upgrade", aggregate=["danish-registry-2000-2018/mortality-full",
+                                         "cheung-2017-in-hospital/in-hospital-death-adjusted"]), "differ in endpoint"),
+])
+def test_study_options_are_checked_before_sampling(kw, message):
+    df = four_studies()
+    with pytest.raises(bc.SpecError, match=message):
+        bc.CoxPH().fit(df, time="years", event="died", covariates=["upgrade", "age"], **kw)
+
+
+def test_study_effects_need_a_study_level(rossi_efron):
+    with pytest.raises(bc.SpecError, match="no study level"):
+        rossi_efron.study_effects()

@@ -141,8 +141,8 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (KeyError, SpecError) as err:
-        print(f"bayescrt {args.command}: {err.args[0] if err.args else err}", file=sys.stderr)
+    except SpecError as err:  # unknown registry ids are SpecErrors too
+        print(f"bayescrt {args.command}: {err}", file=sys.stderr)
         return 2
 
 

@@ -48,7 +48,9 @@ class Published:
 
     @property
     def se(self) -> float:
-        return (math.log(self.upper) - math.log(self.lower)) / (2 * stats.norm.ppf(0.5 + self.level / 2))
+        from .published.likelihoods import se_from_ci
+
+        return float(se_from_ci(self.lower, self.upper, self.level))
 
 
 def as_published(published) -> Published:
@@ -71,8 +73,15 @@ def as_published(published) -> Published:
         missing = {"hr", "lower", "upper"} - set(published)
         if missing:
             raise SpecError(f"published: missing key(s) {sorted(missing)}; give hr, lower, upper (and level).")
-        return Published(float(published["hr"]), float(published["lower"]), float(published["upper"]),
-                         float(published.get("level", 0.95)), str(published.get("label", "published")))
+        try:
+            hr, lo, hi = (float(published[k]) for k in ("hr", "lower", "upper"))
+            level = float(published.get("level", 0.95))
+        except (TypeError, ValueError):
+            raise SpecError(f"published={dict(published)!r}: hr, lower, upper and level must be numbers.") from None
+        if not (0 < lo < hr < hi and 0 < level < 1):
+            raise SpecError(f"published: need 0 < lower < hr < upper and 0 < level < 1; got hr={hr:g}, "
+                            f"lower={lo:g}, upper={hi:g}, level={level:g}.")
+        return Published(hr, lo, hi, level, str(published.get("label", "published")))
     raise SpecError(f"published={published!r}: give a registry id '<study>/<result>', a registry Result or a "
                     "mapping with hr, lower, upper.")
 

@@ -76,7 +76,9 @@ class CovariateSetFits:
         stray = set(results) - set(self.fits)
         if stray:
             raise SpecError(f"results: {sorted(stray)} are not covariate sets; the sets are {list(self.fits)}.")
-        hrs = {rid: r for rid, r in st.results.items() if r.kind == "estimate" and r.estimand == "HR"}
+        # only results whose adjustment set is printed can be matched by it
+        hrs = {rid: r for rid, r in st.results.items() if r.kind == "estimate" and r.estimand == "HR"
+               and "adjustment" in r.raw}
         rows, comps = [], {}
         for name, fit in self.fits.items():
             rid = results.get(name)

@@ -422,6 +422,11 @@ class SurvivalData:
             if len(cuniq) < 2:
                 raise DataError(f"cluster column {cluster!r} has a single value {cuniq[0]!r}: a frailty needs at least "
                                 "2 clusters; drop cluster= to fit without one")
+            as_text = [str(c) for c in cuniq]
+            if len(set(as_text)) < len(as_text):
+                raise DataError(f"cluster column {cluster!r} has values that read the same as text "
+                                f"({sorted(x for x in set(as_text) if as_text.count(x) > 1)}), e.g. 1 and '1'; "
+                                "make the column one type")
 
         # Sort once: stratum, then time, then events before censorings at a tie.
         order = np.lexsort((~e, t, codes))

@@ -57,7 +57,8 @@ class CoxPH:
         self.target_accept = target_accept
 
     def __repr__(self) -> str:
-        return f"CoxPH(ties={self.ties!r}, sampler={self.sampler!r})"
+        return (f"CoxPH(ties={self.ties!r}, sampler={self.sampler!r}, frailty_prior={self.frailty_prior!r}, "
+                f"centered={self.centered!r}, target_accept={self.target_accept!r})")
 
     def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
                 reference=None, missing="error", cluster=None, study=None) -> SurvivalData:
@@ -189,13 +190,13 @@ def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) ->
         raise SpecError(f"exposure={exposure!r} must be one of the covariates and a single column "
                         f"(covariates: {sorted(set(data.sources))}); recode a categorical exposure as one indicator")
     j = mine[0]
-    prior = cox.resolve_frailty_prior(study_prior or {"dist": "HalfNormal", "sigma": 0.5})
+    if not np.isin(data.X[:, j], (0.0, 1.0)).all():
+        raise SpecError(f"the study level models the log-HR of a 0/1 exposure (e.g. upgrade vs de novo), and the "
+                        f"study SD prior is on that scale; exposure {exposure!r} must be coded 0/1")
+    prior = cox.resolve_frailty_prior(study_prior or {"dist": "HalfNormal", "sigma": 0.5}, "study_prior")
     ipd = [str(s) for s in data.study_labels] if data.study is not None else ["individual data"]
     out = {"exposure": j, "pooling": pooling, "study_prior": prior, "n_ipd": len(ipd)}
     if aggregate is not None:
-        if not np.isin(data.X[:, j], (0.0, 1.0)).all():
-            raise SpecError(f"aggregate= pools published log-HRs of the exposure (1 vs 0); exposure {exposure!r} "
-                            "must be coded 0/1")
         if isinstance(aggregate, pd.DataFrame):
             miss = {"study", "estimate", "se"} - set(aggregate.columns)
             if miss:
@@ -205,16 +206,29 @@ def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) ->
             from .meta import published_log_estimates
 
             agg, _ = published_log_estimates(list(aggregate))
-        est, se = agg["estimate"].to_numpy(float), agg["se"].to_numpy(float)
+        try:
+            est, se = agg["estimate"].to_numpy(float), agg["se"].to_numpy(float)
+        except (TypeError, ValueError):
+            raise SpecError("aggregate: columns 'estimate' and 'se' must be numeric (log-HRs and their SEs)") from None
         labels = [str(x) for x in agg["study"]]
         bad = [lab for lab, e, s in zip(labels, est, se) if not (np.isfinite(e) and np.isfinite(s) and s > 0)]
         clash = set(labels) & set(ipd)
-        if bad or clash or len(set(labels)) < len(labels):
+        twice = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if bad or clash or twice:
             raise SpecError(f"aggregate: studies {bad} need a finite estimate and an SE > 0" if bad else
                             f"aggregate: study labels {sorted(clash)} are also individual-data studies" if clash else
-                            "aggregate: study labels must be unique")
+                            f"aggregate: study labels must be unique; repeated: {twice}")
         out["aggregate"] = {"estimate": est, "se": se}
         ipd = ipd + labels
+    reserved = {"population", "new study", "between-study SD (log HR)"} & set(ipd)
+    if reserved:
+        raise SpecError(f"study labels {sorted(reserved)} are names of summary rows of fit.study_effects(); rename "
+                        "those studies")
+    if len(set(ipd)) < len(ipd):
+        raise SpecError(f"study labels are not unique once written as text: {sorted(ipd)}")
+    if len(ipd) < 2 and pooling == "partial":
+        raise SpecError("partial pooling needs at least 2 studies (individual or aggregate); with one study the "
+                        "between-study SD would come from its prior alone")
     out["labels"] = ipd
     out["n_studies"] = len(ipd)
     return out

@@ -76,6 +76,20 @@ def _tau(pm, p: dict):
     return pm.Deterministic("tau", pm.math.exp(log_tau))
 
 
+def _numeric(col: pd.Series, name: str) -> np.ndarray:
+    try:
+        return col.to_numpy(float)
+    except (TypeError, ValueError):
+        raise DataError(f"column {name!r} must be numeric, got dtype {col.dtype}; convert it with "
+                        "pd.to_numeric") from None
+
+
+def _unique_labels(names: np.ndarray, column: str, problems: list[str]) -> None:
+    dup = pd.Series(names).duplicated().to_numpy()
+    if dup.any():
+        problems.append(f"column {column!r}: study labels must be unique; repeated: {sorted(set(names[dup]))}.")
+
+
 def _column(df: pd.DataFrame, name: str, role: str) -> pd.Series:
     if name not in df.columns:
         raise DataError(f"{role}={name!r} is not a column.{suggest(name, df.columns)} Columns: {list(df.columns)}")
@@ -133,7 +147,8 @@ class MetaAnalysis:
 
     def __init__(self, mu_prior: dict | None = None, tau_prior="half-normal"):
         mp = {**DEFAULT_MU_PRIOR, **(mu_prior or {})}
-        if set(mp) != {"mu", "sigma"} or not mp["sigma"] > 0:
+        if set(mp) != {"mu", "sigma"} or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in mp.values()) or not mp["sigma"] > 0:
             raise SpecError(f"mu_prior={mu_prior!r}: give a normal prior as {{'mu': 0, 'sigma': 2}} (sigma > 0).")
         self.mu_prior = mp
         self.tau_prior = resolve_tau_prior(tau_prior)
@@ -144,8 +159,7 @@ class MetaAnalysis:
         """Pool ``estimate`` (log HR, log RR, ... or a difference; ``scale`` says which) with standard errors ``se``."""
         if scale not in ("log", "identity"):
             raise SpecError(f"scale={scale!r}: 'log' for log ratios (results shown as ratios) or 'identity'.")
-        y = _column(df, estimate, "estimate").to_numpy(float)
-        s = _column(df, se, "se").to_numpy(float)
+        y, s = (_numeric(_column(df, c, role), c) for c, role in ((estimate, "estimate"), (se, "se")))
         names = _column(df, study, "study").astype(str).to_numpy()
         problems = []
         if len(y) < 2:
@@ -158,9 +172,7 @@ class MetaAnalysis:
         if bad.any():
             problems.append(f"column {se!r}: standard errors must be finite and > 0; studies {list(names[bad])} have "
                             f"{list(s[bad])}.")
-        dup = pd.Series(names).duplicated()
-        if dup.any():
-            problems.append(f"column {study!r}: study labels must be unique; repeated: {sorted(set(names[dup]))}.")
+        _unique_labels(names, study, problems)
         if problems:
             raise DataError(problems)
         import pymc as pm
@@ -218,6 +230,7 @@ class MetaAnalysis:
                                     f"{list(names[over])}.")
         if len(names) < 2:
             problems.append(f"a meta-analysis needs at least 2 studies; got {len(names)}.")
+        _unique_labels(names, study, problems)
         if problems:
             raise DataError(problems)
         import pymc as pm
@@ -373,15 +386,21 @@ class MetaFit:
         th = self._draws("theta").reshape(-1, len(y))
         a = (1 - prob) / 2
         lo, med, hi = np.quantile(th, [a, 0.5, 1 - a], axis=0)
+        w = 1 / (s**2 + np.median(self._draws("tau")) ** 2)  # random-effects weights at the median tau
         tab = pd.DataFrame({"observed": y, "observed_lower": y - z * s, "observed_upper": y + z * s,
                             "shrunken_median": med, "shrunken_lower": lo, "shrunken_upper": hi,
-                            "weight_pct": 100 * (1 / s**2) / (1 / s**2).sum()},
+                            "weight_pct": 100 * w / w.sum()},
                            index=pd.Index(self.studies, name="study"))
         tab.attrs.update(prob=prob, scale=self.idata.attrs["scale"])
         return tab
 
-    def leave_one_out(self) -> pd.DataFrame:
-        """Influence of each study: the pooled effect without it, by Pareto-smoothed importance sampling."""
+    def leave_one_out(self, prob: float = 0.95) -> pd.DataFrame:
+        """Influence of each study: the pooled effect without it, by Pareto-smoothed importance sampling.
+
+        Pareto k above 0.7 marks a study whose removal importance sampling cannot
+        emulate (``reliable`` False): refit without it to know its influence.
+        The relative efficiency of the draws is taken as 1.
+        """
         from arviz_stats.base import array_stats
 
         ll = self.idata["log_likelihood"]["y"]
@@ -393,7 +412,7 @@ class MetaFit:
             # psislw takes the log-likelihood and returns log weights proportional to 1 / likelihood
             lw, k = array_stats.psislw(ll[:, i] - np.max(ll[:, i]))
             w = np.exp(lw - lw.max())
-            lo, med, hi = _wquantile(mu, w, [0.025, 0.5, 0.975])
+            lo, med, hi = _wquantile(mu, w, [(1 - prob) / 2, 0.5, (1 + prob) / 2])
             rows.append({"study": name, "mu_median_without": med, "mu_lower_without": lo, "mu_upper_without": hi,
                          "change_in_median": med - full, "p_mu_gt_0_without": float(np.sum(w * (mu > 0)) / w.sum()),
                          "pareto_k": float(k), "reliable": bool(k <= 0.7)})

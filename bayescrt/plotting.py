@@ -161,7 +161,7 @@ def plot_meta_forest(studies: pd.DataFrame, summary: pd.DataFrame, *, log_scale:
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("Ratio (log scale)" if log_scale else "Effect")
-    handles = [plt.Line2D([], [], color="0.35", marker="s", mfc="white", mec="0.2", label="observed, 95% CI"),
+    handles = [plt.Line2D([], [], color="0.35", marker="s", mfc="white", mec="0.2", label=f"observed, {prob} CI"),
                plt.Line2D([], [], color="C0", marker="o", lw=2, label=f"shrunken, {prob} CrI"),
                plt.Line2D([], [], color="C3", marker="D", lw=0, label="pooled"),
                plt.Line2D([], [], color="C3", lw=2, alpha=0.6, label="new study")]

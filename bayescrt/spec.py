@@ -201,9 +201,12 @@ def check(raw: dict, where: str) -> None:
             study = get(pub["study"])
             for set_name, rid in pub.items():
                 if set_name != "study":
-                    study.result(rid)
-        except KeyError as err:
-            raise SpecError(f"{where} [published]: {err.args[0]}") from None
+                    r = study.result(rid)
+                    if r.kind != "estimate" or not r.on_log_scale:
+                        raise SpecError(f"{r.id} is a {r.kind!r} result ({r.estimand}); covariate set {set_name!r} "
+                                        "needs a published ratio with its CI")
+        except SpecError as err:
+            raise SpecError(f"{where} [published]: {err}") from None
     for set_name in pub:
         if set_name not in raw["covariate_sets"] and set_name not in ("follow_up_median_years", "study"):
             raise SpecError(f"{where} [published]: {set_name!r} is not a covariate set."

@@ -65,6 +65,9 @@ def test_cluster_column_is_validated(lung):
         bc.CoxPH().prepare(one, time="time", event="status", covariates=["age"], cluster="site")
     with pytest.raises(bc.DataError, match="used both as a covariate and as the cluster column"):
         bc.CoxPH().prepare(lung.dropna(), time="time", event="status", covariates=["inst"], cluster="inst")
+    mixed = lung.dropna(subset=["inst"]).assign(site=lambda d: [1 if i % 2 else "1" for i in range(len(d))])
+    with pytest.raises(bc.DataError, match="read the same as text"):
+        bc.CoxPH().prepare(mixed, time="time", event="status", covariates=["age"], cluster="site")
     before = lung.copy()
     data = bc.CoxPH().prepare(lung.dropna(subset=["inst"]), time="time", event="status", covariates=["age"],
                               cluster="inst")

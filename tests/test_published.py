@@ -103,7 +103,8 @@ BAD_ENTRIES = [
     (_set(["results", 0, "estimand"], "hazard ratio"), "'hazard ratio' is not one of 'HR'"),
     (_set(["results", 0, "lower"], -1.0), "a ratio must be positive; lower = -1.0"),
     (_set(["results", 0, "level"], 95), r"level: 95 must lie in \(0, 1\)"),
-    (_set(["results", 0, "p_value"], 1.5), r"p_value: 1.5 must lie in \[0, 1\]"),
+    (_set(["results", 0, "p_value"], 1.5), r"p_value: 1.5 must lie in \(0, 1\]"),
+    (_set(["results", 0, "p_value"], 0.0), r"p_value: 0.0 must lie in \(0, 1\]; a printed 'p = 0.000' is"),
     (_set(["results", 0, "p_relation"], "<="), "'<=' is not one of '=', '<', '>'"),
     (_set(["results", 1, "id"], "mortality-age-sex"), "result id 'mortality-age-sex' is used twice"),
     (_set(["results", 0, "rope"], [1.1, 0.9]), "rope: expected \\[lower, upper\\] with lower < upper"),
@@ -202,7 +203,33 @@ def test_consistency_checks_flag_what_is_wrong_and_only_that(results, extra, exp
 
 
 def test_printed_decimals():
-    assert [decimals(x) for x in (34, 35.7, 1.1, 0.684, 2.0)] == [0, 1, 1, 3, 0]
+    assert [decimals(x) for x in (34, 35.7, 1.1, 0.684, 2.0, 1e-05, 0.00012)] == [0, 1, 1, 3, 0, 5, 5]
+
+
+def test_a_tiny_p_value_is_checked_at_its_own_precision():
+    """p < 0.00001 printed for HR 1.13 (1.05-1.21) is wrong (the interval implies p about 0.0007)."""
+    probs = check_study(_study([_est(value=1.13, lower=1.05, upper=1.21, p_value=1e-05, p_relation="=")]))
+    assert {p.check for p in probs} == {"p-value vs interval"}
+
+
+def test_reanalysis_of_one_result_and_of_an_unknown_one():
+    rep = reanalyse("single-centre-2015-2019/mortality", draws=2000)
+    assert list(rep.table().index.get_level_values("result")) == ["mortality"] and rep.skipped == {}
+    with pytest.raises(published.RegistryError, match="has no result 'mortalty'. Did you mean 'mortality'"):
+        reanalyse("single-centre-2015-2019/mortalty")
+
+
+def test_published_show_prints_one_result(capsys):
+    assert main(["published", "show", "danish-registry-2000-2018/mortality-full"]) == 0
+    assert "HR 1.03 (95% CI 0.96 to 1.1)" in capsys.readouterr().out
+
+
+def test_compare_checks_a_published_mapping():
+    x = np.random.default_rng(0).normal(0.1, 0.05, 1000)
+    with pytest.raises(bc.SpecError, match="need 0 < lower < hr < upper"):
+        bc.compare(x, {"hr": 1.1, "lower": 1.3, "upper": 1.2})
+    with pytest.raises(bc.SpecError, match="must be numbers"):
+        bc.compare(x, {"hr": "big", "lower": 1.0, "upper": 1.2})
 
 
 # ------------------------------------------------------------------ likelihoods from summaries

@@ -108,6 +108,12 @@ def test_complete_and_no_pooling_build_the_right_study_effects():
      "must be coded 0/1"),
     (dict(study="study", exposure="upgrade", aggregate=pd.DataFrame({"study": ["S1"], "estimate": [0.1], "se": [0.1]})),
      r"study labels \['S1'\] are also individual-data studies"),
+    (dict(study="study", exposure="upgrade", study_prior={"dist": "HalfNormal", "sd": 1}),
+     r"study_prior=.*unknown key\(s\) \['sd'\]"),
+    (dict(exposure="upgrade", aggregate=pd.DataFrame({"study": ["population"], "estimate": [0.1], "se": [0.1]})),
+     "names of summary rows"),
+    (dict(exposure="upgrade", aggregate=pd.DataFrame({"study": ["A", "A"], "estimate": [0.1, 0.2], "se": [0.1, 0.1]})),
+     r"repeated: \['A'\]"),
     (dict(exposure="upgrade", aggregate=["danish-registry-2000-2018/mortality-full",
                                          "cheung-2017-in-hospital/in-hospital-death-adjusted"]), "differ in endpoint"),
 ])
@@ -115,6 +121,14 @@ def test_study_options_are_checked_before_sampling(kw, message):
     df = four_studies()
     with pytest.raises(bc.SpecError, match=message):
         bc.CoxPH().fit(df, time="years", event="died", covariates=["upgrade", "age"], **kw)
+
+
+def test_partial_pooling_needs_two_studies():
+    one = four_studies()
+    one = one[one.study == "S0"]
+    with pytest.raises(bc.SpecError, match="partial pooling needs at least 2 studies"):
+        bc.CoxPH().fit(one, time="years", event="died", covariates=["upgrade", "age"], study="study",
+                       exposure="upgrade")
 
 
 def test_study_effects_need_a_study_level(rossi_efron):

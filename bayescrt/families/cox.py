@@ -150,21 +150,21 @@ FRAILTY_PRIORS = {"HalfNormal": "sigma", "HalfCauchy": "beta", "Exponential": "l
 DEFAULT_FRAILTY_PRIOR = {"dist": "HalfNormal", "sigma": 1.0}
 
 
-def resolve_frailty_prior(prior: dict | None) -> dict:
-    """The prior of the frailty SD (log-hazard scale): a dict such as ``{"dist": "HalfNormal", "sigma": 0.5}``."""
+def resolve_frailty_prior(prior: dict | None, name: str = "frailty_prior") -> dict:
+    """The prior of an SD (log-hazard scale): a dict such as ``{"dist": "HalfNormal", "sigma": 0.5}``."""
     from ..errors import SpecError, suggest
 
     if prior is None:
         return dict(DEFAULT_FRAILTY_PRIOR)
     if not isinstance(prior, dict) or prior.get("dist") not in FRAILTY_PRIORS:
         dist = prior.get("dist") if isinstance(prior, dict) else prior
-        raise SpecError(f"frailty_prior={prior!r}: 'dist' must be one of {list(FRAILTY_PRIORS)}"
+        raise SpecError(f"{name}={prior!r}: 'dist' must be one of {list(FRAILTY_PRIORS)}"
                         f"{suggest(str(dist), FRAILTY_PRIORS)}, e.g. {DEFAULT_FRAILTY_PRIOR}")
     key = FRAILTY_PRIORS[prior["dist"]]
     extra = set(prior) - {"dist", key}
     val = prior.get(key)
     if extra or isinstance(val, bool) or not isinstance(val, (int, float)) or not val > 0:
-        raise SpecError(f"frailty_prior={prior!r}: {prior['dist']} takes one positive parameter {key!r}"
+        raise SpecError(f"{name}={prior!r}: {prior['dist']} takes one positive parameter {key!r}"
                         + (f"; unknown key(s) {sorted(extra)}" if extra else ""))
     return {"dist": prior["dist"], key: float(val)}
 
@@ -253,13 +253,20 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
             m, s_ = m_std, s_std
             pre = {"preconditioned": True, "mode_std": m.tolist(), "se_std": s_.tolist()}
     zpriors = [_shift_scale(rec["standardised"], m[j], s_[j]) for j, rec in enumerate(priors)]
+    if hierarchy is not None and hierarchy["pooling"] == "none":
+        # no population effect: the exposure's own coordinate leaves the likelihood; a proper
+        # N(0, 1) keeps the posterior proper whatever the exposure's prior (its study effects use that)
+        zpriors_model = list(zpriors)
+        zpriors_model[hierarchy["exposure"]] = {"dist": "Normal", "mu": 0.0, "sigma": 1.0}
+    else:
+        zpriors_model = zpriors
     coords = {"covariate": list(data.covariates)}
     if data.cluster is not None:
         coords["cluster"] = [str(c) for c in data.cluster_labels]
     if hierarchy is not None:
         coords["study"] = list(hierarchy["labels"])
     with pm.Model(coords=coords) as model:
-        z = _prior_vector(zpriors, p, pm, pt)
+        z = _prior_vector(zpriors_model, p, pm, pt)
         beta_std = m + s_ * z
         theta = None
         if hierarchy is not None:
@@ -283,7 +290,7 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
             codes = pm.Data("study_code", np.zeros(data.n, np.int64) if data.study is None else data.study)
             eta = (Xd * (beta_std * mask)).sum(axis=1) + Xd[:, j] * theta[codes] * scale[j]
         if data.cluster is not None:
-            eta = eta + _frailty(data, resolve_frailty_prior(frailty_prior), centered, pm)
+            eta = eta + _frailty(data, frailty_prior or DEFAULT_FRAILTY_PRIOR, centered, pm)
         pm.Potential("partial_loglik", partial_loglik_terms(eta, shared, pt).sum())
     return model, rs, pre
 

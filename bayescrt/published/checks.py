@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .likelihoods import se_from_ci
 from .registry import Result, Study, studies
 from .schema import RATIO_ESTIMANDS
 
@@ -43,8 +44,8 @@ def decimals(x: float) -> int:
     """Decimals as printed (TOML keeps 35.7 as 35.7; an integer has none)."""
     if isinstance(x, int):
         return 0
-    text = repr(float(x))
-    return 0 if "e" in text else len(text.split(".")[1].rstrip("0"))
+    text = np.format_float_positional(float(x), trim="-")  # never e-notation: 1e-05 is 0.00001
+    return len(text.split(".")[1]) if "." in text else 0
 
 
 def _half_unit(x: float, d: int | None = None) -> float:
@@ -135,7 +136,6 @@ def _estimate(r: Result) -> list[Problem]:
     d = r.get("decimals", max(decimals(v), decimals(lo), decimals(hi)))
     log = r.estimand in RATIO_ESTIMANDS
     f = np.log if log else (lambda x: np.asarray(x, float))
-    zc = stats.norm.ppf(0.5 + r.level / 2)
     rep = r.get("reported")
     # the printed figures carry the rounding: check an inverted estimate on the numbers the paper printed
     fig = rep if rep and {"value", "lower", "upper"} <= rep.keys() else r.raw
@@ -153,9 +153,8 @@ def _estimate(r: Result) -> list[Problem]:
                            f"point {v:g} is not at the centre of its interval {lo:g} to {hi:g} "
                            f"{'on the log scale ' if log else ''}(centre {centre:.3g}; off by at least {abs(a):.0%} "
                            f"of the half-width after rounding): a misprinted bound or a non-Wald interval."))
-    null = 0.0
-    se = (fu - fl) / (2 * zc)
-    p = 2 * stats.norm.sf(np.abs(fv - null) / se)
+    se = se_from_ci(grid[:, 1], grid[:, 2], r.level, log)
+    p = 2 * stats.norm.sf(np.abs(fv) / se)
     if "p_value" in r.raw:
         pr, rel = r["p_value"], r.get("p_relation", "=")
         tol = _half_unit(pr)

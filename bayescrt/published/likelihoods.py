@@ -34,6 +34,15 @@ from scipy import stats
 GRID = 8001
 
 
+def se_from_ci(lower, upper, level: float = 0.95, log: bool = True):
+    """SE of an estimate (of its log for a ratio) from its CI: the width / (2 z), as for a Wald interval.
+
+    Works elementwise on arrays.
+    """
+    f = np.log if log else np.asarray
+    return (f(upper) - f(lower)) / (2 * stats.norm.ppf(0.5 + level / 2))
+
+
 @dataclass(frozen=True)
 class NormalPrior:
     """Normal prior on the effect's own scale (log scale for ratios)."""
@@ -69,9 +78,7 @@ class NormalEstimate:
 
     @classmethod
     def from_ci(cls, value: float, lower: float, upper: float, level: float = 0.95, log: bool = True):
-        f = math.log if log else float
-        z = stats.norm.ppf(0.5 + level / 2)
-        return cls(f(value), (f(upper) - f(lower)) / (2 * z))
+        return cls(math.log(value) if log else float(value), float(se_from_ci(lower, upper, level, log)))
 
     def loglik(self, theta):
         return stats.norm.logpdf(self.estimate, theta, self.se)

@@ -159,6 +159,9 @@ def _one(r: Result, prior: NormalPrior, n: int, rng, correlation, events, rope) 
         if None in k:
             return "group sizes are not known"
         g = ("exposed", "reference")
+        if len(r["timepoints"]) > 2:
+            return (f"{len(r['timepoints'])} timepoints; a re-analysis compares one value or one change "
+                    "(before/after) per group")
         if len(r["timepoints"]) == 2:
             rho = correlation if correlation is not None else r.get("assumptions", {}).get("within_patient_correlation")
             if rho is None:
@@ -194,9 +197,10 @@ def reanalyse(study_id: str, *, prior: NormalPrior = DEFAULT_PRIOR, draws: int =
     for changes in means) and ``events`` (for a bare p-value) override the
     registry's stated assumptions; ``rope`` maps result ids to (lower, upper).
     """
-    study = get(study_id)
-    if not isinstance(study, Study):
-        study = get(study_id.split("/")[0])
+    study = get(study_id.split("/")[0])
+    only = study_id.split("/", 1)[1] if "/" in study_id else None
+    if only is not None:
+        study.result(only)  # an unknown result id is an error that lists the study's results
     rng = np.random.default_rng(random_seed)
     rope = dict(rope or {})
     unknown = set(rope) - set(study.results)
@@ -204,6 +208,8 @@ def reanalyse(study_id: str, *, prior: NormalPrior = DEFAULT_PRIOR, draws: int =
         raise SpecError(f"rope: {sorted(unknown)} are not results of {study.id}; its results: {', '.join(study.results)}")
     posts, skipped = [], {}
     for rid, r in study.results.items():
+        if only is not None and rid != only:
+            continue
         out = _one(r, prior, draws, rng, correlation, events, rope.get(rid))
         if isinstance(out, str):
             skipped[rid] = out

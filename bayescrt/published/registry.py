@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import suggest
-from .schema import COMPARISONS, RATIO_ESTIMANDS, RegistryError, validate
+from .schema import COMPARISONS, RATIO_ESTIMANDS, RegistryError, UnknownEntryError, validate
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,12 @@ class Result:
         if self.kind != "estimate" or not self.on_log_scale:
             raise RegistryError(f"{self.id}: a log-scale estimate needs kind 'estimate' with a ratio estimand "
                                 f"({', '.join(RATIO_ESTIMANDS)}); this result is {self.kind!r}, {self.estimand!r}.")
-        from scipy.stats import norm
+        from .likelihoods import se_from_ci
 
-        z = norm.ppf(0.5 + self.level / 2)
-        return math.log(self["value"]), (math.log(self["upper"]) - math.log(self["lower"])) / (2 * z)
+        return math.log(self["value"]), float(se_from_ci(self["lower"], self["upper"], self.level))
+
+    def __str__(self) -> str:
+        return self.describe()
 
     def describe(self) -> str:
         """One line: endpoint, estimand and value as stored (exposed vs reference)."""
@@ -118,7 +120,7 @@ class Study:
     def result(self, result_id: str) -> Result:
         res = self.results
         if result_id not in res:
-            raise KeyError(f"study {self.id!r} has no result {result_id!r}.{suggest(result_id, res)} "
+            raise UnknownEntryError(f"study {self.id!r} has no result {result_id!r}.{suggest(result_id, res)} "
                            f"Its results: {', '.join(res)}.")
         return res[result_id]
 
@@ -186,7 +188,7 @@ def get(id: str) -> Study | Result:
     study_id, _, result_id = str(id).partition("/")
     reg = studies()
     if study_id not in reg:
-        raise KeyError(f"no study {study_id!r} in the registry.{suggest(study_id, reg)} "
+        raise UnknownEntryError(f"no study {study_id!r} in the registry.{suggest(study_id, reg)} "
                        f"See bayescrt.published.list() or `bayescrt published list`.")
     return reg[study_id].result(result_id) if result_id else reg[study_id]
 

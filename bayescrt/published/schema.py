@@ -62,6 +62,13 @@ class RegistryError(SpecError):
     """A registry entry does not follow the schema; the message names the file and key."""
 
 
+class UnknownEntryError(RegistryError, KeyError):
+    """No study or result with that id in the registry (a ``KeyError`` too)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 _num = (int, float)
 _groups = {"exposed": _num, "reference": _num, "total": _num, "overall": _num}
 
@@ -145,8 +152,9 @@ def _check_result(res: dict, where: str, problems: list[str]) -> None:
     _one_of(res.get("comparison"), tuple(COMPARISONS), f"{where}.comparison", problems)
     if "level" in res and not 0 < res["level"] < 1:
         problems.append(f"{where}.level: {res['level']!r} must lie in (0, 1), e.g. 0.95.")
-    if "p_value" in res and not 0 <= res["p_value"] <= 1:
-        problems.append(f"{where}.p_value: {res['p_value']!r} must lie in [0, 1].")
+    if "p_value" in res and not 0 < res["p_value"] <= 1:
+        problems.append(f"{where}.p_value: {res['p_value']!r} must lie in (0, 1]; a printed 'p = 0.000' is "
+                        "p_value = 0.0005 with p_relation = '<'.")
     if kind == "test" and "p_value" not in res:
         problems.append(f"{where}: a result of kind 'test' needs 'p_value'.")
     if "adjustment" in res and not all(isinstance(a, str) for a in res["adjustment"]):

@@ -8,9 +8,10 @@ from .covariate_sets import CovariateSetFits, CovariateSets, fit_covariate_sets
 from .data import SurvivalData
 from .diagnostics import DiagnosticReport
 from .errors import DataError, DataWarning, DiagnosticsWarning, ResultFileError, SpecError
-from .estimators import CoxPH
+from .estimators import CoxPH, PiecewiseExponentialPH, WeibullPH
 from .fit import Fit, load
 from .meta import MetaAnalysis, MetaFit
+from .model_comparison import compare_models
 
 try:
     __version__ = _metadata.version("bayescrt")
@@ -19,6 +20,6 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 
 __all__ = [
     "Comparison", "CoxPH", "CovariateSetFits", "CovariateSets", "DataError", "DataWarning", "DiagnosticReport",
-    "DiagnosticsWarning", "Fit", "MetaAnalysis", "MetaFit", "ResultFileError", "SpecError", "SurvivalData", "compare", "datasets",
+    "DiagnosticsWarning", "Fit", "MetaAnalysis", "MetaFit", "PiecewiseExponentialPH", "WeibullPH", "ResultFileError", "SpecError", "SurvivalData", "compare", "compare_models", "datasets",
     "fit_covariate_sets", "load", "published",
 ]

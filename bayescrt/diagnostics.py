@@ -20,6 +20,8 @@ gate rather than passing it silently.
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,7 +89,8 @@ def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", threshold
         da = idata["posterior"][var]
         extra = [d for d in da.dims if d not in ("chain", "draw")]
         arrs.append(da.transpose("chain", "draw", *extra).values.reshape(da.sizes["chain"], da.sizes["draw"], -1))
-        labels = [str(c) for c in da[extra[0]].values] if extra else [var]
+        labels = [", ".join(map(str, combo)) for combo in itertools.product(*(da[d].values for d in extra))] \
+            if extra else [var]
         names += labels if isinstance(var_name, str) or not extra else [f"{var}[{c}]" for c in labels]
     arr = np.concatenate(arrs, axis=-1)
     chains = arr.shape[0]

@@ -285,3 +285,154 @@ def _data_groups(data: SurvivalData) -> dict:
         "observed_data": xr.Dataset(observed, coords=coords),
         "constant_data": xr.Dataset(const, coords={**coords, "covariate": list(data.covariates)}),
     }
+
+
+class _ParametricPH:
+    """Shared fitting code of the full-likelihood PH families (see :mod:`bayescrt.families.parametric`)."""
+
+    family = ""
+    hierarchical = False  # a random-walk prior with its own SD: smaller NUTS steps by default
+
+    def __init__(self, sampler: str = "nutpie", frailty_prior: dict | None = None, centered: bool = False,
+                 target_accept: float | None = None):
+        self.sampler = sampler
+        self.frailty_prior = cox.resolve_frailty_prior(frailty_prior)
+        self.centered = bool(centered)
+        self.target_accept = target_accept
+
+    def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
+                reference=None, missing="error", cluster=None) -> SurvivalData:
+        """Validate the data exactly as ``fit`` would, without sampling."""
+        return SurvivalData.from_frame(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
+                                       weights=weights, reference=reference, missing=missing, cluster=cluster)
+
+    def _build(self, data, resolved):  # -> (model, baseline info, description)
+        raise NotImplementedError
+
+    def build(self, data: SurvivalData, priors: dict | None = None):
+        """The PyMC model for validated data; returns (model, baseline info, resolved priors)."""
+        resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
+        model, info, _ = self._build(data, resolved)
+        return model, info, resolved
+
+    def fit(self, df: pd.DataFrame, *, time: str, event: str, covariates, entry: str | None = None,
+            strata: str | None = None, weights: str | None = None, cluster: str | None = None,
+            reference: dict | None = None, missing: str = "error", priors: dict | None = None, draws: int = 1000,
+            tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True) -> Fit:
+        """Fit to a DataFrame; arguments as :meth:`CoxPH.fit`. Start/stop rows: ``entry`` = start, ``time`` = stop.
+
+        The pointwise log-likelihood (``idata.log_likelihood.loglik``) is stored
+        per row (per subject when each subject has one row), so LOO compares
+        these fits with each other on the same rows.
+        """
+        data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
+                            weights=weights, reference=reference, missing=missing, cluster=cluster)
+        resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
+        model, info, text = self._build(data, resolved)
+        ta = self.target_accept or (0.95 if data.cluster is not None or self.hierarchical else 0.8)
+        tree, info_s = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
+                                    random_seed=random_seed, progress=progress, target_accept=ta)
+        post = tree["posterior"]
+        C, D = post.sizes["chain"], post.sizes["draw"]
+        flat = {v: post[v].values.reshape((C * D,) + post[v].shape[2:]) for v in
+                ("log_hr", "log_scale", "shape", "log_hazard", "tv_log_hr", "frailty") if v in post}
+        from .families import parametric
+
+        ll = parametric.pointwise_loglik(flat, data, self.family, info, info.get("tv_index"))
+        inv = np.empty_like(data.order)
+        inv[data.order] = np.arange(len(inv))
+        groups = _data_groups(data)
+        groups["log_likelihood"] = xr.Dataset(
+            {"loglik": (("chain", "draw", "obs"), ll[:, inv].reshape(C, D, -1))},
+            coords={"chain": post["chain"].values, "draw": post["draw"].values, "obs": np.arange(data.n)})
+        description = {
+            "family": self.family, "description": text, "covariates": list(data.covariates),
+            "sources": list(data.sources), "references": {k: str(v) for k, v in data.references.items()},
+            "center": data.center.tolist(), "scale": data.scale.tolist(), "columns": data.columns, "n": data.n,
+            "n_events": data.n_events, "strata_labels": [str(s) for s in data.strata_labels],
+            "n_dropped": data.n_dropped, "dropped": data.dropped, "data_description": data.describe(),
+            "log_likelihood": "per row (a subject's rows sum to its contribution)",
+            "baseline": {k: v for k, v in info.items() if k != "tv_index"},
+        }
+        if data.cluster is not None:
+            description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
+                                      "prior_sd": self.frailty_prior,
+                                      "parameterisation": "centred" if self.centered else "non-centred"}
+        return assemble(tree, info_s, model=description, priors=resolved, data_hash=data.hash(),
+                        extra_groups=groups)
+
+
+class WeibullPH(_ParametricPH):
+    """Bayesian Weibull proportional-hazards model; coefficients are log-HRs, as in :class:`CoxPH`.
+
+    ``h(t | x) = h0_s(t) exp((x - center) @ beta)`` with ``H0_s(t) = exp(log_scale_s) (t / t_ref)^shape_s``
+    per stratum ``s``; ``t_ref`` is the median observed time. Priors: the covariates' priors as in
+    :class:`CoxPH`; ``log_scale ~ Normal(0, 3)``, ``log(shape) ~ Normal(0, 1)``.
+    """
+
+    family = "WeibullPH"
+
+    def __repr__(self) -> str:
+        return f"WeibullPH(sampler={self.sampler!r})"
+
+    def _build(self, data, resolved):
+        from .families import parametric
+
+        model, info = parametric.build_weibull(data, resolved, frailty_prior=self.frailty_prior,
+                                               centered=self.centered)
+        return model, info, "Weibull proportional hazards, full likelihood"
+
+
+class PiecewiseExponentialPH(_ParametricPH):
+    """Bayesian piecewise-exponential PH model with a random-walk prior on the log baseline hazard.
+
+    ``cuts``: interior cut points (time units of the data); by default ``n_intervals``
+    intervals at quantiles of the event times. ``rw_order``: 1 or 2. ``tv``: a 0/1
+    covariate given its own log-HR per interval (a proportional-hazards check; its
+    row in ``hazard_ratios()`` is then the mean over intervals and ``fit.idata.posterior.tv_log_hr``
+    holds the per-interval effects).
+    """
+
+    family = "PiecewiseExponentialPH"
+    hierarchical = True
+
+    def __init__(self, cuts=None, n_intervals: int = 8, rw_order: int = 1, tv: str | None = None, **kw):
+        super().__init__(**kw)
+        from .families.parametric import RW_ORDERS
+
+        if rw_order not in RW_ORDERS:
+            raise SpecError(f"rw_order={rw_order!r}: choose 1 (first-order random walk) or 2 (second order)")
+        if cuts is not None:
+            c = np.asarray(cuts, float)
+            if c.ndim != 1 or len(c) == 0 or not np.all(np.isfinite(c)) or np.any(c <= 0) or np.any(np.diff(c) <= 0):
+                raise SpecError(f"cuts={cuts!r}: give interior cut points, positive and strictly increasing, "
+                                "e.g. [1, 2, 5]")
+        if isinstance(n_intervals, bool) or not isinstance(n_intervals, int) or n_intervals < 1:
+            raise SpecError(f"n_intervals={n_intervals!r} must be an integer >= 1")
+        self.cuts, self.n_intervals, self.rw_order, self.tv = cuts, n_intervals, rw_order, tv
+
+    def __repr__(self) -> str:
+        return (f"PiecewiseExponentialPH(cuts={self.cuts!r}, n_intervals={self.n_intervals}, "
+                f"rw_order={self.rw_order}, tv={self.tv!r})")
+
+    def _build(self, data, resolved):
+        from .families import parametric
+
+        cuts = np.asarray(self.cuts, float) if self.cuts is not None else parametric.default_cuts(data, self.n_intervals)
+        if len(cuts) and cuts.max() >= data.time.max():
+            raise SpecError(f"cuts: the last cut {cuts.max():g} is not below the longest follow-up "
+                            f"{data.time.max():g}; drop the cut points beyond the data")
+        tv = None
+        if self.tv is not None:
+            mine = [k for k, src in enumerate(data.sources) if src == self.tv]
+            if len(mine) != 1 or not np.isin(data.X[:, mine[0]], (0.0, 1.0)).all():
+                raise SpecError(f"tv={self.tv!r} must be one of the covariates and coded 0/1 "
+                                f"(covariates: {sorted(set(data.sources))})")
+            tv = mine[0]
+        model, info = parametric.build_pwe(data, resolved, cuts, rw_order=self.rw_order, tv=tv,
+                                           frailty_prior=self.frailty_prior, centered=self.centered)
+        info["tv_index"] = tv
+        info["tv"] = self.tv
+        text = (f"piecewise-exponential proportional hazards, {len(cuts) + 1} intervals, random walk of order "
+                f"{self.rw_order} on the log baseline hazard" + (f", time-varying effect of {self.tv!r}" if tv is not None else ""))
+        return model, info, text

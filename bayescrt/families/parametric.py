@@ -1,0 +1,281 @@
+"""Full-likelihood proportional-hazards families: Weibull and piecewise-exponential baselines.
+
+Both model ``h(t | x) = h0_s(t) exp((x - center) @ beta)`` with a baseline per
+stratum ``s`` and the log-HRs ``beta`` shared, so ``beta`` means what it means in
+the Cox model. With delayed entry (or start/stop rows: ``entry`` = start,
+``time`` = stop) a row contributes ``d log h(t) - [H(t) - H(entry)]``; case
+weights multiply a row's contribution.
+
+Weibull: ``H0_s(t) = exp(alpha_s) (t / t_ref)^k_s`` with ``t_ref`` the median
+observed time (so ``alpha`` is O(1) in any time unit); priors ``alpha_s ~
+Normal(0, 3)`` and ``log k_s ~ Normal(0, 1)``.
+
+Piecewise exponential: cut points ``0 = c_0 < c_1 < ... < c_J`` (the last
+interval is open), log baseline hazard ``a_sj`` per stratum and interval with a
+random-walk prior (first order: ``a_j - a_{j-1} ~ Normal(0, sigma)``; second
+order: the first difference ~ Normal(0, 1), then differences of differences
+~ Normal(0, sigma)), ``sigma ~ HalfNormal(0.5)`` and the
+first interval's level ``Normal(log(events / exposure), 2)``. The cumulative
+hazard at any time is ``C[j(t)] + exp(a_j(t)) (t - c_j(t))`` with ``C`` the
+cumulative sum over whole intervals, so each row needs two gathers: O(N + J)
+per gradient, never a person-period expansion (memory does not grow with J x N).
+
+An optional time-varying effect of one 0/1 covariate (``tv=`` column) gives
+it its own log-HR per interval, ``b_j`` (random walk across intervals, same
+order): the proportional-hazards check of that covariate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import SurvivalData
+from .cox import _frailty, _prior_vector, _shift_scale, mle
+
+RW_ORDERS = (1, 2)
+
+
+def default_cuts(data: SurvivalData, n_intervals: int = 8) -> np.ndarray:
+    """Interior cut points at quantiles of the event times (distinct, strictly inside the follow-up)."""
+    t = data.time[data.event]
+    q = np.quantile(t, np.linspace(0, 1, n_intervals + 1)[1:-1])
+    q = np.unique(np.round(q, 10))
+    return q[(q > 0) & (q < data.time.max())]
+
+
+def _preconditioned(data, priors, precondition=True):
+    p = len(data.covariates)
+    m, s_ = np.zeros(p), np.ones(p)
+    if precondition:
+        fit = mle(data, "breslow")
+        m_std = np.array(list(fit["coef"].values())) * data.scale
+        s_std = np.array(list(fit["se"].values())) * data.scale
+        if fit["converged"] and np.all(np.isfinite(m_std)) and np.all(np.isfinite(s_std)) and np.all(s_std > 0) \
+                and np.all(np.abs(m_std) < 20) and np.all(s_std < 10):
+            m, s_ = m_std, s_std
+    return m, s_, [_shift_scale(rec["standardised"], m[j], s_[j]) for j, rec in enumerate(priors)]
+
+
+def _rw(name, n, order, sigma, first_mu, first_sd, pm, pt, dims=None):
+    """A random walk of ``order`` 1 or 2 over the last axis (length n), non-centred."""
+    shape = (dims[0], n) if dims else (n,)
+    z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=shape)
+    level = first_mu + first_sd * z[..., :1]
+    if n == 1:
+        return level
+    steps = sigma * z[..., 1:]
+    if order == 1:
+        return pt.concatenate([level, level + pt.cumsum(steps, axis=-1)], axis=-1)
+    # second order: the slope itself walks; the first slope gets its own Normal(0, 1) per interval, so
+    # that only the changes of slope shrink with sigma (one funnel coordinate fewer)
+    steps = pt.concatenate([z[..., 1:2], sigma * z[..., 2:]], axis=-1)
+    slopes = pt.cumsum(steps, axis=-1)
+    return pt.concatenate([level, level + pt.cumsum(slopes, axis=-1)], axis=-1)
+
+
+def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None, centered=False,
+                  precondition=True):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    m, s_, zpriors = _preconditioned(data, priors, precondition)
+    t_ref = float(np.median(data.time))
+    p, S = len(data.covariates), data.n_strata
+    coords = {"covariate": list(data.covariates), "stratum": [str(s) for s in data.strata_labels]}
+    if data.cluster is not None:
+        coords["cluster"] = [str(c) for c in data.cluster_labels]
+    with pm.Model(coords=coords) as model:
+        z = _prior_vector(zpriors, p, pm, pt)
+        beta_std = m + s_ * z
+        pm.Deterministic("log_hr", beta_std / data.scale, dims="covariate")
+        alpha = pm.Normal("log_scale", 0.0, 3.0, dims="stratum")
+        log_k = pm.Normal("log_shape", 0.0, 1.0, dims="stratum")
+        pm.Deterministic("shape", pt.exp(log_k), dims="stratum")
+        eta = (pm.Data("X_std", data.standardised()) * beta_std).sum(axis=1)
+        if data.cluster is not None:
+            eta = eta + _frailty(data, frailty_prior, centered, pm)
+        st = pm.Data("stratum_code", data.strata)
+        a, k = alpha[st], pt.exp(log_k[st])
+        lt = np.log(data.time / t_ref)
+        H = pt.exp(a + k * lt)
+        if data.entry is not None:
+            e = data.entry / t_ref
+            H = H - pt.exp(a) * pt.switch(e > 0, pt.exp(k * np.log(np.where(e > 0, e, 1.0))), 0.0)
+        d = data.event.astype(float)
+        ll = d * (a + pt.log(k) + (k - 1) * lt - np.log(t_ref) + eta) - pt.exp(eta) * H
+        if data.weights is not None:
+            ll = ll * data.weights
+        pm.Potential("loglik", ll.sum())
+    return model, {"t_ref": t_ref}
+
+
+def _interval_index(t, cuts):
+    """Interval of each time: j with c_j <= t < c_{j+1} (cuts are the interior points)."""
+    return np.searchsorted(cuts, t, side="right")
+
+
+def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_order: int = 1, tv: int | None = None,
+              frailty_prior=None, centered=False, precondition=True):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    m, s_, zpriors = _preconditioned(data, priors, precondition)
+    if tv is not None:  # its coordinate leaves the likelihood; a proper N(0, 1) keeps the posterior proper
+        zpriors = list(zpriors)
+        zpriors[tv] = {"dist": "Normal", "mu": 0.0, "sigma": 1.0}
+    p, S, J = len(data.covariates), data.n_strata, len(cuts) + 1
+    edges = np.concatenate([[0.0], cuts])
+    width = np.diff(np.concatenate([edges, [np.inf]]))[:-1]  # whole-interval widths (J - 1 of them)
+    jt = _interval_index(data.time, cuts)
+    rate0 = data.event.sum() / max(float(np.sum(data.time - (0 if data.entry is None else data.entry))), 1e-12)
+    coords = {"covariate": list(data.covariates), "stratum": [str(s) for s in data.strata_labels],
+              "interval": [f"[{edges[j]:g}, {edges[j + 1]:g})" if j + 1 < J else f"[{edges[j]:g}, inf)"
+                           for j in range(J)]}
+    if data.cluster is not None:
+        coords["cluster"] = [str(c) for c in data.cluster_labels]
+    with pm.Model(coords=coords) as model:
+        z = _prior_vector(zpriors, p, pm, pt)
+        beta_std = m + s_ * z
+        log_hr = beta_std / data.scale
+        sigma = pm.HalfNormal("rw_sd", 0.5)
+        a = _rw("log_hazard", J, rw_order, sigma, np.log(rate0), 2.0, pm, pt, dims=(S,))
+        a = pm.Deterministic("log_hazard", a, dims=("stratum", "interval"))
+        X = data.standardised()
+        mask = np.ones(p)
+        if tv is not None:
+            mask[tv] = 0.0
+        eta = (pm.Data("X_std", X) * (beta_std * mask)).sum(axis=1)
+        if data.cluster is not None:
+            eta = eta + _frailty(data, frailty_prior, centered, pm)
+        st = data.strata
+
+        if tv is None:
+            # per-stratum cumulative hazard tables, gathered per row
+            rates = pt.exp(a)
+            whole = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates[:, :-1] * width, axis=1)], axis=1)
+            H = whole[st, jt] + rates[st, jt] * (data.time - edges[jt])
+            if data.entry is not None:
+                je = _interval_index(data.entry, cuts)
+                H = H - (whole[st, je] + rates[st, je] * (data.entry - edges[je]))
+            log_h = a[st, jt] + eta
+        else:
+            xb = data.X[:, tv]
+            sd_b = pm.HalfNormal("tv_rw_sd", 0.5)
+            b = pm.Deterministic("tv_log_hr", _rw("tv_log_hr", J, rw_order, sd_b, 0.0, 2.0, pm, pt), dims="interval")
+            # rows with the covariate at 1 have log hazard a + b per interval, the others a
+            rates0, rates1 = pt.exp(a), pt.exp(a + b[None, :])
+            whole0 = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates0[:, :-1] * width, axis=1)], axis=1)
+            whole1 = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates1[:, :-1] * width, axis=1)], axis=1)
+            one = (xb == 1).astype(float)
+
+            def H_at(t, j):
+                h0 = whole0[st, j] + rates0[st, j] * (t - edges[j])
+                h1 = whole1[st, j] + rates1[st, j] * (t - edges[j])
+                return one * h1 + (1 - one) * h0
+
+            H = H_at(data.time, jt)
+            if data.entry is not None:
+                H = H - H_at(data.entry, _interval_index(data.entry, cuts))
+            log_h = a[st, jt] + b[jt] * xb + eta
+            log_hr = pt.set_subtensor(log_hr[tv], b.mean())  # reported: the mean over intervals
+        pm.Deterministic("log_hr", log_hr, dims="covariate")
+        d = data.event.astype(float)
+        ll = d * log_h - pt.exp(eta) * H
+        if data.weights is not None:
+            ll = ll * data.weights
+        pm.Potential("loglik", ll.sum())
+    return model, {"cuts": cuts.tolist(), "rw_order": rw_order}
+
+
+# ---------------------------------------------------------------- numpy twins for draws
+def pointwise_loglik(fit_post, data: SurvivalData, family: str, info: dict, tv: int | None = None) -> np.ndarray:
+    """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order."""
+    beta = fit_post["log_hr"]
+    eta = beta @ (data.X - data.center).T
+    if tv is not None:
+        eta = eta - np.outer(beta[:, tv], data.X[:, tv] - data.center[tv])
+    if "frailty" in fit_post and data.cluster is not None:
+        eta = eta + fit_post["frailty"][:, data.cluster]
+    st, d = data.strata, data.event.astype(float)
+    if family == "WeibullPH":
+        t_ref = info["t_ref"]
+        a, k = fit_post["log_scale"][:, st], fit_post["shape"][:, st]
+        lt = np.log(data.time / t_ref)
+        H = np.exp(a + k * lt)
+        if data.entry is not None:
+            e = data.entry / t_ref
+            H = H - np.where(e > 0, np.exp(a + k * np.log(np.where(e > 0, e, 1.0))), 0.0)
+        ll = d * (a + np.log(k) + (k - 1) * lt - np.log(t_ref) + eta) - np.exp(eta) * H
+    else:
+        H, log_h = _pwe_cumhaz_rows(fit_post, data, info, tv)
+        ll = d * (log_h + eta) - np.exp(eta) * H
+    if data.weights is not None:
+        ll = ll * data.weights
+    return ll
+
+
+def _pwe_tables(loga, cuts):
+    edges = np.concatenate([[0.0], cuts])
+    width = np.diff(edges)
+    rates = np.exp(loga)
+    whole = np.concatenate([np.zeros(rates.shape[:-1] + (1,)), np.cumsum(rates[..., :-1] * width, axis=-1)], axis=-1)
+    return edges, rates, whole
+
+
+def _pwe_H(loga, cuts, t):
+    """H0 at times t from log hazards (..., J): shape (..., len(t))."""
+    edges, rates, whole = _pwe_tables(loga, cuts)
+    j = _interval_index(t, cuts)
+    return whole[..., j] + rates[..., j] * (t - edges[j])
+
+
+def _pwe_cumhaz_rows(post, data, info, tv):
+    cuts = np.asarray(info["cuts"], float)
+    a = post["log_hazard"]  # (draws, S, J)
+    D = a.shape[0]
+    st = data.strata
+    H = np.empty((D, data.n))
+    log_h = np.empty((D, data.n))
+    jt = _interval_index(data.time, cuts)
+    groups = [(np.ones(data.n, bool), None)] if tv is None else [(data.X[:, tv] == 0, 0), (data.X[:, tv] == 1, 1)]
+    for rows, val in groups:
+        for s in range(data.n_strata):
+            r = rows & (st == s)
+            if not r.any():
+                continue
+            loga = a[:, s, :] + (post["tv_log_hr"] if val == 1 else 0.0)
+            h = _pwe_H(loga, cuts, data.time[r])
+            if data.entry is not None:
+                h = h - _pwe_H(loga, cuts, data.entry[r])
+            H[:, r] = h
+            log_h[:, r] = loga[:, jt[r]] + 0.0
+    return H, log_h
+
+
+def baseline_cumhaz(fit, times, max_draws: int | None = None) -> np.ndarray:
+    """H0 per draw, stratum and time for a Weibull or piecewise-exponential fit: (draws, strata, times)."""
+    from ..errors import SpecError
+
+    post = fit.idata["posterior"]
+    if "frailty" in post:
+        raise SpecError("absolute effects are not available for fits with a frailty: their baseline hazard is "
+                        "conditional on the cluster effects")
+    if "tv_log_hr" in post:
+        raise SpecError("absolute effects need proportional hazards; this fit has a time-varying effect "
+                        "(fit without tv= for absolute effects)")
+    times = np.atleast_1d(np.asarray(times, float))
+    info = fit.model["baseline"]
+
+    def draws(name):
+        da = post[name]
+        x = da.values.reshape((-1,) + da.shape[2:])
+        if max_draws is not None and max_draws < len(x):
+            x = x[np.linspace(0, len(x) - 1, max_draws).round().astype(int)]
+        return x
+
+    if fit.model["family"] == "WeibullPH":
+        a, k = draws("log_scale"), draws("shape")  # (D, S)
+        with np.errstate(divide="ignore"):
+            lt = np.log(times / info["t_ref"])
+        return np.exp(a[..., None] + k[..., None] * lt)
+    return _pwe_H(draws("log_hazard"), np.asarray(info["cuts"], float), times)

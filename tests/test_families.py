@@ -1,0 +1,241 @@
+"""Weibull and piecewise-exponential PH families: likelihoods against independent computations, fits against
+the Cox model and lifelines, delayed entry and start/stop rows, LOO comparison."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescrt as bc
+from bayescrt.families import cox, parametric
+
+COVS = ["age", "female", "ph.ecog"]
+
+
+@pytest.fixture(scope="module")
+def lung():
+    from lifelines.datasets import load_lung
+
+    d = load_lung().dropna(subset=["ph.ecog"]).reset_index(drop=True)
+    d["female"] = (d["sex"] == 2).astype(int)
+    return d
+
+
+@pytest.fixture(scope="module")
+def lung_fits(lung):
+    kw = dict(time="time", event="status", covariates=COVS, random_seed=1, progress=False)
+    return {"cox": bc.CoxPH().fit(lung, **kw), "weibull": bc.WeibullPH().fit(lung, **kw),
+            "pwe": bc.PiecewiseExponentialPH().fit(lung, **kw)}
+
+
+# ------------------------------------------------------------------ likelihoods, no sampling
+def test_weibull_loglik_equals_lifelines_at_its_mle(lung):
+    """lifelines' Weibull AFT log-likelihood at its MLE, mapped to the PH parameterisation, equals ours."""
+    from lifelines import WeibullAFTFitter
+
+    aft = WeibullAFTFitter().fit(lung[["time", "status", *COVS]], "time", "status")
+    b = aft.params_.loc["lambda_"]
+    rho = float(np.exp(aft.params_.loc["rho_"].iloc[0]))
+    data = bc.WeibullPH().prepare(lung, time="time", event="status", covariates=COVS)
+    t_ref = float(np.median(data.time))
+    beta = -rho * b[COVS].to_numpy()
+    alpha = -rho * b["Intercept"] + rho * np.log(t_ref) + data.center @ beta
+    post = {"log_hr": beta[None], "log_scale": np.array([[alpha]]), "shape": np.array([[rho]])}
+    ll = parametric.pointwise_loglik(post, data, "WeibullPH", {"t_ref": t_ref})
+    assert ll.sum() == pytest.approx(aft.log_likelihood_, rel=1e-9)
+
+
+def _pwe_expanded_loglik(data, beta, loga, cuts, tv=None, b=None):
+    """The piecewise-exponential log-likelihood by explicit person-period expansion (reference only)."""
+    edges = np.concatenate([[0.0], cuts, [np.inf]])
+    eta = (data.X - data.center) @ beta
+    if tv is not None:
+        eta = eta - beta[tv] * (data.X[:, tv] - data.center[tv])
+    start = np.zeros(data.n) if data.entry is None else data.entry
+    total = 0.0
+    for i in range(data.n):
+        for j in range(len(edges) - 1):
+            lo, hi = max(start[i], edges[j]), min(data.time[i], edges[j + 1])
+            if hi <= lo:
+                continue
+            la = loga[data.strata[i], j] + (b[j] * data.X[i, tv] if tv is not None else 0.0)
+            died = data.event[i] and edges[j] <= data.time[i] < edges[j + 1]
+            total += died * (la + eta[i]) - (hi - lo) * np.exp(la + eta[i])
+    return total
+
+
+@pytest.mark.parametrize("entry, tv", [(False, None), (True, None), (True, 1)])
+def test_pwe_loglik_equals_person_period_expansion(lung, entry, tv):
+    df = lung.copy()
+    if entry:
+        df["start"] = np.where(np.arange(len(df)) % 3 == 0, df["time"] * 0.4, 0.0)
+    data = bc.PiecewiseExponentialPH().prepare(df, time="time", event="status", covariates=COVS,
+                                               entry="start" if entry else None, strata="sex" if tv is None else None)
+    cuts = parametric.default_cuts(data, 5)
+    rng = np.random.default_rng(0)
+    beta = np.array([0.01, -0.5, 0.4])
+    loga = np.log(0.004) + rng.normal(0, 0.3, (data.n_strata, len(cuts) + 1))
+    b = rng.normal(-0.5, 0.2, len(cuts) + 1)
+    post = {"log_hr": beta[None], "log_hazard": loga[None]}
+    if tv is not None:
+        post["tv_log_hr"] = b[None]
+    ll = parametric.pointwise_loglik(post, data, "PiecewiseExponentialPH", {"cuts": cuts.tolist()}, tv)
+    assert ll.sum() == pytest.approx(_pwe_expanded_loglik(data, beta, loga, cuts, tv, b), rel=1e-10)
+
+
+def test_start_stop_rows_give_the_same_likelihood_as_one_row(lung):
+    """Splitting each subject's follow-up into (0, s] and (s, t] rows with the same covariates changes nothing."""
+    df = lung[["time", "status", *COVS]].copy()
+    split = df["time"] * 0.5
+    first = df.assign(start=0.0, stop=split, event=0)
+    second = df.assign(start=split, stop=df["time"], event=df["status"])
+    rows = pd.concat([first, second], ignore_index=True)
+    one = df.assign(start=0.0, stop=df["time"], event=df["status"])
+    beta = np.array([0.01, -0.5, 0.4])
+    for family, post, info in [
+        ("WeibullPH", {"log_hr": beta[None], "log_scale": np.array([[0.2]]), "shape": np.array([[1.3]])},
+         {"t_ref": 200.0}),
+        ("PiecewiseExponentialPH", {"log_hr": beta[None], "log_hazard": np.log([[[0.002, 0.004, 0.003]]])},
+         {"cuts": [150.0, 400.0]}),
+    ]:
+        tot = []
+        for d in (one, rows):
+            data = bc.WeibullPH().prepare(d, time="stop", event="event", covariates=COVS, entry="start")
+            post_c = {**post, "log_hr": post["log_hr"] + 0 * data.center}
+            # both data sets share covariate values, so their centres (means over rows) differ only by weighting;
+            # evaluate at the same uncentred linear predictor
+            tot.append(parametric.pointwise_loglik(_uncentre(post_c, data, family), data, family, info).sum())
+        assert tot[0] == pytest.approx(tot[1], rel=1e-10), family
+    # Cox: same partial likelihood
+    vals = []
+    for d in (one, rows):
+        data = bc.CoxPH().prepare(d, time="stop", event="event", covariates=COVS, entry="start")
+        vals.append(cox.partial_loglik_terms(data.X @ beta, cox.RiskSets.from_data(data)).sum())
+    assert vals[0] == pytest.approx(vals[1], rel=1e-10)
+
+
+def _uncentre(post, data, family):
+    """Shift the baseline so that the model's centred predictor equals the raw x @ beta."""
+    shift = data.center @ post["log_hr"][0]
+    out = dict(post)
+    if family == "WeibullPH":
+        out["log_scale"] = post["log_scale"] + shift
+    else:
+        out["log_hazard"] = post["log_hazard"] + shift
+    return out
+
+
+# ------------------------------------------------------------------ fits
+@pytest.mark.mcmc
+def test_families_agree_with_cox_within_a_quarter_posterior_sd(lung_fits):
+    cox_hr = lung_fits["cox"].hazard_ratios()
+    for name in ("weibull", "pwe"):
+        fit = lung_fits[name]
+        assert fit.diagnostics().ok, (name, fit.diagnostics())
+        hr = fit.hazard_ratios()
+        gap = (hr.log_hr_mean - cox_hr.log_hr_mean).abs() / cox_hr.log_hr_sd
+        print(f"\n{name}: |log-HR - Cox| / Cox SD = {gap.round(3).to_dict()}")
+        assert (gap < 0.25).all(), name
+
+
+@pytest.mark.mcmc
+def test_weibull_fit_agrees_with_lifelines(lung_fits, lung):
+    from lifelines import WeibullAFTFitter
+
+    aft = WeibullAFTFitter().fit(lung[["time", "status", *COVS]], "time", "status")
+    rho = float(np.exp(aft.params_.loc["rho_"].iloc[0]))
+    ref = -rho * aft.params_.loc["lambda_"][COVS]
+    fit = lung_fits["weibull"]
+    hr = fit.hazard_ratios()
+    shape = fit.idata["posterior"]["shape"].values.ravel()
+    print(f"\nshape {shape.mean():.4f} vs lifelines {rho:.4f}; log-HR {hr.log_hr_mean.round(4).to_dict()} vs "
+          f"{ref.round(4).to_dict()}")
+    assert ((hr.log_hr_mean - ref).abs() / hr.log_hr_sd < 0.25).all()
+    assert abs(shape.mean() - rho) < 0.25 * shape.std()
+
+
+@pytest.mark.mcmc
+def test_loo_comparison_ranks_within_likelihood_kind(lung_fits):
+    tab = bc.compare_models(lung_fits)
+    print("\n" + tab.round(2).to_string())
+    assert set(tab.likelihood) == {"partial (per event)", "full (per row)"}
+    assert tab.loc["cox", "rank"] == 1 and tab.loc["cox", "elpd_diff"] == 0
+    full = tab[tab.likelihood == "full (per row)"]
+    assert sorted(full["rank"]) == [1, 2] and (full["elpd_diff"] <= 0).all()
+    assert "Cox fits are ranked only among themselves" in tab.attrs["caveat"]
+    assert (tab.n_terms.loc[["weibull", "pwe"]] == 227).all()
+
+
+@pytest.mark.mcmc
+def test_pwe_time_varying_effect_gives_the_change_over_time(lung):
+    fit = bc.PiecewiseExponentialPH(tv="female", n_intervals=4).fit(
+        lung, time="time", event="status", covariates=COVS, random_seed=2, progress=False)
+    assert fit.diagnostics().ok
+    b = fit.idata["posterior"]["tv_log_hr"]
+    assert b.sizes["interval"] == 4
+    change = (b.isel(interval=-1) - b.isel(interval=0)).values.ravel()
+    print(f"\nchange in the log-HR of 'female' from first to last interval: {change.mean():.3f} "
+          f"[{np.quantile(change, 0.025):.3f}; {np.quantile(change, 0.975):.3f}]")
+    mean_b = b.mean("interval").values.ravel()
+    assert np.allclose(fit.log_hr_draws()[:, fit.covariates.index("female")], mean_b)
+
+
+def simulate_truncated(seed: int, n: int = 1500, shape: float = 1.5, beta: float = 0.5):
+    """Weibull times; subjects enter late (uniform 0 to 1.5) and are seen only if alive at entry."""
+    rng = np.random.default_rng(seed)
+    x = rng.random(n * 3) < 0.5
+    t = (-np.log(rng.random(n * 3)) / (0.5 * np.exp(beta * x))) ** (1 / shape)
+    entry = rng.uniform(0, 1.5, n * 3)
+    keep = t > entry
+    t, x, entry = t[keep][:n], x[keep][:n], entry[keep][:n]
+    c = entry + rng.uniform(0.5, 3, n)
+    return pd.DataFrame({"time": np.minimum(t, c), "event": (t <= c).astype(int), "entry": entry, "x": x.astype(int)})
+
+
+@pytest.mark.mcmc
+def test_delayed_entry_is_recovered_and_ignoring_it_biases_the_baseline():
+    df = simulate_truncated(7)
+    kw = dict(time="time", event="event", covariates=["x"], random_seed=3, progress=False)
+    right = bc.WeibullPH().fit(df, entry="entry", **kw)
+    naive = bc.WeibullPH().fit(df, **kw)
+    k_right = right.idata["posterior"]["shape"].values.ravel()
+    k_naive = naive.idata["posterior"]["shape"].values.ravel()
+    hr = right.hazard_ratios().loc["x"]
+    print(f"\nshape with entry {np.median(k_right):.3f} [{np.quantile(k_right, .025):.3f}; "
+          f"{np.quantile(k_right, .975):.3f}], ignoring entry {np.median(k_naive):.3f} "
+          f"[{np.quantile(k_naive, .025):.3f}; {np.quantile(k_naive, .975):.3f}], truth 1.5; "
+          f"log-HR of x with entry {hr.log_hr_mean:.3f} (truth 0.5)")
+    assert np.quantile(k_right, 0.025) < 1.5 < np.quantile(k_right, 0.975)
+    assert np.quantile(k_naive, 0.025) > 1.5  # without entry, early person-time is counted that was never observed
+    assert np.log(hr.hr_lower) < 0.5 < np.log(hr.hr_upper)
+
+
+# ------------------------------------------------------------------ options
+@pytest.mark.parametrize("kw, message", [
+    (dict(cuts=[2, 1]), "strictly increasing"),
+    (dict(cuts=[-1, 3]), "positive"),
+    (dict(rw_order=3), "choose 1 .* or 2"),
+    (dict(n_intervals=0), "n_intervals=0 must be an integer >= 1"),
+])
+def test_pwe_options_are_checked(kw, message):
+    with pytest.raises(bc.SpecError, match=message):
+        bc.PiecewiseExponentialPH(**kw)
+
+
+def test_pwe_cuts_beyond_the_data_and_a_bad_tv_are_errors(lung):
+    with pytest.raises(bc.SpecError, match="not below the longest follow-up"):
+        bc.PiecewiseExponentialPH(cuts=[100, 5000]).fit(lung, time="time", event="status", covariates=COVS)
+    with pytest.raises(bc.SpecError, match="tv='age' must be one of the covariates and coded 0/1"):
+        bc.PiecewiseExponentialPH(tv="age").fit(lung, time="time", event="status", covariates=COVS)
+
+
+def test_pwe_memory_does_not_grow_with_intervals_times_n(lung):
+    """The model's arrays are O(N + J): no N x J array among its data or constants."""
+    est = bc.PiecewiseExponentialPH(n_intervals=40)
+    data = est.prepare(lung, time="time", event="status", covariates=COVS)
+    model = est.build(data)[0]
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    sizes = [np.size(v.data) for v in ancestors([model.logp()]) if isinstance(v, Constant)]
+    sizes += [np.size(v.get_value()) for v in model.data_vars]
+    assert max(sizes) <= data.n * len(data.covariates)

@@ -171,3 +171,97 @@ def plot_meta_forest(studies: pd.DataFrame, summary: pd.DataFrame, *, log_scale:
     ax.figure.tight_layout(rect=(0, 0.05, 1, 1))
     ax.forest_data = studies
     return ax
+
+
+def _group_label(exposure, value, labels):
+    if labels is not None and value in labels:
+        return str(labels[value])
+    return "all subjects" if value == "all" or exposure is None else f"{exposure} = {value}"
+
+
+def plot_standardised_survival(table: pd.DataFrame, *, ax=None, labels: dict | None = None, title: str | None = None,
+                               xlabel: str = "Time", ylabel: str = "Standardised survival"):
+    """Standardised survival curves, one per exposure value: posterior median and credible band.
+
+    ``table`` as from :func:`bayescrt.absolute.standardised_survival`
+    (columns ``exposure``, ``time``, ``median``, ``lower``, ``upper``); Cox
+    curves (``attrs["curve"] == "step"``) are drawn as steps. ``labels`` maps
+    an exposure value to its legend text. Returns the Axes; the data drawn are
+    ``ax.standardised_data``.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    step = table.attrs.get("curve") == "step"
+    level = f"{100 * table.attrs.get('prob', 0.95):g}%"
+    exposure = table.attrs.get("exposure")
+    for k, (value, tab) in enumerate(table.groupby("exposure", sort=True)):
+        tab = tab.sort_values("time")
+        color = f"C{k}"
+        ax.plot(tab["time"], tab["median"], color=color, lw=2, drawstyle="steps-post" if step else "default",
+                label=f"{_group_label(exposure, value, labels)}: median, {level} band")
+        ax.fill_between(tab["time"], tab["lower"], tab["upper"], step="post" if step else None, color=color,
+                        alpha=0.2, lw=0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(frameon=False, loc="best")
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    ax.standardised_data = table.copy()
+    return ax
+
+
+def plot_ppc_km(table: pd.DataFrame, *, ax=None, labels: dict | None = None, max_curves: int | None = None,
+                title: str | None = None, xlabel: str = "Time", ylabel: str = "Survival"):
+    """Posterior predictive Kaplan-Meier check: simulated curves, their band and the observed curve.
+
+    ``table`` as from :func:`bayescrt.absolute.ppc_km`: per group, the
+    simulated Kaplan-Meier curves (``sim_*`` columns, thin), the pointwise
+    band (``lower``, ``upper``, shaded) and the observed Kaplan-Meier curve
+    (``observed``, thick, black edge); the legend gives the share of times at
+    which the observed curve lies inside the band (``attrs["coverage"]``).
+    ``max_curves`` limits the simulated curves drawn per group. Returns the
+    Axes; the data drawn are ``ax.ppc_data``.
+    """
+    import matplotlib.pyplot as plt
+
+    import matplotlib.patheffects as pe
+    from matplotlib.patches import Patch
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    sims = [c for c in table.columns if c.startswith("sim_")][:max_curves]
+    level = f"{100 * table.attrs.get('prob', 0.9):g}%"
+    coverage = table.attrs.get("coverage", {})
+    exposure = table.attrs.get("exposure")
+    handles = []
+    for k, (group, tab) in enumerate(table.groupby("group", sort=False)):
+        tab = tab.sort_values("time")
+        color = f"C{k}"
+        for c in sims:
+            ax.plot(tab["time"], tab[c], color=color, lw=0.6, alpha=0.15, drawstyle="steps-post")
+        ax.fill_between(tab["time"], tab["lower"], tab["upper"], step="post", color=color, alpha=0.25, lw=0)
+        edged = [pe.Stroke(linewidth=3.4, foreground="black"), pe.Normal()]
+        ax.plot(tab["time"], tab["observed"], color=color, lw=1.8, drawstyle="steps-post", path_effects=edged)
+        name = _group_label(exposure, group, labels)
+        cov = coverage.get(str(group))
+        handles.append(plt.Line2D([], [], color=color, lw=1.8, path_effects=edged,
+                                  label=f"{name}: observed KM" + ("" if cov is None else
+                                                                  f" (inside the band at {100 * cov:.0f}% of times)")))
+        handles.append(Patch(color=color, alpha=0.25, label=f"{name}: {len(sims)} simulated KMs, {level} band"))
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(left=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, lw=0.5)
+    ax.legend(handles=handles, frameon=False, loc="best", fontsize=8)
+    if title:
+        ax.set_title(title)
+    ax.figure.tight_layout()
+    ax.ppc_data = table.copy()
+    return ax

@@ -1,0 +1,235 @@
+"""Absolute-scale effects (standardised survival, risk and RMST differences) and the posterior predictive KM check.
+
+The MCMC tests share one Cox fit to a randomised trial simulated with a known truth: treatment 0/1 at
+random (HR 0.6), a continuous covariate (HR 1.5 per SD), a Weibull baseline (shape 1.5, scale 2.5),
+administrative censoring between 2.5 and 4 and random exponential censoring. Under randomisation the
+standardised curve of each arm estimates that arm's marginal survival, which Kaplan-Meier also estimates.
+The fast tests run on a stub fit (posterior draws written by hand) and need no sampling.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from lifelines import KaplanMeierFitter
+from lifelines.utils import restricted_mean_survival_time
+from numpy.polynomial.hermite_e import hermegauss
+
+import bayescrt as bc
+from bayescrt import absolute
+from bayescrt.effects import kaplan_meier
+from bayescrt.errors import DiagnosticsWarning, SpecError
+from bayescrt.fit import Fit
+from bayescrt.plotting import plot_ppc_km, plot_standardised_survival
+
+SCALE, SHAPE, LOG_HR_TREAT, LOG_HR_X = 2.5, 1.5, np.log(0.6), np.log(1.5)
+HORIZON = 2.5
+
+
+def simulate_trial(n=1000, seed=20260512):
+    rng = np.random.default_rng(seed)
+    treat = rng.integers(0, 2, n)
+    x = rng.normal(0, 1, n)
+    t = SCALE * (rng.standard_exponential(n) / np.exp(LOG_HR_TREAT * treat + LOG_HR_X * x)) ** (1 / SHAPE)
+    c = np.minimum(rng.uniform(2.5, 4.0, n), rng.exponential(10.0, n))
+    return pd.DataFrame({"time": np.minimum(t, c), "died": (t <= c).astype(int), "treat": treat, "x": x})
+
+
+def true_survival(t, arm):
+    """Marginal survival of an arm: the conditional Weibull survival averaged over x ~ N(0, 1) by quadrature."""
+    xs, ws = hermegauss(80)
+    t = np.atleast_1d(np.asarray(t, float))[:, None]
+    return (np.exp(-(t / SCALE) ** SHAPE * np.exp(LOG_HR_TREAT * arm + LOG_HR_X * xs)) * ws / ws.sum()).sum(axis=1)
+
+
+def km_by_arm(df, arm):
+    m = df["treat"] == arm
+    return KaplanMeierFitter().fit(df.loc[m, "time"], df.loc[m, "died"])
+
+
+@pytest.fixture(scope="module")
+def trial():
+    return simulate_trial()
+
+
+@pytest.fixture(scope="module")
+def trial_fit(trial):
+    return bc.CoxPH().fit(trial, time="time", event="died", covariates=["treat", "x"], draws=500, tune=500,
+                          chains=4, random_seed=20260512, progress=False)
+
+
+def stub_fit(df, covariates, sources=None, mean=(LOG_HR_TREAT, LOG_HR_X), sd=(0.08, 0.04), draws=1000, extra=None):
+    """A Cox Fit whose log-HR draws are written by hand: enough for everything in bayescrt.absolute."""
+    rng = np.random.default_rng(1)
+    X = df[covariates].to_numpy(float)
+    p = len(covariates)
+    mean, sd = np.resize(np.asarray(mean, float), p), np.resize(np.asarray(sd, float), p)
+    post = {"log_hr": (("chain", "draw", "covariate"), rng.normal(mean, sd, (4, draws // 4, p)))}
+    post.update(extra or {})
+    stats = {"diverging": (("chain", "draw"), np.zeros((4, draws // 4), bool)),
+             "energy": (("chain", "draw"), rng.normal(0, 1, (4, draws // 4)))}
+    tree = xr.DataTree.from_dict({
+        "posterior": xr.Dataset(post, coords={"covariate": covariates}),
+        "sample_stats": xr.Dataset(stats),
+        "observed_data": xr.Dataset({"time": ("obs", df["time"].to_numpy(float)),
+                                     "event": ("obs", df["died"].to_numpy())}),
+        "constant_data": xr.Dataset({"X": (("obs", "covariate"), X)}, coords={"covariate": covariates}),
+    })
+    tree.attrs["bayescrt_model"] = json.dumps({"family": "CoxPH", "covariates": covariates,
+                                                "sources": sources or covariates, "center": X.mean(axis=0).tolist()})
+    return Fit(tree)
+
+
+# ---------------------------------------------------------------- MCMC: one shared fit
+@pytest.mark.mcmc
+def test_standardised_survival_agrees_with_kaplan_meier_by_arm(trial, trial_fit):
+    times = [1.0, 2.0]
+    draws = absolute.standardised_survival_draws(trial_fit, "treat", times)
+    tab = absolute.standardised_survival(trial_fit, "treat", times)
+    assert draws.shape == (1000, 2, 2)
+    assert list(tab.columns) == ["exposure", "time", "median", "lower", "upper", "mean", "sd"]
+    assert tab.attrs["exposure"] == "treat" and tab.attrs["curve"] == "step"
+    for arm in (0, 1):
+        rows = tab[tab["exposure"] == arm]
+        np.testing.assert_allclose(rows["median"], np.median(draws[:, arm], axis=0))  # same seed, same draws
+        assert (rows["lower"] < rows["median"]).all() and (rows["median"] < rows["upper"]).all()
+        km = km_by_arm(trial, arm).survival_function_at_times(times).to_numpy()
+        sd = draws[:, arm].std(axis=0, ddof=1)
+        assert np.all(np.abs(np.median(draws[:, arm], axis=0) - km) <= 3 * sd), (arm, km, sd)
+
+
+@pytest.mark.mcmc
+def test_rmst_difference_agrees_with_lifelines_and_covers_the_truth(trial, trial_fit):
+    tab = absolute.rmst_difference(trial_fit, "treat", HORIZON)
+    assert list(tab.index) == ["rmst_0", "rmst_1", "difference"]
+    assert tab.attrs["integration"] == "exact sum over steps"
+    rmst = {arm: restricted_mean_survival_time(km_by_arm(trial, arm), t=HORIZON) for arm in (0, 1)}
+    for arm in (0, 1):
+        row = tab.loc[f"rmst_{arm}"]
+        assert abs(row["mean"] - rmst[arm]) <= 3 * row["sd"], (arm, row["mean"], rmst[arm], row["sd"])
+    diff = tab.loc["difference"]
+    assert abs(diff["mean"] - (rmst[1] - rmst[0])) <= 3 * diff["sd"]
+    grid = np.linspace(0.0, HORIZON, 20001)
+    truth = np.trapezoid(true_survival(grid, 1), grid) - np.trapezoid(true_survival(grid, 0), grid)
+    assert diff["lower"] <= truth <= diff["upper"], (truth, diff)
+    assert diff["p_gt_0"] > 0.99  # the treatment lowers the hazard: it adds survival time
+
+
+@pytest.mark.mcmc
+def test_risk_difference_signs_and_consistency(trial_fit):
+    times = [1.0, 2.0]
+    draws = absolute.standardised_survival_draws(trial_fit, "treat", times)
+    rd = absolute.risk_difference(trial_fit, "treat", times)
+    expected = (1 - draws[:, 1]) - (1 - draws[:, 0])
+    np.testing.assert_allclose(rd["median"], np.median(expected, axis=0))
+    np.testing.assert_allclose(rd["risk_0"], np.median(1 - draws[:, 0], axis=0))
+    assert (rd["upper"] < 0).all() and (rd["p_gt_0"] < 0.01).all()  # protective treatment
+    assert rd["median"].iloc[1] < rd["median"].iloc[0]  # the absolute benefit grows as events accrue
+    flipped = absolute.risk_difference(trial_fit, "treat", times, values=(1, 0))
+    np.testing.assert_allclose(flipped["median"], -rd["median"])
+    np.testing.assert_allclose(flipped["p_gt_0"], 1 - rd["p_gt_0"])
+
+
+@pytest.mark.mcmc
+def test_ppc_km_covers_the_data_and_flags_wrong_models(trial_fit, monkeypatch):
+    tab = absolute.ppc_km(trial_fit, exposure="treat", n_sims=50, n_grid=100)
+    assert tab.shape == (200, 8 + 50) and sorted(tab["group"].unique()) == [0, 1]
+    assert (tab["lower"] <= tab["upper"]).all() and tab[[f"sim_{d}" for d in range(50)]].le(1).all().all()
+    assert all(c >= 0.8 for c in tab.attrs["coverage"].values()), tab.attrs["coverage"]
+    assert absolute.ppc_km(trial_fit).attrs["coverage"]["all"] >= 0.8
+    # a baseline three times too high: every curve falls below its band
+    real = absolute.baseline_cumhaz
+    monkeypatch.setattr(absolute, "baseline_cumhaz", lambda *a, **k: 3 * real(*a, **k))
+    assert absolute.ppc_km(trial_fit).attrs["coverage"]["all"] < 0.8
+    monkeypatch.undo()
+    # the treatment left out (its log-HR set to 0): the arms leave their bands in opposite directions
+    beta = trial_fit.log_hr_draws()
+    beta[:, trial_fit.covariates.index("treat")] = 0.0
+    monkeypatch.setattr(trial_fit, "log_hr_draws", lambda: beta.copy())
+    wrong = absolute.ppc_km(trial_fit, exposure="treat")
+    assert all(c < 0.8 for c in wrong.attrs["coverage"].values()), wrong.attrs["coverage"]
+    late = wrong[wrong["time"] > 1.0]
+    assert (late.loc[late["group"] == 0, "observed"] < late.loc[late["group"] == 0, "median"]).mean() > 0.9
+    assert (late.loc[late["group"] == 1, "observed"] > late.loc[late["group"] == 1, "median"]).mean() > 0.9
+
+
+# ---------------------------------------------------------------- fast: stub fit, no sampling
+@pytest.fixture(scope="module")
+def stub():
+    df = simulate_trial(n=300, seed=3)
+    return df, stub_fit(df, ["treat", "x"])
+
+
+def test_input_errors_name_the_value_and_the_fix(stub):
+    df, fit = stub
+    with pytest.raises(SpecError, match=r"exposure='x' must be a 0/1 column.*recode it as a 0/1 indicator"):
+        absolute.standardised_survival(fit, "x", [1.0])
+    with pytest.raises(SpecError, match=r"exposure='treatment' is not a covariate.*Did you mean 'treat'"):
+        absolute.risk_difference(fit, "treatment", [1.0])
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(SpecError, match=r"horizon=.* must be a positive time.*e\.g\. horizon=5"):
+            absolute.rmst_difference(fit, "treat", bad)
+    with pytest.raises(SpecError, match=r"horizon reaches 99.*past the last follow-up time.*use horizon <="):
+        absolute.rmst_difference(fit, "treat", 99)
+    with pytest.raises(SpecError, match=r"values=\(0, 2\).*e\.g\. values=\(0, 1\)"):
+        absolute.standardised_survival(fit, "treat", [1.0], values=(0, 2))
+    with pytest.raises(SpecError, match=r"times=.* must be finite times >= 0"):
+        absolute.standardised_survival(fit, "treat", [-1.0])
+    level = np.arange(len(df)) % 3  # a three-level categorical, encoded as two indicators
+    cat = stub_fit(df.assign(**{"nyha[III vs II]": (level == 1) * 1, "nyha[IV vs II]": (level == 2) * 1}),
+                   ["treat", "nyha[III vs II]", "nyha[IV vs II]"], sources=["treat", "nyha", "nyha"])
+    with pytest.raises(SpecError, match=r"exposure='nyha' is a categorical covariate with 3 levels.*recode 'nyha'"):
+        absolute.standardised_survival(cat, "nyha", [1.0])
+    with pytest.raises(SpecError, match=r"one indicator of the categorical covariate 'nyha'.*recode"):
+        absolute.ppc_km(cat, exposure="nyha[IV vs II]")
+    frail = stub_fit(df, ["treat", "x"], extra={"frailty": (("chain", "draw", "cluster"), np.zeros((4, 250, 3)))})
+    with pytest.raises(SpecError, match="frailty"):
+        absolute.standardised_survival(frail, "treat", [1.0])
+
+
+def test_plots_render_and_expose_their_data(stub, tmp_path):
+    import matplotlib.pyplot as plt
+
+    _, fit = stub
+    std = absolute.standardised_survival(fit, "treat", max_draws=200)
+    ax = plot_standardised_survival(std, labels={0: "control", 1: "treated"}, title="Standardised survival")
+    assert ax.standardised_data.equals(std) and len(ax.get_lines()) == 2
+    ax.figure.savefig(tmp_path / "standardised.png")
+    ppc = absolute.ppc_km(fit, exposure="treat", n_sims=20)
+    ax = plot_ppc_km(ppc, title="Posterior predictive Kaplan-Meier")
+    assert ax.ppc_data.equals(ppc) and len(ax.get_legend().get_texts()) == 4
+    ax.figure.savefig(tmp_path / "ppc.png")
+    assert (tmp_path / "standardised.png").stat().st_size > 0 and (tmp_path / "ppc.png").stat().st_size > 0
+    plt.close("all")
+
+
+def test_numerical_pieces(stub):
+    df, fit = stub
+    rng = np.random.default_rng(5)
+    # Kaplan-Meier on a grid: the package's estimator unweighted; lifelines weighted with delayed entry
+    grid = np.linspace(0, df["time"].max(), 57)
+    km = kaplan_meier(df["time"], df["died"])
+    ours, _ = absolute._km_on_grid(df["time"], df["died"].astype(bool), grid)
+    np.testing.assert_allclose(ours, km["survival"].to_numpy()[np.searchsorted(km["time"], grid, side="right") - 1])
+    w, entry = rng.integers(1, 4, len(df)).astype(float), df["time"].to_numpy() * rng.uniform(0, 0.5, len(df))
+    ll = KaplanMeierFitter().fit(df["time"], df["died"], entry=entry, weights=w)
+    ours, _ = absolute._km_on_grid(df["time"], df["died"].astype(bool), grid, w, entry)
+    np.testing.assert_allclose(ours[1:], ll.survival_function_at_times(grid[1:]).to_numpy())  # lifelines: NaN at 0
+    # subject averages: interpolation in H0 within its stated bound of the exact sum
+    H = np.sort(rng.uniform(0, 3, (20, 3000)), axis=1)
+    r, wt = np.exp(rng.normal(0, 0.7, (20, 400))), rng.uniform(0.5, 2, 400)
+    fast, exact = absolute._weighted_survival(H, r, wt), absolute._weighted_survival(H, r, wt, exact=True)
+    assert np.abs(fast - exact).max() <= absolute._HERMITE_TOL * wt.sum()
+    # the Cox baseline's gamma-process noise has the Breslow estimator as its mean
+    fixed = stub_fit(df, ["treat", "x"], sd=(0.0, 0.0), draws=4000)
+    data = bc.baseline.survival_data(fixed)
+    times = np.array([0.5, 1.0, 2.0])
+    H0, _ = absolute._posterior_cumhaz(fixed, data, times, None, np.random.default_rng(0))
+    breslow = bc.baseline.baseline_cumhaz(fixed, times)[0, 0]
+    se = H0[:, 0].std(axis=0) / np.sqrt(len(H0))
+    assert np.all(np.abs(H0[:, 0].mean(axis=0) - breslow) <= 4 * se) and np.all(H0[:, 0].std(axis=0) > 0)
+    # constant draws fail the convergence gates: absolute effects say so, as hazard_ratios() does
+    with pytest.warns(DiagnosticsWarning, match="FAILED its convergence diagnostics"):
+        assert not absolute.standardised_survival(fixed, "treat", [1.0], max_draws=10).attrs["diagnostics_ok"]

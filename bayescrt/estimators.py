@@ -318,12 +318,14 @@ class _ParametricPH:
     def fit(self, df: pd.DataFrame, *, time: str, event: str, covariates, entry: str | None = None,
             strata: str | None = None, weights: str | None = None, cluster: str | None = None,
             reference: dict | None = None, missing: str = "error", priors: dict | None = None, draws: int = 1000,
-            tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True) -> Fit:
+            tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True,
+            log_likelihood: bool | None = None, chunk: int = 128) -> Fit:
         """Fit to a DataFrame; arguments as :meth:`CoxPH.fit`. Start/stop rows: ``entry`` = start, ``time`` = stop.
 
         The pointwise log-likelihood (``idata.log_likelihood.loglik``) is stored
         per row (per subject when each subject has one row), so LOO compares
-        these fits with each other on the same rows.
+        these fits with each other on the same rows; ``None`` stores it when it
+        takes less than 500 MiB, computed ``chunk`` draws at a time.
         """
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
                             weights=weights, reference=reference, missing=missing, cluster=cluster)
@@ -338,20 +340,26 @@ class _ParametricPH:
                 ("log_hr", "log_scale", "shape", "log_hazard", "tv_log_hr", "frailty") if v in post}
         from .families import parametric
 
-        ll = parametric.pointwise_loglik(flat, data, self.family, info, info.get("tv_index"))
-        inv = np.empty_like(data.order)
-        inv[data.order] = np.arange(len(inv))
         groups = _data_groups(data)
-        groups["log_likelihood"] = xr.Dataset(
-            {"loglik": (("chain", "draw", "obs"), ll[:, inv].reshape(C, D, -1))},
-            coords={"chain": post["chain"].values, "draw": post["draw"].values, "obs": np.arange(data.n)})
+        if log_likelihood is None:
+            log_likelihood = C * D * data.n * 8 <= LOGLIK_MAX_BYTES
+        if log_likelihood:
+            inv = np.empty_like(data.order)
+            inv[data.order] = np.arange(len(inv))
+            ll = np.empty((C * D, data.n))
+            for a in range(0, C * D, chunk):  # a few draws at a time: temporaries stay (chunk x N)
+                part = {k: v[a:a + chunk] for k, v in flat.items()}
+                ll[a:a + chunk] = parametric.pointwise_loglik(part, data, self.family, info, info.get("tv_index"))[:, inv]
+            groups["log_likelihood"] = xr.Dataset(
+                {"loglik": (("chain", "draw", "obs"), ll.reshape(C, D, -1))},
+                coords={"chain": post["chain"].values, "draw": post["draw"].values, "obs": np.arange(data.n)})
         description = {
             "family": self.family, "description": text, "covariates": list(data.covariates),
             "sources": list(data.sources), "references": {k: str(v) for k, v in data.references.items()},
             "center": data.center.tolist(), "scale": data.scale.tolist(), "columns": data.columns, "n": data.n,
             "n_events": data.n_events, "strata_labels": [str(s) for s in data.strata_labels],
             "n_dropped": data.n_dropped, "dropped": data.dropped, "data_description": data.describe(),
-            "log_likelihood": "per row (a subject's rows sum to its contribution)",
+            "log_likelihood": "per row (a subject's rows sum to its contribution)" if log_likelihood else "not stored",
             "baseline": {k: v for k, v in info.items() if k != "tv_index"},
         }
         if data.cluster is not None:

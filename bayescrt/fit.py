@@ -207,7 +207,7 @@ class Fit:
         if self._report is None:
             post = self.idata["posterior"]
             extra = [v for v in ("frailty_sd", "frailty", "study_sd", "study_log_hr", "log_scale", "shape",
-                                 "log_hazard", "rw_sd", "tv_log_hr", "tv_rw_sd") if v in post]
+                                 "log_hazard", "rw_sd", "tv_log_hr") if v in post]
             self._report = diagnose(self.idata, ["log_hr", *extra] if extra else "log_hr")
         return self._report
 

@@ -15,14 +15,16 @@ interval is open), log baseline hazard ``a_sj`` per stratum and interval with a
 random-walk prior (first order: ``a_j - a_{j-1} ~ Normal(0, sigma)``; second
 order: the first difference ~ Normal(0, 1), then differences of differences
 ~ Normal(0, sigma)), ``sigma ~ HalfNormal(0.5)`` and the
-first interval's level ``Normal(log(events / exposure), 2)``. The cumulative
+first interval's level ``Normal(log(events / exposure), 2)``. The walk is
+centred when there are at least 100 events per interval and stratum on
+average (data pin each interval down) and non-centred otherwise. The cumulative
 hazard at any time is ``C[j(t)] + exp(a_j(t)) (t - c_j(t))`` with ``C`` the
 cumulative sum over whole intervals, so each row needs two gathers: O(N + J)
 per gradient, never a person-period expansion (memory does not grow with J x N).
 
 An optional time-varying effect of one 0/1 covariate (``tv=`` column) gives
-it its own log-HR per interval, ``b_j`` (random walk across intervals, same
-order): the proportional-hazards check of that covariate.
+it its own log-HR per interval, ``b_j ~ Normal(0, 1)`` each: the
+proportional-hazards check of that covariate (under PH the ``b_j`` agree).
 """
 
 from __future__ import annotations
@@ -56,21 +58,40 @@ def _preconditioned(data, priors, precondition=True):
     return m, s_, [_shift_scale(rec["standardised"], m[j], s_[j]) for j, rec in enumerate(priors)]
 
 
-def _rw(name, n, order, sigma, first_mu, first_sd, pm, pt, dims=None):
-    """A random walk of ``order`` 1 or 2 over the last axis (length n), non-centred."""
+CENTRED_EVENTS_PER_INTERVAL = 100
+
+
+def _rw(name, n, order, sigma, first_mu, first_sd, pm, pt, dims=None, centered=False):
+    """A random walk of ``order`` 1 or 2 over the last axis (length n).
+
+    Non-centred (standard-normal coordinates scaled by ``sigma``) suits weakly
+    informed intervals; centred (the walk's own increments as parameters) suits
+    intervals each pinned down by many events, where the non-centred form turns
+    into a funnel. In the second order the first slope has its own Normal(0, 1),
+    so only the changes of slope shrink with ``sigma``.
+    """
     shape = (dims[0], n) if dims else (n,)
-    z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=shape)
-    level = first_mu + first_sd * z[..., :1]
-    if n == 1:
-        return level
-    steps = sigma * z[..., 1:]
-    if order == 1:
-        return pt.concatenate([level, level + pt.cumsum(steps, axis=-1)], axis=-1)
-    # second order: the slope itself walks; the first slope gets its own Normal(0, 1) per interval, so
-    # that only the changes of slope shrink with sigma (one funnel coordinate fewer)
-    steps = pt.concatenate([z[..., 1:2], sigma * z[..., 2:]], axis=-1)
-    slopes = pt.cumsum(steps, axis=-1)
-    return pt.concatenate([level, level + pt.cumsum(slopes, axis=-1)], axis=-1)
+    if not centered:
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, shape=shape)
+        level = first_mu + first_sd * z[..., :1]
+        if n == 1:
+            return level
+        incr = sigma * z[..., 1:] if order == 1 else pt.concatenate([z[..., 1:2], sigma * z[..., 2:]], axis=-1)
+    else:
+        level = pm.Normal(f"{name}_level", first_mu, first_sd, shape=shape[:-1] + (1,))
+        if n == 1:
+            return level
+        if order == 1:
+            incr = pm.Normal(f"{name}_steps", 0.0, sigma, shape=shape[:-1] + (n - 1,))
+        else:
+            first = pm.Normal(f"{name}_slope", 0.0, 1.0, shape=shape[:-1] + (1,))
+            if n == 2:
+                incr = first
+            else:
+                incr = pt.concatenate([first, pm.Normal(f"{name}_curvature", 0.0, sigma, shape=shape[:-1] + (n - 2,))],
+                                      axis=-1)
+    steps = incr if order == 1 else pt.cumsum(incr, axis=-1)
+    return pt.concatenate([level, level + pt.cumsum(steps, axis=-1)], axis=-1)
 
 
 def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None, centered=False,
@@ -138,7 +159,9 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         beta_std = m + s_ * z
         log_hr = beta_std / data.scale
         sigma = pm.HalfNormal("rw_sd", 0.5)
-        a = _rw("log_hazard", J, rw_order, sigma, np.log(rate0), 2.0, pm, pt, dims=(S,))
+        # well-informed intervals: centred walk (see _rw)
+        rw_centred = data.n_events / (S * J) >= CENTRED_EVENTS_PER_INTERVAL
+        a = _rw("log_hazard", J, rw_order, sigma, np.log(rate0), 2.0, pm, pt, dims=(S,), centered=rw_centred)
         a = pm.Deterministic("log_hazard", a, dims=("stratum", "interval"))
         X = data.standardised()
         mask = np.ones(p)
@@ -160,8 +183,9 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
             log_h = a[st, jt] + eta
         else:
             xb = data.X[:, tv]
-            sd_b = pm.HalfNormal("tv_rw_sd", 0.5)
-            b = pm.Deterministic("tv_log_hr", _rw("tv_log_hr", J, rw_order, sd_b, 0.0, 2.0, pm, pt), dims="interval")
+            # one log-HR per interval, each Normal(0, 1) on its own (no smoothing across intervals: the check
+            # should not pull the effects together, and a shared SD would make a funnel when they are equal)
+            b = pm.Normal("tv_log_hr", 0.0, 1.0, dims="interval")
             # rows with the covariate at 1 have log hazard a + b per interval, the others a
             rates0, rates1 = pt.exp(a), pt.exp(a + b[None, :])
             whole0 = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates0[:, :-1] * width, axis=1)], axis=1)
@@ -184,7 +208,8 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         if data.weights is not None:
             ll = ll * data.weights
         pm.Potential("loglik", ll.sum())
-    return model, {"cuts": cuts.tolist(), "rw_order": rw_order}
+    return model, {"cuts": cuts.tolist(), "rw_order": rw_order,
+                   "rw_parameterisation": "centred" if rw_centred else "non-centred"}
 
 
 # ---------------------------------------------------------------- numpy twins for draws

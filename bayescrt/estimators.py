@@ -100,6 +100,7 @@ class CoxPH:
         random_seed: int | None = None,
         progress: bool = True,
         log_likelihood: bool | None = None,
+        compiled_models=None,
     ) -> Fit:
         """Fit the model to a DataFrame and return a :class:`~bayescrt.fit.Fit`.
 
@@ -109,6 +110,9 @@ class CoxPH:
         scale (add ``"scale": "standardised"`` for per-SD priors).
         ``log_likelihood``: store the pointwise log-likelihood (per event);
         ``None`` stores it when it takes less than 500 MiB.
+        ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` shared by
+        fits of the same structure (data and priors may differ), which then
+        compile once.
         ``cluster``: a column grouping subjects (e.g. centre) for a shared
         log-normal frailty; its SD has the estimator's ``frailty_prior`` and each
         cluster's effect is in ``fit.frailty()``.
@@ -139,7 +143,8 @@ class CoxPH:
         ta = self.target_accept or (0.99 if hierarchy is not None and hierarchy["pooling"] == "partial"
                                     else 0.95 if (hierarchy is not None or data.cluster is not None) else 0.8)
         tree, info = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
-                                  random_seed=random_seed, progress=progress, target_accept=ta)
+                                  random_seed=random_seed, progress=progress, target_accept=ta,
+                                  compiled_models=compiled_models)
         groups = _data_groups(data)
         n_draws = tree["posterior"].sizes["chain"] * tree["posterior"].sizes["draw"]
         if log_likelihood is None:
@@ -319,7 +324,7 @@ class _ParametricPH:
             strata: str | None = None, weights: str | None = None, cluster: str | None = None,
             reference: dict | None = None, missing: str = "error", priors: dict | None = None, draws: int = 1000,
             tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True,
-            log_likelihood: bool | None = None, chunk: int = 128) -> Fit:
+            log_likelihood: bool | None = None, chunk: int = 128, compiled_models=None) -> Fit:
         """Fit to a DataFrame; arguments as :meth:`CoxPH.fit`. Start/stop rows: ``entry`` = start, ``time`` = stop.
 
         The pointwise log-likelihood (``idata.log_likelihood.loglik``) is stored
@@ -333,7 +338,8 @@ class _ParametricPH:
         model, info, text = self._build(data, resolved)
         ta = self.target_accept or (0.95 if data.cluster is not None or self.hierarchical else 0.8)
         tree, info_s = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
-                                    random_seed=random_seed, progress=progress, target_accept=ta)
+                                    random_seed=random_seed, progress=progress, target_accept=ta,
+                                    compiled_models=compiled_models)
         post = tree["posterior"]
         C, D = post.sizes["chain"], post.sizes["draw"]
         flat = {v: post[v].values.reshape((C * D,) + post[v].shape[2:]) for v in

@@ -53,8 +53,12 @@ def resolve_seed(random_seed) -> int:
 
 
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
-                 target_accept: float = 0.8):
-    """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict)."""
+                 target_accept: float = 0.8, compiled_models=None):
+    """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict).
+
+    ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` cache; a model whose
+    structure it has compiled before is served from it (nutpie only).
+    """
     if sampler not in SAMPLERS:
         raise SpecError(f"sampler={sampler!r} is not available; choose one of {SAMPLERS}")
     for name, val, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
@@ -64,23 +68,32 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     cores = min(chains, os.cpu_count() or 1)
     if not 0.5 <= target_accept < 1:
         raise SpecError(f"target_accept={target_accept!r} must lie in [0.5, 1), e.g. 0.8 or 0.95")
-    trace, t0, t1, t2 = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept)
+    if compiled_models is not None and sampler != "nutpie":
+        raise SpecError(f"compiled_models= reuses nutpie compilations; sampler={sampler!r} compiles its own")
+    trace, t0, t1, t2, new = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept,
+                                          compiled_models)
     stats = trace["sample_stats"].to_dataset()
     stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
     tree = xr.DataTree.from_dict({"posterior": trace["posterior"].to_dataset(), "sample_stats": stats})
     info = {
         "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
         "random_seed": seed, "target_accept": target_accept, "compile_seconds": round(t1 - t0, 3), "sampling_seconds": round(t2 - t1, 3),
+        "compiled": "new" if new else "reused",
     }
     return tree, info
 
 
-def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept=0.8):
+def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept=0.8,
+                 compiled_models=None):
     t0 = _time.perf_counter()
+    new = True
     if sampler == "nutpie":
         import nutpie
 
-        compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # keep data as inputs
+        if compiled_models is None:
+            compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # keep data as inputs
+        else:
+            compiled, new = compiled_models.compile(model)
         t1 = _time.perf_counter()
         trace = nutpie.sample(
             compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
@@ -95,7 +108,7 @@ def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, tar
             progressbar=progress, nuts_sampler="pymc", compute_convergence_checks=False,
             target_accept=target_accept,
         )
-    return trace, t0, t1, _time.perf_counter()
+    return trace, t0, t1, _time.perf_counter(), new
 
 
 HASHED_GROUPS = ("posterior", "sample_stats")

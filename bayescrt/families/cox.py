@@ -267,14 +267,14 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
         coords["study"] = list(hierarchy["labels"])
     with pm.Model(coords=coords) as model:
         z = _prior_vector(zpriors_model, p, pm, pt)
-        beta_std = m + s_ * z
+        beta_std = pm.Data("precond_mode", m) + pm.Data("precond_se", s_) * z
         theta = None
         if hierarchy is not None:
             theta = _study_effects(hierarchy, beta_std, m, s_, zpriors, scale, pm, pt)
             j = hierarchy["exposure"]
             if hierarchy["pooling"] == "none":  # no population effect: report the mean of the study effects
                 beta_std = pt.set_subtensor(beta_std[j], theta.mean() * scale[j])
-        pm.Deterministic("log_hr", beta_std / scale, dims="covariate")
+        pm.Deterministic("log_hr", beta_std / pm.Data("x_scale", scale), dims="covariate")
         # Data and risk-set indices enter as data containers, not constants: the compiled
         # function takes them as inputs, so compile time does not grow with N.
         shared = RiskSets(**{k: None if v is None else pm.Data(f"risk_{k}", v) for k, v in vars(rs).items()})
@@ -314,18 +314,21 @@ def _prior_vector(priors: list[dict], p: int, pm, pt, prefix: str = "log_hr_z"):
         name = prefix if len(families) == 1 else f"{prefix}_{dist.lower()}"
         pri = [priors[j] for j in idx]
         shape = len(idx)
+        # hyperparameters are data containers: fits that differ only in priors share one compilation
+
+        def hyper(key):
+            return pm.Data(f"{name}_{key}", np.array([q[key] for q in pri], dtype=float))
+
         if dist == "Flat":
             rv = pm.Flat(name, shape=shape)
         elif dist == "Normal":
-            rv = pm.Normal(name, mu=[q["mu"] for q in pri], sigma=[q["sigma"] for q in pri], shape=shape)
+            rv = pm.Normal(name, mu=hyper("mu"), sigma=hyper("sigma"), shape=shape)
         elif dist == "StudentT":
-            rv = pm.StudentT(
-                name, nu=[q["nu"] for q in pri], mu=[q["mu"] for q in pri], sigma=[q["sigma"] for q in pri], shape=shape
-            )
+            rv = pm.StudentT(name, nu=hyper("nu"), mu=hyper("mu"), sigma=hyper("sigma"), shape=shape)
         elif dist == "Cauchy":
-            rv = pm.Cauchy(name, alpha=[q["mu"] for q in pri], beta=[q["sigma"] for q in pri], shape=shape)
+            rv = pm.Cauchy(name, alpha=hyper("mu"), beta=hyper("sigma"), shape=shape)
         elif dist == "Laplace":
-            rv = pm.Laplace(name, mu=[q["mu"] for q in pri], b=[q["sigma"] for q in pri], shape=shape)
+            rv = pm.Laplace(name, mu=hyper("mu"), b=hyper("sigma"), shape=shape)
         else:  # validate_prior rejects anything else
             raise AssertionError(dist)
         parts[dist] = (idx, rv)

@@ -61,6 +61,20 @@ def _preconditioned(data, priors, precondition=True):
 CENTRED_EVENTS_PER_INTERVAL = 100
 
 
+def _coefficients(zpriors, m, s_, scale, pm, pt):
+    """Standardised log-HRs ``m + s * z`` and the log-HRs in the covariates' units, from data containers."""
+    z = _prior_vector(zpriors, len(zpriors), pm, pt)
+    beta_std = pm.Data("precond_mode", m) + pm.Data("precond_se", s_) * z
+    return beta_std, beta_std / pm.Data("x_scale", scale)
+
+
+def _rows(data: SurvivalData, pm):
+    """Per-row event indicator and case weight as data containers (weight None when unweighted)."""
+    d = pm.Data("event", data.event.astype(float))
+    w = None if data.weights is None else pm.Data("weight", data.weights)
+    return d, w
+
+
 def _rw(name, n, order, sigma, first_mu, first_sd, pm, pt, dims=None, centered=False):
     """A random walk of ``order`` 1 or 2 over the last axis (length n).
 
@@ -106,9 +120,8 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
     if data.cluster is not None:
         coords["cluster"] = [str(c) for c in data.cluster_labels]
     with pm.Model(coords=coords) as model:
-        z = _prior_vector(zpriors, p, pm, pt)
-        beta_std = m + s_ * z
-        pm.Deterministic("log_hr", beta_std / data.scale, dims="covariate")
+        beta_std, log_hr = _coefficients(zpriors, m, s_, data.scale, pm, pt)
+        pm.Deterministic("log_hr", log_hr, dims="covariate")
         alpha = pm.Normal("log_scale", 0.0, 3.0, dims="stratum")
         log_k = pm.Normal("log_shape", 0.0, 1.0, dims="stratum")
         pm.Deterministic("shape", pt.exp(log_k), dims="stratum")
@@ -117,15 +130,16 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
             eta = eta + _frailty(data, frailty_prior, centered, pm)
         st = pm.Data("stratum_code", data.strata)
         a, k = alpha[st], pt.exp(log_k[st])
-        lt = np.log(data.time / t_ref)
+        lt = pm.Data("log_time_ratio", np.log(data.time / t_ref))  # log(t / t_ref)
         H = pt.exp(a + k * lt)
         if data.entry is not None:
             e = data.entry / t_ref
-            H = H - pt.exp(a) * pt.switch(e > 0, pt.exp(k * np.log(np.where(e > 0, e, 1.0))), 0.0)
-        d = data.event.astype(float)
-        ll = d * (a + pt.log(k) + (k - 1) * lt - np.log(t_ref) + eta) - pt.exp(eta) * H
-        if data.weights is not None:
-            ll = ll * data.weights
+            le = pm.Data("log_entry_ratio", np.log(np.where(e > 0, e, 1.0)))
+            H = H - pt.exp(a) * pm.Data("entered_late", (e > 0).astype(float)) * pt.exp(k * le)
+        d, w = _rows(data, pm)
+        ll = d * (a + pt.log(k) + (k - 1) * lt - pm.Data("log_t_ref", np.log(t_ref)) + eta) - pt.exp(eta) * H
+        if w is not None:
+            ll = ll * w
         pm.Potential("loglik", ll.sum())
     return model, {"t_ref": t_ref}
 
@@ -155,13 +169,12 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
     if data.cluster is not None:
         coords["cluster"] = [str(c) for c in data.cluster_labels]
     with pm.Model(coords=coords) as model:
-        z = _prior_vector(zpriors, p, pm, pt)
-        beta_std = m + s_ * z
-        log_hr = beta_std / data.scale
+        beta_std, log_hr = _coefficients(zpriors, m, s_, data.scale, pm, pt)
         sigma = pm.HalfNormal("rw_sd", 0.5)
         # well-informed intervals: centred walk (see _rw)
         rw_centred = data.n_events / (S * J) >= CENTRED_EVENTS_PER_INTERVAL
-        a = _rw("log_hazard", J, rw_order, sigma, np.log(rate0), 2.0, pm, pt, dims=(S,), centered=rw_centred)
+        a = _rw("log_hazard", J, rw_order, sigma, pm.Data("log_crude_rate", np.log(rate0)), 2.0, pm, pt, dims=(S,),
+                centered=rw_centred)
         a = pm.Deterministic("log_hazard", a, dims=("stratum", "interval"))
         X = data.standardised()
         mask = np.ones(p)
@@ -170,19 +183,26 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         eta = (pm.Data("X_std", X) * (beta_std * mask)).sum(axis=1)
         if data.cluster is not None:
             eta = eta + _frailty(data, frailty_prior, centered, pm)
-        st = data.strata
+        st = pm.Data("stratum_code", data.strata)
+        width = pm.Data("interval_width", width)
+        jt_np = jt
+        jt = pm.Data("interval_code", jt_np)
+        into = pm.Data("time_into_interval", data.time - edges[jt_np])  # time since the interval's start
+        if data.entry is not None:
+            je_np = _interval_index(data.entry, cuts)
+            je = pm.Data("entry_interval_code", je_np)
+            into_e = pm.Data("entry_into_interval", data.entry - edges[je_np])
 
         if tv is None:
             # per-stratum cumulative hazard tables, gathered per row
             rates = pt.exp(a)
             whole = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates[:, :-1] * width, axis=1)], axis=1)
-            H = whole[st, jt] + rates[st, jt] * (data.time - edges[jt])
+            H = whole[st, jt] + rates[st, jt] * into
             if data.entry is not None:
-                je = _interval_index(data.entry, cuts)
-                H = H - (whole[st, je] + rates[st, je] * (data.entry - edges[je]))
+                H = H - (whole[st, je] + rates[st, je] * into_e)
             log_h = a[st, jt] + eta
         else:
-            xb = data.X[:, tv]
+            xb = pm.Data("tv_covariate", data.X[:, tv].astype(float))
             # one log-HR per interval, each Normal(0, 1) on its own (no smoothing across intervals: the check
             # should not pull the effects together, and a shared SD would make a funnel when they are equal)
             b = pm.Normal("tv_log_hr", 0.0, 1.0, dims="interval")
@@ -190,23 +210,23 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
             rates0, rates1 = pt.exp(a), pt.exp(a + b[None, :])
             whole0 = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates0[:, :-1] * width, axis=1)], axis=1)
             whole1 = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates1[:, :-1] * width, axis=1)], axis=1)
-            one = (xb == 1).astype(float)
+            one = xb  # 0/1
 
-            def H_at(t, j):
-                h0 = whole0[st, j] + rates0[st, j] * (t - edges[j])
-                h1 = whole1[st, j] + rates1[st, j] * (t - edges[j])
+            def H_at(j, since):
+                h0 = whole0[st, j] + rates0[st, j] * since
+                h1 = whole1[st, j] + rates1[st, j] * since
                 return one * h1 + (1 - one) * h0
 
-            H = H_at(data.time, jt)
+            H = H_at(jt, into)
             if data.entry is not None:
-                H = H - H_at(data.entry, _interval_index(data.entry, cuts))
+                H = H - H_at(je, into_e)
             log_h = a[st, jt] + b[jt] * xb + eta
             log_hr = pt.set_subtensor(log_hr[tv], b.mean())  # reported: the mean over intervals
         pm.Deterministic("log_hr", log_hr, dims="covariate")
-        d = data.event.astype(float)
+        d, w = _rows(data, pm)
         ll = d * log_h - pt.exp(eta) * H
-        if data.weights is not None:
-            ll = ll * data.weights
+        if w is not None:
+            ll = ll * w
         pm.Potential("loglik", ll.sum())
     return model, {"cuts": cuts.tolist(), "rw_order": rw_order,
                    "rw_parameterisation": "centred" if rw_centred else "non-centred"}

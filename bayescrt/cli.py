@@ -100,6 +100,30 @@ def _reanalyse(args) -> int:
     return 0
 
 
+def _sensitivity(args) -> int:
+    from pathlib import Path
+
+    from .sensitivity import run
+
+    over = {k: v for k, v in (("draws", args.draws), ("tune", args.tune), ("chains", args.chains)) if v is not None}
+    res = run(args.spec, args.out, scheduler=args.scheduler, workers=args.workers, progress=not args.no_progress,
+              **over)
+    print(res)
+    tab = res.table()
+    tab.to_csv(Path(args.out) / "table.csv")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = res.plot()
+    ax.figure.savefig(Path(args.out) / "forest.png", dpi=120, bbox_inches="tight")
+    print(f"\nwrote {args.out}/table.csv, {args.out}/forest.png and {args.out}/manifest.json")
+    if not tab["diagnostics_ok"].all():
+        bad = list(tab.index[~tab["diagnostics_ok"]])
+        print(f"\n{len(bad)} CELL(S) FAILED THEIR DIAGNOSTICS and cannot be trusted: {bad}")
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bayescrt", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -136,6 +160,16 @@ def main(argv=None) -> int:
     a.add_argument("--correlation", type=float, help="within-patient correlation for changes in means")
     a.add_argument("--events", type=float, help="number of events behind a bare p-value")
     a.set_defaults(func=_reanalyse)
+    g = sub.add_parser("sensitivity", help="fit a spec's sensitivity grid (resumes an interrupted run in --out)")
+    g.add_argument("spec", help="spec name (e.g. danish) or path to a spec .toml with a [sensitivity] section")
+    g.add_argument("--out", required=True, help="folder for cells/*.nc, manifest.json, table.csv and forest.png")
+    g.add_argument("--scheduler", help="address of a dask.distributed scheduler (e.g. tcp://host:8786)")
+    g.add_argument("--workers", type=int, default=1, help="local processes when no scheduler is given")
+    g.add_argument("--draws", type=int, help="draws per chain; default from the spec")
+    g.add_argument("--tune", type=int, help="tuning steps per chain; default from the spec")
+    g.add_argument("--chains", type=int, help="chains per cell; default from the spec")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g.set_defaults(func=_sensitivity)
     args = parser.parse_args(argv)
     from .errors import SpecError
 

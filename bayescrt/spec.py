@@ -24,7 +24,7 @@ FAMILIES = {"CoxPH": CoxPH}
 NAMED = {"danish": "danish_registry.toml"}
 
 TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "covariate_sets", "model",
-            "priors", "sampler", "published"}
+            "priors", "sampler", "published", "sensitivity"}
 COHORT_KEYS = {"n", "n_exposed", "correlation", "accrual", "baseline", "covariates", "hazard_ratios"}
 MODEL_KEYS = {"family", "ties"}
 SAMPLER_KEYS = {"draws", "tune", "chains", "random_seed"}
@@ -179,6 +179,9 @@ def check(raw: dict, where: str) -> None:
         raise SpecError(f"{where} [model]: family={fam!r} is not known.{suggest(str(fam), FAMILIES)} "
                         f"Choose one of {sorted(FAMILIES)}")
     _unknown(raw.get("sampler", {}), SAMPLER_KEYS, f"{where} [sampler]")
+    from .sensitivity import SENSITIVITY_KEYS
+
+    _unknown(raw.get("sensitivity", {}), SENSITIVITY_KEYS, f"{where} [sensitivity]")
     CovariateSets(**raw["covariate_sets"])
     cohort = raw.get("cohort")
     if cohort is not None:

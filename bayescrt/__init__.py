@@ -2,7 +2,7 @@
 
 from importlib import metadata as _metadata
 
-from . import absolute, datasets, published
+from . import absolute, bias, datasets, published, sensitivity
 from .compare import Comparison, compare
 from .covariate_sets import CovariateSetFits, CovariateSets, fit_covariate_sets
 from .data import SurvivalData
@@ -19,8 +19,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "absolute", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets", "CoxPH",
+    "absolute", "bias", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets", "CoxPH",
     "DataError", "datasets", "DataWarning", "DiagnosticReport", "DiagnosticsWarning", "Fit",
     "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "PiecewiseExponentialPH", "published",
-    "ResultFileError", "SpecError", "SurvivalData", "WeibullPH",
+    "ResultFileError", "sensitivity", "SpecError", "SurvivalData", "WeibullPH",
 ]

@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import io
+import logging
 import json
 import math
 import os
@@ -213,7 +213,12 @@ class Grid:
     def group_of(self, cell: Cell) -> tuple:
         """Cells of one group share a model structure (and run in one process)."""
         prior = self.prior_of(cell)
-        return (cell.family, cell.covariate_set, "default" if prior is None else prior["dist"])
+        if prior is None:  # the analysis default: the exposure's own base prior, else the default, else built-in
+            from .priors import DEFAULT_PRIOR
+
+            base = self.base_priors or {}
+            prior = base.get(self.exposure) or base.get("default") or DEFAULT_PRIOR
+        return (cell.family, cell.covariate_set, prior["dist"])
 
     def fingerprint(self, cell: Cell, data_hash: str) -> str:
         fam, opts = self._families[cell.family]
@@ -332,27 +337,55 @@ def _cell_inputs(grid: Grid, cell: Cell, df: pd.DataFrame, check: bool = False):
     return est, data, covs, priors
 
 
+def loglik_total(fit) -> np.ndarray | None:
+    """Total log-likelihood of every draw, (chain, draw), up to one constant, from the sampler's log density.
+
+    The sampler records ``logp`` = log prior + log-likelihood at each draw. For Cox
+    and Weibull fits without frailty or study levels every prior term is known in
+    closed form, so the log-likelihood is ``logp`` minus them (the coefficients'
+    priors on their own scale differ from the sampled parameterisation's by a
+    constant Jacobian). A constant is all that power-scaling allows, as its
+    weights are normalised. ``None`` for other fits.
+    """
+    from scipy import stats
+
+    m = fit.model
+    if m["family"] not in ("CoxPH", "WeibullPH") or "frailty" in m or "studies" in m:
+        return None
+    post = fit.idata["posterior"].to_dataset().transpose("chain", "draw", ...)
+    beta = post["log_hr"].values
+    lp = sum(_log_prior(beta[..., j], rec["given"], float(m["scale"][j])) for j, rec in enumerate(fit.priors))
+    if m["family"] == "WeibullPH":  # log_scale ~ Normal(0, 3), log_shape ~ Normal(0, 1), per stratum
+        lp = lp + stats.norm.logpdf(post["log_scale"].values, 0.0, 3.0).sum(-1) \
+            + stats.norm.logpdf(np.log(post["shape"].values), 0.0, 1.0).sum(-1)
+    return fit.idata["sample_stats"]["logp"].transpose("chain", "draw").values - lp
+
+
 def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, progress: bool = False):
     """Fit one cell; returns the Fit with ``log_prior`` (the exposure's prior) and per-draw ``log_likelihood``."""
     import xarray as xr
 
     est, data, covs, priors = _cell_inputs(grid, cell, df)
+    # the per-row log-likelihood is computed only for families whose total cannot come from the sampler's logp
+    pointwise = est.family not in ("CoxPH", "WeibullPH")
     fit = est.fit(data, time=grid.time, event=grid.event, covariates=covs, priors=priors, draws=grid.draws,
                   tune=grid.tune, chains=grid.chains, random_seed=grid.seed_of(cell), progress=progress,
-                  log_likelihood=True, compiled_models=compiled_models)
+                  log_likelihood=pointwise, compiled_models=compiled_models)
     tree = fit.idata
-    ll = tree["log_likelihood"].to_dataset()
-    var = next(iter(ll.data_vars))
-    obs_dims = [d for d in ll[var].dims if d not in ("chain", "draw")]
-    total = ll[var].sum(obs_dims)  # per draw: enough for likelihood power-scaling, and 1/N of the size
+    post = tree["posterior"]
+    dims = {"chain": post["chain"].values, "draw": post["draw"].values}
+    total = None if pointwise else loglik_total(fit)
+    if total is None:
+        ll = tree["log_likelihood"].to_dataset()
+        var = ll[next(iter(ll.data_vars))].transpose("chain", "draw", ...)
+        total = var.values.reshape(var.shape[0], var.shape[1], -1).sum(-1)
     j = 0  # the exposure is the first covariate
-    rec = fit.priors[j]
-    x = tree["posterior"]["log_hr"].isel(covariate=j)
-    sd = float(fit.model["scale"][j])
-    lp = xr.DataArray(_log_prior(x.values, rec["given"], sd), dims=x.dims, coords={d: x[d] for d in x.dims})
+    x = post["log_hr"].isel(covariate=j).transpose("chain", "draw").values
+    lp = _log_prior(x, fit.priors[j]["given"], float(fit.model["scale"][j]))
     groups = {g: tree[g].to_dataset() for g in tree.children if g != "log_likelihood"}
-    groups["log_likelihood"] = xr.Dataset({"loglik_total": total})
-    groups["log_prior"] = xr.Dataset({"exposure_prior": lp})
+    # per draw: what likelihood power-scaling needs, at 1/N of the per-row size
+    groups["log_likelihood"] = xr.Dataset({"loglik_total": (("chain", "draw"), total)}, coords=dims)
+    groups["log_prior"] = xr.Dataset({"exposure_prior": (("chain", "draw"), lp)}, coords=dims)
     out = xr.DataTree.from_dict(groups)
     out.attrs.update(tree.attrs)
     from .fit import Fit, content_hash
@@ -426,6 +459,17 @@ def _data_hash(df: pd.DataFrame) -> str:
                           + ",".join(map(str, df.columns)).encode()).hexdigest()
 
 
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 class SensitivityResult:
     """A finished grid: ``table()``, ``plot()``, ``fit(cell)``; ``compilations`` made by the last run."""
 
@@ -452,7 +496,7 @@ class SensitivityResult:
             fit = self.fit(cell)
             x = fit.log_hr_draws()[:, 0]
             m = fit.model
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # its advice is our column
+            with warnings.catch_warnings(), _quiet("arviz_stats.psense"):  # its advice is our column and note
                 warnings.simplefilter("ignore")
                 ps = psense_summary(fit.idata, var_names=["log_hr"], coords={"covariate": [fit.covariates[0]]})
             lo, med, hi = np.exp(np.quantile(x, [a, 0.5, 1 - a]))
@@ -492,10 +536,17 @@ class SensitivityResult:
                                          zip(t["adjusted_hr_median"], t["adjusted_hr_lower"], t["adjusted_hr_upper"])]
         head = ("SYNTHETIC DATA: a simulated cohort calibrated to published tables, not patient data.\n"
                 if self.grid.synthetic else "")
+        notes = []
+        if t["sensitivity_diagnosis"].str.contains("potential").any():
+            notes.append("A 'potential' diagnosis: power-scaling sensitivity above 0.05 (Kallioinen et al., Stat Comput "
+                         "2024): the prior dominates the data or conflicts with them in that cell.")
+        if not t["diagnostics_ok"].all():
+            notes.append("Cells marked FAILED did not pass the convergence diagnostics: their rows cannot be trusted.")
         lr = self.manifest["last_run"]
         return (f"{head}Sensitivity grid: HR of {self.grid.exposure!r} in {len(t)} cells "
                 f"({lr['compilations']} compilations in the last run, {lr['fitted']} cells fitted, "
-                f"{lr['kept']} kept from before)\n" + shown.to_string(index=False))
+                f"{lr['kept']} kept from before)\n" + shown.to_string(index=False)
+                + "".join("\n" + n for n in notes))
 
     def plot(self, ax=None, prob: float = 0.95):
         """Forest plot of the exposure HR across cells; each covariate set's published CI beside its cells."""

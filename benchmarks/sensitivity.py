@@ -48,15 +48,12 @@ def main() -> None:
         res = run(grid, out, data=df, progress=False)
         cells = list(res.manifest["cells"].values())
         tab = res.table()
+        ess = [float(res.fit(cid).diagnostics().parameters["ess_bulk"].min()) for cid in tab.index]
     secs = [c["seconds"] for c in cells]
     later = [c["seconds"] for c in cells if c["compiled"] == "reused"]
-    ess = []
     print(f"{'cell':55s} {'seconds':>8s} {'compile':>8s} {'sampling':>8s}")
     for cid, c in res.manifest["cells"].items():
         print(f"{cid:55s} {c['seconds']:8.2f} {c['compile_seconds']:8.2f} {c['sampling_seconds']:8.2f}")
-    for cid in tab.index:
-        rep = res.fit(cid).diagnostics()
-        ess.append(float(rep.parameters["ess_bulk"].min()))
     print(f"\ncompilations: {res.compilations} for {len(cells)} cells")
     print(f"first cell: {secs[0]:.2f} s; cells after the first: median {np.median(later):.2f} s, "
           f"max {max(later):.2f} s (ratio to the plain fit {np.median(later) / t_plain:.2f})")

@@ -272,3 +272,15 @@ def test_model_likelihood_equals_its_numpy_twin(awkward, est):
         post = {k: np.asarray(v)[None] for k, v in zip(names, vals)}
         twin = parametric.pointwise_loglik(post, data, est.family, info, info.get("tv_index"))
         assert total == pytest.approx(float(twin.sum()), rel=1e-10)  # the twin includes the case weights
+
+
+@pytest.mark.mcmc
+def test_weibull_total_loglik_from_the_samplers_logp_equals_the_per_row_sum(lung_fits):
+    """What sensitivity grids use instead of the per-row log-likelihood: logp minus every prior term."""
+    from bayescrt.sensitivity import loglik_total
+
+    fit = lung_fits["weibull"]
+    total = loglik_total(fit)
+    rows = fit.idata["log_likelihood"]["loglik"].transpose("chain", "draw", "obs").values.sum(-1)
+    assert (total - rows).std() < 1e-8 * np.abs(total).mean()
+    assert loglik_total(lung_fits["pwe"]) is None  # its random-walk prior is not subtracted: per row instead

@@ -48,8 +48,10 @@ def test_grid_crosses_everything_and_seeds_depend_on_the_cell_only():
         assert smaller.seed_of(c) == g.seed_of(c)
     assert len({g.seed_of(c) for c in cells}) == 12
     assert g.seed_of(cells[0]) != _grid(random_seed=6).seed_of(cells[0])
-    # one group per family x set x prior distribution: the three priors here are all Normal or default
-    assert len({g.group_of(c) for c in cells}) == 2 * 2 * 2
+    # one group per family x set x prior distribution: the three priors here are all Normal (the default too)
+    assert len({g.group_of(c) for c in cells}) == 2 * 2
+    t = _grid(base_priors={"x": {"dist": "StudentT", "nu": 3, "sigma": 1}})  # neutral is now a StudentT
+    assert len({t.group_of(c) for c in t.cells()}) == 2 * 2 * 2
 
 
 def test_fingerprint_changes_with_what_a_cell_depends_on():
@@ -318,3 +320,11 @@ def test_parametric_families_share_a_structure_across_subsets_and_priors(cohort,
 
     k = key(slice(None))  # 1,500 rows: both subsets keep >= 100 events per interval (a centred random walk)
     assert key(slice(0, 1300), {"upgrade": {"dist": "Normal", "mu": 0.2, "sigma": 0.1}}) == k
+
+
+@pytest.mark.mcmc
+def test_total_loglik_from_the_samplers_logp_equals_the_pointwise_sum_up_to_a_constant(rossi_efron):
+    total = sensitivity.loglik_total(rossi_efron)
+    pointwise = rossi_efron.idata["log_likelihood"]["partial_loglik"].transpose("chain", "draw", ...).values
+    diff = total - pointwise.reshape(total.shape + (-1,)).sum(-1)
+    assert diff.std() < 1e-8 * np.abs(total).mean()

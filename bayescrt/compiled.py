@@ -114,4 +114,27 @@ class CompiledModels:
         import pandas as pd
 
         coords = {**(compiled.coords or {}), **{k: pd.Index(v) for k, v in model.coords.items()}}
-        return dataclasses.replace(new, _coords=coords), False
+        # the starting point is the new model's own (its support point depends on data and prior values)
+        return dataclasses.replace(new, _coords=coords, initial_point_func=initial_point_func(model)), False
+
+
+def initial_point_func(model):
+    """``seed -> flat array`` of ``model``'s jittered support point, as nutpie builds it at compilation.
+
+    Same strategy (support point, every free variable jittered, unconstrained
+    space) and the same order (``model.free_RVs``), so a reused compilation starts
+    where a fresh compilation of ``model`` would, and samples the same draws.
+    """
+    from pymc.initial_point import make_initial_point_fn
+
+    fn = make_initial_point_fn(model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
+                               return_transformed=True)
+    names = [model.rvs_to_values[v].name for v in model.free_RVs]
+    lock = threading.Lock()
+
+    def flat(seed=None):
+        with lock:
+            point = fn(seed)
+        return np.ascontiguousarray(np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names]))
+
+    return flat

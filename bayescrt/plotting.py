@@ -49,8 +49,11 @@ def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | No
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.margins(x=0.05)
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=len(handles), fontsize=8,
-              frameon=False)
+    from matplotlib.transforms import offset_copy
+
+    # a fixed distance below the axes (under the x label), whatever the figure's height
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles), fontsize=8,
+              frameon=False, bbox_transform=offset_copy(ax.transAxes, fig=ax.figure, y=-30, units="points"))
     if title:
         ax.set_title(title)
     ax.figure.tight_layout()

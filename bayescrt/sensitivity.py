@@ -632,9 +632,18 @@ def _run_locked(grid, out, df, scheduler, workers, progress):
             for suffix in (".nc", ".nc.tmp", ".running"):
                 (out / "cells" / f"{c.id}{suffix}").unlink(missing_ok=True)
     manifest_path = out / "manifest.json"
+    before = {}
+    if manifest_path.exists():  # keep the records (time, compilation) of cells finished by earlier runs
+        try:
+            before = json.loads(manifest_path.read_text()).get("cells", {})
+        except (OSError, ValueError):
+            before = {}
     manifest = {"grid": grid.to_dict(), "data_sha256": data_hash, "synthetic": grid.synthetic,
                 "cells": {c.id: {**c.params(), "seed": grid.seed_of(c), "fingerprint": grid.fingerprint(c, data_hash),
-                                 "file": f"cells/{c.id}.nc", "status": "done" if c.id in done else "pending"}
+                                 "file": f"cells/{c.id}.nc", "status": "done" if c.id in done else "pending",
+                                 **({k: v for k, v in before.get(c.id, {}).items()
+                                     if k in ("seconds", "compiled", "compile_seconds", "sampling_seconds")}
+                                    if c.id in done else {})}
                           for c in cells}}
     _write_json(manifest_path, manifest)
     todo = [(key, [c for c in cs if c.id not in done]) for key, cs in groups.items()]

@@ -266,6 +266,7 @@ def _wait_for(predicate, timeout, what):
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # 67 s on 2 cores; the resume logic is in the default tier (missing and truncated cells)
 @pytest.mark.mcmc
 def test_sigkill_midway_then_resume_gives_the_uninterrupted_table(local_run, cohort, tmp_path):
     _, _, tab = local_run

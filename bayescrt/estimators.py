@@ -177,11 +177,15 @@ class CoxPH:
                 "aggregate": None if hierarchy.get("aggregate") is None else
                 {k: [float(x) for x in v] for k, v in hierarchy["aggregate"].items() if k != "labels"}}
         if data.cluster is not None:
-            description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
-                                      "prior_sd": self.frailty_prior,
-                                      "parameterisation": "centred" if self.centered else "non-centred"}
+            description["frailty"] = _frailty_description(self, data, cluster)
         return assemble(tree, info, model=description, priors=resolved, data_hash=data.hash(),
                         extra_groups=groups)
+
+
+def _frailty_description(est, data: SurvivalData, cluster: str) -> dict:
+    """What a fit records of its frailty: column, number of clusters, prior on the SD, parameterisation."""
+    return {"column": cluster, "n_clusters": len(data.cluster_labels), "prior_sd": est.frailty_prior,
+            "parameterisation": "centred" if est.centered else "non-centred"}
 
 
 def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) -> dict:
@@ -369,9 +373,7 @@ class _ParametricPH:
             "baseline": {k: v for k, v in info.items() if k != "tv_index"},
         }
         if data.cluster is not None:
-            description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
-                                      "prior_sd": self.frailty_prior,
-                                      "parameterisation": "centred" if self.centered else "non-centred"}
+            description["frailty"] = _frailty_description(self, data, cluster)
         return assemble(tree, info_s, model=description, priors=resolved, data_hash=data.hash(),
                         extra_groups=groups)
 

@@ -361,7 +361,8 @@ def loglik_total(fit) -> np.ndarray | None:
     return fit.idata["sample_stats"]["logp"].transpose("chain", "draw").values - lp
 
 
-def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, progress: bool = False):
+def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, progress: bool = False,
+             data_hash: str | None = None):
     """Fit one cell; returns the Fit with ``log_prior`` (the exposure's prior) and per-draw ``log_likelihood``."""
     import xarray as xr
 
@@ -388,6 +389,9 @@ def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, pro
     groups["log_prior"] = xr.Dataset({"exposure_prior": (("chain", "draw"), lp)}, coords=dims)
     out = xr.DataTree.from_dict(groups)
     out.attrs.update(tree.attrs)
+    out.attrs["bayescrt_cell"] = json.dumps(cell.params())
+    if data_hash is not None:  # what a resumed run checks the file against
+        out.attrs["bayescrt_cell_fingerprint"] = grid.fingerprint(cell, data_hash)
     from .fit import Fit, content_hash
 
     out.attrs["content_sha256"] = content_hash(out)
@@ -431,12 +435,7 @@ def _run_group(grid_dict: dict, cells: list[dict], df: pd.DataFrame, out: str, d
         t0 = _time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DiagnosticsWarning)  # reported in the table, cell by cell
-            fit = fit_cell(grid, cell, df, compiled_models=cache)
-        fit.idata.attrs["bayescrt_cell_fingerprint"] = fp
-        fit.idata.attrs["bayescrt_cell"] = json.dumps(cell.params())
-        from .fit import content_hash
-
-        fit.idata.attrs["content_sha256"] = content_hash(fit.idata)
+            fit = fit_cell(grid, cell, df, compiled_models=cache, data_hash=data_hash)
         fit.save(path)
         marker.unlink(missing_ok=True)
         s = json.loads(fit.idata.attrs["bayescrt_sampling"])

@@ -69,6 +69,10 @@ def structure_key(model) -> tuple:
     return tuple(parts)
 
 
+def _short(key: tuple) -> str:
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+
+
 def data_values(model) -> dict:
     """The current value of every named data container of ``model``."""
     from pytensor.compile.sharedvalue import SharedVariable
@@ -80,19 +84,21 @@ class CompiledModels:
     """Compiled nutpie models by structure; ``compile(model)`` compiles a structure only the first time.
 
     Thread-safe. ``compilations`` counts real compilations, ``reuses`` the
-    models served from the cache, ``structures`` lists a short hash per key.
+    models served from the cache, ``structures`` lists a short hash per key;
+    ``on_compile`` is told of each compilation as it finishes.
     """
 
-    def __init__(self):
+    def __init__(self, on_compile=None):
         self._cache: dict = {}
         self._lock = threading.Lock()
         self.compilations = 0
         self.reuses = 0
         self.compile_seconds = 0.0
+        self.on_compile = on_compile  # called as on_compile(structure hash, seconds) after each compilation
 
     @property
     def structures(self) -> list[str]:
-        return [hashlib.sha256(repr(k).encode()).hexdigest()[:12] for k in self._cache]
+        return [_short(k) for k in self._cache]
 
     def compile(self, model):
         """(compiled nutpie model for ``model``, whether it was newly compiled)."""
@@ -104,9 +110,12 @@ class CompiledModels:
             if compiled is None:
                 t0 = _time.perf_counter()
                 compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # data stay inputs
-                self.compile_seconds += _time.perf_counter() - t0
+                seconds = _time.perf_counter() - t0
+                self.compile_seconds += seconds
                 self._cache[key] = compiled
                 self.compilations += 1
+                if self.on_compile is not None:
+                    self.on_compile(_short(key), seconds)
                 return compiled, True
             self.reuses += 1
         new = compiled.with_data(**{k: v for k, v in data_values(model).items()
@@ -138,3 +147,63 @@ def initial_point_func(model):
         return np.ascontiguousarray(np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names]))
 
     return flat
+
+
+def data_block(name: str, parts: dict) -> dict:
+    """Several arrays as ONE data container of the current PyMC model, and a symbolic view of each.
+
+    ``parts`` maps names to 1-D arrays (one row each), scalars (a row filled with
+    the value) and, last, at most one 2-D array (a block of rows), all integer or
+    all floating point, with one row length; ``None`` parts are skipped and come
+    back as ``None`` (with no part present, no container is made). Each view is a
+    row ``block[i]``, an element ``block[i, 0]`` or the remaining rows
+    ``block[i:]`` of the container, contiguous in memory, so the graph reads the
+    same numbers it would read from one container per array. No view's position
+    depends on a length: data of another size keep the structure.
+
+    Why: nutpie's compiled log-density unpacks every data container from a table
+    of pointers, and numba's compilation of that step grows with the number of
+    containers: on 2 cores a toy model compiled in 6.5 s with none, 8.4 s with one,
+    12.9 s with ten and 24.6 s with twenty. The positions of the parts are
+    constants of the graph, so they belong to the structure key: models with the
+    same layout share one compilation, whatever their data.
+    """
+    import pymc as pm
+
+    present = {k: np.asarray(v) for k, v in parts.items() if v is not None}
+    if not present:  # nothing to hold: no container
+        return dict.fromkeys(parts)
+    kinds = {a.dtype.kind for a in present.values()}
+    if kinds <= {"i", "u", "b"}:
+        dtype = np.int64
+    elif kinds <= {"f", "i", "u", "b"} and "f" in kinds:
+        dtype = np.float64
+    else:
+        raise TypeError(f"data block {name!r}: parts must be all integer or all floating point, got {kinds}")
+    widths = {a.shape[-1] for a in present.values() if a.ndim > 0}
+    if len(widths) > 1 or any(a.ndim > 2 for a in present.values()):
+        raise ValueError(f"data block {name!r}: parts differ in row length {sorted(widths)} or have more than 2 "
+                         f"dimensions: {({k: a.shape for k, a in present.items()})}")
+    width = widths.pop() if widths else 1
+    blocks = [k for k, a in present.items() if a.ndim == 2]
+    if blocks and (len(blocks) > 1 or blocks[0] != list(present)[-1]):
+        raise ValueError(f"data block {name!r}: a 2-D part must be the last and only one; got {blocks} "
+                         f"in {list(present)}")
+    rows, where, i = [], {}, 0
+    for k, a in present.items():
+        if a.ndim == 0:
+            rows.append(np.full((1, width), a, dtype=dtype))
+            where[k] = (i, None)
+            i += 1
+        elif a.ndim == 1:
+            rows.append(a.astype(dtype)[None, :])
+            where[k] = (i, "row")
+            i += 1
+        else:
+            rows.append(a.astype(dtype))
+            where[k] = (i, "rest")
+    block = pm.Data(name, np.concatenate(rows, axis=0))
+    views = {}
+    for k, (start, kind) in where.items():
+        views[k] = block[start, 0] if kind is None else block[start] if kind == "row" else block[start:]
+    return {k: views.get(k) for k in parts}

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .compiled import data_block
 from .diagnostics import DiagnosticReport, diagnose
 from .errors import DataError, DataWarning, DiagnosticsWarning, SpecError, suggest
 
@@ -179,8 +180,7 @@ class MetaAnalysis:
 
         m0, s0 = self.mu_prior["mu"], self.mu_prior["sigma"]
         with pm.Model(coords={"study": names}) as model:
-            yd = pm.Data("y", y, dims="study")
-            sd = pm.Data("se", s, dims="study")
+            yd, sd = data_block("study_data", {"y": y, "se": s}).values()
             tau = _tau(pm, self.tau_prior)
             # mu given tau is normal with known mean and precision; sampling its standardised value zeta
             # removes the funnel between mu and tau that few studies create (zeta | y ~ N(0, 1) exactly)

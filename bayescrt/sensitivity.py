@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import logging
 import json
@@ -410,14 +411,18 @@ def _valid(path: Path, fingerprint: str) -> bool:
     return fit.idata.attrs.get("bayescrt_cell_fingerprint") == fingerprint
 
 
-def _run_group(grid_dict: dict, cells: list[dict], df: pd.DataFrame, out: str, data_hash: str,
+def _run_group(grid_dict: dict, cells: list[dict], df: pd.DataFrame, out: str, data_hash: str, run_id: str,
                on_cell=None, compiled_models=None) -> dict:
-    """Fit the cells of one group in this process, skipping those already written; returns their records."""
+    """Fit the cells of one group in this process, skipping those already written; returns their records.
+
+    Each compilation is appended to the run's journal as it finishes, so that the
+    count includes compilations by a worker that died before its task returned."""
     from .compiled import CompiledModels
 
     grid = Grid(**grid_dict)
     cache = compiled_models or CompiledModels()
     before = cache.compilations
+    cache.on_compile = functools.partial(_journal_compilation, Path(out) / JOURNAL, run_id)
     folder = Path(out) / "cells"
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -445,6 +450,32 @@ def _run_group(grid_dict: dict, cells: list[dict], df: pd.DataFrame, out: str, d
         if on_cell:
             on_cell(cell)
     return {"records": records, "compilations": cache.compilations - before, "pid": os.getpid()}
+
+
+JOURNAL = "compilations.jsonl"
+
+
+def _journal_compilation(path: Path, run_id: str, structure: str, seconds: float) -> None:
+    line = json.dumps({"run": run_id, "structure": structure, "seconds": round(seconds, 3), "pid": os.getpid(),
+                       "host": socket.gethostname()}) + "\n"
+    with open(path, "a") as fh:  # one short appended line: atomic on a local file system
+        fh.write(line)
+
+
+def _journaled(out: Path, run_id: str) -> list[dict]:
+    """The compilations journaled by run ``run_id``."""
+    path = out / JOURNAL
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line cut short by a kill
+            continue
+        if rec.get("run") == run_id:
+            rows.append(rec)
+    return rows
 
 
 def _write_json(path: Path, obj) -> None:
@@ -648,26 +679,32 @@ def _run_locked(grid, out, df, scheduler, workers, progress):
     todo = [(key, [c for c in cs if c.id not in done]) for key, cs in groups.items()]
     todo = [(key, cs) for key, cs in todo if cs]
     payload = grid.to_dict()
+    run_id = f"{socket.gethostname()}-{os.getpid()}-{_time.time_ns()}"
     t0 = _time.perf_counter()
     results = []
     with _Progress(len(cells), len(done), progress) as bar:
         if not todo:
             pass
         elif scheduler is not None:
-            results = _run_dask(scheduler, payload, todo, df, out, data_hash, bar, manifest, manifest_path)
+            results = _run_dask(scheduler, payload, todo, df, out, data_hash, run_id, bar, manifest, manifest_path)
         elif workers == 1:
             from .compiled import CompiledModels
 
             cache = CompiledModels()
             for key, cs in todo:
-                r = _run_group(payload, [c.params() for c in cs], df, str(out), data_hash,
+                r = _run_group(payload, [c.params() for c in cs], df, str(out), data_hash, run_id,
                                on_cell=lambda c: bar.advance(), compiled_models=cache)
                 results.append(r)
                 _record(manifest, manifest_path, r)
         else:
-            results = _run_processes(workers, payload, todo, df, out, data_hash, bar, manifest, manifest_path)
+            results = _run_processes(workers, payload, todo, df, out, data_hash, run_id, bar, manifest,
+                                     manifest_path)
     fitted = [rec for r in results for rec in r["records"] if not rec.get("reused_file")]
-    manifest["last_run"] = {"compilations": sum(r["compilations"] for r in results), "fitted": len(fitted),
+    # from the journal: a task whose worker died compiled too, though it returned nothing
+    journal = _journaled(out, run_id)
+    manifest["last_run"] = {"run": run_id, "compilations": len(journal),
+                            "structures": len({j["structure"] for j in journal}),
+                            "fitted": len(fitted),
                             "kept": len(cells) - len(fitted), "seconds": round(_time.perf_counter() - t0, 3),
                             "groups": len(todo), "scheduler": None if scheduler is None else str(scheduler),
                             "workers": workers}
@@ -717,7 +754,7 @@ def _count_done(out: Path, ids) -> int:
     return sum((out / "cells" / f"{i}.nc").exists() for i in ids)
 
 
-def _run_processes(workers, payload, todo, df, out, data_hash, bar, manifest, manifest_path):
+def _run_processes(workers, payload, todo, df, out, data_hash, run_id, bar, manifest, manifest_path):
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -725,7 +762,7 @@ def _run_processes(workers, payload, todo, df, out, data_hash, bar, manifest, ma
     results = []
     # spawn: a forked child of a process holding compiler and sampler threads can deadlock
     with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
-        pending = {ex.submit(_run_group, payload, [c.params() for c in cs], df, str(out), data_hash)
+        pending = {ex.submit(_run_group, payload, [c.params() for c in cs], df, str(out), data_hash, run_id)
                    for _, cs in todo}
         while pending:
             finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -737,7 +774,7 @@ def _run_processes(workers, payload, todo, df, out, data_hash, bar, manifest, ma
     return results
 
 
-def _run_dask(scheduler, payload, todo, df, out, data_hash, bar, manifest, manifest_path):
+def _run_dask(scheduler, payload, todo, df, out, data_hash, run_id, bar, manifest, manifest_path):
     try:
         from distributed import Client
     except ImportError as exc:
@@ -748,7 +785,7 @@ def _run_dask(scheduler, payload, todo, df, out, data_hash, bar, manifest, manif
     try:
         df_f = client.scatter(df, broadcast=True)
         futures = [client.submit(_run_group, payload, [c.params() for c in cs], df_f, str(out.resolve()), data_hash,
-                                 pure=False, key=f"bayescrt-sensitivity-{'-'.join(map(str, key))}-{os.getpid()}-"
+                                 run_id, pure=False, key=f"bayescrt-sensitivity-{'-'.join(map(str, key))}-{os.getpid()}-"
                                                  f"{_time.time_ns()}")
                    for key, cs in todo]
         pending = list(futures)

@@ -31,9 +31,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..compiled import data_block
 from ..data import SurvivalData
 
 TIES = ("efron", "breslow")
+# the per-event fields of RiskSets, integer positions and floating-point values
+EVENT_INDEX = ("event_rows", "group_start", "group_events_end", "stratum_end", "stratum_start", "entry_start")
+EVENT_VALUES = ("tie_fraction", "event_weight", "log_weight")
 
 
 @dataclass(frozen=True)
@@ -169,15 +173,17 @@ def resolve_frailty_prior(prior: dict | None, name: str = "frailty_prior") -> di
     return {"dist": prior["dist"], key: float(val)}
 
 
-def _frailty(data: SurvivalData, prior: dict, centered: bool, pm):
-    """Log-normal shared frailty: a normal random intercept per cluster on the log-hazard scale."""
+def _frailty(codes, prior: dict, centered: bool, pm):
+    """Log-normal shared frailty: a normal random intercept per cluster on the log-hazard scale.
+
+    ``codes``: each row's cluster code (a view of a data container)."""
     sd = getattr(pm, prior["dist"])("frailty_sd", **{k: v for k, v in prior.items() if k != "dist"})
     if centered:
         b = pm.Normal("frailty", 0.0, sd, dims="cluster")
     else:
         z = pm.Normal("frailty_z", 0.0, 1.0, dims="cluster")
         b = pm.Deterministic("frailty", sd * z, dims="cluster")
-    return b[pm.Data("cluster_code", data.cluster)]
+    return b[codes]
 
 
 POOLING = ("partial", "none", "complete")
@@ -200,7 +206,9 @@ def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
             u = pm.Normal("study_z", 0.0, 1.0, dims="study")
             theta = beta_std[j] / sc + tau * u
     elif hier["pooling"] == "none":
-        zs = _prior_vector([zpriors[j]] * n_all, n_all, pm, pt, prefix="study_log_hr_z")
+        pri = [zpriors[j]] * n_all
+        zs = _prior_vector(pri, n_all, pm, pt, data_block("study_prior", prior_rows(pri, "study_log_hr_z")),
+                           prefix="study_log_hr_z")
         theta = (m[j] + s_[j] * zs) / sc
     else:
         theta = beta_std[j] / sc * pt.ones(n_all)
@@ -266,31 +274,39 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
     if hierarchy is not None:
         coords["study"] = list(hierarchy["labels"])
     with pm.Model(coords=coords) as model:
-        z = _prior_vector(zpriors_model, p, pm, pt)
-        beta_std = pm.Data("precond_mode", m) + pm.Data("precond_se", s_) * z
+        # Data, risk-set indices and prior values enter as a few data containers (see data_block), not
+        # as constants: the compiled function takes them as inputs, so compile time does not grow with
+        # N, and fits that differ only in data or prior values share one compilation.
+        per_cov = data_block("covariate_data", {**prior_rows(zpriors_model), "precond_mode": m, "precond_se": s_,
+                                                "x_scale": scale, "X_std": X_std})
+        per_event = data_block("event_index", {k: getattr(rs, k) for k in EVENT_INDEX})
+        per_event.update(data_block("event_values", {k: getattr(rs, k) for k in EVENT_VALUES}))
+        study_code = None if hierarchy is None else np.zeros(data.n, np.int64) if data.study is None else data.study
+        codes = data_block("row_index", {"entry_order": rs.entry_order, "cluster_code": data.cluster,
+                                         "study_code": study_code})
+        shared = RiskSets(**per_event, weights=data_block("row_weight", {"weights": rs.weights})["weights"],
+                          entry_order=codes["entry_order"])
+        z = _prior_vector(zpriors_model, p, pm, pt, per_cov)
+        beta_std = per_cov["precond_mode"] + per_cov["precond_se"] * z
         theta = None
         if hierarchy is not None:
             theta = _study_effects(hierarchy, beta_std, m, s_, zpriors, scale, pm, pt)
             j = hierarchy["exposure"]
             if hierarchy["pooling"] == "none":  # no population effect: report the mean of the study effects
                 beta_std = pt.set_subtensor(beta_std[j], theta.mean() * scale[j])
-        pm.Deterministic("log_hr", beta_std / pm.Data("x_scale", scale), dims="covariate")
-        # Data and risk-set indices enter as data containers, not constants: the compiled
-        # function takes them as inputs, so compile time does not grow with N.
-        shared = RiskSets(**{k: None if v is None else pm.Data(f"risk_{k}", v) for k, v in vars(rs).items()})
+        pm.Deterministic("log_hr", beta_std / per_cov["x_scale"], dims="covariate")
         # an elementwise product and row sum, not a BLAS matrix-vector product: multi-threaded
         # BLAS inside parallel chains oversubscribes the cores (3x slower per gradient at
         # N = 100,000 on 2 cores) and makes draws depend on the BLAS thread count
-        Xd = pm.Data("X_std", X_std)
+        Xd = per_cov["X_std"]
         if theta is None:
             eta = (Xd * beta_std).sum(axis=1)
         else:  # the exposure's coefficient is its study's
             mask = np.ones(p)
             mask[j] = 0.0
-            codes = pm.Data("study_code", np.zeros(data.n, np.int64) if data.study is None else data.study)
-            eta = (Xd * (beta_std * mask)).sum(axis=1) + Xd[:, j] * theta[codes] * scale[j]
+            eta = (Xd * (beta_std * mask)).sum(axis=1) + Xd[:, j] * theta[codes["study_code"]] * scale[j]
         if data.cluster is not None:
-            eta = eta + _frailty(data, frailty_prior or DEFAULT_FRAILTY_PRIOR, centered, pm)
+            eta = eta + _frailty(codes["cluster_code"], frailty_prior or DEFAULT_FRAILTY_PRIOR, centered, pm)
         pm.Potential("partial_loglik", partial_loglik_terms(eta, shared, pt).sum())
     return model, rs, pre
 
@@ -304,20 +320,30 @@ def _shift_scale(prior: dict, m: float, s: float) -> dict:
     return q
 
 
-def _prior_vector(priors: list[dict], p: int, pm, pt, prefix: str = "log_hr_z"):
-    """One free vector per prior family (``priors``: one prior dict per covariate), assembled in order."""
+def prior_rows(priors: list[dict], prefix: str = "log_hr_z") -> dict:
+    """The hyperparameters of ``priors`` (one per coefficient) as rows ``{prefix}_{key}``, one value per coefficient.
+
+    Coefficients whose family lacks a key get 1.0 there, a value no graph reads."""
+    keys = [k for k in ("mu", "sigma", "nu") if any(k in q for q in priors)]
+    return {f"{prefix}_{k}": np.array([float(q.get(k, 1.0)) for q in priors]) for k in keys}
+
+
+def _prior_vector(priors: list[dict], p: int, pm, pt, rows: dict, prefix: str = "log_hr_z"):
+    """One free vector per prior family (``priors``: one prior dict per covariate), assembled in order.
+
+    ``rows``: the views of :func:`prior_rows` in a data container, so that fits that
+    differ only in prior values share one compilation."""
     families: dict[str, list[int]] = {}
     for j, prior in enumerate(priors):
         families.setdefault(prior["dist"], []).append(j)
     parts = {}
     for dist, idx in families.items():
         name = prefix if len(families) == 1 else f"{prefix}_{dist.lower()}"
-        pri = [priors[j] for j in idx]
         shape = len(idx)
-        # hyperparameters are data containers: fits that differ only in priors share one compilation
 
-        def hyper(key):
-            return pm.Data(f"{name}_{key}", np.array([q[key] for q in pri], dtype=float))
+        def hyper(key, idx=idx):
+            row = rows[f"{prefix}_{key}"]
+            return row if len(idx) == p else row[np.asarray(idx)]
 
         if dist == "Flat":
             rv = pm.Flat(name, shape=shape)

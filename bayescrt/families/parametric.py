@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..compiled import data_block
 from ..data import SurvivalData
-from .cox import _frailty, _prior_vector, _shift_scale, mle
+from .cox import _frailty, _prior_vector, _shift_scale, mle, prior_rows
 
 RW_ORDERS = (1, 2)
 
@@ -61,18 +62,26 @@ def _preconditioned(data, priors, precondition=True):
 CENTRED_EVENTS_PER_INTERVAL = 100
 
 
-def _coefficients(zpriors, m, s_, scale, pm, pt):
-    """Standardised log-HRs ``m + s * z`` and the log-HRs in the covariates' units, from data containers."""
-    z = _prior_vector(zpriors, len(zpriors), pm, pt)
-    beta_std = pm.Data("precond_mode", m) + pm.Data("precond_se", s_) * z
-    return beta_std, beta_std / pm.Data("x_scale", scale)
+def _coefficients(data: SurvivalData, zpriors, m, s_, pm, pt):
+    """Standardised log-HRs ``m + s * z``, the log-HRs in the covariates' units and the standardised design.
+
+    All from one data container (see :func:`bayescrt.compiled.data_block`)."""
+    per_cov = data_block("covariate_data", {**prior_rows(zpriors), "precond_mode": m, "precond_se": s_,
+                                            "x_scale": data.scale, "X_std": data.standardised()})
+    z = _prior_vector(zpriors, len(zpriors), pm, pt, per_cov)
+    beta_std = per_cov["precond_mode"] + per_cov["precond_se"] * z
+    return beta_std, beta_std / per_cov["x_scale"], per_cov["X_std"]
 
 
-def _rows(data: SurvivalData, pm):
-    """Per-row event indicator and case weight as data containers (weight None when unweighted)."""
-    d = pm.Data("event", data.event.astype(float))
-    w = None if data.weights is None else pm.Data("weight", data.weights)
-    return d, w
+def _rows(data: SurvivalData, values: dict, index: dict):
+    """Per-row numbers as two data containers, floating point (``row_values``) and integer (``row_index``).
+
+    Always present: ``event`` (0/1 as float), ``weight`` (None when unweighted),
+    ``stratum_code`` and ``cluster_code`` (None without clusters); plus ``values``
+    and ``index``."""
+    v = data_block("row_values", {"event": data.event.astype(float), "weight": data.weights, **values})
+    v.update(data_block("row_index", {"stratum_code": data.strata, "cluster_code": data.cluster, **index}))
+    return v
 
 
 def _rw(name, n, order, sigma, first_mu, first_sd, pm, pt, dims=None, centered=False):
@@ -120,24 +129,27 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
     if data.cluster is not None:
         coords["cluster"] = [str(c) for c in data.cluster_labels]
     with pm.Model(coords=coords) as model:
-        beta_std, log_hr = _coefficients(zpriors, m, s_, data.scale, pm, pt)
+        beta_std, log_hr, X_std = _coefficients(data, zpriors, m, s_, pm, pt)
         pm.Deterministic("log_hr", log_hr, dims="covariate")
+        e = None if data.entry is None else data.entry / t_ref
+        rows = _rows(data, {"log_time_ratio": np.log(data.time / t_ref),  # log(t / t_ref)
+                            "log_entry_ratio": None if e is None else np.log(np.where(e > 0, e, 1.0)),
+                            "entered_late": None if e is None else (e > 0).astype(float),
+                            "log_t_ref": np.log(t_ref)}, {})
         alpha = pm.Normal("log_scale", 0.0, 3.0, dims="stratum")
         log_k = pm.Normal("log_shape", 0.0, 1.0, dims="stratum")
         pm.Deterministic("shape", pt.exp(log_k), dims="stratum")
-        eta = (pm.Data("X_std", data.standardised()) * beta_std).sum(axis=1)
+        eta = (X_std * beta_std).sum(axis=1)
         if data.cluster is not None:
-            eta = eta + _frailty(data, frailty_prior, centered, pm)
-        st = pm.Data("stratum_code", data.strata)
+            eta = eta + _frailty(rows["cluster_code"], frailty_prior, centered, pm)
+        st = rows["stratum_code"]
         a, k = alpha[st], pt.exp(log_k[st])
-        lt = pm.Data("log_time_ratio", np.log(data.time / t_ref))  # log(t / t_ref)
+        lt = rows["log_time_ratio"]
         H = pt.exp(a + k * lt)
         if data.entry is not None:
-            e = data.entry / t_ref
-            le = pm.Data("log_entry_ratio", np.log(np.where(e > 0, e, 1.0)))
-            H = H - pt.exp(a) * pm.Data("entered_late", (e > 0).astype(float)) * pt.exp(k * le)
-        d, w = _rows(data, pm)
-        ll = d * (a + pt.log(k) + (k - 1) * lt - pm.Data("log_t_ref", np.log(t_ref)) + eta) - pt.exp(eta) * H
+            H = H - pt.exp(a) * rows["entered_late"] * pt.exp(k * rows["log_entry_ratio"])
+        d, w = rows["event"], rows["weight"]
+        ll = d * (a + pt.log(k) + (k - 1) * lt - rows["log_t_ref"] + eta) - pt.exp(eta) * H
         if w is not None:
             ll = ll * w
         pm.Potential("loglik", ll.sum())
@@ -169,29 +181,28 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
     if data.cluster is not None:
         coords["cluster"] = [str(c) for c in data.cluster_labels]
     with pm.Model(coords=coords) as model:
-        beta_std, log_hr = _coefficients(zpriors, m, s_, data.scale, pm, pt)
-        sigma = pm.HalfNormal("rw_sd", 0.5)
-        # well-informed intervals: centred walk (see _rw)
-        rw_centred = data.n_events / (S * J) >= CENTRED_EVENTS_PER_INTERVAL
-        a = _rw("log_hazard", J, rw_order, sigma, pm.Data("log_crude_rate", np.log(rate0)), 2.0, pm, pt, dims=(S,),
-                centered=rw_centred)
-        a = pm.Deterministic("log_hazard", a, dims=("stratum", "interval"))
-        X = data.standardised()
         mask = np.ones(p)
         if tv is not None:
             mask[tv] = 0.0
-        eta = (pm.Data("X_std", X) * (beta_std * mask)).sum(axis=1)
+        beta_std, log_hr, X_std = _coefficients(data, zpriors, m, s_, pm, pt)
+        je_np = None if data.entry is None else _interval_index(data.entry, cuts)
+        rows = _rows(data, {"time_into_interval": data.time - edges[jt],  # time since the interval's start
+                            "entry_into_interval": None if je_np is None else data.entry - edges[je_np],
+                            "tv_covariate": None if tv is None else data.X[:, tv].astype(float),
+                            "log_crude_rate": np.log(rate0)},
+                     {"interval_code": jt, "entry_interval_code": je_np})
+        sigma = pm.HalfNormal("rw_sd", 0.5)
+        # well-informed intervals: centred walk (see _rw)
+        rw_centred = data.n_events / (S * J) >= CENTRED_EVENTS_PER_INTERVAL
+        a = _rw("log_hazard", J, rw_order, sigma, rows["log_crude_rate"], 2.0, pm, pt, dims=(S,),
+                centered=rw_centred)
+        a = pm.Deterministic("log_hazard", a, dims=("stratum", "interval"))
+        eta = (X_std * (beta_std * mask)).sum(axis=1)
         if data.cluster is not None:
-            eta = eta + _frailty(data, frailty_prior, centered, pm)
-        st = pm.Data("stratum_code", data.strata)
+            eta = eta + _frailty(rows["cluster_code"], frailty_prior, centered, pm)
+        st, jt, je = rows["stratum_code"], rows["interval_code"], rows["entry_interval_code"]
+        into, into_e = rows["time_into_interval"], rows["entry_into_interval"]
         width = pm.Data("interval_width", width)
-        jt_np = jt
-        jt = pm.Data("interval_code", jt_np)
-        into = pm.Data("time_into_interval", data.time - edges[jt_np])  # time since the interval's start
-        if data.entry is not None:
-            je_np = _interval_index(data.entry, cuts)
-            je = pm.Data("entry_interval_code", je_np)
-            into_e = pm.Data("entry_into_interval", data.entry - edges[je_np])
 
         if tv is None:
             # per-stratum cumulative hazard tables, gathered per row
@@ -202,7 +213,7 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
                 H = H - (whole[st, je] + rates[st, je] * into_e)
             log_h = a[st, jt] + eta
         else:
-            xb = pm.Data("tv_covariate", data.X[:, tv].astype(float))
+            xb = rows["tv_covariate"]
             # one log-HR per interval, each Normal(0, 1) on its own (no smoothing across intervals: the check
             # should not pull the effects together, and a shared SD would make a funnel when they are equal)
             b = pm.Normal("tv_log_hr", 0.0, 1.0, dims="interval")
@@ -223,7 +234,7 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
             log_h = a[st, jt] + b[jt] * xb + eta
             log_hr = pt.set_subtensor(log_hr[tv], b.mean())  # reported: the mean over intervals
         pm.Deterministic("log_hr", log_hr, dims="covariate")
-        d, w = _rows(data, pm)
+        d, w = rows["event"], rows["weight"]
         ll = d * log_h - pt.exp(eta) * H
         if w is not None:
             ll = ll * w

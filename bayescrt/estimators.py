@@ -382,8 +382,10 @@ class WeibullPH(_ParametricPH):
     """Bayesian Weibull proportional-hazards model; coefficients are log-HRs, as in :class:`CoxPH`.
 
     ``h(t | x) = h0_s(t) exp((x - center) @ beta)`` with ``H0_s(t) = exp(log_scale_s) (t / t_ref)^shape_s``
-    per stratum ``s``; ``t_ref`` is the median observed time. Priors: the covariates' priors as in
-    :class:`CoxPH`; ``log_scale ~ Normal(0, 3)``, ``log(shape) ~ Normal(0, 1)``.
+    per stratum ``s``; ``t_ref`` is a reference time taken from the data (recorded in the fit's
+    ``model["baseline"]``; see :func:`bayescrt.families.parametric.weibull_reference`), chosen so
+    that the scale and shape are nearly uncorrelated a posteriori. Priors: the covariates' priors as
+    in :class:`CoxPH`; ``log_scale ~ Normal(0, 3)``, ``log(shape) ~ Normal(0, 1)``.
     """
 
     family = "WeibullPH"

@@ -255,17 +255,22 @@ def awkward():
     t = rng.weibull(1.4, n) * np.exp(-0.4 * x - 0.02 * (age - 60)) * 3 + 0.05
     entry = np.where(rng.random(n) < 0.5, 0.0, t * rng.uniform(0.05, 0.9, n))
     return pd.DataFrame({"t": t, "d": (rng.random(n) < 0.7).astype(int), "entry": entry, "x": x, "age": age,
-                         "site": rng.choice(["a", "b"], n), "w": rng.uniform(0.5, 2.0, n)})
+                         "site": rng.choice(["a", "b"], n), "w": rng.uniform(0.5, 2.0, n),
+                         "centre": rng.choice(list("pqrst"), n)})
 
 
-@pytest.mark.parametrize("est", [bc.WeibullPH(), bc.PiecewiseExponentialPH(n_intervals=5),
-                                 bc.PiecewiseExponentialPH(n_intervals=4, tv="x")], ids=["weibull", "pwe", "pwe-tv"])
-def test_model_likelihood_equals_its_numpy_twin(awkward, est):
-    """The PyMC graph (data in containers) and the numpy per-row log-likelihood agree at random points."""
+@pytest.mark.parametrize("est, cluster", [(bc.WeibullPH(), None), (bc.WeibullPH(), "centre"),
+                                          (bc.PiecewiseExponentialPH(n_intervals=5), None),
+                                          (bc.PiecewiseExponentialPH(n_intervals=4, tv="x"), None)],
+                         ids=["weibull", "weibull-frailty", "pwe", "pwe-tv"])
+def test_model_likelihood_equals_its_numpy_twin(awkward, est, cluster):
+    """The PyMC graph (data in containers, Weibull event terms as sufficient statistics) and the numpy
+    per-row log-likelihood agree at random points."""
     data = est.prepare(awkward, time="t", event="d", covariates=["x", "age"], entry="entry", strata="site",
-                       weights="w")
+                       weights="w", cluster=cluster)
     model, info, _ = est.build(data)
-    names = [v for v in ("log_hr", "log_scale", "shape", "log_hazard", "tv_log_hr") if v in model.named_vars]
+    names = [v for v in ("log_hr", "log_scale", "shape", "log_hazard", "tv_log_hr", "frailty")
+             if v in model.named_vars]
     f = model.compile_fn([model["loglik"], *[model[v] for v in names]], inputs=model.value_vars,
                          on_unused_input="ignore")
     rng = np.random.default_rng(0)

@@ -44,6 +44,20 @@ def test_weibull_loglik_equals_lifelines_at_its_mle(lung):
     assert ll.sum() == pytest.approx(aft.log_likelihood_, rel=1e-9)
 
 
+def test_weibull_reference_time_holds_lifelines_shape_and_centres_at_the_event_means(lung):
+    """t_ref = exp(mean log event time + 1/k): with the log-HRs at lifelines' MLE, k is lifelines' shape."""
+    from lifelines import WeibullAFTFitter
+
+    aft = WeibullAFTFitter().fit(lung[["time", "status", *COVS]], "time", "status")
+    rho = float(np.exp(aft.params_.loc["rho_"].iloc[0]))
+    data = bc.WeibullPH().prepare(lung, time="time", event="status", covariates=COVS)
+    beta_std = -rho * aft.params_.loc["lambda_"][COVS].to_numpy() * data.scale
+    t_ref, c = parametric.weibull_reference(data, beta_std)
+    k = 1.0 / (np.log(t_ref) - np.log(data.time[data.event]).mean())
+    assert k == pytest.approx(rho, rel=1e-4)
+    assert c == pytest.approx(data.standardised()[data.event].mean(axis=0)[None], abs=1e-12)
+
+
 def _pwe_expanded_loglik(data, beta, loga, cuts, tv=None, b=None):
     """The piecewise-exponential log-likelihood by explicit person-period expansion (reference only)."""
     edges = np.concatenate([[0.0], cuts, [np.inf]])

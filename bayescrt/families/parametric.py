@@ -141,7 +141,8 @@ def weibull_reference(data: SurvivalData, beta_std: np.ndarray) -> tuple[float, 
     X = data.standardised()
     S = data.n_strata
     D = np.bincount(data.strata, wd, S)
-    c = np.stack([np.bincount(data.strata, wd * X[:, j], S) for j in range(X.shape[1])], axis=-1) / D[:, None]
+    sums = np.stack([np.bincount(data.strata, wd * X[:, j], S) for j in range(X.shape[1])], axis=-1)
+    c = np.divide(sums, D[:, None], out=np.zeros_like(sums), where=D[:, None] > 0)  # no events: the centre
     t0 = float(np.median(data.time))
     lt = np.log(data.time / t0)
     le = None if data.entry is None else np.log(np.where(data.entry > 0, data.entry / t0, 1.0))

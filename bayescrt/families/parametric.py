@@ -179,12 +179,13 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
     with pm.Model(coords=coords) as model:
         # sufficient statistics of the event terms: per stratum the (weighted) events and sum of
         # log(t / t_ref) over events; per covariate the event sum of the centred design (zero up to
-        # rounding) and per cluster the events
+        # rounding); a frailty's event terms stay per row
+        events_s, log_time_sum_s = np.bincount(data.strata, wd, S), np.bincount(data.strata, wd * lt, S)
         per_cov = data_block("covariate_data", {
             **prior_rows(zpriors), "precond_mode": m, "precond_se": s_, "x_scale": data.scale,
             **{f"event_mean_{s}": c[s] for s in range(S)}, "event_sum": Xc.T @ wd,
-            **{f"events_{s}": wd[data.strata == s].sum() for s in range(S)},
-            **{f"log_time_sum_{s}": wd[data.strata == s] @ lt[data.strata == s] for s in range(S)},
+            **{f"events_{s}": events_s[s] for s in range(S)},
+            **{f"log_time_sum_{s}": log_time_sum_s[s] for s in range(S)},
             "log_t_ref": np.log(t_ref), "X": Xc})
         z = _prior_vector(zpriors, p, pm, pt, per_cov)
         beta_std = per_cov["precond_mode"] + per_cov["precond_se"] * z

@@ -65,15 +65,19 @@ def _preconditioned(data, priors, precondition=True):
 CENTRED_EVENTS_PER_INTERVAL = 100
 
 
-def _coefficients(data: SurvivalData, zpriors, m, s_, pm, pt):
-    """Standardised log-HRs ``m + s * z``, the log-HRs in the covariates' units and the standardised design.
+def _coefficients(data: SurvivalData, zpriors, m, s_, pm, pt, extra: dict | None = None, X=None):
+    """Standardised log-HRs ``m + s * z``, the log-HRs in the covariates' units and the container's views.
 
-    All from one data container (see :func:`bayescrt.compiled.data_block`)."""
-    per_cov = data_block("covariate_data", {**prior_rows(zpriors), "precond_mode": m, "precond_se": s_,
-                                            "x_scale": data.scale, "X_std": data.standardised()})
-    z = _prior_vector(zpriors, len(zpriors), pm, pt, per_cov)
-    beta_std = per_cov["precond_mode"] + per_cov["precond_se"] * z
-    return beta_std, beta_std / per_cov["x_scale"], per_cov["X_std"]
+    All from one data container (see :func:`bayescrt.compiled.data_block`): the
+    priors' rows, the preconditioning, the scales, the ``extra`` per-covariate rows
+    and scalars, and the design ``X`` (default: the standardised covariates) as
+    ``views["X"]``."""
+    views = data_block("covariate_data", {**prior_rows(zpriors), "precond_mode": m, "precond_se": s_,
+                                          "x_scale": data.scale, **(extra or {}),
+                                          "X": data.standardised() if X is None else X})
+    z = _prior_vector(zpriors, len(zpriors), pm, pt, views)
+    beta_std = views["precond_mode"] + views["precond_se"] * z
+    return beta_std, beta_std / views["x_scale"], views
 
 
 def _rows(data: SurvivalData, values: dict, index: dict):
@@ -168,7 +172,7 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
 
     m, s_, zpriors = _preconditioned(data, priors, precondition)
     t_ref, c = weibull_reference(data, m)
-    p, S = len(data.covariates), data.n_strata
+    S = data.n_strata
     coords = {"covariate": list(data.covariates), "stratum": [str(s) for s in data.strata_labels]}
     if data.cluster is not None:
         coords["cluster"] = [str(c) for c in data.cluster_labels]
@@ -181,15 +185,12 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
         # log(t / t_ref) over events; per covariate the event sum of the centred design (zero up to
         # rounding); a frailty's event terms stay per row
         events_s, log_time_sum_s = np.bincount(data.strata, wd, S), np.bincount(data.strata, wd * lt, S)
-        per_cov = data_block("covariate_data", {
-            **prior_rows(zpriors), "precond_mode": m, "precond_se": s_, "x_scale": data.scale,
+        beta_std, log_hr, per_cov = _coefficients(data, zpriors, m, s_, pm, pt, extra={
             **{f"event_mean_{s}": c[s] for s in range(S)}, "event_sum": Xc.T @ wd,
             **{f"events_{s}": events_s[s] for s in range(S)},
             **{f"log_time_sum_{s}": log_time_sum_s[s] for s in range(S)},
-            "log_t_ref": np.log(t_ref), "X": Xc})
-        z = _prior_vector(zpriors, p, pm, pt, per_cov)
-        beta_std = per_cov["precond_mode"] + per_cov["precond_se"] * z
-        pm.Deterministic("log_hr", beta_std / per_cov["x_scale"], dims="covariate")
+            "log_t_ref": np.log(t_ref)}, X=Xc)
+        pm.Deterministic("log_hr", log_hr, dims="covariate")
         C = pt.stack([per_cov[f"event_mean_{s}"] for s in range(S)])  # (S, p)
         events = pt.stack([per_cov[f"events_{s}"] for s in range(S)])
         log_time_sum = pt.stack([per_cov[f"log_time_sum_{s}"] for s in range(S)])
@@ -254,7 +255,8 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         mask = np.ones(p)
         if tv is not None:
             mask[tv] = 0.0
-        beta_std, log_hr, X_std = _coefficients(data, zpriors, m, s_, pm, pt)
+        beta_std, log_hr, per_cov = _coefficients(data, zpriors, m, s_, pm, pt)
+        X_std = per_cov["X"]
         je_np = None if data.entry is None else _interval_index(data.entry, cuts)
         rows = _rows(data, {"time_into_interval": data.time - edges[jt],  # time since the interval's start
                             "entry_into_interval": None if je_np is None else data.entry - edges[je_np],

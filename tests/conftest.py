@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import bayescrt as bc
+from seeds import seed
 
 ROSSI_COVARIATES = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
 
@@ -21,7 +22,7 @@ def rossi():
 @pytest.fixture
 def small_df():
     """A small data set with ties, censoring, a categorical and a boolean covariate."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed(7))
     n = 120
     return pd.DataFrame({
         "t": np.round(rng.exponential(5, n)) + 1,
@@ -35,7 +36,7 @@ def small_df():
 
 
 def _fit(df, **kw):
-    defaults = dict(draws=1000, tune=1000, chains=4, random_seed=20261123, progress=False)
+    defaults = dict(draws=1000, tune=1000, chains=4, random_seed=seed(20261123), progress=False)
     ties = kw.pop("ties", "efron")
     return bc.CoxPH(ties=ties).fit(df, time="week", event="arrest", **{**defaults, **kw})
 

@@ -23,12 +23,13 @@ from bayescrt.effects import kaplan_meier
 from bayescrt.errors import DiagnosticsWarning, SpecError
 from bayescrt.fit import Fit
 from bayescrt.plotting import plot_ppc_km, plot_standardised_survival
+from seeds import seed
 
 SCALE, SHAPE, LOG_HR_TREAT, LOG_HR_X = 2.5, 1.5, np.log(0.6), np.log(1.5)
 HORIZON = 2.5
 
 
-def simulate_trial(n=1000, seed=20260512):
+def simulate_trial(n=1000, seed=seed(20260512)):
     rng = np.random.default_rng(seed)
     treat = rng.integers(0, 2, n)
     x = rng.normal(0, 1, n)
@@ -56,13 +57,13 @@ def trial():
 
 @pytest.fixture(scope="module")
 def trial_fit(trial):
-    return bc.CoxPH().fit(trial, time="time", event="died", covariates=["treat", "x"], draws=500, tune=500,
-                          chains=4, random_seed=20260512, progress=False)
+    return bc.CoxPH().fit(trial, time="time", event="died", covariates=["treat", "x"], draws=1000, tune=1000,
+                          chains=4, random_seed=seed(20260512), progress=False)
 
 
 def stub_fit(df, covariates, sources=None, mean=(LOG_HR_TREAT, LOG_HR_X), sd=(0.08, 0.04), draws=1000, extra=None):
     """A Cox Fit whose log-HR draws are written by hand: enough for everything in bayescrt.absolute."""
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed(1))
     X = df[covariates].to_numpy(float)
     p = len(covariates)
     mean, sd = np.resize(np.asarray(mean, float), p), np.resize(np.asarray(sd, float), p)
@@ -158,7 +159,7 @@ def test_ppc_km_covers_the_data_and_flags_wrong_models(trial_fit, monkeypatch):
 # ---------------------------------------------------------------- fast: stub fit, no sampling
 @pytest.fixture(scope="module")
 def stub():
-    df = simulate_trial(n=300, seed=3)
+    df = simulate_trial(n=300, seed=seed(3))
     return df, stub_fit(df, ["treat", "x"])
 
 
@@ -207,7 +208,7 @@ def test_plots_render_and_expose_their_data(stub, tmp_path):
 
 def test_numerical_pieces(stub):
     df, fit = stub
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed(5))
     # Kaplan-Meier on a grid: the package's estimator unweighted; lifelines weighted with delayed entry
     grid = np.linspace(0, df["time"].max(), 57)
     km = kaplan_meier(df["time"], df["died"])
@@ -226,7 +227,7 @@ def test_numerical_pieces(stub):
     fixed = stub_fit(df, ["treat", "x"], sd=(0.0, 0.0), draws=4000)
     data = bc.baseline.survival_data(fixed)
     times = np.array([0.5, 1.0, 2.0])
-    H0, _ = absolute._posterior_cumhaz(fixed, data, times, None, np.random.default_rng(0))
+    H0, _ = absolute._posterior_cumhaz(fixed, data, times, None, np.random.default_rng(seed(0)))
     breslow = bc.baseline.baseline_cumhaz(fixed, times)[0, 0]
     se = H0[:, 0].std(axis=0) / np.sqrt(len(H0))
     assert np.all(np.abs(H0[:, 0].mean(axis=0) - breslow) <= 4 * se) and np.all(H0[:, 0].std(axis=0) > 0)

@@ -9,6 +9,7 @@ import pytest
 
 import bayescrt as bc
 from bayescrt.data import SurvivalData
+from seeds import seed
 
 
 def base():
@@ -146,7 +147,7 @@ def test_separation_is_a_warning():
 
 def test_hash_depends_on_the_data_only():
     a = SurvivalData.from_frame(base(), time="t", event="d", covariates=["age"])
-    b = SurvivalData.from_frame(base().sample(frac=1, random_state=1), time="t", event="d", covariates=["age"])
+    b = SurvivalData.from_frame(base().sample(frac=1, random_state=seed(1)), time="t", event="d", covariates=["age"])
     c = SurvivalData.from_frame(mutate(age=[70.0, 65.0, 80.0, 72.0, 60.0, 76.0])(), time="t", event="d",
                                 covariates=["age"])
     assert a.hash() == b.hash() != c.hash()

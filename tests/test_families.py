@@ -7,6 +7,7 @@ import pytest
 
 import bayescrt as bc
 from bayescrt.families import cox, parametric
+from seeds import seed
 
 COVS = ["age", "female", "ph.ecog"]
 
@@ -22,7 +23,7 @@ def lung():
 
 @pytest.fixture(scope="module")
 def lung_fits(lung):
-    kw = dict(time="time", event="status", covariates=COVS, random_seed=1, progress=False)
+    kw = dict(time="time", event="status", covariates=COVS, random_seed=seed(1), progress=False)
     return {"cox": bc.CoxPH().fit(lung, **kw), "weibull": bc.WeibullPH().fit(lung, **kw),
             "pwe": bc.PiecewiseExponentialPH().fit(lung, **kw)}
 
@@ -85,7 +86,7 @@ def test_pwe_loglik_equals_person_period_expansion(lung, entry, tv):
     data = bc.PiecewiseExponentialPH().prepare(df, time="time", event="status", covariates=COVS,
                                                entry="start" if entry else None, strata="sex" if tv is None else None)
     cuts = parametric.default_cuts(data, 5)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed(0))
     beta = np.array([0.01, -0.5, 0.4])
     loga = np.log(0.004) + rng.normal(0, 0.3, (data.n_strata, len(cuts) + 1))
     b = rng.normal(-0.5, 0.2, len(cuts) + 1)
@@ -182,7 +183,7 @@ def test_loo_comparison_ranks_within_likelihood_kind(lung_fits):
 @pytest.mark.mcmc
 def test_pwe_time_varying_effect_gives_the_change_over_time(lung):
     fit = bc.PiecewiseExponentialPH(tv="female", n_intervals=4).fit(
-        lung, time="time", event="status", covariates=COVS, random_seed=2, progress=False)
+        lung, time="time", event="status", covariates=COVS, random_seed=seed(2), progress=False)
     assert fit.diagnostics().ok
     b = fit.idata["posterior"]["tv_log_hr"]
     assert b.sizes["interval"] == 4
@@ -207,8 +208,8 @@ def simulate_truncated(seed: int, n: int = 1500, shape: float = 1.5, beta: float
 
 @pytest.mark.mcmc
 def test_delayed_entry_is_recovered_and_ignoring_it_biases_the_baseline():
-    df = simulate_truncated(7)
-    kw = dict(time="time", event="event", covariates=["x"], random_seed=3, progress=False)
+    df = simulate_truncated(seed(7))
+    kw = dict(time="time", event="event", covariates=["x"], random_seed=seed(3), progress=False)
     right = bc.WeibullPH().fit(df, entry="entry", **kw)
     naive = bc.WeibullPH().fit(df, **kw)
     k_right = right.idata["posterior"]["shape"].values.ravel()
@@ -262,7 +263,7 @@ def test_pwe_memory_does_not_grow_with_intervals_times_n(lung):
 @pytest.fixture(scope="module")
 def awkward():
     """Strata, case weights, delayed entry (some rows enter at 0) and a 0/1 covariate."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed(7))
     n = 240
     x = rng.integers(0, 2, n)
     age = rng.normal(60, 8, n)
@@ -287,7 +288,7 @@ def test_model_likelihood_equals_its_numpy_twin(awkward, est, cluster):
              if v in model.named_vars]
     f = model.compile_fn([model["loglik"], *[model[v] for v in names]], inputs=model.value_vars,
                          on_unused_input="ignore")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed(0))
     start = model.initial_point()
     for _ in range(3):
         point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in start.items()}

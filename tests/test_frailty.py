@@ -6,6 +6,7 @@ import pytest
 
 import bayescrt as bc
 from bayescrt.families import cox
+from seeds import seed
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def lung():
 def lung_frailty(lung):
     with pytest.warns(bc.DataWarning, match="dropped 2 of 228 rows"):
         return bc.CoxPH().fit(lung, time="time", event="status", covariates=["age", "sex", "ph.ecog"], cluster="inst",
-                              missing="drop", random_seed=1, progress=False)
+                              missing="drop", random_seed=seed(1), progress=False)
 
 
 @pytest.mark.mcmc

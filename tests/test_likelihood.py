@@ -8,12 +8,13 @@ from scipy import stats
 import bayescrt as bc
 from bayescrt.data import SurvivalData
 from bayescrt.families.cox import RiskSets, partial_loglik_terms
+from seeds import seed
 
 
 @pytest.fixture(scope="module")
 def tied():
     """Heavily tied, censored, stratified data with delayed entry for a third of subjects."""
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed(1))
     n = 400
     df = pd.DataFrame({
         "t": np.round(rng.exponential(3, n)) + 1,
@@ -44,7 +45,7 @@ def test_matches_statsmodels_phreg_loglike(tied, ties, strata, entry):
 def test_batched_draws_equal_single_evaluations(tied):
     d = SurvivalData.from_frame(tied, time="t", event="e", covariates=["a", "b"], strata="s", entry="en")
     rs = RiskSets.from_data(d, "efron")
-    betas = np.random.default_rng(2).normal(size=(5, 2))
+    betas = np.random.default_rng(seed(2)).normal(size=(5, 2))
     batch = partial_loglik_terms(betas @ d.X.T, rs)
     assert batch.shape == (5, d.n_events)
     for k in range(5):
@@ -53,7 +54,7 @@ def test_batched_draws_equal_single_evaluations(tied):
 
 def test_case_weights_equal_replicated_rows_under_breslow(tied):
     df = tied.copy()
-    df["w"] = np.random.default_rng(3).integers(1, 4, len(df)).astype(float)
+    df["w"] = np.random.default_rng(seed(3)).integers(1, 4, len(df)).astype(float)
     rep = df.loc[df.index.repeat(df["w"].astype(int))].reset_index(drop=True)
     dw = SurvivalData.from_frame(df, time="t", event="e", covariates=["a", "b"], weights="w")
     dr = SurvivalData.from_frame(rep, time="t", event="e", covariates=["a", "b"])
@@ -67,7 +68,7 @@ def test_weighted_efron_matches_lifelines(tied):
     from lifelines import CoxPHFitter
 
     df = tied[["t", "e", "a", "b"]].copy()
-    df["w"] = np.random.default_rng(4).uniform(0.5, 2.0, len(df))
+    df["w"] = np.random.default_rng(seed(4)).uniform(0.5, 2.0, len(df))
     cph = CoxPHFitter().fit(df, "t", "e", weights_col="w", robust=True)
     d = SurvivalData.from_frame(df, time="t", event="e", covariates=["a", "b"], weights="w")
     ll = partial_loglik_terms(d.X @ cph.params_[["a", "b"]].to_numpy(), RiskSets.from_data(d, "efron")).sum()
@@ -139,7 +140,7 @@ def test_late_entrants_do_not_cancel_early_risk_sets(ties):
     Backwards, each early risk set is (everyone still alive) minus (not yet entered): two sums
     of about 100 e^30 whose difference is about e^0, below double precision.
     """
-    rng = np.random.default_rng(5)
+    rng = np.random.default_rng(seed(5))
     early = pd.DataFrame({"t": np.arange(1.0, 11.0), "e": 1, "x": 0.0, "en": 0.0})
     late = pd.DataFrame({"t": 20 + rng.exponential(5, 100).round(), "e": rng.random(100) < 0.8,
                          "x": 1.0 + rng.normal(0, 0.1, 100), "en": 15.0})
@@ -159,7 +160,7 @@ def test_mle_reports_separation_as_not_converged():
     with pytest.warns(bc.DataWarning):
         d = SurvivalData.from_frame(df, time="t", event="e", covariates=["x"])
     assert not mle(d)["converged"]
-    ok = SurvivalData.from_frame(df.assign(x=np.random.default_rng(0).normal(size=20)), time="t", event="e",
+    ok = SurvivalData.from_frame(df.assign(x=np.random.default_rng(seed(0)).normal(size=20)), time="t", event="e",
                                  covariates=["x"])
     assert mle(ok)["converged"]
 

@@ -11,6 +11,7 @@ from statsmodels.stats.meta_analysis import combine_effects, effectsize_2proport
 
 import bayescrt as bc
 from bayescrt.meta import resolve_tau_prior
+from seeds import seed
 
 VAGUE = {"mu_prior": {"mu": 0.0, "sigma": 10.0}, "tau_prior": {"dist": "half-cauchy", "beta": 1.0}}
 
@@ -45,7 +46,7 @@ def test_bcg_data_reproduce_the_published_reml_estimates():
 
 @pytest.fixture(scope="module")
 def bcg_fit():
-    return bc.MetaAnalysis(**VAGUE).fit(_bcg(), estimate="log_rr", se="se", study="label", random_seed=1,
+    return bc.MetaAnalysis(**VAGUE).fit(_bcg(), estimate="log_rr", se="se", study="label", random_seed=seed(1),
                                         progress=False)
 
 
@@ -88,7 +89,7 @@ def test_leave_one_out_by_psis_matches_a_refit(bcg_fit):
     assert loo.pareto_k.max() < 0.7 and loo.reliable.all()
     d = _bcg()
     rest = d[d.author != "TPT Madras"]
-    refit = bc.MetaAnalysis(**VAGUE).fit(rest, estimate="log_rr", se="se", study="label", random_seed=2,
+    refit = bc.MetaAnalysis(**VAGUE).fit(rest, estimate="log_rr", se="se", study="label", random_seed=seed(2),
                                          progress=False)
     mu = refit.idata["posterior"]["mu"].values.ravel()
     assert abs(loo.loc["TPT Madras 1980", "mu_median_without"] - np.median(mu)) < 0.15 * mu.std()
@@ -99,7 +100,7 @@ def test_leave_one_out_by_psis_matches_a_refit(bcg_fit):
 def test_exact_binomial_counts_give_the_log_odds_ratio(tmp_path):
     d = _bcg()
     f = bc.MetaAnalysis(**VAGUE).fit_counts(d, events_exposed="tpos", n_exposed="n1", events_reference="cpos",
-                                            n_reference="n0", study="label", random_seed=3, progress=False)
+                                            n_reference="n0", study="label", random_seed=seed(3), progress=False)
     assert f.diagnostics().ok
     eff, var = effectsize_2proportions(d.tpos, d.n1, d.cpos, d.n0, statistic="odds-ratio")
     mu_reml, _ = reml(np.asarray(eff), np.asarray(var))
@@ -116,7 +117,7 @@ def test_published_mortality_hrs_pool_and_tau_priors_form_one_table():
     ids = ["danish-registry-2000-2018/mortality-full", "vamos-2017-crt-d-upgrade/mortality-adjusted",
            "polish-icd-to-crtd-2021/mortality-multivariable", "brandao-2021/mortality"]
     tab = bc.MetaAnalysis().tau_sensitivity(published=ids, priors=["half-normal", "log-uniform"],
-                                            random_seed=4, progress=False)
+                                            random_seed=seed(4), progress=False)
     print("\n" + tab.round(3).to_string())
     assert list(tab.index) == ["half-normal(0.5)", "log-uniform(0.01, 2)"] and tab.diagnostics_ok.all()
     assert (tab.mu_lower < tab.mu_median).all() and (tab.mu_new_upper - tab.mu_new_lower > tab.mu_upper - tab.mu_lower).all()

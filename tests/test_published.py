@@ -16,6 +16,7 @@ from bayescrt.published.likelihoods import AbsZ, GroupCounts, MeanDifference, No
 from bayescrt.published.reanalyse import reanalyse
 from bayescrt.published.registry import Study
 from bayescrt.published.schema import RegistryError, validate
+from seeds import seed
 
 SEEDS = ("danish-registry-2000-2018", "single-centre-2015-2019", "mild-hf-avb-2021")
 
@@ -225,7 +226,7 @@ def test_published_show_prints_one_result(capsys):
 
 
 def test_compare_checks_a_published_mapping():
-    x = np.random.default_rng(0).normal(0.1, 0.05, 1000)
+    x = np.random.default_rng(seed(0)).normal(0.1, 0.05, 1000)
     with pytest.raises(bc.SpecError, match="need 0 < lower < hr < upper"):
         bc.compare(x, {"hr": 1.1, "lower": 1.3, "upper": 1.2})
     with pytest.raises(bc.SpecError, match="must be numbers"):
@@ -237,7 +238,7 @@ def test_ratio_with_ci_is_a_normal_on_the_log_scale():
     lik = NormalEstimate.from_ci(1.13, 1.05, 1.21)
     assert lik.estimate == pytest.approx(math.log(1.13))
     assert lik.se == pytest.approx(math.log(1.21 / 1.05) / (2 * 1.959964), rel=1e-6)
-    draws = lik.posterior(NormalPrior(0, 1), 100_000, np.random.default_rng(1))["effect"]
+    draws = lik.posterior(NormalPrior(0, 1), 100_000, np.random.default_rng(seed(1)))["effect"]
     prec = 1 + 1 / lik.se**2
     assert np.mean(draws) == pytest.approx(lik.estimate / lik.se**2 / prec, abs=4 * np.sqrt(1 / prec / 1e5))
 
@@ -248,7 +249,7 @@ def test_counts_posterior_agrees_with_the_frequentist_risk_ratio():
     from statsmodels.stats.contingency_tables import Table2x2
 
     t = Table2x2(np.array([[36, 114 - 36], [215, 631 - 215]]))
-    post = GroupCounts((36, 215), (114, 631)).posterior(200_000, np.random.default_rng(2))["log_ratio"]
+    post = GroupCounts((36, 215), (114, 631)).posterior(200_000, np.random.default_rng(seed(2)))["log_ratio"]
     se = t.log_riskratio_se
     assert abs(np.median(post) - math.log(t.riskratio)) < 0.15 * se
     assert np.std(post) / se == pytest.approx(1, abs=0.05)
@@ -256,7 +257,7 @@ def test_counts_posterior_agrees_with_the_frequentist_risk_ratio():
 
 def test_poisson_counts_with_person_time_give_the_rate_ratio():
     post = GroupCounts((40, 80), (100, 200), person_time=(100.0, 400.0), prior=(0.5, 0.0)).posterior(
-        200_000, np.random.default_rng(3))
+        200_000, np.random.default_rng(seed(3)))
     se = math.sqrt(1 / 40 + 1 / 80)
     assert abs(np.median(post["log_ratio"]) - math.log(2.0)) < 0.1 * se
     assert np.std(post["log_ratio"]) / se == pytest.approx(1, abs=0.05)
@@ -266,7 +267,7 @@ def test_difference_in_means_agrees_with_welch():
     """Jeffreys priors per group (the Behrens-Fisher posterior): centred on the observed difference, and its
     95% interval within 5% of Welch's width at n = 27 and 31."""
     m, s, n = (8.0, 1.8), (6.0, 7.0), (27, 31)
-    d = MeanDifference(m, s, n).posterior(200_000, np.random.default_rng(4))["difference"]
+    d = MeanDifference(m, s, n).posterior(200_000, np.random.default_rng(seed(4)))["difference"]
     welch = stats.ttest_ind_from_stats(m[0], s[0], n[0], m[1], s[1], n[1], equal_var=False)
     se = math.sqrt(s[0] ** 2 / n[0] + s[1] ** 2 / n[1])
     df = se**4 / ((s[0] ** 2 / n[0]) ** 2 / (n[0] - 1) + (s[1] ** 2 / n[1]) ** 2 / (n[1] - 1))
@@ -302,13 +303,13 @@ def test_p_value_without_direction_is_a_folded_likelihood():
     lt, gt = AbsZ(0.05, 0.4, "<"), AbsZ(0.05, 0.4, ">")
     grid = np.linspace(0, 2, 50)
     assert np.all(np.diff(lt.loglik(grid)) > 0) and np.all(np.diff(gt.loglik(grid)) < 0)
-    draws = lik.posterior(NormalPrior(0, 1), 100_000, np.random.default_rng(5))["effect"]
+    draws = lik.posterior(NormalPrior(0, 1), 100_000, np.random.default_rng(seed(5)))["effect"]
     assert abs(np.mean(draws > 0) - 0.5) < 4 * math.sqrt(0.25 / 1e5)
 
 
 # ------------------------------------------------------------------ re-analysis of the seed summaries
 def test_single_centre_reanalysis_gives_every_endpoint_it_can():
-    rep = reanalyse("single-centre-2015-2019", draws=40_000, random_seed=1)
+    rep = reanalyse("single-centre-2015-2019", draws=40_000, random_seed=seed(1))
     tab = rep.table().loc["single-centre-2015-2019"]
     assert set(tab.index) == {"mortality", "hf-hospitalisation", "nyha-improvement", "crt-responders"}
     assert rep.skipped == {"lvef-improvement": "no standard deviations printed"}
@@ -323,7 +324,7 @@ def test_single_centre_reanalysis_gives_every_endpoint_it_can():
 
 
 def test_mild_hf_reanalysis_of_remodelling_and_the_bare_p_value():
-    rep = reanalyse("mild-hf-avb-2021", draws=40_000, random_seed=1)
+    rep = reanalyse("mild-hf-avb-2021", draws=40_000, random_seed=seed(1))
     tab = rep.table().loc["mild-hf-avb-2021"]
     assert tab.loc["lvef", "median"] == pytest.approx((39.7 - 31.7) - (36.0 - 34.2), abs=0.2)
     assert tab.loc["lvef", "p_gt_null"] > 0.975 and tab.loc["lvesv", "p_gt_null"] < 0.025
@@ -331,14 +332,14 @@ def test_mild_hf_reanalysis_of_remodelling_and_the_bare_p_value():
     assert tab.loc["composite", "p_gt_null"] == pytest.approx(0.5, abs=0.02)  # the direction is unknown
     assert "20 events" in tab.loc["composite", "assumptions"]
     # a stronger within-patient correlation narrows the difference in change
-    narrow = reanalyse("mild-hf-avb-2021", draws=40_000, random_seed=1, correlation=0.8).table()
+    narrow = reanalyse("mild-hf-avb-2021", draws=40_000, random_seed=seed(1), correlation=0.8).table()
     w = lambda t: t.loc[("mild-hf-avb-2021", "lvef"), "upper"] - t.loc[("mild-hf-avb-2021", "lvef"), "lower"]
     assert w(narrow) < w(rep.table())
 
 
 def test_reanalysis_is_reproducible_and_cli_prints_json(capsys):
-    a = reanalyse("single-centre-2015-2019", draws=5000, random_seed=3).table()
-    b = reanalyse("single-centre-2015-2019", draws=5000, random_seed=3).table()
+    a = reanalyse("single-centre-2015-2019", draws=5000, random_seed=seed(3)).table()
+    b = reanalyse("single-centre-2015-2019", draws=5000, random_seed=seed(3)).table()
     assert a.equals(b)
     assert main(["reanalyse", "single-centre-2015-2019", "--json", "--draws", "5000"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -352,14 +353,14 @@ def test_reanalysis_is_reproducible_and_cli_prints_json(capsys):
 def test_compare_against_hand_computed_figures():
     pub = published.get("danish-registry-2000-2018/mortality-full")
     mu, se = math.log(1.03), math.log(1.10 / 0.96) / (2 * stats.norm.ppf(0.975))
-    x = np.random.default_rng(6).normal(mu + 2 * se, se, 40_000)   # two SEs above the published estimate
+    x = np.random.default_rng(seed(6)).normal(mu + 2 * se, se, 40_000)   # two SEs above the published estimate
     c = bc.compare(x, pub)
     assert c.standardised_difference == pytest.approx(2 / math.sqrt(2), abs=0.03)
     assert c.overlap == pytest.approx(2 * stats.norm.cdf(-1), abs=0.02)  # two unit normals 2 SDs apart
     inside = stats.norm.cdf(math.log(1.10), mu + 2 * se, se) - stats.norm.cdf(math.log(0.96), mu + 2 * se, se)
     assert c.p_in_published_ci == pytest.approx(inside, abs=4 * math.sqrt(inside * (1 - inside) / 40_000))
     assert "more than typical noise" in c.sentence()
-    same = bc.compare(np.random.default_rng(7).normal(mu, se, 40_000), "danish-registry-2000-2018/mortality-full")
+    same = bc.compare(np.random.default_rng(seed(7)).normal(mu, se, 40_000), "danish-registry-2000-2018/mortality-full")
     assert same.overlap > 0.97 and abs(same.standardised_difference) < 0.05
     assert same.p_in_published_ci == pytest.approx(0.95, abs=4 * math.sqrt(0.95 * 0.05 / 40_000))
     assert "consistent" in same.sentence()
@@ -381,7 +382,7 @@ def test_comparison_plot_draws_both_densities(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    c = bc.compare(np.random.default_rng(8).normal(0.12, 0.035, 4000), {"hr": 1.13, "lower": 1.05, "upper": 1.21})
+    c = bc.compare(np.random.default_rng(seed(8)).normal(0.12, 0.035, 4000), {"hr": 1.13, "lower": 1.05, "upper": 1.21})
     ax = c.plot()
     ax.figure.savefig(tmp_path / "cmp.png")
     assert len(ax.lines) >= 3 and (tmp_path / "cmp.png").stat().st_size > 5000

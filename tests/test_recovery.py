@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import bayescrt as bc
+from seeds import seed
 
 pytestmark = pytest.mark.slow
 
@@ -32,9 +33,9 @@ def simulate(seed: int, n: int = 300) -> pd.DataFrame:
 def test_95_percent_intervals_cover_the_truth():
     rows = []
     for rep in range(30):
-        df = simulate(1000 + rep)
+        df = simulate(seed(1000 + rep))
         fit = bc.CoxPH().fit(df, time="time", event="event", covariates=list(TRUE), draws=1000, tune=1000,
-                             chains=2, random_seed=rep, progress=False)
+                             chains=2, random_seed=seed(rep), progress=False)
         hr = fit.hazard_ratios()
         for cov, truth in TRUE.items():
             lo, hi = np.log(hr.loc[cov, ["hr_lower", "hr_upper"]].astype(float))

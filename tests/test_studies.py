@@ -6,11 +6,12 @@ import pytest
 
 import bayescrt as bc
 from bayescrt.families import cox
+from seeds import seed
 
 LOG_HR = [0.1, 0.3, 0.2, 0.25]
 
 
-def four_studies(seed: int = 1) -> pd.DataFrame:
+def four_studies(seed: int = seed(1)) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frames = []
     for k, (n, lhr) in enumerate(zip([400, 600, 500, 300], LOG_HR)):
@@ -23,7 +24,7 @@ def four_studies(seed: int = 1) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-KW = dict(time="years", event="died", covariates=["upgrade", "age"], exposure="upgrade", random_seed=1,
+KW = dict(time="years", event="died", covariates=["upgrade", "age"], exposure="upgrade", random_seed=seed(1),
           progress=False)
 
 
@@ -89,7 +90,7 @@ def test_complete_and_no_pooling_build_the_right_study_effects():
         model = est.build(data, None, h)[0]
         f = pytensor.function(model.value_vars, model["study_log_hr"], on_unused_input="ignore")
         point = model.initial_point()
-        rng = np.random.default_rng(0)
+        rng = np.random.default_rng(seed(0))
         vals = f(*[point[v.name] + rng.normal(size=np.shape(point[v.name])) for v in model.value_vars])
         assert (np.ptp(vals) == 0) == (pooling == "complete"), pooling
     assert data.n_strata == 4 and data.study_labels == ("S0", "S1", "S2", "S3")

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import optimize
 
 from .data import SurvivalData
+from .errors import SpecError
 from .families.cox import mle
 from .simulate import simulate
 from .spec import AnalysisSpec
@@ -67,8 +68,17 @@ def cohort_stats(df, spec: AnalysisSpec) -> dict:
 
 def calibrate(spec: AnalysisSpec, *, factor: int = 8, seed: int = 1, seeds=range(1, 201), verbose=True) -> dict:
     """Solve for the free parameters, pick the cohort seed, and return the record to write."""
+    bounds = spec.raw.get("cohort", {}).get("hazard_ratios", {}).get("af", {}).get("bounds")
+    if bounds is None:
+        raise SpecError(f"spec {spec.name!r} cannot be calibrated: it needs a [cohort] whose "
+                        "[cohort.hazard_ratios.af] gives bounds = [low, high] for the AF HR the calibration chooses")
+    pub = spec.published
+    for key in ("minimal", "full", "follow_up_median_years"):
+        if key not in pub:
+            raise SpecError(f"spec {spec.name!r} cannot be calibrated: its [published] section gives no {key!r} "
+                            "(the calibration targets both published HRs and the median follow-up by group)")
     tg = targets(spec)
-    lo_af, hi_af = spec.raw["cohort"]["hazard_ratios"]["af"]["bounds"]
+    lo_af, hi_af = bounds
     names = ["exposure_hr", "af_hr", "scale_years", "accrual_trend"]
 
     def run(logp, n_mult, rs):

@@ -26,15 +26,37 @@ NAMED = {"danish": "danish_registry.toml"}
 TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "covariate_sets", "model",
             "priors", "sampler", "published", "sensitivity"}
 COHORT_KEYS = {"n", "n_exposed", "correlation", "accrual", "baseline", "covariates", "hazard_ratios"}
+# Keys that document a cohort figure (where it comes from, whether it is assumed or checked); the simulation
+# does not use them. Each [cohort.covariates.X] and [cohort.hazard_ratios.X] may carry them.
+DOC_KEYS = {"source": str, "citation": str, "assumed": bool, "verified": bool}
+HAZARD_RATIO_KEYS = {"hr", "bounds"}  # a fixed HR, or the bounds of a calibrated one
+CALIBRATED_HR = {"af": "af_hr"}       # the covariate HRs the calibration chooses, and their parameter
+# keys of the simulator that a spec's cohort must not set, because the calibration does
+CALIBRATED_KEYS = {"accrual": {"trend": "accrual_trend"}, "baseline": {"scale_years": "scale_years"}}
 MODEL_KEYS = {"family", "ties"}
 SAMPLER_KEYS = {"draws", "tune", "chains", "random_seed"}
 CALIBRATED = ("exposure_hr", "af_hr", "scale_years", "accrual_trend", "cohort_seed")
 
 
 def models_dir() -> Path:
-    """Where named specs live: $BAYESCRT_MODELS, else the models/ folder of the source tree."""
+    """Where named specs live: $BAYESCRT_MODELS if set; else the specs shipped inside the installed
+    package (``bayescrt/models/``, from a wheel); else the ``models/`` folder of the source tree
+    (a checkout or an editable install, so that edits there take effect).
+
+    The folder above the package is taken only when it is a source tree (it holds pyproject.toml):
+    in a wheel install it is site-packages, whose ``models/`` may belong to something else.
+    """
     env = os.environ.get("BAYESCRT_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "models"
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parent
+    installed = package / "models"
+    if installed.is_dir():
+        return installed
+    source = package.parent
+    if (source / "pyproject.toml").is_file() and (source / "models").is_dir():
+        return source / "models"
+    return installed
 
 
 def _unknown(keys, valid, where):
@@ -111,35 +133,60 @@ class AnalysisSpec:
     # ----------------------------------------------------------- simulation
     def simulation_kwargs(self, **free) -> dict:
         """Arguments for :func:`bayescrt.simulate.simulate`; free parameters from ``free`` or the calibration."""
+        from .simulate import _number
+
+        if "cohort" not in self.raw:
+            raise SpecError(
+                f"spec {self.name!r} ({self.path}) has no [cohort] section, so there is no cohort to simulate: add "
+                "[cohort] with n and n_exposed, [cohort.accrual], [cohort.baseline] and [cohort.covariates.<name>] "
+                "(models/danish_registry.toml shows the shape)"
+            )
+        c = self.raw["cohort"]
+        hrs = c.get("hazard_ratios", {})
+        calibrated_hrs = {name: CALIBRATED_HR[name] for name, h in hrs.items() if "bounds" in h}
+        free_names = ["exposure_hr", *calibrated_hrs.values(), "scale_years", "accrual_trend"]
+        for key in free:
+            if key not in free_names:
+                raise SpecError(f"spec {self.name!r}: {key!r} is not a free parameter of its cohort."
+                                f"{suggest(key, free_names)} Free parameters: {free_names}")
         values = {**self.calibration.get("parameters", {}), **free}
-        missing = [k for k in CALIBRATED[:4] if k not in values]
+        missing = [k for k in free_names if k not in values]
         if missing:
             raise SpecError(
                 f"spec {self.name!r} has no calibrated {missing}: run `bayescrt calibrate {self.name}` "
                 f"(writes {self.calibration_path.name})"
             )
-        c = self.raw["cohort"]
+        for k in free_names:
+            src = "as given" if k in free else f"from {self.calibration_path.name}"
+            values[k] = _number(values[k], k, low=0, hint=f" ({src})")
         log_hr = {}
-        for name, h in c["hazard_ratios"].items():
-            hr = values["af_hr"] if name == "af" else h["hr"]
+        for name, h in hrs.items():
+            hr = values[calibrated_hrs[name]] if name in calibrated_hrs else h["hr"]
             log_hr[name] = float(np.log(hr))
-        covs = {}
-        for name, spec in c["covariates"].items():
-            covs[name] = {k: v for k, v in spec.items() if k in ("kind", "median", "spread", "prevalence", "center")}
+        covs = {name: {k: v for k, v in spec.items() if k not in DOC_KEYS} for name, spec in c["covariates"].items()}
         return {
             "n": c["n"], "n_exposed": c["n_exposed"], "covariates": covs, "log_hr": log_hr,
-            "exposure_hr": float(values["exposure_hr"]),
-            "baseline": {**c["baseline"], "scale_years": float(values["scale_years"])},
-            "accrual": {**c["accrual"], "trend": float(values["accrual_trend"])},
-            "exposure": self.raw["exposure"], "correlation": float(c.get("correlation", 0.0)),
+            "exposure_hr": values["exposure_hr"],
+            "baseline": {**c["baseline"], "scale_years": values["scale_years"]},
+            "accrual": {**c["accrual"], "trend": values["accrual_trend"]},
+            "exposure": self.raw["exposure"], "time": self.raw["time"], "event": self.raw["event"],
+            "correlation": float(c.get("correlation", 0.0)),
         }
 
     def simulate(self, random_seed: int | None = None, **free):
         """The synthetic cohort: by default the calibrated one (the recorded cohort seed)."""
         from .simulate import simulate
 
-        seed = self.calibration.get("parameters", {}).get("cohort_seed") if random_seed is None else random_seed
-        df = simulate(**self.simulation_kwargs(**free), random_seed=None if seed is None else int(seed))
+        from .simulate import _is_integer
+
+        kwargs = self.simulation_kwargs(**free)
+        seed = random_seed
+        if seed is None:
+            seed = self.calibration.get("parameters", {}).get("cohort_seed")
+            if seed is not None and not (_is_integer(seed) and seed >= 0):
+                raise SpecError(f"cohort_seed={seed!r} in {self.calibration_path.name} must be an integer >= 0: "
+                                f"run `bayescrt calibrate {self.name}` to rewrite it")
+        df = simulate(**kwargs, random_seed=seed)
         df.attrs["spec"] = self.name
         return df
 
@@ -155,7 +202,17 @@ def load_spec(name_or_path) -> AnalysisSpec:
             raise SpecError(f"no spec named {key!r}.{suggest(key, NAMED)} Named specs: {sorted(NAMED)}; "
                             "or give the path of a .toml file")
     if not path.exists():
-        raise SpecError(f"spec file {str(path)!r} does not exist (set BAYESCRT_MODELS to the folder of specs)")
+        if key in NAMED and os.environ.get("BAYESCRT_MODELS"):
+            raise SpecError(f"spec file {str(path)!r} does not exist: named specs are looked up in "
+                            f"$BAYESCRT_MODELS ({os.environ['BAYESCRT_MODELS']!r}). Point it at the folder that "
+                            f"holds {NAMED[key]}, unset it to use the specs installed with bayescrt, or give "
+                            "the spec's path")
+        if key in NAMED:
+            raise SpecError(f"spec file {str(path)!r} does not exist: named specs are looked up in the specs "
+                            "installed with bayescrt (bayescrt/models/), else the source tree's models/ folder. "
+                            f"Reinstall bayescrt, set BAYESCRT_MODELS to the folder that holds {NAMED[key]}, "
+                            "or give the spec's path")
+        raise SpecError(f"spec file {str(path)!r} does not exist; give the path of an existing .toml spec")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -185,12 +242,8 @@ def check(raw: dict, where: str) -> None:
     CovariateSets(**raw["covariate_sets"])
     cohort = raw.get("cohort")
     if cohort is not None:
-        _unknown(cohort, COHORT_KEYS, f"{where} [cohort]")
+        _check_cohort(raw, where)
         covs = cohort.get("covariates", {})
-        for name in cohort.get("hazard_ratios", {}):
-            if name not in covs:
-                raise SpecError(f"{where} [cohort.hazard_ratios]: {name!r} is not a simulated covariate."
-                                f"{suggest(name, covs)}")
         for set_name, cols in raw["covariate_sets"].items():
             for col in cols:
                 if col not in covs:
@@ -214,3 +267,77 @@ def check(raw: dict, where: str) -> None:
         if set_name not in raw["covariate_sets"] and set_name not in ("follow_up_median_years", "study"):
             raise SpecError(f"{where} [published]: {set_name!r} is not a covariate set."
                             f"{suggest(set_name, raw['covariate_sets'])}")
+
+
+def _check_cohort(raw: dict, where: str) -> None:
+    """A spec's [cohort]: every key known, every number finite and in range, every date readable, no covariate
+    named like a column the simulation writes, and nothing set that the calibration chooses."""
+    from .simulate import (_check_accrual, _check_baseline, _check_columns, _check_correlation, _check_covariate,
+                           _check_sizes, _mapping, _number)
+
+    cohort = _mapping(raw["cohort"], f"{where} [cohort]", "a TOML table")
+    _unknown(cohort, COHORT_KEYS, f"{where} [cohort]")
+    for key in ("n", "n_exposed", "accrual", "baseline"):
+        if key not in cohort:
+            what = {"n": "the cohort size", "n_exposed": "the number exposed",
+                    "accrual": "a table [cohort.accrual] with start and end dates",
+                    "baseline": 'a table [cohort.baseline] with kind = "weibull" and shape'}[key]
+            raise SpecError(f"{where} [cohort]: missing required key {key!r} ({what})")
+    _check_sizes(cohort["n"], cohort["n_exposed"], f"{where} [cohort]")
+
+    covs = _mapping(cohort.get("covariates", {}), f"{where} [cohort.covariates]", "a table per covariate")
+    _check_columns(covs, raw["exposure"], raw["time"], raw["event"], f"{where} [cohort.covariates]", top=where)
+    kinds = []
+    for name, cs in covs.items():
+        sec = f"{where} [cohort.covariates.{name}]"
+        kinds.append(_check_covariate(name, cs, sec, extra=DOC_KEYS))
+        _check_doc_keys(cs, sec)
+    _check_correlation(cohort.get("correlation", 0.0), kinds.count("binary"), f"{where} [cohort] correlation")
+
+    for section in ("accrual", "baseline"):
+        table = _mapping(cohort[section], f"{where} [cohort.{section}]", "a TOML table")
+        for key, param in CALIBRATED_KEYS[section].items():
+            if key in table:
+                raise SpecError(f"{where} [cohort.{section}]: {key!r} is calibrated, not set in the spec (it is "
+                                f"{param} in the spec's .calibration.toml, written by `bayescrt calibrate`); "
+                                f"remove {key} = {table[key]!r}")
+    _check_accrual(cohort["accrual"], f"{where} [cohort.accrual]",
+                   keys=[k for k in ("start", "end", "close", "trend") if k not in CALIBRATED_KEYS["accrual"]])
+    kind = cohort["baseline"].get("kind", "weibull")
+    if kind != "weibull":
+        raise SpecError(f"{where} [cohort.baseline]: kind={kind!r} must be 'weibull' in a spec: the calibration "
+                        "chooses the Weibull scale (scale_years). For another baseline call bayescrt.simulate "
+                        "directly")
+    _check_baseline(cohort["baseline"], f"{where} [cohort.baseline]", optional=("scale_years",))
+
+    hrs = _mapping(cohort.get("hazard_ratios", {}), f"{where} [cohort.hazard_ratios]", "a table per covariate")
+    for name, h in hrs.items():
+        sec = f"{where} [cohort.hazard_ratios.{name}]"
+        if name not in covs:
+            raise SpecError(f"{where} [cohort.hazard_ratios]: {name!r} is not a simulated covariate."
+                            f"{suggest(name, covs)}")
+        _mapping(h, sec, "hr, or bounds for a calibrated HR")
+        _unknown(h, HAZARD_RATIO_KEYS | set(DOC_KEYS), sec)
+        _check_doc_keys(h, sec)
+        if ("hr" in h) == ("bounds" in h):
+            raise SpecError(f"{sec}: give either hr (a fixed HR) or bounds = [low, high] (an HR the calibration "
+                            f"chooses), not {'both' if 'hr' in h else 'neither'}")
+        if "hr" in h:
+            _number(h["hr"], f"{sec} hr", low=0)
+            continue
+        if name not in CALIBRATED_HR:
+            raise SpecError(f"{sec}: bounds mark an HR the calibration chooses, and it chooses only "
+                            f"{sorted(CALIBRATED_HR)}'s; give {name!r} a fixed hr")
+        b = h["bounds"]
+        if not (isinstance(b, list) and len(b) == 2):
+            raise SpecError(f"{sec}: bounds={b!r} must be [low, high], two HRs with 0 < low < high")
+        lo, hi = (_number(v, f"{sec} bounds[{j}]", low=0) for j, v in enumerate(b))
+        if not lo < hi:
+            raise SpecError(f"{sec}: bounds={b!r} must be [low, high] with low < high")
+
+
+def _check_doc_keys(table: dict, where: str) -> None:
+    for key, kind in DOC_KEYS.items():
+        if key in table and not isinstance(table[key], kind):
+            raise SpecError(f"{where}: {key}={table[key]!r} must be {'a string' if kind is str else 'true or false'} "
+                            "(it documents the figure)")

@@ -13,6 +13,11 @@ from .fit import Fit, load
 from .meta import MetaAnalysis, MetaFit
 from .model_comparison import compare_models
 
+# The function, not the module: importing the submodule bayescrt.simulate sets the package attribute
+# to the module only on its first import, which this line performs; `from bayescrt.simulate import ...`
+# still reaches the module through sys.modules.
+from .simulate import simulate
+
 try:
     __version__ = _metadata.version("bayescrt")
 except _metadata.PackageNotFoundError:  # running from a source tree
@@ -22,5 +27,5 @@ __all__ = [
     "absolute", "bias", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets", "CoxPH",
     "DataError", "datasets", "DataWarning", "DiagnosticReport", "DiagnosticsWarning", "Fit",
     "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "PiecewiseExponentialPH", "published",
-    "ResultFileError", "sensitivity", "SpecError", "SurvivalData", "WeibullPH",
+    "ResultFileError", "sensitivity", "simulate", "SpecError", "SurvivalData", "WeibullPH",
 ]

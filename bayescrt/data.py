@@ -9,8 +9,10 @@ modified: everything here works on copies of the columns.
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import warnings
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +44,145 @@ def _flag(problems: list[str], bad: np.ndarray, labels, values, subject: str, wh
 
 def _is_categorical(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+
+
+# Names a covariate may not have: the priors' reserved key (priors={"default": ...} means every other covariate).
+RESERVED_COVARIATES = ("default",)
+# Row names of Fit.frailty(): a cluster may not be called like the SD row.
+RESERVED_CLUSTERS = ("SD",)
+_DATELIKE = (pd.Timestamp, pd.Timedelta, np.datetime64, np.timedelta64, _dt.date, _dt.timedelta)
+
+
+def _content_problem(s: pd.Series, subject: str, col, labels: np.ndarray, levels_ok: bool = True) -> str | None:
+    """What is wrong with a column whose dtype hides its content, or None.
+
+    Complex numbers; dates, times or durations (datetime or timedelta dtypes, or such objects inside an
+    object column); numbers stored as text; numbers and text mixed in one object column; objects that are
+    neither numbers nor text. Each message names the column, a few offending values with their row labels
+    and the fix. A column of plain text (levels) or a pandas Categorical is not a problem here.
+    """
+    ref = f"df[{col!r}]"
+    if s.dtype.kind == "c":
+        bad = s.to_numpy() != s.to_numpy().real
+        shown = bad if bad.any() else np.ones(len(s), bool)
+        return (f"{subject} holds complex numbers ({_examples(labels[shown], s.to_numpy()[shown])}); a covariate, "
+                f"time or weight is real: use the real part explicitly ({ref}.to_numpy().real) only if the "
+                "imaginary parts are meant to be 0, else fix the column")
+    if s.dtype.kind == "M" or isinstance(s.dtype, pd.DatetimeTZDtype):
+        return (f"{subject} holds dates ({_examples(labels, s.astype(str).to_numpy())}), not numbers; convert them "
+                f"to a duration or number, e.g. ({ref} - {ref}.min()).dt.days / 365.25 for years")
+    if s.dtype.kind == "m":
+        return (f"{subject} holds durations as timedeltas ({_examples(labels, s.astype(str).to_numpy())}); convert "
+                f"them to numbers, e.g. {ref}.dt.days / 365.25 for years")
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)) or isinstance(s.dtype, pd.CategoricalDtype):
+        return None
+    present = s.notna().to_numpy()
+    vals = s.to_numpy()
+    kinds = np.array([_value_kind(v) for v in vals], dtype=object)
+    kinds[~present] = "missing"
+    for kind, what, fix in (
+        ("complex", "complex numbers", "a covariate, time or weight is real; fix the column"),
+        ("date", "dates in an object column",
+         f"convert them to numbers, e.g. (pd.to_datetime({ref}) - pd.Timestamp('2000-01-01')).dt.days / 365.25"),
+        ("duration", "durations (timedeltas) in an object column",
+         f"convert them to numbers, e.g. pd.to_timedelta({ref}).dt.days / 365.25 for years"),
+        ("other", "values that are neither numbers nor text",
+         f"give numbers, bools or text levels (types found: {sorted({type(v).__name__ for v, k in zip(vals, kinds) if k == 'other'})})"),
+    ):
+        bad = kinds == kind
+        if bad.any():
+            return f"{subject} holds {what} ({_examples(labels[bad], [str(v) for v in vals[bad]])}); {fix}"
+    text, number = kinds == "text", (kinds == "number") | (kinds == "bool")
+    if text.any():
+        numeric_text = text & pd.to_numeric(pd.Series(vals), errors="coerce").notna().to_numpy()
+        if numeric_text.any():
+            other = text & ~numeric_text
+            rest = (f" beside text ({_examples(labels[other], vals[other])})" if other.any() else "")
+            return (f"{subject} holds numbers stored as text ({_examples(labels[numeric_text], vals[numeric_text])})"
+                    f"{rest}; convert it with pd.to_numeric({ref})"
+                    + (f" to use it as a number, or with {ref}.astype('category') to use its values as levels"
+                       if levels_ok else ""))
+        if number.any():
+            return (f"{subject} mixes numbers ({_examples(labels[number], vals[number])}) and text "
+                    f"({_examples(labels[text], vals[text])}) in one column; make it all numbers (pd.to_numeric) "
+                    f"or all levels ({ref}.astype(str).astype('category'))")
+    return None
+
+
+def _covariate_names(covariates) -> list:
+    """``covariates`` as a list of column names, or a DataError that says what was given and what is wanted."""
+    if isinstance(covariates, str):
+        return [covariates]
+    if covariates is None or isinstance(covariates, (dict, set, frozenset, pd.DataFrame)) or \
+            not isinstance(covariates, (list, tuple, pd.Index, np.ndarray, pd.Series)):
+        hint = " (a set has no order, and the order of covariates is the order of every table)" \
+            if isinstance(covariates, (set, frozenset)) else ""
+        raise DataError(f"covariates={covariates!r} must be a list of column names, e.g. covariates=['age', 'male']"
+                        f"{hint}; use covariates=[] only with a model that needs none")
+    names = list(covariates)
+    bad = [(i, c) for i, c in enumerate(names)
+           if not isinstance(c, Hashable) or isinstance(c, (tuple, bool, np.bool_, float)) or c is None]
+    if bad:
+        i, c = bad[0]
+        raise DataError(f"covariates[{i}] = {c!r} is not a column name; covariates must be a flat list of column names, "
+                        "e.g. covariates=['age', 'male']")
+    return names
+
+
+def _collinear_groups(X: np.ndarray, strata: np.ndarray, names) -> list[list[str]]:
+    """Groups of encoded columns that are exactly collinear within strata (a combination of them is constant in
+    every stratum, so the partial likelihood and the baseline cannot tell their coefficients apart).
+
+    Columns are centred within strata and scaled to unit norm; a singular value below 1e-9 of the largest marks
+    a null direction, and the columns with weight in it are named. Constant columns are refused earlier.
+    """
+    Z = X - _stratum_means(X, strata)
+    norms = np.sqrt((Z**2).sum(axis=0))
+    groups = []
+    zero = norms <= 1e-12 * np.maximum(1.0, np.abs(X).max(axis=0))  # constant within every stratum
+    for j in np.flatnonzero(zero):
+        groups.append([names[j]])
+    keep = np.flatnonzero(~zero)
+    if len(keep) < 2:
+        return groups
+    Z = Z[:, keep] / norms[keep]
+    _, sv, vt = np.linalg.svd(Z, full_matrices=False)
+    null = vt[sv < 1e-9 * sv[0]]
+    if len(null):
+        involved = np.abs(null) > 1e-6
+        # columns sharing a null direction form one group
+        seen = set()
+        for row in involved:
+            members = [names[keep[j]] for j in np.flatnonzero(row) if keep[j] not in seen]
+            seen.update(keep[j] for j in np.flatnonzero(row))
+            if members:
+                groups.append(members)
+    return groups
+
+
+def _stratum_means(X: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Each row's stratum mean of every column (one bincount per column: O(N p))."""
+    counts = np.maximum(np.bincount(strata), 1)
+    if len(counts) == 1:
+        return X.mean(axis=0)
+    means = np.column_stack([np.bincount(strata, weights=X[:, j]) / counts for j in range(X.shape[1])])
+    return means[strata]
+
+
+def _value_kind(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "bool"
+    if isinstance(v, (complex, np.complexfloating)):
+        return "complex"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, (pd.Timedelta, np.timedelta64, _dt.timedelta)):
+        return "duration"
+    if isinstance(v, _DATELIKE):
+        return "date"
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -192,22 +333,31 @@ class SurvivalData:
             )
         if len(df) == 0:
             raise DataError("the DataFrame has no rows; nothing to fit")
-        if missing not in MISSING_CHOICES:
+        if not isinstance(missing, str) or missing not in MISSING_CHOICES:
             raise DataError(f"missing={missing!r} is not valid; choose one of {MISSING_CHOICES}")
-        if isinstance(covariates, str):
-            covariates = [covariates]
-        covariates = list(covariates)
-        reference = dict(reference or {})
+        covariates = _covariate_names(covariates)
+        if reference is None:
+            reference = {}
+        if not isinstance(reference, dict):
+            raise DataError(f"reference={reference!r} must be a dict of categorical column -> reference level, "
+                            "e.g. reference={'nyha': 'II'}")
+        reference = dict(reference)
 
         # ---- column roles
         roles = {"time": time, "event": event, "entry": entry, "strata": strata, "weights": weights,
                  "cluster": cluster, "study": study}
         for role, col in roles.items():
-            if col is not None and col not in df.columns:
+            if role in ("time", "event") and col is None:
+                problems.append(f"{role}=None: name the {role} column, e.g. {role}={'years' if role == 'time' else 'died'!r}")
+            elif col is not None and (not isinstance(col, Hashable) or isinstance(col, (tuple, bool))):
+                problems.append(f"{role}={col!r} must be one column name, e.g. {role}='{role}'")
+            elif col is not None and col not in df.columns:
                 problems.append(
                     f"{role} column {col!r} is not in the DataFrame.{suggest(col, df.columns)} "
                     f"Columns are: {list(df.columns)}"
                 )
+        if problems:
+            raise DataError(problems)
         if not covariates:
             problems.append("no covariates given; pass covariates=[...] with at least one column")
         seen = set()
@@ -219,6 +369,9 @@ class SurvivalData:
                 problems.append(
                     f"covariate column {c!r} is not in the DataFrame.{suggest(c, df.columns)}"
                 )
+            if c in RESERVED_COVARIATES:
+                problems.append(f"covariate {c!r} has the name of the priors' reserved key {c!r} (the prior of every "
+                                f"covariate not named); rename the column, e.g. df.rename(columns={{{c!r}: '{c}_'}})")
             for role, col in roles.items():
                 if col is not None and c == col:
                     problems.append(
@@ -230,6 +383,13 @@ class SurvivalData:
                 problems.append(
                     f"reference level given for {col!r}, which is not a covariate.{suggest(col, covariates)}"
                 )
+        used_names = [c for c in dict.fromkeys([time, event, entry, strata, weights, cluster, study, *covariates])
+                      if c is not None]
+        counts = df.columns.value_counts()
+        for c in used_names:
+            if c in counts.index and counts[c] > 1:
+                problems.append(f"column {c!r} appears {counts[c]} times in the DataFrame, so which one is meant is "
+                                "ambiguous; rename or drop the duplicates (df.columns.duplicated() finds them)")
         if problems:
             raise DataError(problems)
 
@@ -246,9 +406,11 @@ class SurvivalData:
         if len(bad_cols):
             listing = ", ".join(f"{c!r} ({k} rows)" for c, k in bad_cols.items())
             if missing == "error":
+                where = "; ".join(f"{c!r}: " + ", ".join(f"row {_py(r)!r}" for r in frame.index[na[c].to_numpy()][:3])
+                                  + (f" and {k - 3} more" if k > 3 else "") for c, k in bad_cols.items())
                 problems.append(
                     f"missing values in {listing}; pass missing='drop' to drop these rows "
-                    "(what is dropped is reported), or impute them before fitting"
+                    f"(what is dropped is reported), or impute them before fitting. Missing in {where}"
                 )
             else:
                 rows = na.any(axis=1)
@@ -266,7 +428,7 @@ class SurvivalData:
         labels = frame.index.to_numpy()
 
         # ---- time
-        t = cls._numeric(frame[time], "time", time, problems)
+        t = cls._numeric(frame[time], "time", time, problems, labels)
         if t is not None:
             ok = ~np.isnan(t)
             _flag(problems, ok & ~np.isfinite(t), labels, t, f"time column {time!r}", "non-finite values",
@@ -278,7 +440,10 @@ class SurvivalData:
         # ---- event
         e = None
         ev = frame[event]
-        if pd.api.types.is_bool_dtype(ev.dtype):
+        content = _content_problem(ev, f"event column {event!r}", event, labels, levels_ok=False)
+        if content is not None:
+            problems.append(content + "; code 1 (or True) for an observed event and 0 (or False) for censoring")
+        elif pd.api.types.is_bool_dtype(ev.dtype):
             e = ev.to_numpy(dtype=bool)
         elif pd.api.types.is_numeric_dtype(ev.dtype):
             vals = ev.to_numpy(dtype=float)
@@ -306,9 +471,9 @@ class SurvivalData:
         # ---- entry
         en = None
         if entry is not None:
-            en = cls._numeric(frame[entry], "entry", entry, problems)
+            en = cls._numeric(frame[entry], "entry", entry, problems, labels)
             if en is not None:
-                _flag(problems, ~np.isfinite(en) | (en < 0), labels, en, f"entry column {entry!r}",
+                _flag(problems, ~np.isnan(en) & (~np.isfinite(en) | (en < 0)), labels, en, f"entry column {entry!r}",
                       "negative or non-finite values", "entry times must be finite and >= 0")
                 if t is not None:
                     bad = en >= t
@@ -322,9 +487,9 @@ class SurvivalData:
         # ---- weights
         w = None
         if weights is not None:
-            w = cls._numeric(frame[weights], "weights", weights, problems)
+            w = cls._numeric(frame[weights], "weights", weights, problems, labels)
             if w is not None:
-                _flag(problems, ~np.isfinite(w) | (w <= 0), labels, w, f"weights column {weights!r}",
+                _flag(problems, ~np.isnan(w) & (~np.isfinite(w) | (w <= 0)), labels, w, f"weights column {weights!r}",
                       "values that are not finite and > 0", "drop zero-weight rows explicitly")
 
         # ---- covariates
@@ -339,6 +504,10 @@ class SurvivalData:
                     f"reference level {reference[c]!r} given for {c!r}, which has dtype {s.dtype} and is used as a "
                     f"number; to treat its values as levels pass df[{c!r}].astype('category'), else drop the reference"
                 )
+                continue
+            content = _content_problem(s, f"covariate {c!r}", c, labels)
+            if content is not None:
+                problems.append(content)
                 continue
             if s.dtype == object and len(s) and all(
                 isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in s.dropna()
@@ -356,15 +525,19 @@ class SurvivalData:
                 cols.append(x), names.append(c), sources.append(c)
             elif pd.api.types.is_numeric_dtype(s.dtype):
                 x = s.to_numpy(dtype=float)
-                bad = ~np.isfinite(x)
+                bad = np.isinf(x)  # a missing value (NaN) is reported once, with the missing values
                 if bad.any():
-                    _flag(problems, bad, labels, x, f"covariate {c!r}", "non-finite values", "replace or drop them")
+                    _flag(problems, bad, labels, x, f"covariate {c!r}", "infinite values", "replace or drop them")
+                    continue
+                if np.isnan(x).any():
                     continue
                 if np.ptp(x) == 0:
                     problems.append(f"covariate {c!r} is constant ({_py(x[0])!r}); drop it from covariates")
                     continue
                 cols.append(x), names.append(c), sources.append(c)
             elif _is_categorical(s):
+                if s.isna().any():  # reported once, with the missing values
+                    continue
                 if isinstance(s.dtype, pd.CategoricalDtype):
                     levels = [_py(lv) for lv in s.cat.categories if (s == lv).any()]
                 else:
@@ -417,12 +590,45 @@ class SurvivalData:
             codes = np.zeros(len(frame), dtype=np.int64)
             strata_labels = (None,)
 
+        # ---- identifiability: strata that leave no comparison, covariates that are exactly collinear
+        n_strata_rows = np.bincount(codes)
+        uninformative = False
+        if (strata is not None or study is not None) and e is not None:
+            by = strata if strata is not None else study
+            role = "strata" if strata is not None else "study"
+            comparable = (n_strata_rows[codes] > 1) & e
+            if not comparable.any():
+                uninformative = True
+                problems.append(
+                    f"{role} column {by!r} puts the {len(frame)} rows into {len(n_strata_rows)} strata"
+                    + (", one per row" if len(n_strata_rows) == len(frame) else "")
+                    + ": no event has anyone else in its stratum, so the data say nothing about any covariate "
+                    f"(each stratum has its own baseline hazard); use a coarser {role} column or drop {role}=")
+        groups = [] if uninformative else _collinear_groups(X, codes, names)
+        for g in groups:
+            if len(g) == 1:
+                problems.append(f"covariate {g[0]!r} is constant within every stratum, so its effect cannot be told "
+                                "apart from the strata's own baseline hazards; drop it from covariates or from strata")
+            else:
+                problems.append(
+                    f"covariates {g} are exactly collinear (a combination of them is constant"
+                    + (" within every stratum" if len(n_strata_rows) > 1 else "")
+                    + "), so their log-HRs are not identified and the posterior would be set by the prior alone; "
+                    "drop one of them (e.g. 2*age beside age, fin beside 1-fin, or every level of a categorical "
+                    "coded as its own column)")
+        if problems:
+            raise DataError(problems)
+
         if cluster is not None:
             ccodes, cuniq = pd.factorize(frame[cluster], sort=True)
             if len(cuniq) < 2:
                 raise DataError(f"cluster column {cluster!r} has a single value {cuniq[0]!r}: a frailty needs at least "
                                 "2 clusters; drop cluster= to fit without one")
             as_text = [str(c) for c in cuniq]
+            reserved = sorted(set(as_text) & set(RESERVED_CLUSTERS))
+            if reserved:
+                raise DataError(f"cluster column {cluster!r} has a cluster called {reserved[0]!r}, the name of the "
+                                "frailty SD's row in fit.frailty(); rename that cluster")
             if len(set(as_text)) < len(as_text):
                 raise DataError(f"cluster column {cluster!r} has values that read the same as text "
                                 f"({sorted(x for x in set(as_text) if as_text.count(x) > 1)}), e.g. 1 and '1'; "
@@ -456,7 +662,11 @@ class SurvivalData:
         return data
 
     @staticmethod
-    def _numeric(s: pd.Series, role: str, col: str, problems: list[str]) -> np.ndarray | None:
+    def _numeric(s: pd.Series, role: str, col: str, problems: list[str], labels: np.ndarray) -> np.ndarray | None:
+        content = _content_problem(s, f"{role} column {col!r}", col, labels, levels_ok=False)
+        if content is not None:
+            problems.append(content)
+            return None
         if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
             problems.append(
                 f"{role} column {col!r} must be numeric, got dtype {s.dtype}; "

@@ -75,6 +75,10 @@ class DiagnosticReport:
         }
 
 
+def _round(v: float):
+    return v if np.isnan(v) else round(v)
+
+
 def _plain(v):
     return float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (np.integer, int)) else v
 
@@ -115,15 +119,25 @@ def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", threshold
         bfmi = np.array([np.nan])
 
     ess_min = th["ess_per_chain_min"] * chains
-    rhat_max = float(np.nanmax(rhat)) if np.isfinite(rhat).any() else float("nan")
+    # a value that cannot be computed (NaN: constant draws, a missing statistic) fails its gate: the worst value
+    # is shown as NaN, never the best of the finite ones
+    worst_rhat = float("nan") if np.isnan(rhat).any() else float(np.max(rhat))
+    worst_bulk = float("nan") if np.isnan(ess_bulk).any() else float(np.min(ess_bulk))
+    worst_tail = float("nan") if np.isnan(ess_tail).any() else float(np.min(ess_tail))
+    worst_bfmi = float("nan") if np.isnan(bfmi).any() else float(np.min(bfmi))
+    rows = [
+        ("R-hat (max)", round(worst_rhat, 4), f"< {th['rhat_max']}", worst_rhat < th["rhat_max"]),
+        ("bulk ESS (min)", _round(worst_bulk), f">= {ess_min}", worst_bulk >= ess_min),
+        ("tail ESS (min)", _round(worst_tail), f">= {ess_min}", worst_tail >= ess_min),
+        ("divergences", div, f"<= {th['divergences_max']}", div <= th["divergences_max"]),
+        ("E-BFMI (min)", round(worst_bfmi, 3), f">= {th['bfmi_min']}", worst_bfmi >= th["bfmi_min"]),
+    ]
+    for gate, value, _, _ in rows:
+        if isinstance(value, float) and np.isnan(value):
+            notes.append(f"{gate} could not be computed (NaN: constant or non-finite draws, or a missing statistic): "
+                         "the gate counts as failed")
     gates = pd.DataFrame(
-        [
-            ("R-hat (max)", round(rhat_max, 4), f"< {th['rhat_max']}", bool(np.all(rhat < th["rhat_max"]))),
-            ("bulk ESS (min)", round(float(ess_bulk.min())), f">= {ess_min}", bool(ess_bulk.min() >= ess_min)),
-            ("tail ESS (min)", round(float(ess_tail.min())), f">= {ess_min}", bool(ess_tail.min() >= ess_min)),
-            ("divergences", div, f"<= {th['divergences_max']}", div <= th["divergences_max"]),
-            ("E-BFMI (min)", round(float(bfmi.min()), 3), f">= {th['bfmi_min']}", bool(bfmi.min() >= th["bfmi_min"])),
-        ],
+        [(g, v, t, bool(p) and not (isinstance(v, float) and np.isnan(v))) for g, v, t, p in rows],
         columns=["gate", "value", "threshold", "passed"],
     ).set_index("gate")
     params = pd.DataFrame({"rhat": rhat, "ess_bulk": ess_bulk, "ess_tail": ess_tail}, index=pd.Index(names, name=var_name if isinstance(var_name, str) else "parameter"))

@@ -58,7 +58,7 @@ BAD = [
     ("negative entry", mutate(en=[0.0, -1.0, 0.0, 2.0, 0.5, 0.0]), {"entry": "en"}, r"entry column 'en' has 1 negative or non-finite values"),
     ("zero weight", mutate(w=[1.0, 0.0, 1.0, 1.0, 1.0, 1.0]), {"weights": "w"}, r"weights column 'w' has 1 values that are not finite and > 0"),
     ("strata column missing", base, {"strata": "ss"}, r"strata column 'ss' is not in the DataFrame\. Did you mean 's'\?"),
-    ("datetime covariate", mutate(age=pd.date_range("2020-01-01", periods=6)), {}, r"covariate 'age' has dtype datetime64.*cannot be used"),
+    ("datetime covariate", mutate(age=pd.date_range("2020-01-01", periods=6)), {}, r"covariate 'age' holds dates \(row 0: '2020-01-01'.*convert them to a duration or number, e\.g\. \(df\['age'\] - df\['age'\]\.min\(\)\)\.dt\.days / 365\.25"),
     ("bad missing option", base, {"missing": "ignore"}, r"missing='ignore' is not valid; choose one of \('error', 'drop'\)"),
 ]
 

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .baseline import _check, baseline_cumhaz, survival_data
+from . import validation
 from .errors import DataWarning, DiagnosticsWarning, SpecError, suggest
 
 #: elements per block of the (draws, subjects, times) tensor in the g-computation
@@ -114,7 +115,7 @@ def _values(values, n: int | None = None) -> tuple[int, ...]:
 
 
 def _prob(prob) -> float:
-    if not isinstance(prob, (int, float)) or not 0 < prob < 1:
+    if not validation.is_number(prob) or not 0 < prob < 1:
         raise SpecError(f"prob={prob!r} must be strictly between 0 and 1, e.g. prob=0.95")
     return float(prob)
 
@@ -397,7 +398,7 @@ def rmst_difference(fit, exposure: str, horizon: float, *, values=(0, 1), prob: 
     and ``p_gt_0``; ``attrs`` hold the horizon, rule and number of knots.
     """
     prob = _prob(prob)
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, float, np.integer, np.floating)) \
+    if not validation.is_number(horizon) \
             or not np.isfinite(horizon) or horizon <= 0:
         raise SpecError(f"horizon={horizon!r} must be a positive time (in the units of the fit's time column), "
                         "e.g. horizon=5; the RMST integrates survival from 0 to horizon")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from . import validation
 from .errors import SpecError
 
 PRIOR_KINDS = {"Beta": ("alpha", "beta"), "LogNormal": ("mu", "sigma"), "Fixed": ("value",),
@@ -35,7 +36,7 @@ PRIOR_KINDS = {"Beta": ("alpha", "beta"), "LogNormal": ("mu", "sigma"), "Fixed":
 
 
 def _check_prior(prior, name: str, positive_only: bool, unit_interval: bool) -> dict:
-    if isinstance(prior, (int, float)) and not isinstance(prior, bool):
+    if validation.is_number(prior):
         prior = {"dist": "Fixed", "value": float(prior)}
     if not isinstance(prior, dict) or prior.get("dist") not in PRIOR_KINDS:
         raise SpecError(f"{name}={prior!r}: give a number or a dict with 'dist' one of {list(PRIOR_KINDS)}, e.g. "
@@ -45,6 +46,8 @@ def _check_prior(prior, name: str, positive_only: bool, unit_interval: bool) -> 
     extra = set(prior) - {"dist", *keys}
     if extra or any(k not in prior for k in keys):
         raise SpecError(f"{name}={prior!r}: {prior['dist']} takes exactly {list(keys)}")
+    if not all(validation.is_number(prior[k]) for k in keys):
+        raise SpecError(f"{name}={prior!r}: {', '.join(keys)} must be numbers")
     vals = {k: float(prior[k]) for k in keys}
     bad = [k for k, v in vals.items() if not np.isfinite(v)]
     if prior["dist"] == "Beta":

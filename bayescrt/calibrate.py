@@ -32,6 +32,7 @@ import numpy as np
 from scipy import optimize
 
 from .data import SurvivalData
+from . import validation
 from .errors import SpecError
 from .families.cox import mle
 from .simulate import simulate
@@ -68,6 +69,7 @@ def cohort_stats(df, spec: AnalysisSpec) -> dict:
 
 def calibrate(spec: AnalysisSpec, *, factor: int = 8, seed: int = 1, seeds=range(1, 201), verbose=True) -> dict:
     """Solve for the free parameters, pick the cohort seed, and return the record to write."""
+    factor = validation.integer("factor", factor, low=1, high=100)
     bounds = spec.raw.get("cohort", {}).get("hazard_ratios", {}).get("af", {}).get("bounds")
     if bounds is None:
         raise SpecError(f"spec {spec.name!r} cannot be calibrated: it needs a [cohort] whose "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import validation
 from .effects import HR_COLUMNS
 from .errors import SpecError, suggest
 from .fit import Fit
@@ -21,7 +22,8 @@ class CovariateSets(dict):
         if not sets:
             raise SpecError("CovariateSets needs at least one named set, e.g. CovariateSets(minimal=['age'])")
         for name, cols in sets.items():
-            if isinstance(cols, str) or not all(isinstance(c, str) for c in cols):
+            validation.label("covariate set", name)
+            if isinstance(cols, str) or not isinstance(cols, (list, tuple)) or not all(isinstance(c, str) for c in cols):
                 raise SpecError(f"covariate set {name!r} must be a list of column names, got {cols!r}")
             if len(set(cols)) != len(cols):
                 raise SpecError(f"covariate set {name!r} lists a column twice: {list(cols)}")

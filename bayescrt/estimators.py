@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import validation
 from .data import SurvivalData
 from .errors import SpecError
 from .families import cox
-from .fit import Fit, assemble, sample_model
+from .fit import Fit, assemble, check_sampler, check_sampling, check_target_accept, sample_model
 from .priors import resolve_priors
 
 # Pointwise log-likelihood is stored unless it would take more than this many bytes.
@@ -47,14 +48,14 @@ class CoxPH:
 
     def __init__(self, ties: str = "efron", sampler: str = "nutpie", frailty_prior: dict | None = None,
                  centered: bool = False, target_accept: float | None = None):
-        if ties not in cox.TIES:
+        if not isinstance(ties, str) or ties not in cox.TIES:
             raise SpecError(f"ties={ties!r} is not valid; choose one of {cox.TIES}")
         self.ties = ties
-        self.sampler = sampler
+        self.sampler = check_sampler(sampler)
         self.frailty_prior = cox.resolve_frailty_prior(frailty_prior)
-        self.centered = bool(centered)
+        self.centered = _flag("centered", centered)
         # None: 0.8, or smaller steps for the curved posteriors of hierarchical levels (see fit)
-        self.target_accept = target_accept
+        self.target_accept = check_target_accept(target_accept, allow_none=True)
 
     def __repr__(self) -> str:
         return (f"CoxPH(ties={self.ties!r}, sampler={self.sampler!r}, frailty_prior={self.frailty_prior!r}, "
@@ -128,6 +129,7 @@ class CoxPH:
         a list of registry ids ``"<study>/<result>"``. Per-study effects are in
         ``fit.study_effects()``.
         """
+        check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry,
                             strata=strata, weights=weights, reference=reference, missing=missing,
                             cluster=cluster, study=study)
@@ -180,6 +182,13 @@ class CoxPH:
             description["frailty"] = _frailty_description(self, data, cluster)
         return assemble(tree, info, model=description, priors=resolved, data_hash=data.hash(),
                         extra_groups=groups)
+
+
+def _flag(name: str, value) -> bool:
+    """A yes/no option: a bool (numpy's too), never a string such as 'no' that would read as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecError(f"{name}={value!r} must be True or False")
+    return bool(value)
 
 
 def _frailty_description(est, data: SurvivalData, cluster: str) -> dict:
@@ -304,10 +313,10 @@ class _ParametricPH:
 
     def __init__(self, sampler: str = "nutpie", frailty_prior: dict | None = None, centered: bool = False,
                  target_accept: float | None = None):
-        self.sampler = sampler
+        self.sampler = check_sampler(sampler)
         self.frailty_prior = cox.resolve_frailty_prior(frailty_prior)
-        self.centered = bool(centered)
-        self.target_accept = target_accept
+        self.centered = _flag("centered", centered)
+        self.target_accept = check_target_accept(target_accept, allow_none=True)
 
     def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
                 reference=None, missing="error", cluster=None) -> SurvivalData:
@@ -336,6 +345,7 @@ class _ParametricPH:
         these fits with each other on the same rows; ``None`` stores it when it
         takes less than 500 MiB, computed ``chunk`` draws at a time.
         """
+        check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
                             weights=weights, reference=reference, missing=missing, cluster=cluster)
         resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
@@ -425,8 +435,7 @@ class PiecewiseExponentialPH(_ParametricPH):
             if c.ndim != 1 or len(c) == 0 or not np.all(np.isfinite(c)) or np.any(c <= 0) or np.any(np.diff(c) <= 0):
                 raise SpecError(f"cuts={cuts!r}: give interior cut points, positive and strictly increasing, "
                                 "e.g. [1, 2, 5]")
-        if isinstance(n_intervals, bool) or not isinstance(n_intervals, int) or n_intervals < 1:
-            raise SpecError(f"n_intervals={n_intervals!r} must be an integer >= 1")
+        n_intervals = validation.integer("n_intervals", n_intervals, low=1)
         self.cuts, self.n_intervals, self.rw_order, self.tv = cuts, n_intervals, rw_order, tv
 
     def __repr__(self) -> str:

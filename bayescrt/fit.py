@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time as _time
 import warnings
 from importlib import metadata
@@ -25,9 +26,10 @@ import xarray as xr
 from .diagnostics import DiagnosticReport, diagnose
 from .effects import hazard_ratio_table
 from .errors import DiagnosticsWarning, ResultFileError, SpecError
+from . import validation
 from .priors import describe
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every group and attribute hashed, and a checksum of the file's bytes
 SAMPLERS = ("nutpie", "pymc")
 REQUIRED_GROUPS = ("posterior", "sample_stats")
 _VERSIONED = ("bayescrt", "pymc", "pytensor", "nutpie", "arviz", "numpy", "pandas", "xarray")
@@ -44,12 +46,31 @@ def package_versions() -> dict:
 
 
 def resolve_seed(random_seed) -> int:
-    """An explicit integer seed: the given one, or a fresh one that is then recorded."""
-    if random_seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0])
-    if isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer)) or random_seed < 0:
-        raise SpecError(f"random_seed={random_seed!r} must be a non-negative integer or None")
-    return int(random_seed)
+    """An explicit integer seed in [0, 2**32 - 1]: the given one, or a fresh one that is then recorded."""
+    seed = validation.seed("random_seed", random_seed)
+    return int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else seed
+
+
+def check_sampler(sampler) -> str:
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
+        raise SpecError(f"sampler={sampler!r} is not available; choose one of {SAMPLERS}")
+    return sampler
+
+
+def check_target_accept(target_accept, allow_none: bool = False) -> float | None:
+    if target_accept is None and allow_none:
+        return None
+    if not validation.is_number(target_accept) or not 0.5 <= target_accept < 1:
+        raise SpecError(f"target_accept={target_accept!r} must lie in [0.5, 1), e.g. 0.8 or 0.95")
+    return float(target_accept)
+
+
+def check_sampling(*, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, target_accept=0.8):
+    """The sampler's settings checked before anything is built: (sampler, draws, tune, chains, target_accept)."""
+    validation.seed("random_seed", random_seed)
+    return (check_sampler(sampler), validation.integer("draws", draws, low=1),
+            validation.integer("tune", tune, low=0), validation.integer("chains", chains, low=1),
+            check_target_accept(target_accept))
 
 
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
@@ -59,15 +80,10 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` cache; a model whose
     structure it has compiled before is served from it (nutpie only).
     """
-    if sampler not in SAMPLERS:
-        raise SpecError(f"sampler={sampler!r} is not available; choose one of {SAMPLERS}")
-    for name, val, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < low:
-            raise SpecError(f"{name}={val!r} must be an integer >= {low}")
+    sampler, draws, tune, chains, target_accept = check_sampling(sampler=sampler, draws=draws, tune=tune, chains=chains,
+                                                                 random_seed=random_seed, target_accept=target_accept)
     seed = resolve_seed(random_seed)
     cores = min(chains, os.cpu_count() or 1)
-    if not 0.5 <= target_accept < 1:
-        raise SpecError(f"target_accept={target_accept!r} must lie in [0.5, 1), e.g. 0.8 or 0.95")
     if compiled_models is not None and sampler != "nutpie":
         raise SpecError(f"compiled_models= reuses nutpie compilations; sampler={sampler!r} compiles its own")
     trace, t0, t1, t2, new = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept,
@@ -111,29 +127,93 @@ def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, tar
     return trace, t0, t1, _time.perf_counter(), new
 
 
-HASHED_GROUPS = ("posterior", "sample_stats")
+HASHES_ATTR = "bayescrt_hashes"
+SEAL_ATTRS = ("content_sha256", HASHES_ATTR)  # the seal itself, not part of what it covers
+TRAILER = re.compile(rb"\nBAYESCRT-SHA256 ([0-9a-f]{64})\n\Z")
+TRAILER_LEN = len("\nBAYESCRT-SHA256 \n") + 64
 
 
-def content_hash(idata: xr.DataTree) -> str:
-    """SHA-256 of what the reported numbers rest on.
+def _plain_attr(v) -> str:
+    """An attribute value as text that survives a NetCDF round trip (numpy scalars and arrays as Python values)."""
+    if isinstance(v, np.ndarray):
+        v = v.tolist()
+    elif isinstance(v, np.generic):
+        v = v.item()
+    return repr(v)
 
-    The posterior and sample statistics (values and coordinates, so relabelled
-    covariates count as changes) and the root attributes that describe the
-    model, priors, data and sampling.
-    """
+
+def _attrs_text(attrs: dict) -> str:
+    return repr(sorted((str(k), _plain_attr(v)) for k, v in attrs.items()))
+
+
+def _hash_dataset(ds: xr.Dataset) -> str:
+    """SHA-256 of every variable and coordinate of a group: name, dims, kind, shape, values and attributes.
+
+    Numbers are hashed as float64 bytes and text as text, so the NetCDF round trip (which stores text
+    coordinates as variable-length strings and may widen integer types) leaves the hash unchanged."""
     h = hashlib.sha256()
-    for group in HASHED_GROUPS:
-        ds = idata[group]
-        for name in sorted(ds.variables):
-            h.update(f"{group}/{name}".encode())
-            vals = np.asarray(ds[name].values)
-            if vals.dtype.kind in "biuf":
-                h.update(np.ascontiguousarray(vals, dtype=float).tobytes())
-            else:
-                h.update(repr(vals.tolist()).encode())
-    for key in sorted(idata.attrs):
-        if key.startswith("bayescrt_") or key == "data_sha256":
-            h.update(f"{key}={idata.attrs[key]}".encode())
+    h.update(_attrs_text(ds.attrs).encode())
+    for name in sorted(ds.variables, key=str):
+        var = ds.variables[name]
+        vals = np.asarray(var.values)
+        kind = "number" if vals.dtype.kind in "biuf" else "text" if vals.dtype.kind in "OUS" else vals.dtype.kind
+        h.update(f"{name}|{var.dims}|{kind}|{vals.shape}|".encode())
+        h.update(_attrs_text(var.attrs).encode())
+        if vals.dtype.kind in "biuf":
+            h.update(np.ascontiguousarray(vals, dtype=float).tobytes())
+        else:
+            h.update(repr([str(v) for v in vals.ravel().tolist()]).encode())
+    return h.hexdigest()
+
+
+def content_hashes(tree: xr.DataTree) -> dict:
+    """A SHA-256 per group (every group of the tree) and per root attribute (every one but the seal)."""
+    out = {f"group {g}": _hash_dataset(tree[g].to_dataset()) for g in sorted(tree.children)}
+    for key in sorted(tree.attrs):
+        if key not in SEAL_ATTRS:
+            out[f"attribute {key}"] = hashlib.sha256(_plain_attr(tree.attrs[key]).encode()).hexdigest()
+    return out
+
+
+def content_hash(tree: xr.DataTree) -> str:
+    """SHA-256 of the whole content: every group (values, coordinates, attributes) and every root attribute."""
+    return hashlib.sha256(json.dumps(content_hashes(tree), sort_keys=True).encode()).hexdigest()
+
+
+def changes(tree: xr.DataTree) -> list[str]:
+    """What differs between ``tree`` and the hashes recorded when it was sealed (empty when nothing does)."""
+    try:
+        recorded = json.loads(tree.attrs[HASHES_ATTR])
+    except (KeyError, TypeError, ValueError):
+        return [f"the recorded hashes (attribute {HASHES_ATTR!r}) are missing or unreadable"]
+    now = content_hashes(tree)
+    out = [f"{k} changed" for k in recorded if k in now and now[k] != recorded[k]]
+    out += [f"{k} removed" for k in recorded if k not in now]
+    out += [f"{k} added" for k in now if k not in recorded]
+    if not out and content_hash(tree) != tree.attrs.get("content_sha256"):
+        out.append("the recorded content hash (attribute 'content_sha256') changed")
+    return out
+
+
+def seal(tree: xr.DataTree) -> xr.DataTree:
+    """Record the hashes of ``tree``'s content in its attributes (in place); :func:`load` checks them."""
+    for key in SEAL_ATTRS:
+        tree.attrs.pop(key, None)
+    tree.attrs[HASHES_ATTR] = json.dumps(content_hashes(tree), sort_keys=True)
+    tree.attrs["content_sha256"] = content_hash(tree)
+    return tree
+
+
+def _file_sha256(path: Path, upto: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        left = upto
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 22))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
     return h.hexdigest()
 
 
@@ -328,13 +408,37 @@ class Fit:
         return f"<bayescrt.Fit {m['family']} on {m['data_description']}; diagnostics {'ok' if self.diagnostics().ok else 'FAILED'}>"
 
     # ------------------------------------------------------------ persistence
+    def annotate(self, **attrs) -> "Fit":
+        """Add root attributes (e.g. ``synthetic=1``) and seal the fit again; refused if its content was altered."""
+        altered = changes(self.idata)
+        if altered:
+            raise ResultFileError("this fit's content differs from what was recorded when it was made ("
+                                  + "; ".join(altered) + "); it cannot be annotated: fit again")
+        self.idata.attrs.update(attrs)
+        seal(self.idata)
+        return self
+
     def save(self, path) -> Path:
-        """Write the fit to NetCDF atomically (temporary file, then rename)."""
+        """Write the fit to NetCDF atomically (temporary file, then rename).
+
+        The file ends with a line ``BAYESCRT-SHA256 <hex>``, the SHA-256 of every byte before it, which
+        :func:`load` checks (NetCDF and HDF5 readers ignore bytes past the end of the HDF5 data); the
+        content hashes recorded when the fit was made are inside, so an in-memory edit saved here is
+        refused on load too.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        self.idata.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
+        try:
+            self.idata.to_netcdf(tmp, engine="h5netcdf")
+            digest = _file_sha256(tmp, tmp.stat().st_size)
+            with open(tmp, "ab") as fh:
+                fh.write(b"\nBAYESCRT-SHA256 " + digest.encode() + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
 
@@ -364,7 +468,7 @@ def assemble(posterior_tree: xr.DataTree, info: dict, *, model: dict, priors: li
         bayescrt_versions=json.dumps(package_versions()),
         data_sha256=data_hash,
     )
-    tree.attrs["content_sha256"] = content_hash(tree)
+    seal(tree)
     fit = Fit(tree)
     rep = fit.diagnostics()
     if not rep.ok:
@@ -379,34 +483,68 @@ def assemble(posterior_tree: xr.DataTree, info: dict, *, model: dict, priors: li
 
 
 def load(path) -> Fit:
-    """Read a fit saved with :meth:`Fit.save`, checking that the file is whole and unaltered."""
+    """Read a fit saved with :meth:`Fit.save`, checking that the file is whole and unaltered.
+
+    Refused, with a :class:`~bayescrt.errors.ResultFileError` that says what is wrong: bytes that differ from
+    those written (checked before anything is parsed); a missing, truncated or unreadable file; a group or
+    attribute that differs from what was recorded when the fit was made, or that was removed or added (each
+    one named); a file without bayescrt's checksum line (written by another program, or rewritten since).
+    """
     path = Path(path)
     if not path.exists():
         raise ResultFileError(f"no result file at {str(path)!r}")
+    if path.is_dir():
+        raise ResultFileError(f"{str(path)!r} is a folder, not a result file")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        fh.seek(max(0, size - TRAILER_LEN))
+        tail = fh.read()
+    m = TRAILER.search(tail)
+    # a file bayescrt wrote is checked byte for byte before any of it is parsed
+    if m is not None and _file_sha256(path, size - TRAILER_LEN) != m.group(1).decode():
+        raise ResultFileError(
+            f"{str(path)!r}: its bytes differ from those bayescrt wrote (the checksum line over the whole file does "
+            "not match): the file was altered or corrupted after it was saved; fit again"
+        )
     try:
         tree = xr.open_datatree(path, engine="h5netcdf").load()
     except Exception as exc:  # truncated or not NetCDF at all
         raise ResultFileError(
             f"{str(path)!r} could not be read as a NetCDF result ({type(exc).__name__}: {exc}); "
-            "the file is truncated or not a bayescrt result: fit again"
+            "the file is truncated, corrupted or not a bayescrt result: fit again"
         ) from exc
     if "bayescrt_format" not in tree.attrs:
         raise ResultFileError(f"{str(path)!r} is NetCDF but not a bayescrt result (no 'bayescrt_format' attribute)")
-    if int(tree.attrs["bayescrt_format"]) > FORMAT_VERSION:
+    try:
+        fmt = int(tree.attrs["bayescrt_format"])
+    except (TypeError, ValueError):
+        raise ResultFileError(f"{str(path)!r}: its 'bayescrt_format' attribute {tree.attrs['bayescrt_format']!r} is "
+                              "not a format number; the file was altered: fit again") from None
+    if fmt > FORMAT_VERSION:
         raise ResultFileError(
-            f"{str(path)!r} was written in result format {tree.attrs['bayescrt_format']}, newer than this "
-            f"bayescrt reads ({FORMAT_VERSION}); upgrade bayescrt"
+            f"{str(path)!r} was written in result format {fmt}, newer than this bayescrt reads ({FORMAT_VERSION}); "
+            "upgrade bayescrt"
+        )
+    if fmt < FORMAT_VERSION:
+        raise ResultFileError(
+            f"{str(path)!r} was written in result format {fmt} by an older bayescrt, whose checks did not cover the "
+            f"whole file; this bayescrt reads format {FORMAT_VERSION} only: fit again"
         )
     missing = [g for g in REQUIRED_GROUPS if g not in tree.children]
-    for key in ("bayescrt_model", "bayescrt_priors", "bayescrt_sampling", "content_sha256"):
+    for key in ("bayescrt_model", "bayescrt_priors", "bayescrt_sampling", *SEAL_ATTRS):
         if key not in tree.attrs:
             missing.append(f"attribute {key}")
     if missing:
-        raise ResultFileError(f"{str(path)!r} lacks {missing}; the file is incomplete: fit again")
-    if content_hash(tree) != tree.attrs["content_sha256"]:
+        raise ResultFileError(f"{str(path)!r} lacks {missing}; the file is incomplete or was altered: fit again")
+    altered = changes(tree)
+    if altered:
         raise ResultFileError(
-            f"the draws, sampler statistics or attributes in {str(path)!r} do not match the hash recorded "
-            "when it was saved: "
-            "the file was altered or corrupted; fit again"
+            f"{str(path)!r}: " + "; ".join(altered) + ": these parts do not match the hash recorded when the fit "
+            "was made; the file was altered or corrupted: fit again"
+        )
+    if m is None:
+        raise ResultFileError(
+            f"{str(path)!r} does not end with bayescrt's checksum line: it was written by another program or "
+            "rewritten after bayescrt saved it, so it cannot be checked as a whole: fit again"
         )
     return Fit(tree)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 
+from . import validation
 from .errors import SpecError, suggest
 
 DEFAULT_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 2.5, "scale": "standardised"}
@@ -73,7 +74,7 @@ def validate_prior(prior: dict, where: str) -> dict:
         raise SpecError(f"prior for {where}: scale={p['scale']!r} is not valid; choose one of {SCALES}")
     for key in (*required, *optional):
         val = p[key]
-        if isinstance(val, bool) or not isinstance(val, (int, float)) or not math.isfinite(val):
+        if not validation.is_number(val) or not math.isfinite(val):
             raise SpecError(f"prior for {where}: {key}={val!r} must be a finite number")
         p[key] = float(val)
     for key in ("sigma", "nu"):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .covariate_sets import CovariateSetFits, fit_covariate_sets
+from . import validation
 from .spec import AnalysisSpec, load_spec
 
 SYNTHETIC_NOTE = (
@@ -94,12 +95,12 @@ def write_outputs(rep: Reproduction, out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = validation.output_folder(out, "out")
     written = []
     for name, fit in rep.fits.fits.items():
-        fit.idata.attrs["synthetic"] = int(rep.spec.synthetic)
-        written.append(fit.save(out / f"{rep.spec.name}_{name}.nc"))
+        fit.annotate(synthetic=int(rep.spec.synthetic))
+        # spec and covariate-set names are checked labels; inside() holds the line if that ever changes
+        written.append(fit.save(validation.inside(out, out / f"{rep.spec.name}_{name}.nc")))
     tab = rep.table()
     tab.to_csv(out / "table.csv")
     written.append(out / "table.csv")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import validation
 from .covariate_sets import CovariateSets
 from .errors import SpecError, suggest
 from .estimators import CoxPH
@@ -230,16 +231,31 @@ def check(raw: dict, where: str) -> None:
     for key in ("name", "time", "event", "exposure", "covariate_sets", "model"):
         if key not in raw:
             raise SpecError(f"{where}: missing required key {key!r}")
+    validation.label(f"{where}: spec", raw["name"])
+    for key in ("time", "event", "exposure"):
+        if not isinstance(raw[key], str) or not raw[key]:
+            raise SpecError(f"{where}: {key} = {raw[key]!r} must be a column name (text)")
+    for key in ("covariate_sets", "model", "sampler", "priors", "published", "sensitivity", "cohort"):
+        if key in raw and not isinstance(raw[key], dict):
+            raise SpecError(f"{where}: {key} must be a table ([{key}]), got {type(raw[key]).__name__} {raw[key]!r}")
     _unknown(raw["model"], MODEL_KEYS, f"{where} [model]")
     fam = raw["model"].get("family")
     if fam not in FAMILIES:
         raise SpecError(f"{where} [model]: family={fam!r} is not known.{suggest(str(fam), FAMILIES)} "
                         f"Choose one of {sorted(FAMILIES)}")
     _unknown(raw.get("sampler", {}), SAMPLER_KEYS, f"{where} [sampler]")
+    for key, low in (("draws", 1), ("tune", 0), ("chains", 1)):
+        if key in raw.get("sampler", {}):
+            validation.integer(f"{where} [sampler] {key}", raw["sampler"][key], low=low)
+    if "random_seed" in raw.get("sampler", {}):
+        validation.seed(f"{where} [sampler] random_seed", raw["sampler"]["random_seed"])
     from .sensitivity import SENSITIVITY_KEYS
 
     _unknown(raw.get("sensitivity", {}), SENSITIVITY_KEYS, f"{where} [sensitivity]")
-    CovariateSets(**raw["covariate_sets"])
+    try:
+        CovariateSets(**raw["covariate_sets"])
+    except SpecError as err:
+        raise SpecError(f"{where} [covariate_sets]: {err}") from None
     cohort = raw.get("cohort")
     if cohort is not None:
         _check_cohort(raw, where)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import validation
 from ..compiled import data_block
 from ..data import SurvivalData
 
@@ -167,7 +168,7 @@ def resolve_frailty_prior(prior: dict | None, name: str = "frailty_prior") -> di
     key = FRAILTY_PRIORS[prior["dist"]]
     extra = set(prior) - {"dist", key}
     val = prior.get(key)
-    if extra or isinstance(val, bool) or not isinstance(val, (int, float)) or not val > 0:
+    if extra or not validation.is_number(val) or not 0 < val < float("inf"):
         raise SpecError(f"{name}={prior!r}: {prior['dist']} takes one positive parameter {key!r}"
                         + (f"; unknown key(s) {sorted(extra)}" if extra else ""))
     return {"dist": prior["dist"], key: float(val)}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .. import validation
 from ..errors import SpecError
 from .likelihoods import AbsZ, GroupCounts, MeanDifference, NormalEstimate, NormalPrior
 from .registry import Result, Study, get
@@ -197,6 +198,15 @@ def reanalyse(study_id: str, *, prior: NormalPrior = DEFAULT_PRIOR, draws: int =
     for changes in means) and ``events`` (for a bare p-value) override the
     registry's stated assumptions; ``rope`` maps result ids to (lower, upper).
     """
+    draws = validation.integer("draws", draws, low=1000, high=10_000_000)
+    random_seed = validation.seed("random_seed", random_seed)
+    if correlation is not None:
+        correlation = validation.real("correlation", correlation, low=-1, high=1, low_open=True, high_open=True)
+    if events is not None:
+        events = validation.real("events", events, low=0, low_open=True)
+    prob = validation.probability("prob", prob)
+    if not isinstance(study_id, str):
+        raise SpecError(f"study_id={study_id!r} must be a registry id such as 'danish' or 'danish/mortality'")
     study = get(study_id.split("/")[0])
     only = study_id.split("/", 1)[1] if "/" in study_id else None
     if only is not None:

@@ -28,7 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import SpecError
+from .errors import SpecError, suggest
+from .validation import is_number, probability
+
+PUBLISHED_KEYS = ("hr", "lower", "upper", "level", "label")
 
 
 @dataclass(frozen=True)
@@ -70,14 +73,18 @@ def as_published(published) -> Published:
         return Published(published["value"], published["lower"], published["upper"], published.level,
                          published.id, published.verified)
     if isinstance(published, Mapping):
+        stray = [k for k in published if k not in PUBLISHED_KEYS]
+        if stray:
+            raise SpecError(f"published: unknown key {stray[0]!r}.{suggest(str(stray[0]), PUBLISHED_KEYS)} Valid keys: "
+                            f"{list(PUBLISHED_KEYS)} (hr, lower and upper required).")
         missing = {"hr", "lower", "upper"} - set(published)
         if missing:
             raise SpecError(f"published: missing key(s) {sorted(missing)}; give hr, lower, upper (and level).")
-        try:
-            hr, lo, hi = (float(published[k]) for k in ("hr", "lower", "upper"))
-            level = float(published.get("level", 0.95))
-        except (TypeError, ValueError):
-            raise SpecError(f"published={dict(published)!r}: hr, lower, upper and level must be numbers.") from None
+        if not all(is_number(published[k]) for k in ("hr", "lower", "upper")) or \
+                not is_number(published.get("level", 0.95)):
+            raise SpecError(f"published={dict(published)!r}: hr, lower, upper and level must be numbers.")
+        hr, lo, hi = (float(published[k]) for k in ("hr", "lower", "upper"))
+        level = float(published.get("level", 0.95))
         if not (0 < lo < hr < hi and 0 < level < 1):
             raise SpecError(f"published: need 0 < lower < hr < upper and 0 < level < 1; got hr={hr:g}, "
                             f"lower={lo:g}, upper={hi:g}, level={level:g}.")
@@ -94,14 +101,40 @@ def _as_draws(posterior, covariate) -> np.ndarray:
         if covariate is None:
             raise SpecError(f"covariate=: name the covariate to compare, one of {covs}.")
         if covariate not in covs:
-            from .errors import suggest
-
             raise SpecError(f"covariate={covariate!r} is not in the fit.{suggest(covariate, covs)} Covariates: {covs}.")
         return posterior.log_hr_draws()[:, covs.index(covariate)]
-    x = np.asarray(getattr(posterior, "values", posterior), dtype=float).ravel()
+    import xarray as xr
+
+    if isinstance(posterior, xr.DataArray) and "covariate" in posterior.dims:
+        labels = [str(c) for c in posterior["covariate"].values]
+        if covariate is None and len(labels) > 1:
+            raise SpecError(f"posterior holds draws of {len(labels)} covariates {labels}; pick one with covariate=.")
+        if covariate is not None:
+            if covariate not in labels:
+                raise SpecError(f"covariate={covariate!r} is not among the draws' covariates.{suggest(covariate, labels)} "
+                                f"Covariates: {labels}.")
+            posterior = posterior.sel(covariate=posterior["covariate"].values[labels.index(covariate)])
+        covariate = None
+    elif covariate is not None:
+        raise SpecError(f"covariate={covariate!r} picks a covariate of a Fit or of draws with a 'covariate' dimension; "
+                        "these draws have no covariate labels: pass the Fit, or one column of its draws and no covariate=.")
+    try:
+        arr = np.asarray(getattr(posterior, "values", posterior), dtype=float)
+    except (TypeError, ValueError):
+        raise SpecError(f"posterior: expected draws of a log-HR (numbers), got {type(posterior).__name__}.") from None
+    if arr.ndim == 2 and min(arr.shape) > 1 and not hasattr(posterior, "dims"):
+        raise SpecError(f"posterior has shape {arr.shape}: draws of {arr.shape[1]} covariates, which compare() would pool "
+                        "into one distribution; pass one column (e.g. fit.log_hr_draws()[:, j]) or the Fit with "
+                        "covariate='<name>'.")
+    if arr.ndim > 2 and not hasattr(posterior, "dims"):
+        raise SpecError(f"posterior has shape {arr.shape}; pass the draws of one log-HR as a 1-D array.")
+    x = arr.ravel()
     if x.size < 100 or not np.all(np.isfinite(x)):
         raise SpecError(f"posterior: expected at least 100 finite draws of a log-HR, got {x.size} "
                         f"({int(np.sum(~np.isfinite(x)))} not finite).")
+    if np.ptp(x) == 0:
+        raise SpecError(f"posterior: all {x.size} draws equal {x[0]:g}; a constant is not a posterior distribution "
+                        "(check that the right variable was passed).")
     return x
 
 
@@ -167,9 +200,14 @@ class Comparison:
 
 def compare(posterior, published, *, covariate: str | None = None, prob: float = 0.95,
             label: str = "posterior") -> Comparison:
-    """Compare posterior draws of a log-HR with a published HR and CI (see the module docstring)."""
-    x = _as_draws(posterior, covariate)
+    """Compare posterior draws of a log-HR with a published HR and CI (see the module docstring).
+
+    ``posterior``: a Fit (with ``covariate=``), an ``xr.DataArray`` of log-HR draws (with ``covariate=`` when
+    it has a ``covariate`` dimension of several), or a 1-D array of one covariate's draws.
+    """
+    prob = probability("prob", prob)
     pub = as_published(published)
+    x = _as_draws(posterior, covariate)
     a = (1 - prob) / 2
     lo, med, hi = np.quantile(x, [a, 0.5, 1 - a])
     inside = float(np.mean((x >= math.log(pub.lower)) & (x <= math.log(pub.upper))))

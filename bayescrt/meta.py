@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import validation
 from .compiled import data_block
 from .diagnostics import DiagnosticReport, diagnose
 from .errors import DataError, DataWarning, DiagnosticsWarning, SpecError, suggest
@@ -55,8 +56,8 @@ def resolve_tau_prior(spec) -> dict:
     stray = set(params) - set(TAU_PRIORS[name])
     if stray:
         raise SpecError(f"tau_prior {name!r}: unknown parameter(s) {sorted(stray)}; it takes {sorted(TAU_PRIORS[name])}.")
-    if any(not isinstance(v, (int, float)) or v <= 0 for v in params.values()):
-        raise SpecError(f"tau_prior {name!r}: parameters must be positive numbers, got {params}.")
+    if any(not validation.is_number(v) or not 0 < v < math.inf for v in params.values()):
+        raise SpecError(f"tau_prior {name!r}: parameters must be positive finite numbers, got {params}.")
     if name == "log-uniform" and not params["lower"] < params["upper"]:
         raise SpecError(f"tau_prior 'log-uniform': lower {params['lower']} must be below upper {params['upper']}.")
     return {"dist": name, **params}
@@ -78,17 +79,25 @@ def _tau(pm, p: dict):
 
 
 def _numeric(col: pd.Series, name: str) -> np.ndarray:
-    try:
-        return col.to_numpy(float)
-    except (TypeError, ValueError):
-        raise DataError(f"column {name!r} must be numeric, got dtype {col.dtype}; convert it with "
-                        "pd.to_numeric") from None
+    """A numeric column as floats; text (even '0.12'), bools and objects are refused, never converted."""
+    if pd.api.types.is_bool_dtype(col.dtype) or not pd.api.types.is_numeric_dtype(col.dtype) \
+            or pd.api.types.is_complex_dtype(col.dtype):
+        shown = ", ".join(f"row {i!r}: {v!r}" for i, v in list(col.items())[:3])
+        raise DataError(f"column {name!r} must hold numbers, got dtype {col.dtype} ({shown}); convert it with "
+                        f"pd.to_numeric(df[{name!r}]) if it holds numbers stored as text")
+    return col.to_numpy(float)
 
 
 def _unique_labels(names: np.ndarray, column: str, problems: list[str]) -> None:
     dup = pd.Series(names).duplicated().to_numpy()
     if dup.any():
         problems.append(f"column {column!r}: study labels must be unique; repeated: {sorted(set(names[dup]))}.")
+
+
+def _frame(df) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"the studies must be a pandas DataFrame, got {type(df).__name__}; build one with "
+                        "pd.DataFrame({'study': [...], 'estimate': [...], 'se': [...]})")
 
 
 def _column(df: pd.DataFrame, name: str, role: str) -> pd.Series:
@@ -147,17 +156,23 @@ class MetaAnalysis:
     """
 
     def __init__(self, mu_prior: dict | None = None, tau_prior="half-normal"):
+        if mu_prior is not None and not isinstance(mu_prior, Mapping):
+            raise SpecError(f"mu_prior={mu_prior!r}: give a normal prior as a dict, {{'mu': 0, 'sigma': 2}}.")
         mp = {**DEFAULT_MU_PRIOR, **(mu_prior or {})}
-        if set(mp) != {"mu", "sigma"} or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                  for v in mp.values()) or not mp["sigma"] > 0:
-            raise SpecError(f"mu_prior={mu_prior!r}: give a normal prior as {{'mu': 0, 'sigma': 2}} (sigma > 0).")
-        self.mu_prior = mp
+        stray = set(mp) - {"mu", "sigma"}
+        if stray:
+            key = sorted(stray)[0]
+            raise SpecError(f"mu_prior: unknown key {key!r}.{suggest(key, ['mu', 'sigma'])} A normal prior takes "
+                            "'mu' and 'sigma', e.g. {'mu': 0, 'sigma': 2}.")
+        self.mu_prior = {"mu": validation.real("mu_prior mu", mp["mu"]),
+                         "sigma": validation.real("mu_prior sigma", mp["sigma"], low=0, low_open=True)}
         self.tau_prior = resolve_tau_prior(tau_prior)
 
     # ------------------------------------------------------------------ estimates with SEs
     def fit(self, df: pd.DataFrame, *, estimate: str, se: str, study: str, scale: str = "log", label: str = "",
             draws: int = 1000, tune: int = 1000, chains: int = 4, random_seed=None, progress: bool = True) -> "MetaFit":
         """Pool ``estimate`` (log HR, log RR, ... or a difference; ``scale`` says which) with standard errors ``se``."""
+        _frame(df)
         if scale not in ("log", "identity"):
             raise SpecError(f"scale={scale!r}: 'log' for log ratios (results shown as ratios) or 'identity'.")
         y, s = (_numeric(_column(df, c, role), c) for c, role in ((estimate, "estimate"), (se, "se")))
@@ -213,9 +228,10 @@ class MetaAnalysis:
         theta_i = mu + tau z_i (non-centred); no continuity corrections are needed
         for zero cells.
         """
+        _frame(df)
         cols = {"events_exposed": events_exposed, "n_exposed": n_exposed, "events_reference": events_reference,
                 "n_reference": n_reference}
-        vals = {k: _column(df, c, k).to_numpy() for k, c in cols.items()}
+        vals = {k: _numeric(_column(df, c, k), c) for k, c in cols.items()}
         names = _column(df, study, "study").astype(str).to_numpy()
         problems = []
         for k, v in vals.items():

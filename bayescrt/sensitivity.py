@@ -60,6 +60,7 @@ import pandas as pd
 
 from .covariate_sets import CovariateSets
 from .errors import DiagnosticsWarning, ResultFileError, SpecError, suggest
+from . import validation
 from .priors import validate_prior
 
 FAMILIES = ("CoxPH", "WeibullPH", "PiecewiseExponentialPH")
@@ -143,14 +144,18 @@ class Grid:
         sets = self.covariate_sets if isinstance(self.covariate_sets, CovariateSets) \
             else CovariateSets(**self.covariate_sets)
         self.covariate_sets = {k: list(v) for k, v in sets.items()}
-        if not isinstance(self.important_hr, (int, float)) or isinstance(self.important_hr, bool) \
-                or not self.important_hr > 0 or self.important_hr == 1:
+        if not validation.is_number(self.important_hr) or not 0 < self.important_hr < math.inf \
+                or self.important_hr == 1:
             raise SpecError(f"important_hr={self.important_hr!r} must be a positive number other than 1, e.g. 1.25")
+        self.important_hr = float(self.important_hr)
         self._priors = {}
+        if not isinstance(self.priors, (list, tuple)):
+            raise SpecError(f"priors={self.priors!r} must be a list of prior names or dicts with a 'name'")
         for p in self.priors:
             if isinstance(p, str):
                 self._priors[p] = named_prior(p, self.important_hr)
             elif isinstance(p, dict) and isinstance(p.get("name"), str):
+                validation.label("grid prior", p["name"])
                 q = {k: v for k, v in p.items() if k != "name"}
                 self._priors[p["name"]] = validate_prior(q, f"grid prior {p['name']!r}")
             else:
@@ -159,12 +164,20 @@ class Grid:
         if len(self._priors) != len(self.priors) or not self._priors:
             raise SpecError(f"grid priors {self.priors!r}: give at least one, with distinct names")
         self._families = {}
+        if not isinstance(self.families, (list, tuple)):
+            raise SpecError(f"families={self.families!r} must be a list of family names or dicts with 'family'")
         for f in self.families:
+            if not isinstance(f, (str, dict)):
+                raise SpecError(f"grid family {f!r}: give a family name {list(FAMILIES)} or a dict with 'family'")
             opts = {"family": f} if isinstance(f, str) else dict(f)
             fam = opts.pop("family", None)
             if fam not in FAMILIES:
                 raise SpecError(f"grid family {f!r}: family must be one of {list(FAMILIES)}.{suggest(str(fam), FAMILIES)}")
-            name = opts.pop("name", fam)
+            name = validation.label("grid family", opts.pop("name", fam))
+            try:  # the family's options are checked now, not when its first cell is fitted
+                _estimator(fam, opts)
+            except TypeError as err:
+                raise SpecError(f"grid family {f!r}: {err}") from None
             self._families[name] = (fam, opts)
         if len(self._families) != len(self.families) or not self._families:
             raise SpecError(f"grid families {self.families!r}: give at least one; name repeated families "
@@ -177,15 +190,23 @@ class Grid:
         if not isinstance(self.subsets, dict) or not self.subsets:
             raise SpecError(f"subsets={self.subsets!r} must be a dict of name -> list of [column, operator, value]")
         for name, conds in self.subsets.items():
+            validation.label("subset", name)
+            if not isinstance(conds, (list, tuple)):
+                raise SpecError(f"subset {name!r}: {conds!r} must be a list of [column, operator, value] conditions")
             for c in conds:
                 if not (isinstance(c, (list, tuple)) and len(c) == 3 and c[1] in OPERATORS):
                     raise SpecError(f"subset {name!r}: condition {c!r} must be [column, operator, value] with "
                                     f"operator one of {list(OPERATORS)}")
-        for key, val in (("draws", self.draws), ("tune", self.tune), ("chains", self.chains),
-                         ("random_seed", self.random_seed)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < (0 if key in ("tune", "random_seed") else 1):
-                raise SpecError(f"{key}={val!r} must be a non-negative integer" if key in ("tune", "random_seed")
-                                else f"{key}={val!r} must be a positive integer")
+        self.draws = validation.integer("draws", self.draws, low=1)
+        self.tune = validation.integer("tune", self.tune, low=0)
+        self.chains = validation.integer("chains", self.chains, low=1)
+        self.random_seed = validation.integer("random_seed", self.random_seed, low=0, high=validation.SEED_MAX)
+        ids = {}
+        for cell in self.cells():  # one file per cell, on case-insensitive file systems too
+            other = ids.setdefault(cell.id.lower(), cell.id)
+            if other != cell.id:
+                raise SpecError(f"cells {other!r} and {cell.id!r} differ only in upper/lower case and would share one "
+                                "file on some file systems; rename a covariate set, prior, family or subset")
         if self.confounding is not None:
             extra = set(self.confounding) - CONFOUNDING_KEYS
             missing = CONFOUNDING_KEYS - set(self.confounding)
@@ -374,6 +395,11 @@ def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, pro
                   tune=grid.tune, chains=grid.chains, random_seed=grid.seed_of(cell), progress=progress,
                   log_likelihood=pointwise, compiled_models=compiled_models)
     tree = fit.idata
+    from .fit import Fit, changes, seal
+
+    altered = changes(tree)
+    if altered:  # the cell's file is sealed afresh below: only what the fit made may go into it
+        raise ResultFileError(f"cell {cell.id}: the fit's content changed after it was made: {'; '.join(altered)}")
     post = tree["posterior"]
     dims = {"chain": post["chain"].values, "draw": post["draw"].values}
     total = None if pointwise else loglik_total(fit)
@@ -393,9 +419,7 @@ def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, pro
     out.attrs["bayescrt_cell"] = json.dumps(cell.params())
     if data_hash is not None:  # what a resumed run checks the file against
         out.attrs["bayescrt_cell_fingerprint"] = grid.fingerprint(cell, data_hash)
-    from .fit import Fit, content_hash
-
-    out.attrs["content_sha256"] = content_hash(out)
+    seal(out)
     return Fit(out)
 
 
@@ -510,10 +534,19 @@ class SensitivityResult:
         return int(self.manifest["last_run"]["compilations"])
 
     def fit(self, cell: Cell | str):
+        """The saved fit of one cell of this grid (by id or Cell), checked to be the one this grid made."""
         from .fit import load
 
         cid = cell.id if isinstance(cell, Cell) else cell
-        return load(self.out / "cells" / f"{cid}.nc")
+        ids = [c.id for c in self.grid.cells()]
+        if cid not in ids:
+            raise SpecError(f"cell {cid!r} is not a cell of this grid.{suggest(str(cid), ids)} Cells: {ids}")
+        fit = load(self.out / "cells" / f"{cid}.nc")
+        expected = self.manifest["cells"][cid]["fingerprint"]
+        if fit.idata.attrs.get("bayescrt_cell_fingerprint") != expected:
+            raise ResultFileError(f"{self.out / 'cells' / (cid + '.nc')}: the file is not the fit of this grid's cell "
+                                  f"{cid!r} (its settings, seed or data differ); run the grid again to refit it")
+        return fit
 
     def table(self, prob: float = 0.95) -> pd.DataFrame:
         """One row per cell: the exposure's HR posterior, power-scaling sensitivity, diagnostics."""
@@ -604,6 +637,7 @@ def run(grid, out, *, data: pd.DataFrame | None = None, scheduler=None, workers:
     a ``dask.distributed`` scheduler address or Client; otherwise ``workers``
     local processes (1: this process). The caller's DataFrame is not modified.
     """
+    out = validation.output_folder(out, "out")  # before the cohort is simulated or anything is fitted
     spec = None
     if not isinstance(grid, Grid):
         from .spec import load_spec
@@ -616,10 +650,10 @@ def run(grid, out, *, data: pd.DataFrame | None = None, scheduler=None, workers:
         if spec is None or "cohort" not in spec.raw:
             raise SpecError("data= is required: this grid has no spec with a synthetic cohort")
         data = spec.simulate()
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise SpecError(f"workers={workers!r} must be a positive integer")
+    workers = validation.integer("workers", workers, low=1)
+    if not isinstance(data, pd.DataFrame):
+        raise SpecError(f"data= must be a pandas DataFrame, got {type(data).__name__}")
     df = data.copy()
-    out = Path(out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     with _lock(out):
         return _run_locked(grid, out, df, scheduler, workers, progress)

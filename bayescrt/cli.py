@@ -1,14 +1,76 @@
-"""The ``bayescrt`` command line. Thin: parses arguments and calls the package."""
+"""The ``bayescrt`` command line. Thin: parses arguments, checks where it will write, calls the package.
+
+Exit status: 0 success; 1 a fit failed its diagnostics (its numbers cannot be trusted); 2 an error in
+the arguments, a spec, the data or a file (one line on stderr that names it and the fix); 3 an internal
+error of bayescrt (one line; ``--debug`` shows the traceback); 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+EXIT_OK, EXIT_DIAGNOSTICS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+EPILOG = """exit status:
+  0    success
+  1    at least one fit failed its convergence diagnostics: its numbers cannot be trusted
+  2    an error in the arguments, a spec, the data or a file (one line on stderr names it and the fix)
+  3    an internal error of bayescrt (rerun with --debug for the traceback, and report it)
+  130  interrupted (Ctrl-C)"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the argument and the fix) and exit status 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if v < low or (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"{v} is out of range: give an integer "
+                                             + (f"in [{low}, {high}]" if high is not None else f">= {low}"))
+        return v
+    return parse
+
+
+def _number(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a finite number within the bounds."""
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        bad = not math.isfinite(v) or v < low or v > high or (low_open and v == low) or (high_open and v == high)
+        if bad:
+            rng = (f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}" if math.isfinite(high)
+                   else f"{'>' if low_open else '>='} {low:g}")
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give a finite number {rng}")
+        return v
+    return parse
+
+
+def _seed(text: str) -> int:
+    from .validation import SEED_MAX
+
+    return _count(0, SEED_MAX)(text)
+
 
 def _quickstart(args) -> int:
     from . import CoxPH, datasets
+    from .validation import output_file
 
+    if args.out:
+        output_file(args.out, "--out")
     df = datasets.load_rossi()
     covs = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
     print("bayescrt quickstart: Bayesian Cox model on the public Rossi recidivism data (432 subjects)")
@@ -18,7 +80,13 @@ def _quickstart(args) -> int:
     if args.out:
         fit.save(args.out)
         print(f"\nsaved to {args.out}")
-    return 0 if fit.diagnostics().ok else 1
+    return _diagnostics_status(fit.diagnostics().ok)
+
+
+def _diagnostics_status(ok: bool) -> int:
+    if not ok:
+        print("\nAT LEAST ONE FIT FAILED ITS DIAGNOSTICS: its numbers cannot be trusted (see the diagnostic report).")
+    return EXIT_OK if ok else EXIT_DIAGNOSTICS
 
 
 def _reproduce(args) -> int:
@@ -26,38 +94,44 @@ def _reproduce(args) -> int:
     from pathlib import Path
 
     from .reproduce import reproduce, write_outputs
+    from .spec import load_spec
+    from .validation import output_file, output_folder
 
+    load_spec(args.study)  # a bad spec is refused before the output locations are made
+    out = output_folder(args.out, "--out") if args.out else None
+    if args.json:
+        output_file(args.json, "--json")
     rep = reproduce(args.study, draws=args.draws, chains=args.chains, random_seed=args.seed,
                     progress=not args.no_progress)
     print(rep)
-    if args.out:
-        paths = write_outputs(rep, Path(args.out))
+    if out is not None:
+        paths = write_outputs(rep, out)
         print(f"\nwrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
     if args.json:
         Path(args.json).write_text(json.dumps(rep.to_json(), indent=2))
         print(f"wrote {args.json}")
-    ok = all(f.diagnostics().ok for f in rep.fits.fits.values())
-    if not ok:
-        print("\nAT LEAST ONE FIT FAILED ITS DIAGNOSTICS: its row cannot be trusted (see the diagnostic report).")
-    return 0 if ok else 1
+    return _diagnostics_status(all(f.diagnostics().ok for f in rep.fits.fits.values()))
 
 
 def _calibrate(args) -> int:
     from .calibrate import calibrate, to_toml, write
     from .spec import load_spec
+    from .validation import output_file
 
     spec = load_spec(args.study)
+    output_file(spec.calibration_path, "the calibration record")
     print(f"calibrating the SYNTHETIC cohort of spec {spec.name!r} to its published targets ...")
     record = calibrate(spec, factor=args.factor)
     print(to_toml(record))
     print(f"written to {write(spec, record)}")
-    return 0
+    return EXIT_OK
 
 
 def _published(args) -> int:
     import json
 
     from . import published
+    from .errors import SpecError
 
     if args.action == "list":
         tab = published.list()
@@ -72,13 +146,13 @@ def _published(args) -> int:
                 print(tab[cols].to_string(na_rep=""))
             print("\nEffects are stored as exposed vs reference (upgrade vs de novo unless the comparison says "
                   "otherwise).")
-        return 0
+        return EXIT_OK
     if args.action == "show":
         if not args.id:
-            print("bayescrt published show: name a study id (see `bayescrt published list`)", file=sys.stderr)
-            return 2
+            raise SpecError("published show: name a study id, e.g. `bayescrt published show danish` "
+                            "(see `bayescrt published list`)")
         print(published.get(args.id))
-        return 0
+        return EXIT_OK
     problems = published.check()
     for p in problems.itertuples():
         where = p.study + (f"/{p.result}" if p.result else "")
@@ -86,7 +160,7 @@ def _published(args) -> int:
     n = len(published.studies())
     print(f"\n{len(problems)} problem(s) in {n} studies "
           f"({(problems['severity'] == 'error').sum()} errors, {(problems['severity'] == 'warning').sum()} warnings).")
-    return 0
+    return EXIT_OK
 
 
 def _reanalyse(args) -> int:
@@ -97,87 +171,137 @@ def _reanalyse(args) -> int:
     rep = reanalyse(args.id, draws=args.draws, random_seed=args.seed, correlation=args.correlation,
                     events=args.events)
     print(json.dumps(rep.to_json(), indent=2) if args.json else rep)
-    return 0
+    return EXIT_OK
 
 
 def _sensitivity(args) -> int:
-    from pathlib import Path
-
-    from .sensitivity import run
+    from .sensitivity import Grid, run
+    from .spec import load_spec
+    from .validation import output_folder
 
     over = {k: v for k, v in (("draws", args.draws), ("tune", args.tune), ("chains", args.chains)) if v is not None}
-    res = run(args.spec, args.out, scheduler=args.scheduler, workers=args.workers, progress=not args.no_progress,
+    Grid.from_spec(load_spec(args.spec), **over)  # a bad spec or grid is refused before the folder is made
+    out = output_folder(args.out, "--out")
+    res = run(args.spec, out, scheduler=args.scheduler, workers=args.workers, progress=not args.no_progress,
               **over)
     print(res)
     tab = res.table()
-    tab.to_csv(Path(args.out) / "table.csv")
+    tab.to_csv(out / "table.csv")
     import matplotlib
 
     matplotlib.use("Agg")
     ax = res.plot()
-    ax.figure.savefig(Path(args.out) / "forest.png", dpi=120, bbox_inches="tight")
-    print(f"\nwrote {args.out}/table.csv, {args.out}/forest.png and {args.out}/manifest.json")
+    ax.figure.savefig(out / "forest.png", dpi=120, bbox_inches="tight")
+    print(f"\nwrote {out}/table.csv, {out}/forest.png and {out}/manifest.json")
     if not tab["diagnostics_ok"].all():
         bad = list(tab.index[~tab["diagnostics_ok"]])
         print(f"\n{len(bad)} CELL(S) FAILED THEIR DIAGNOSTICS and cannot be trusted: {bad}")
-        return 1
-    return 0
+        return EXIT_DIAGNOSTICS
+    return EXIT_OK
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="bayescrt", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    q = sub.add_parser("quickstart", help="fit the Cox model to the bundled Rossi data and print the HR table")
-    q.add_argument("--draws", type=int, default=1000)
-    q.add_argument("--chains", type=int, default=4)
-    q.add_argument("--seed", type=int, default=1)
-    q.add_argument("--out", help="save the fit as NetCDF here")
+def parser() -> argparse.ArgumentParser:
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    # after the command too; SUPPRESS keeps a --debug given before the command (argparse lets a subcommand's
+    # default overwrite it otherwise)
+    sub_debug = _Parser(add_help=False)
+    sub_debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                           help="show the full traceback of an error")
+    top = _Parser(prog="bayescrt", description=__doc__.split("\n\n")[0], epilog=EPILOG, parents=[debug],
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name, help):
+        return sub.add_parser(name, help=help, description=help, epilog=EPILOG, parents=[sub_debug],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    q = command("quickstart", "fit the Cox model to the bundled Rossi data and print the HR table")
+    q.add_argument("--draws", type=_count(1), default=1000, help="draws per chain (default 1000)")
+    q.add_argument("--chains", type=_count(1), default=4, help="number of chains (default 4)")
+    q.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    q.add_argument("--out", help="save the fit as NetCDF here (its folder must exist)")
     q.add_argument("--no-progress", action="store_true", help="hide the sampling progress bar")
     q.set_defaults(func=_quickstart)
-    r = sub.add_parser("reproduce", help="Bayesian re-analysis of a published study on its synthetic cohort")
+    r = command("reproduce", "Bayesian re-analysis of a published study on its SYNTHETIC cohort")
     r.add_argument("study", help="spec name (e.g. danish) or path to a spec .toml")
-    r.add_argument("--draws", type=int, help="draws per chain (and tuning steps); default from the spec")
-    r.add_argument("--chains", type=int, help="number of chains; default from the spec")
-    r.add_argument("--seed", type=int, help="random seed; default from the spec")
+    r.add_argument("--draws", type=_count(1), help="draws per chain (and tuning steps); default from the spec")
+    r.add_argument("--chains", type=_count(1), help="number of chains; default from the spec")
+    r.add_argument("--seed", type=_seed, help="random seed; default from the spec")
     r.add_argument("--out", help="folder for NetCDF fits, table.csv, forest.png and the diagnostic report")
-    r.add_argument("--json", help="write the table as JSON here")
+    r.add_argument("--json", help="write the table as JSON to this file (its folder must exist)")
     r.add_argument("--no-progress", action="store_true", help="hide the sampling progress bars")
     r.set_defaults(func=_reproduce)
-    c = sub.add_parser("calibrate", help="recompute a synthetic cohort's calibration (writes <spec>.calibration.toml)")
+    c = command("calibrate", "recompute a synthetic cohort's calibration (writes <spec>.calibration.toml)")
     c.add_argument("study", help="spec name (e.g. danish) or path to a spec .toml")
-    c.add_argument("--factor", type=int, default=8, help="cohort size multiple used to meet targets in expectation")
+    c.add_argument("--factor", type=_count(1, 100), default=8,
+                   help="cohort size multiple used to meet targets in expectation, 1-100 (default 8)")
     c.set_defaults(func=_calibrate)
-    p = sub.add_parser("published", help="the registry of published results: list, show one study, check consistency")
+    p = command("published", "the registry of published results: list, show one study, check consistency")
     p.add_argument("action", choices=["list", "show", "check"])
     p.add_argument("id", nargs="?", help="study id (for show)")
     p.add_argument("--json", action="store_true", help="list as JSON")
     p.set_defaults(func=_published)
-    a = sub.add_parser("reanalyse", help="Bayesian re-analysis of a study's published summaries")
+    a = command("reanalyse", "Bayesian re-analysis of a study's published summaries")
     a.add_argument("id", help="study id in the registry (see `bayescrt published list`)")
     a.add_argument("--json", action="store_true", help="print JSON instead of the report")
-    a.add_argument("--draws", type=int, default=20_000, help="Monte Carlo draws from each exact posterior")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--correlation", type=float, help="within-patient correlation for changes in means")
-    a.add_argument("--events", type=float, help="number of events behind a bare p-value")
+    a.add_argument("--draws", type=_count(1000, 10_000_000), default=20_000,
+                   help="Monte Carlo draws from each exact posterior, 1,000-10,000,000 (default 20,000)")
+    a.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    a.add_argument("--correlation", type=_number(-1, 1, low_open=True, high_open=True),
+                   help="within-patient correlation for changes in means, in (-1, 1)")
+    a.add_argument("--events", type=_number(0, float("inf"), low_open=True),
+                   help="number of events behind a bare p-value, > 0")
     a.set_defaults(func=_reanalyse)
-    g = sub.add_parser("sensitivity", help="fit a spec's sensitivity grid (resumes an interrupted run in --out)")
+    g = command("sensitivity", "fit a spec's sensitivity grid (resumes an interrupted run in --out)")
     g.add_argument("spec", help="spec name (e.g. danish) or path to a spec .toml with a [sensitivity] section")
     g.add_argument("--out", required=True, help="folder for cells/*.nc, manifest.json, table.csv and forest.png")
     g.add_argument("--scheduler", help="address of a dask.distributed scheduler (e.g. tcp://host:8786)")
-    g.add_argument("--workers", type=int, default=1, help="local processes when no scheduler is given")
-    g.add_argument("--draws", type=int, help="draws per chain; default from the spec")
-    g.add_argument("--tune", type=int, help="tuning steps per chain; default from the spec")
-    g.add_argument("--chains", type=int, help="chains per cell; default from the spec")
+    g.add_argument("--workers", type=_count(1), default=1, help="local processes when no scheduler is given")
+    g.add_argument("--draws", type=_count(1), help="draws per chain; default from the spec")
+    g.add_argument("--tune", type=_count(0), help="tuning steps per chain; default from the spec")
+    g.add_argument("--chains", type=_count(1), help="chains per cell; default from the spec")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.set_defaults(func=_sensitivity)
-    args = parser.parse_args(argv)
-    from .errors import SpecError
+    return top
 
+
+def one_line(err: BaseException) -> str:
+    """An error as one line: a DataError's problems joined by '; ', other messages' lines folded."""
+    problems = getattr(err, "problems", None)
+    text = "; ".join(problems) if problems else str(err)
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or type(err).__name__
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from .errors import DataError, ResultFileError, SpecError
+
+    prog = f"bayescrt {args.command}"
     try:
         return args.func(args)
-    except SpecError as err:  # unknown registry ids are SpecErrors too
-        print(f"bayescrt {args.command}: {err}", file=sys.stderr)
-        return 2
+    except (SpecError, DataError, ResultFileError) as err:  # the user's to fix: arguments, specs, data, files
+        if args.debug:
+            raise
+        print(f"{prog}: {one_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # a file or folder the command was pointed at
+        if args.debug:
+            raise
+        where = f" {err.filename!r}" if getattr(err, "filename", None) else ""
+        print(f"{prog}:{where} {err.strerror or one_line(err)}; check the path and its permissions", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{prog}: interrupted; a sensitivity run resumes where it stopped when run again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # a bug: one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"{prog}: internal error ({type(err).__name__}: {one_line(err)}); rerun with --debug for the "
+              "traceback and report it", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def test_fingerprint_changes_with_what_a_cell_depends_on():
     (dict(subsets={"old": [["age", "=>", 70]]}), r"operator one of"),
     (dict(subsets={}), "must be a dict of name"),
     (dict(important_hr=1.0), "important_hr=1.0 must be a positive number other than 1"),
-    (dict(draws=0), "draws=0 must be a positive integer"),
+    (dict(draws=0), "draws=0 is out of range: it must be an integer >= 1"),
     (dict(covariate_sets={"a": ["age", "age"]}), "lists a column twice"),
     (dict(confounding={"prevalence_exposed": 0.3, "confounder_hr": 2}), r"missing \['prevalence_unexposed'\]"),
     (dict(confounding={"prevalence_exposed": 1.3, "prevalence_unexposed": 0.2, "confounder_hr": 2}),

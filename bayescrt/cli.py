@@ -69,7 +69,7 @@ def _quickstart(args) -> int:
     from . import CoxPH, datasets
     from .validation import output_file
 
-    if args.out:
+    if args.out is not None:
         output_file(args.out, "--out")
     df = datasets.load_rossi()
     covs = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
@@ -77,7 +77,7 @@ def _quickstart(args) -> int:
     fit = CoxPH(ties="efron").fit(df, time="week", event="arrest", covariates=covs, draws=args.draws,
                                   chains=args.chains, random_seed=args.seed, progress=not args.no_progress)
     print(fit.summary())
-    if args.out:
+    if args.out is not None:
         fit.save(args.out)
         print(f"\nsaved to {args.out}")
     return _diagnostics_status(fit.diagnostics().ok)
@@ -98,8 +98,8 @@ def _reproduce(args) -> int:
     from .validation import output_file, output_folder
 
     load_spec(args.study)  # a bad spec is refused before the output locations are made
-    out = output_folder(args.out, "--out") if args.out else None
-    if args.json:
+    out = output_folder(args.out, "--out") if args.out is not None else None
+    if args.json is not None:
         output_file(args.json, "--json")
     rep = reproduce(args.study, draws=args.draws, chains=args.chains, random_seed=args.seed,
                     progress=not args.no_progress)
@@ -107,7 +107,7 @@ def _reproduce(args) -> int:
     if out is not None:
         paths = write_outputs(rep, out)
         print(f"\nwrote {len(paths)} files to {args.out}: " + ", ".join(p.name for p in paths))
-    if args.json:
+    if args.json is not None:
         Path(args.json).write_text(json.dumps(rep.to_json(), indent=2))
         print(f"wrote {args.json}")
     return _diagnostics_status(all(f.diagnostics().ok for f in rep.fits.fits.values()))
@@ -133,6 +133,9 @@ def _published(args) -> int:
     from . import published
     from .errors import SpecError
 
+    if args.id is not None and args.action != "show":
+        raise SpecError(f"published {args.action} takes no study id (got {args.id!r}); to see one study use "
+                        f"`bayescrt published show {args.id}`")
     if args.action == "list":
         tab = published.list()
         if args.json:
@@ -278,30 +281,28 @@ def main(argv=None) -> int:
     from .errors import DataError, ResultFileError, SpecError
 
     prog = f"bayescrt {args.command}"
+    debug = getattr(args, "debug", False)
+
+    def fail(status: int, line: str) -> int:
+        if debug:  # the traceback, and still the status that says what kind of failure it was
+            import traceback
+
+            traceback.print_exc()
+        print(f"{prog}: {line}", file=sys.stderr)
+        return status
+
     try:
         return args.func(args)
     except (SpecError, DataError, ResultFileError) as err:  # the user's to fix: arguments, specs, data, files
-        if args.debug:
-            raise
-        print(f"{prog}: {one_line(err)}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(EXIT_USAGE, one_line(err))
     except OSError as err:  # a file or folder the command was pointed at
-        if args.debug:
-            raise
-        where = f" {err.filename!r}" if getattr(err, "filename", None) else ""
-        print(f"{prog}:{where} {err.strerror or one_line(err)}; check the path and its permissions", file=sys.stderr)
-        return EXIT_USAGE
+        where = f"{err.filename!r}: " if getattr(err, "filename", None) else ""
+        return fail(EXIT_USAGE, f"{where}{err.strerror or one_line(err)}; check the path and its permissions")
     except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print(f"{prog}: interrupted; a sensitivity run resumes where it stopped when run again", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return fail(EXIT_INTERRUPTED, "interrupted; a sensitivity run resumes where it stopped when run again")
     except Exception as err:  # a bug: one line, the traceback on request
-        if args.debug:
-            raise
-        print(f"{prog}: internal error ({type(err).__name__}: {one_line(err)}); rerun with --debug for the "
-              "traceback and report it", file=sys.stderr)
-        return EXIT_INTERNAL
+        return fail(EXIT_INTERNAL, f"internal error ({type(err).__name__}: {one_line(err)}); rerun with --debug "
+                                   "for the traceback and report it")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,9 @@ def as_published(published) -> Published:
             raise SpecError(f"published={dict(published)!r}: hr, lower, upper and level must be numbers.")
         hr, lo, hi = (float(published[k]) for k in ("hr", "lower", "upper"))
         level = float(published.get("level", 0.95))
+        if not all(math.isfinite(v) for v in (hr, lo, hi, level)):
+            raise SpecError(f"published: hr, lower, upper and level must be finite; got hr={hr:g}, lower={lo:g}, "
+                            f"upper={hi:g}, level={level:g}.")
         if not (0 < lo < hr < hi and 0 < level < 1):
             raise SpecError(f"published: need 0 < lower < hr < upper and 0 < level < 1; got hr={hr:g}, "
                             f"lower={lo:g}, upper={hi:g}, level={level:g}.")
@@ -118,14 +121,16 @@ def _as_draws(posterior, covariate) -> np.ndarray:
     elif covariate is not None:
         raise SpecError(f"covariate={covariate!r} picks a covariate of a Fit or of draws with a 'covariate' dimension; "
                         "these draws have no covariate labels: pass the Fit, or one column of its draws and no covariate=.")
-    try:
-        arr = np.asarray(getattr(posterior, "values", posterior), dtype=float)
-    except (TypeError, ValueError):
-        raise SpecError(f"posterior: expected draws of a log-HR (numbers), got {type(posterior).__name__}.") from None
+    raw = np.asarray(getattr(posterior, "values", posterior))
+    if raw.dtype.kind not in "iuf":  # text, bools, complex numbers and objects are not draws of a log-HR
+        raise SpecError(f"posterior: expected real-valued draws of a log-HR, got {type(posterior).__name__} of dtype "
+                        f"{raw.dtype}; pass numbers (e.g. fit.log_hr_draws()[:, j]) or the Fit with covariate=.")
+    arr = raw.astype(float)
     if arr.ndim == 2 and min(arr.shape) > 1 and not hasattr(posterior, "dims"):
-        raise SpecError(f"posterior has shape {arr.shape}: draws of {arr.shape[1]} covariates, which compare() would pool "
-                        "into one distribution; pass one column (e.g. fit.log_hr_draws()[:, j]) or the Fit with "
-                        "covariate='<name>'.")
+        raise SpecError(f"posterior has shape {arr.shape}: a 2-D array is either draws x covariates, which compare() "
+                        "would pool into one distribution (pass one column, e.g. fit.log_hr_draws()[:, j], or the Fit "
+                        "with covariate='<name>'), or chains x draws of one log-HR (pass it .ravel()'ed or as an "
+                        "xr.DataArray with dims ('chain', 'draw')).")
     if arr.ndim > 2 and not hasattr(posterior, "dims"):
         raise SpecError(f"posterior has shape {arr.shape}; pass the draws of one log-HR as a 1-D array.")
     x = arr.ravel()

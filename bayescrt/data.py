@@ -42,6 +42,41 @@ def _flag(problems: list[str], bad: np.ndarray, labels, values, subject: str, wh
         problems.append(f"{subject} has {bad.sum()} {what} ({_examples(labels[bad], values[bad])}); {fix}")
 
 
+# floats hold every integer up to 2**53 exactly; beyond it distinct integers become the same float
+_EXACT_INT = 2**53
+
+
+def _floats(s: pd.Series, subject: str, labels: np.ndarray, problems: list[str]) -> np.ndarray | None:
+    """A numeric column as float64 (missing values as NaN), or None with a problem when integers beyond 2**53
+    would lose precision (distinct times would become ties, a varying covariate constant)."""
+    if s.dtype.kind in "iu" or (pd.api.types.is_integer_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)):
+        ints = s.dropna().to_numpy()
+        big = np.zeros(len(s), bool)
+        if len(ints):
+            over = np.array([abs(int(v)) > _EXACT_INT for v in ints]) if ints.dtype == object else \
+                (ints > _EXACT_INT) | (ints < -_EXACT_INT) if ints.dtype.kind == "i" else ints > np.uint64(_EXACT_INT)
+            big[np.flatnonzero(s.notna().to_numpy())[over]] = True
+        if big.any():
+            problems.append(f"{subject} has {big.sum()} integers beyond 2**53 ({_examples(labels[big], s.to_numpy()[big])}),"
+                            " which lose precision as floating-point numbers; subtract a common origin or rescale "
+                            "the column first")
+            return None
+    return s.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _short(value) -> str:
+    """A value for a message: a Series or array by its type and length, not its contents."""
+    if isinstance(value, (pd.Series, pd.DataFrame, np.ndarray, pd.Index)):
+        return f"<{type(value).__name__} of length {len(value)}>"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _same_level(level, ref) -> bool:
+    """``level == ref`` without letting True stand for 1 or 1.0 for True."""
+    return level == ref and isinstance(level, (bool, np.bool_)) == isinstance(ref, (bool, np.bool_))
+
+
 def _is_categorical(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
 
@@ -92,6 +127,10 @@ def _content_problem(s: pd.Series, subject: str, col, labels: np.ndarray, levels
         bad = kinds == kind
         if bad.any():
             return f"{subject} holds {what} ({_examples(labels[bad], [str(v) for v in vals[bad]])}); {fix}"
+    if (kinds == "bool").any() and (kinds == "number").any() and not (kinds == "text").any():
+        b, n = kinds == "bool", kinds == "number"
+        return (f"{subject} mixes bools ({_examples(labels[b], vals[b])}) and numbers ({_examples(labels[n], vals[n])})"
+                f" in one column, and True would count as 1; make it one type, e.g. {ref}.astype(int)")
     text, number = kinds == "text", (kinds == "number") | (kinds == "bool")
     if text.any():
         numeric_text = text & pd.to_numeric(pd.Series(vals), errors="coerce").notna().to_numpy()
@@ -106,6 +145,28 @@ def _content_problem(s: pd.Series, subject: str, col, labels: np.ndarray, levels
             return (f"{subject} mixes numbers ({_examples(labels[number], vals[number])}) and text "
                     f"({_examples(labels[text], vals[text])}) in one column; make it all numbers (pd.to_numeric) "
                     f"or all levels ({ref}.astype(str).astype('category'))")
+    return None
+
+
+def _grouping_problem(s: pd.Series, role: str, col, labels: np.ndarray) -> str | None:
+    """What is wrong with a strata, study or cluster column, or None: its values must be hashable scalars of
+    one kind, and no two may read the same as text (1 and '1', or 1 and True, would be merged or confused)."""
+    present = s.notna().to_numpy()
+    vals = s.to_numpy()[present]
+    kinds = np.array([_value_kind(v) for v in vals], dtype=object)
+    for kind in ("other", "complex"):
+        bad = kinds == kind
+        if bad.any():
+            return (f"{role} column {col!r} holds values that cannot label groups "
+                    f"({_examples(labels[present][bad], vals[bad])}); use numbers or text")
+    if (kinds == "bool").any() and (kinds == "number").any():
+        return (f"{role} column {col!r} mixes bools and numbers, and True would be the same group as 1; make it "
+                f"one type, e.g. df[{col!r}].astype(str)")
+    text = pd.Series([str(v) for v in pd.unique(vals)])
+    if text.duplicated().any():
+        same = sorted(set(text[text.duplicated()]))
+        return (f"{role} column {col!r} has values that read the same as text ({same}), e.g. 1 and '1'; make the "
+                f"column one type, e.g. df[{col!r}].astype(str)")
     return None
 
 
@@ -136,10 +197,12 @@ def _collinear_groups(X: np.ndarray, strata: np.ndarray, names) -> list[list[str
     Columns are centred within strata and scaled to unit norm; a singular value below 1e-9 of the largest marks
     a null direction, and the columns with weight in it are named. Constant columns are refused earlier.
     """
+    size = np.abs(X).max(axis=0)
+    X = X / np.where(size > 0, size, 1.0)  # unit magnitude first: values near 1e200 must not overflow below
     Z = X - _stratum_means(X, strata)
     norms = np.sqrt((Z**2).sum(axis=0))
     groups = []
-    zero = norms <= 1e-12 * np.maximum(1.0, np.abs(X).max(axis=0))  # constant within every stratum
+    zero = norms <= 1e-12 * np.sqrt(len(X))  # constant within every stratum, up to rounding
     for j in np.flatnonzero(zero):
         groups.append([names[j]])
     keep = np.flatnonzero(~zero)
@@ -333,6 +396,9 @@ class SurvivalData:
             )
         if len(df) == 0:
             raise DataError("the DataFrame has no rows; nothing to fit")
+        if isinstance(df.columns, pd.MultiIndex):
+            raise DataError(f"the DataFrame's columns are a MultiIndex ({list(df.columns)[:3]} ...); flatten them "
+                            "first, e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns]")
         if not isinstance(missing, str) or missing not in MISSING_CHOICES:
             raise DataError(f"missing={missing!r} is not valid; choose one of {MISSING_CHOICES}")
         covariates = _covariate_names(covariates)
@@ -350,7 +416,7 @@ class SurvivalData:
             if role in ("time", "event") and col is None:
                 problems.append(f"{role}=None: name the {role} column, e.g. {role}={'years' if role == 'time' else 'died'!r}")
             elif col is not None and (not isinstance(col, Hashable) or isinstance(col, (tuple, bool))):
-                problems.append(f"{role}={col!r} must be one column name, e.g. {role}='{role}'")
+                problems.append(f"{role}={_short(col)} must be one column name, e.g. {role}='{role}'")
             elif col is not None and col not in df.columns:
                 problems.append(
                     f"{role} column {col!r} is not in the DataFrame.{suggest(col, df.columns)} "
@@ -358,6 +424,13 @@ class SurvivalData:
                 )
         if problems:
             raise DataError(problems)
+        taken: dict = {}
+        for role, col in roles.items():
+            if col is not None:
+                if col in taken:
+                    problems.append(f"column {col!r} is used both as the {taken[col]} and as the {role} column; "
+                                    "a column can have one role only")
+                taken.setdefault(col, role)
         if not covariates:
             problems.append("no covariates given; pass covariates=[...] with at least one column")
         seen = set()
@@ -443,7 +516,9 @@ class SurvivalData:
         content = _content_problem(ev, f"event column {event!r}", event, labels, levels_ok=False)
         if content is not None:
             problems.append(content + "; code 1 (or True) for an observed event and 0 (or False) for censoring")
-        elif pd.api.types.is_bool_dtype(ev.dtype):
+        elif ev.isna().any():  # reported once, with the missing values
+            pass
+        elif pd.api.types.is_bool_dtype(ev.dtype) and not isinstance(ev.dtype, pd.CategoricalDtype):
             e = ev.to_numpy(dtype=bool)
         elif pd.api.types.is_numeric_dtype(ev.dtype):
             vals = ev.to_numpy(dtype=float)
@@ -492,6 +567,7 @@ class SurvivalData:
                 _flag(problems, ~np.isnan(w) & (~np.isfinite(w) | (w <= 0)), labels, w, f"weights column {weights!r}",
                       "values that are not finite and > 0", "drop zero-weight rows explicitly")
 
+
         # ---- covariates
         cols: list[np.ndarray] = []
         names: list[str] = []
@@ -517,14 +593,18 @@ class SurvivalData:
                     f"to use it as a number or with .astype('category') to use its values as levels"
                 )
                 continue
-            if pd.api.types.is_bool_dtype(s.dtype):
+            if pd.api.types.is_bool_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+                if s.isna().any():  # reported once, with the missing values
+                    continue
                 x = s.to_numpy(dtype=float)
                 if np.unique(x).size < 2:
                     problems.append(f"covariate {c!r} is constant ({bool(x[0])}); drop it from covariates")
                     continue
                 cols.append(x), names.append(c), sources.append(c)
-            elif pd.api.types.is_numeric_dtype(s.dtype):
-                x = s.to_numpy(dtype=float)
+            elif pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+                x = _floats(s, f"covariate {c!r}", labels, problems)
+                if x is None:
+                    continue
                 bad = np.isinf(x)  # a missing value (NaN) is reported once, with the missing values
                 if bad.any():
                     _flag(problems, bad, labels, x, f"covariate {c!r}", "infinite values", "replace or drop them")
@@ -548,16 +628,17 @@ class SurvivalData:
                     )
                     continue
                 ref = reference.get(c, levels[0])
-                if ref not in levels:
+                if not any(_same_level(lv, ref) for lv in levels):
                     problems.append(
                         f"reference level {ref!r} for {c!r} is not among its levels {levels}; "
                         "choose one of them"
                     )
                     continue
+                ref = next(lv for lv in levels if _same_level(lv, ref))
                 refs[c] = ref
                 vals = s.to_numpy()
                 for lv in levels:
-                    if lv == ref:
+                    if _same_level(lv, ref):
                         continue
                     cols.append((vals == lv).astype(float))
                     names.append(f"{c}[{lv} vs {ref}]")
@@ -567,6 +648,11 @@ class SurvivalData:
                     f"covariate {c!r} has dtype {s.dtype}, which cannot be used; "
                     "convert it to numbers, bool or a pandas Categorical (durations to numbers of days/years)"
                 )
+        for role, col in (("strata", strata), ("study", study), ("cluster", cluster)):
+            if col is not None:
+                problem = _grouping_problem(frame[col], role, col, labels)
+                if problem:
+                    problems.append(problem)
         dup = [n for n in names if names.count(n) > 1]
         if dup:
             problems.append(f"covariate labels {sorted(set(dup))} occur twice after encoding; rename the columns")
@@ -575,6 +661,16 @@ class SurvivalData:
             raise DataError(problems)
 
         X = np.column_stack(cols)
+        with np.errstate(over="ignore", invalid="ignore"):  # the weighted centre and scale the models use
+            centre = np.average(X, axis=0, weights=w)
+            spread = np.sqrt(np.average((X - centre) ** 2, axis=0, weights=w))
+            total = None if w is None else np.sum(w)
+        if not (np.isfinite(centre).all() and np.isfinite(spread).all()):
+            bad = [n for n, a, b in zip(names, centre, spread) if not (np.isfinite(a) and np.isfinite(b))]
+            raise DataError(f"the weighted mean or SD of covariates {bad} overflows"
+                            + (f" (weights column {weights!r} sums to {total:g})" if w is not None else "")
+                            + "; rescale the covariates" + (" or divide the weights by a common factor" if w is not None
+                                                           else ""))
         if study is not None:
             scodes, suniq = pd.factorize(frame[study], sort=True)
         if study is not None and strata is not None:
@@ -606,7 +702,11 @@ class SurvivalData:
                     f"(each stratum has its own baseline hazard); use a coarser {role} column or drop {role}=")
         groups = [] if uninformative else _collinear_groups(X, codes, names)
         for g in groups:
-            if len(g) == 1:
+            if len(g) == 1 and len(n_strata_rows) == 1:
+                problems.append(f"covariate {g[0]!r} is constant up to rounding (its spread is below 1e-12 of its "
+                                "size), so its effect cannot be estimated; subtract a common origin, rescale it or "
+                                "drop it from covariates")
+            elif len(g) == 1:
                 problems.append(f"covariate {g[0]!r} is constant within every stratum, so its effect cannot be told "
                                 "apart from the strata's own baseline hazards; drop it from covariates or from strata")
             else:
@@ -673,7 +773,7 @@ class SurvivalData:
                 "convert it (for dates, subtract the start date and divide by a time unit)"
             )
             return None
-        return s.to_numpy(dtype=float)
+        return _floats(s, f"{role} column {col!r}", labels, problems)
 
     # ------------------------------------------------------------ separation
     def _warn_separation(self) -> None:

@@ -428,13 +428,18 @@ class PiecewiseExponentialPH(_ParametricPH):
         super().__init__(**kw)
         from .families.parametric import RW_ORDERS
 
-        if rw_order not in RW_ORDERS:
+        if isinstance(rw_order, (bool, np.bool_)) or not isinstance(rw_order, (int, np.integer)) \
+                or rw_order not in RW_ORDERS:
             raise SpecError(f"rw_order={rw_order!r}: choose 1 (first-order random walk) or 2 (second order)")
+        rw_order = int(rw_order)
         if cuts is not None:
-            c = np.asarray(cuts, float)
-            if c.ndim != 1 or len(c) == 0 or not np.all(np.isfinite(c)) or np.any(c <= 0) or np.any(np.diff(c) <= 0):
-                raise SpecError(f"cuts={cuts!r}: give interior cut points, positive and strictly increasing, "
-                                "e.g. [1, 2, 5]")
+            listed = isinstance(cuts, (list, tuple, np.ndarray, pd.Series)) and all(validation.is_number(v) for v in cuts)
+            c = np.asarray(cuts) if listed else None
+            if c is None or c.ndim != 1 or len(c) == 0 or c.dtype.kind not in "iuf" \
+                    or not np.all(np.isfinite(c.astype(float))) or np.any(c <= 0) or np.any(np.diff(c) <= 0):
+                raise SpecError(f"cuts={cuts!r}: give interior cut points as a list of numbers, positive and strictly "
+                                "increasing, e.g. [1, 2, 5]")
+            cuts = [float(v) for v in c]
         n_intervals = validation.integer("n_intervals", n_intervals, low=1)
         self.cuts, self.n_intervals, self.rw_order, self.tv = cuts, n_intervals, rw_order, tv
 

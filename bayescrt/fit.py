@@ -426,8 +426,17 @@ class Fit:
         content hashes recorded when the fit was made are inside, so an in-memory edit saved here is
         refused on load too.
         """
+        if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+            raise ResultFileError(f"save(path={path!r}): give a file path, e.g. 'fit.nc'")
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise ResultFileError(f"save: {str(path)!r} is a folder; give a file path such as "
+                                  f"{str(path / 'fit.nc')!r}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ResultFileError(f"save: the folder {str(path.parent)!r} cannot be made ({exc.strerror or exc}); "
+                                  "give another path") from None
         tmp = path.with_name(path.name + ".tmp")
         try:
             self.idata.to_netcdf(tmp, engine="h5netcdf")
@@ -490,6 +499,8 @@ def load(path) -> Fit:
     attribute that differs from what was recorded when the fit was made, or that was removed or added (each
     one named); a file without bayescrt's checksum line (written by another program, or rewritten since).
     """
+    if not isinstance(path, (str, os.PathLike)) or str(path) == "":
+        raise ResultFileError(f"load(path={path!r}): give the path of a saved fit, e.g. 'fit.nc'")
     path = Path(path)
     if not path.exists():
         raise ResultFileError(f"no result file at {str(path)!r}")

@@ -88,6 +88,15 @@ def _numeric(col: pd.Series, name: str) -> np.ndarray:
     return col.to_numpy(float)
 
 
+def _study_labels(col: pd.Series, name: str) -> np.ndarray:
+    """Study labels as text; a missing label is refused, not turned into the text 'None' or 'nan'."""
+    missing = col.isna().to_numpy()
+    if missing.any():
+        raise DataError(f"column {name!r}: {missing.sum()} missing study label(s) (rows "
+                        f"{list(col.index[missing])[:3]}); name every study")
+    return col.astype(str).to_numpy()
+
+
 def _unique_labels(names: np.ndarray, column: str, problems: list[str]) -> None:
     dup = pd.Series(names).duplicated().to_numpy()
     if dup.any():
@@ -176,7 +185,7 @@ class MetaAnalysis:
         if scale not in ("log", "identity"):
             raise SpecError(f"scale={scale!r}: 'log' for log ratios (results shown as ratios) or 'identity'.")
         y, s = (_numeric(_column(df, c, role), c) for c, role in ((estimate, "estimate"), (se, "se")))
-        names = _column(df, study, "study").astype(str).to_numpy()
+        names = _study_labels(_column(df, study, "study"), study)
         problems = []
         if len(y) < 2:
             problems.append(f"a meta-analysis needs at least 2 studies; got {len(y)}.")
@@ -232,7 +241,7 @@ class MetaAnalysis:
         cols = {"events_exposed": events_exposed, "n_exposed": n_exposed, "events_reference": events_reference,
                 "n_reference": n_reference}
         vals = {k: _numeric(_column(df, c, k), c) for k, c in cols.items()}
-        names = _column(df, study, "study").astype(str).to_numpy()
+        names = _study_labels(_column(df, study, "study"), study)
         problems = []
         for k, v in vals.items():
             v = np.asarray(v, float)

@@ -141,6 +141,15 @@ class Grid:
     title: str = ""
 
     def __post_init__(self):
+        for key in ("time", "event", "exposure"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise SpecError(f"{key}={getattr(self, key)!r} must be a column name (text)")
+        if not isinstance(self.covariate_sets, dict):
+            raise SpecError(f"covariate_sets={self.covariate_sets!r} must be a dict of set name -> list of columns, "
+                            "e.g. {'minimal': ['age', 'male'], 'full': ['age', 'male', 'ckd']}")
+        bad = [k for k in self.covariate_sets if not isinstance(k, str)]
+        if bad:
+            raise SpecError(f"covariate set name {bad[0]!r} must be text, e.g. 'minimal'")
         sets = self.covariate_sets if isinstance(self.covariate_sets, CovariateSets) \
             else CovariateSets(**self.covariate_sets)
         self.covariate_sets = {k: list(v) for k, v in sets.items()}
@@ -148,6 +157,30 @@ class Grid:
                 or self.important_hr == 1:
             raise SpecError(f"important_hr={self.important_hr!r} must be a positive number other than 1, e.g. 1.25")
         self.important_hr = float(self.important_hr)
+        if not isinstance(self.synthetic, (bool, np.bool_)):
+            raise SpecError(f"synthetic={self.synthetic!r} must be True or False")
+        self.synthetic = bool(self.synthetic)
+        if not isinstance(self.base_priors, dict):
+            raise SpecError(f"base_priors={self.base_priors!r} must be a dict of covariate (or 'default') -> prior")
+        for k, p in self.base_priors.items():
+            if not isinstance(p, dict):
+                raise SpecError(f"base_priors[{k!r}]={p!r} must be a prior dict, e.g. {{'dist': 'Normal', 'mu': 0, "
+                                "'sigma': 1}")
+            validate_prior(p, f"base_priors[{k!r}]")
+        if not isinstance(self.published, dict):
+            raise SpecError(f"published={self.published!r} must be a dict of covariate set -> {{hr, lower, upper}}")
+        from .compare import as_published
+
+        for k, p in self.published.items():
+            if k not in self.covariate_sets:
+                raise SpecError(f"published: {k!r} is not a covariate set of the grid.{suggest(str(k), self.covariate_sets)}"
+                                f" Sets: {list(self.covariate_sets)}")
+            if not isinstance(p, dict):
+                raise SpecError(f"published[{k!r}]={p!r} must be a dict with hr, lower and upper")
+            try:  # its numbers (a spec's entries also carry text such as the adjustment and result id)
+                as_published({key: p[key] for key in ("hr", "lower", "upper", "level") if key in p})
+            except SpecError as err:
+                raise SpecError(f"published[{k!r}]: {err}") from None
         self._priors = {}
         if not isinstance(self.priors, (list, tuple)):
             raise SpecError(f"priors={self.priors!r} must be a list of prior names or dicts with a 'name'")
@@ -176,7 +209,7 @@ class Grid:
             name = validation.label("grid family", opts.pop("name", fam))
             try:  # the family's options are checked now, not when its first cell is fitted
                 _estimator(fam, opts)
-            except TypeError as err:
+            except (TypeError, ValueError) as err:  # SpecErrors of the options too
                 raise SpecError(f"grid family {f!r}: {err}") from None
             self._families[name] = (fam, opts)
         if len(self._families) != len(self.families) or not self._families:
@@ -283,7 +316,7 @@ class Grid:
                 f = {"family": "CoxPH", **model}
             fams.append(f)
         sampler = spec.sampler
-        pub = {k: v for k, v in spec.published.items() if k in sets}
+        pub = {k: v for k, v in spec.published.items() if k in chosen}
         kw = dict(time=spec.raw["time"], event=spec.raw["event"], exposure=spec.raw["exposure"],
                   covariate_sets={s: sets[s] for s in chosen}, priors=sec.get("priors", list(NAMED_PRIORS)),
                   families=fams, subsets=sec.get("subsets", {"all": []}),
@@ -303,7 +336,18 @@ def _subset(df: pd.DataFrame, conds, name: str) -> pd.DataFrame:
     for col, op, val in conds:
         if col not in df.columns:
             raise SpecError(f"subset {name!r}: column {col!r} is not in the data.{suggest(col, df.columns)}")
-        keep &= OPERATORS[op](df[col].to_numpy(), val)
+        if isinstance(val, (list, tuple, dict, set)) or val is None:
+            raise SpecError(f"subset {name!r}: condition {[col, op, val]!r} compares with {val!r}; give one number, "
+                            "bool or text value")
+        try:
+            with np.errstate(invalid="ignore"):
+                hit = np.asarray(OPERATORS[op](df[col].to_numpy(), val), dtype=bool)
+        except TypeError:
+            raise SpecError(f"subset {name!r}: condition {[col, op, val]!r} cannot compare column {col!r} (dtype "
+                            f"{df[col].dtype}) with {val!r} ({type(val).__name__}); give a value of the column's type")
+        if hit.shape != (len(df),):
+            raise SpecError(f"subset {name!r}: condition {[col, op, val]!r} does not give one answer per row")
+        keep &= hit
     if not keep.any():
         raise SpecError(f"subset {name!r} ({conds}) selects no rows")
     return df.loc[keep]

@@ -194,6 +194,9 @@ class AnalysisSpec:
 
 def load_spec(name_or_path) -> AnalysisSpec:
     """Load a spec by name (``"danish"``) or by path, check it, and merge its calibration."""
+    if not isinstance(name_or_path, (str, os.PathLike)) or str(name_or_path).strip() == "":
+        raise SpecError(f"spec {name_or_path!r}: give a spec name ({', '.join(sorted(NAMED))}) or the path of a "
+                        ".toml file")
     key = str(name_or_path)
     if key in NAMED:
         path = models_dir() / NAMED[key]
@@ -214,8 +217,13 @@ def load_spec(name_or_path) -> AnalysisSpec:
                             f"Reinstall bayescrt, set BAYESCRT_MODELS to the folder that holds {NAMED[key]}, "
                             "or give the spec's path")
         raise SpecError(f"spec file {str(path)!r} does not exist; give the path of an existing .toml spec")
+    if path.is_dir():
+        raise SpecError(f"spec {str(path)!r} is a folder; give the path of a .toml spec file")
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{str(path)!r} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start:exc.start + 1]!r}); "
+                        "save the spec as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{str(path)!r} is not valid TOML: {exc}") from exc
     check(raw, str(path))

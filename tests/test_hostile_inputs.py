@@ -294,6 +294,50 @@ ITEM2: list[Case] = [
          bc.DataError, NO_NON_FINITE + r"missing values in 'age' \(1 rows\).*Missing in 'age': row 0"),
     Case(2, "infinite-covariate", lambda tmp: prep(with_cols(age=[np.inf] + list(frame()["age"][1:]))),
          bc.DataError, r"covariate 'age' has 1 infinite values"),
+    Case(2, "multiindex-columns", lambda tmp: prep(frame().set_axis(
+        pd.MultiIndex.from_tuples([(c, "x") for c in frame().columns]), axis=1)),
+         bc.DataError, r"the DataFrame's columns are a MultiIndex .*flatten them first"),
+    Case(2, "column-in-two-roles", lambda tmp: prep(frame(), weights="t"),
+         bc.DataError, r"column 't' is used both as the time and as the weights column; a column can have one role"),
+    Case(2, "event-as-strata", lambda tmp: prep(frame(), strata="d"),
+         bc.DataError, r"column 'd' is used both as the event and as the strata column"),
+    Case(2, "series-as-a-column-name", lambda tmp: prep(frame(), time=frame()["t"]),
+         bc.DataError, r"time=<Series of length 40> must be one column name"),
+    Case(2, "nullable-bool-event-with-na", lambda tmp: prep(with_cols(
+        d=pd.array([True, False, pd.NA, True] * 10, dtype="boolean"))),
+         bc.DataError, r"missing values in 'd' \(10 rows\).*Missing in 'd': row 2"),
+    Case(2, "nullable-float-with-na", lambda tmp: prep(with_cols(
+        age=pd.array([70.0, pd.NA] + [71.0] * 38, dtype="Float64"))),
+         bc.DataError, NO_NON_FINITE + r"missing values in 'age' \(1 rows\)"),
+    Case(2, "integers-beyond-2-53", lambda tmp: prep(with_cols(t=np.int64(2**62) + np.arange(40))),
+         bc.DataError, r"time column 't' has 40 integers beyond 2\*\*53 .*lose precision"),
+    Case(2, "lists-as-strata", lambda tmp: prep(with_cols(s=pd.Series([[1], [2]] * 20, dtype=object)), strata="s"),
+         bc.DataError, r"strata column 's' holds values that cannot label groups \(row 0: \[1\]"),
+    Case(2, "bools-and-numbers-as-strata", lambda tmp: prep(with_cols(s=pd.Series([1, True] * 20, dtype=object)),
+                                                             strata="s"),
+         bc.DataError, r"strata column 's' mixes bools and numbers, and True would be the same group as 1"),
+    Case(2, "strata-that-read-the-same", lambda tmp: prep(with_cols(s=pd.Series([1, "1"] * 20, dtype=object)),
+                                                           strata="s"),
+         bc.DataError, r"strata column 's' has values that read the same as text \(\['1'\]\)"),
+    Case(2, "bools-and-numbers-as-levels", lambda tmp: prep(with_cols(g=pd.Series([0, 1, True, 0] * 10, dtype=object)),
+                                                             covariates=["upgrade", "g"]),
+         bc.DataError, r"covariate 'g' mixes bools .* and numbers .* True would count as 1"),
+    Case(2, "reference-of-a-bool-categorical", lambda tmp: prep(with_cols(g=pd.Categorical(np.arange(40) % 4 < 2)),
+                                                                 covariates=["upgrade", "g"], reference={"g": "no"}),
+         bc.DataError, r"reference level 'no' for 'g' is not among its levels \[False, True\]"),
+    Case(2, "reference-true-for-level-1", lambda tmp: prep(with_cols(g=pd.Categorical(np.arange(40) % 3)),
+                                                            covariates=["upgrade", "g"], reference={"g": True}),
+         bc.DataError, r"reference level True for 'g' is not among its levels \[0, 1, 2\]"),
+    Case(2, "weights-that-overflow", lambda tmp: prep(with_cols(w=np.full(40, 1e308)), weights="w"),
+         bc.DataError, r"the weighted mean or SD of covariates \['upgrade', 'age'\] overflows .*divide the weights"),
+    Case(2, "covariate-constant-up-to-rounding", lambda tmp: prep(with_cols(age=1e10 + np.arange(40) * 1e-6)),
+         bc.DataError, r"covariate 'age' is constant up to rounding"),
+    Case(2, "pwe-cuts-as-text", lambda tmp: (bc.PiecewiseExponentialPH, (), {"cuts": "1,2"}),
+         bc.SpecError, r"cuts='1,2': give interior cut points as a list of numbers"),
+    Case(2, "pwe-cuts-with-a-bool", lambda tmp: (bc.PiecewiseExponentialPH, (), {"cuts": [True, 2]}),
+         bc.SpecError, r"cuts=\[True, 2\]: give interior cut points as a list of numbers"),
+    Case(2, "pwe-rw-order-float", lambda tmp: (bc.PiecewiseExponentialPH, (), {"rw_order": 2.0}),
+         bc.SpecError, r"rw_order=2\.0: choose 1 .* or 2"),
     Case(2, "seed-too-large", lambda tmp: fit_call(frame(), random_seed=2**32),
          bc.SpecError, r"random_seed=4294967296 is out of range: it must be an integer in \[0, 4\.29497e\+09\]"),
     Case(2, "seed-negative", lambda tmp: fit_call(frame(), random_seed=np.int64(-1)),
@@ -317,7 +361,7 @@ ITEM2: list[Case] = [
 # ---------------------------------------------------------------------------------------------- item 3: compare
 ITEM3: list[Case] = [
     Case(3, "draws-of-several-covariates-as-array", lambda tmp: (bc.compare, (draws((4000, 3)), PUBLISHED), {}),
-         bc.SpecError, r"posterior has shape \(4000, 3\): draws of 3 covariates, which compare\(\) would pool"),
+         bc.SpecError, r"posterior has shape \(4000, 3\): a 2-D array is either draws x covariates, which compare\(\) would pool"),
     Case(3, "draws-of-several-covariates-labelled", lambda tmp: (bc.compare, (labelled_draws(), PUBLISHED), {}),
          bc.SpecError, r"posterior holds draws of 3 covariates \['upgrade', 'age', 'male'\]; pick one with covariate="),
     Case(3, "covariate-not-among-the-draws", lambda tmp: (bc.compare, (labelled_draws(), PUBLISHED),
@@ -343,6 +387,14 @@ ITEM3: list[Case] = [
          bc.SpecError, r"published: missing key\(s\) \['upper'\]"),
     Case(3, "published-text-numbers", lambda tmp: (bc.compare, (draws(), {**PUBLISHED, "hr": "1.13"}), {}),
          bc.SpecError, r"hr, lower, upper and level must be numbers"),
+    Case(3, "published-infinite-bound", lambda tmp: (bc.compare, (draws(), {**PUBLISHED, "upper": math.inf}), {}),
+         bc.SpecError, r"hr, lower, upper and level must be finite"),
+    Case(3, "draws-as-text", lambda tmp: (bc.compare, ([str(v) for v in draws()], PUBLISHED), {}),
+         bc.SpecError, r"expected real-valued draws of a log-HR, got list of dtype <U"),
+    Case(3, "draws-complex", lambda tmp: (bc.compare, (draws() + 0j, PUBLISHED), {}),
+         bc.SpecError, r"expected real-valued draws of a log-HR, got ndarray of dtype complex128"),
+    Case(3, "chains-by-draws", lambda tmp: (bc.compare, (draws((4, 1000)), PUBLISHED), {}),
+         bc.SpecError, r"or chains x draws of one log-HR \(pass it \.ravel\(\)'ed"),
     Case(3, "published-ci-not-around-hr", lambda tmp: (bc.compare, (draws(), {**PUBLISHED, "hr": 1.3}), {}),
          bc.SpecError, r"need 0 < lower < hr < upper"),
 ]
@@ -468,6 +520,12 @@ ITEM5: list[Case] = [
          bc.ResultFileError, r"written in result format 1 by an older bayescrt"),
     Case(5, "a-folder", lambda tmp: (bc.load, (tmp,), {}),
          bc.ResultFileError, r"is a folder, not a result file"),
+    Case(5, "path-none", lambda tmp: (bc.load, (None,), {}),
+         bc.ResultFileError, r"load\(path=None\): give the path of a saved fit"),
+    Case(5, "save-to-a-folder", lambda tmp: (fit_copy().save, (tmp,), {}),
+         bc.ResultFileError, r"save: '.*' is a folder; give a file path"),
+    Case(5, "save-below-a-file", lambda tmp: (fit_copy().save, (a_file(tmp) / "fit.nc",), {}),
+         bc.ResultFileError, r"save: the folder '.*a_file' cannot be made"),
     Case(5, "no-file", lambda tmp: (bc.load, (tmp / "none.nc",), {}),
          bc.ResultFileError, r"no result file at"),
     Case(5, "annotating-an-edited-fit", lambda tmp: (
@@ -499,6 +557,24 @@ ITEM6: list[Case] = [
          bc.SpecError, r"important_hr=nan must be a positive number other than 1"),
     Case(6, "grid-seed-out-of-range", grid(random_seed=2**40),
          bc.SpecError, r"random_seed=1099511627776 is out of range"),
+    Case(6, "set-name-not-text", grid(covariate_sets={1: ["age"]}),
+         bc.SpecError, r"covariate set name 1 must be text"),
+    Case(6, "exposure-a-list", grid(exposure=["upgrade"]),
+         bc.SpecError, r"exposure=\['upgrade'\] must be a column name"),
+    Case(6, "base-prior-not-a-dict", grid(base_priors={"age": "wide"}),
+         bc.SpecError, r"base_priors\['age'\]='wide' must be a prior dict"),
+    Case(6, "published-for-an-unknown-set", grid(published={"minimall": PUBLISHED}),
+         bc.SpecError, r"published: 'minimall' is not a covariate set of the grid\. Did you mean 'minimal'\?"),
+    Case(6, "published-ci-backwards", grid(published={"minimal": {"hr": 1.1, "lower": 1.2, "upper": 1.3}}),
+         bc.SpecError, r"published\['minimal'\]: published: need 0 < lower < hr < upper"),
+    Case(6, "synthetic-a-string", grid(synthetic="no"),
+         bc.SpecError, r"synthetic='no' must be True or False"),
+    Case(6, "pwe-options-of-a-grid-family", grid(families=[{"family": "PiecewiseExponentialPH", "cuts": "abc"}]),
+         bc.SpecError, r"grid family .*cuts='abc': give interior cut points"),
+    Case(6, "subset-value-of-another-type", lambda tmp: (
+        bc.sensitivity._cell_inputs, ((g := Grid(**grid(subsets={"old": [["age", ">", "60"]]})(tmp)[2])),
+                                      g.cells()[0], frame()), {"check": True}),
+         bc.SpecError, r"subset 'old': condition \['age', '>', '60'\] cannot compare column 'age' \(dtype float64\)"),
     Case(6, "fit-of-a-cell-not-in-the-grid", lambda tmp: (
         SensitivityResult(Grid(**grid()(tmp)[2]), tmp, {"cells": {}}).fit, ("CoxPH__full__neutral__all",), {}),
          bc.SpecError, r"cell 'CoxPH__full__neutral__all' is not a cell of this grid\..*Cells: "
@@ -579,6 +655,18 @@ ITEM8: list[Case] = [
     cli_row("reanalyse-unknown-study", lambda tmp: ["reanalyse", "danissh"], r"^bayescrt reanalyse: .*'danissh'"),
     cli_row("calibrate-factor-zero", lambda tmp: ["calibrate", "danish", "--factor", "0"],
             r"argument --factor: 0 is out of range: give an integer in \[1, 100\]"),
+    cli_row("reproduce-out-empty", lambda tmp: ["reproduce", "danish", "--out", ""],
+            r"^bayescrt reproduce: --out='' must be a folder path"),
+    cli_row("reproduce-json-empty", lambda tmp: ["reproduce", "danish", "--json", ""],
+            r"^bayescrt reproduce: --json='' must be a file path"),
+    cli_row("quickstart-out-empty", lambda tmp: ["quickstart", "--out", ""],
+            r"^bayescrt quickstart: --out='' must be a file path"),
+    cli_row("reproduce-spec-empty", lambda tmp: ["reproduce", ""],
+            r"^bayescrt reproduce: spec '': give a spec name"),
+    cli_row("spec-not-utf8", lambda tmp: ["reproduce", (tmp / "s.toml", (tmp / "s.toml").write_bytes(b'name = "x"\n\xff\n'))[0]],
+            r"^bayescrt reproduce: '.*s\.toml' is not UTF-8 text \(byte 11"),
+    cli_row("published-list-with-an-id", lambda tmp: ["published", "list", "danish"],
+            r"^bayescrt published: published list takes no study id \(got 'danish'\)"),
     cli_row("published-show-without-id", lambda tmp: ["published", "show"],
             r"^bayescrt published: published show: name a study id"),
     cli_row("published-unknown-action", lambda tmp: ["published", "lst"], r"invalid choice: 'lst'"),
@@ -615,6 +703,8 @@ ITEM9: list[Case] = [
     Case(9, "counts-as-text", lambda tmp: (bc.MetaAnalysis().fit_counts, (counts(e1=["10", "12"]),), {
         "events_exposed": "e1", "n_exposed": "n1", "events_reference": "e0", "n_reference": "n0", "study": "study"}),
          bc.DataError, r"column 'e1' must hold numbers"),
+    Case(9, "study-label-missing", lambda tmp: meta_fit(studies(study=["a", None, "c"])),
+         bc.DataError, r"column 'study': 1 missing study label\(s\)"),
     Case(9, "more-events-than-patients", lambda tmp: (bc.MetaAnalysis().fit_counts, (counts(e1=[10, 70]),), {
         "events_exposed": "e1", "n_exposed": "n1", "events_reference": "e0", "n_reference": "n0", "study": "study"}),
          bc.DataError, r"column 'e1': more events than patients in studies \['b'\]"),
@@ -720,10 +810,10 @@ def test_numpy_scalars_are_accepted_wherever_python_numbers_are():
 
 
 def test_cli_debug_shows_the_traceback_and_a_bug_is_one_line_with_status_3(monkeypatch, capsys):
-    with pytest.raises(bc.SpecError, match="no spec named 'nosuch'"):
-        cli.main(["--debug", "reproduce", "nosuch"])
-    with pytest.raises(bc.SpecError, match="no spec named 'nosuch'"):
-        cli.main(["reproduce", "nosuch", "--debug"])
+    for argv in (["--debug", "reproduce", "nosuch"], ["reproduce", "nosuch", "--debug"]):
+        assert cli.main(argv) == cli.EXIT_USAGE  # the traceback, and still the status of a user's error
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "SpecError: no spec named 'nosuch'" in err, err
 
     def broken(*a, **k):
         raise ZeroDivisionError("division by zero")

@@ -9,9 +9,16 @@ What theory says, and so what is asserted:
 * The exact posterior SD (importance sampling from a multivariate-t around
   the MLE, independent of MCMC) must be within 10% of the reference standard
   error (Bernstein-von Mises, 114 events; it is within 2.6% here).
-* The MCMC posterior mean and SD must match the exact ones within 4 Monte
+* The MCMC posterior mean and SD must match the exact ones within Z_MC Monte
   Carlo standard errors: sd / sqrt(ESS) for a mean, about sd / sqrt(2 ESS) for
-  an SD, with each parameter's own bulk ESS. This checks the sampler.
+  an SD, with each parameter's own bulk ESS. This checks the sampler. The three
+  shared fits make 42 such comparisons (7 covariates x mean and SD x 3 fits),
+  so Z_MC is the Bonferroni bound for a family-wise false-alarm rate of 1e-4:
+  |z| > 4.72 has probability 2.4e-6 per comparison. (A bound of 4 ignored the
+  42 comparisons: with seeds shifted by 1 the Breslow fit's MCMC mean of prio
+  sat 4.48 bulk-ESS Monte Carlo errors from the exact mean, 4.24 by batch means,
+  while five other seeds put every covariate within 2.8.) A bias of 0.1
+  posterior SD still fails it by far (about 6.7 errors at ESS 4,500).
 
 The posterior *mean* itself is not the MLE: for skewed likelihoods it sits
 about skewness x SD / 2 away, O(1/sqrt(events)) = 0.09 SD here. For the two
@@ -33,6 +40,9 @@ from conftest import ROSSI_COVARIATES
 from seeds import seed
 
 pytestmark = pytest.mark.mcmc
+
+N_COMPARISONS = 42  # see the module docstring
+Z_MC = float(stats.norm.isf(1e-4 / N_COMPARISONS / 2))  # 4.72
 
 
 def _exact_posterior(fit, df, coef, cov, *, ties, strata=None, n=200_000, seed=seed(0)):
@@ -75,9 +85,9 @@ def _agree(fit, df, coef, se, cov, *, ties, strata=None):
     assert (report["mode_vs_ref_se"].abs() < 0.01).all(), report
     # with 114 events the posterior is close to normal: its SD is within 10% of the Wald SE
     assert ((report["exact_sd/se"] - 1).abs() < 0.10).all(), report
-    # Monte Carlo error of an MCMC mean is sd / sqrt(ESS), of an SD about sd / sqrt(2 ESS): allow 4 of each
-    assert (report["mcmc_vs_exact_sd"].abs() < 4 / np.sqrt(ess)).all(), report
-    assert ((report["mcmc_sd/exact_sd"] - 1).abs() < 4 / np.sqrt(2 * ess)).all(), report
+    # Monte Carlo error of an MCMC mean is sd / sqrt(ESS), of an SD about sd / sqrt(2 ESS): allow Z_MC of each
+    assert (report["mcmc_vs_exact_sd"].abs() < Z_MC / np.sqrt(ess)).all(), report
+    assert ((report["mcmc_sd/exact_sd"] - 1).abs() < Z_MC / np.sqrt(2 * ess)).all(), report
 
 
 def test_efron_matches_lifelines(rossi_efron, rossi):

@@ -339,6 +339,11 @@ def _subset(df: pd.DataFrame, conds, name: str) -> pd.DataFrame:
         if isinstance(val, (list, tuple, dict, set)) or val is None:
             raise SpecError(f"subset {name!r}: condition {[col, op, val]!r} compares with {val!r}; give one number, "
                             "bool or text value")
+        if isinstance(val, (bool, np.bool_)) != pd.api.types.is_bool_dtype(df[col].dtype):  # True is not 1 here
+            raise SpecError(f"subset {name!r}: condition {[col, op, val]!r} compares "
+                            + (f"a bool with column {col!r} of dtype {df[col].dtype}, where True would mean 1"
+                               if isinstance(val, (bool, np.bool_)) else
+                               f"the bool column {col!r} with {val!r}; compare it with True or False"))
         try:
             with np.errstate(invalid="ignore"):
                 hit = np.asarray(OPERATORS[op](df[col].to_numpy(), val), dtype=bool)

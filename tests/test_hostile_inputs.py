@@ -575,6 +575,10 @@ ITEM6: list[Case] = [
         bc.sensitivity._cell_inputs, ((g := Grid(**grid(subsets={"old": [["age", ">", "60"]]})(tmp)[2])),
                                       g.cells()[0], frame()), {"check": True}),
          bc.SpecError, r"subset 'old': condition \['age', '>', '60'\] cannot compare column 'age' \(dtype float64\)"),
+    Case(6, "subset-bool-for-a-number", lambda tmp: (
+        bc.sensitivity._cell_inputs, ((g := Grid(**grid(subsets={"old": [["age", ">", True]]})(tmp)[2])),
+                                      g.cells()[0], frame()), {"check": True}),
+         bc.SpecError, r"compares a bool with column 'age' of dtype float64, where True would mean 1"),
     Case(6, "fit-of-a-cell-not-in-the-grid", lambda tmp: (
         SensitivityResult(Grid(**grid()(tmp)[2]), tmp, {"cells": {}}).fit, ("CoxPH__full__neutral__all",), {}),
          bc.SpecError, r"cell 'CoxPH__full__neutral__all' is not a cell of this grid\..*Cells: "

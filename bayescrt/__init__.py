@@ -1,22 +1,59 @@
-"""bayescrt: Bayesian proportional-hazards models for upgrade vs de novo CRT."""
+"""bayescrt: Bayesian proportional-hazards models for upgrade vs de novo CRT.
 
+The package's names are imported when first used (``bc.CoxPH`` imports the estimators, ``bc.sensitivity``
+the grid runner), so that ``import bayescrt`` and the command line's argument and path checks cost a
+fraction of a second rather than the seconds that scipy.stats, xarray and the models take to import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
 from importlib import metadata as _metadata
 
-from . import absolute, bias, datasets, published, sensitivity
-from .compare import Comparison, compare
-from .covariate_sets import CovariateSetFits, CovariateSets, fit_covariate_sets
-from .data import SurvivalData
-from .diagnostics import DiagnosticReport
 from .errors import DataError, DataWarning, DiagnosticsWarning, ResultFileError, SpecError
-from .estimators import CoxPH, PiecewiseExponentialPH, WeibullPH
-from .fit import Fit, load
-from .meta import MetaAnalysis, MetaFit
-from .model_comparison import compare_models
 
-# The function, not the module: importing the submodule bayescrt.simulate sets the package attribute
-# to the module only on its first import, which this line performs; `from bayescrt.simulate import ...`
-# still reaches the module through sys.modules.
-from .simulate import simulate
+# name -> (submodule, attribute; None for the submodule itself)
+_LAZY = {
+    "absolute": ("absolute", None), "bias": ("bias", None), "datasets": ("datasets", None),
+    "published": ("published", None), "sensitivity": ("sensitivity", None),
+    "Comparison": ("compare", "Comparison"), "compare": ("compare", "compare"),
+    "CovariateSetFits": ("covariate_sets", "CovariateSetFits"), "CovariateSets": ("covariate_sets", "CovariateSets"),
+    "fit_covariate_sets": ("covariate_sets", "fit_covariate_sets"),
+    "SurvivalData": ("data", "SurvivalData"), "DiagnosticReport": ("diagnostics", "DiagnosticReport"),
+    "CoxPH": ("estimators", "CoxPH"), "PiecewiseExponentialPH": ("estimators", "PiecewiseExponentialPH"),
+    "WeibullPH": ("estimators", "WeibullPH"), "Fit": ("fit", "Fit"), "load": ("fit", "load"),
+    "MetaAnalysis": ("meta", "MetaAnalysis"), "MetaFit": ("meta", "MetaFit"),
+    "compare_models": ("model_comparison", "compare_models"), "simulate": ("simulate", "simulate"),
+}
+# Functions named like their own submodule: bc.compare and bc.simulate are the functions, also after the
+# submodules bayescrt.compare and bayescrt.simulate have been imported (which would set the name to the module).
+_FUNCTIONS_NAMED_LIKE_MODULES = ("compare", "simulate")
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'bayescrt' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    mod = importlib.import_module(f"{__name__}.{module}")
+    value = mod if attr is None else getattr(mod, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        if name in _FUNCTIONS_NAMED_LIKE_MODULES and isinstance(value, types.ModuleType):
+            return  # the import system recording a loaded submodule: the name stays the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 try:
     __version__ = _metadata.version("bayescrt")

@@ -66,11 +66,12 @@ def _seed(text: str) -> int:
 
 
 def _quickstart(args) -> int:
-    from . import CoxPH, datasets
     from .validation import output_file
 
     if args.out is not None:
         output_file(args.out, "--out")
+    from . import CoxPH, datasets
+
     df = datasets.load_rossi()
     covs = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
     print("bayescrt quickstart: Bayesian Cox model on the public Rossi recidivism data (432 subjects)")
@@ -93,14 +94,19 @@ def _reproduce(args) -> int:
     import json
     from pathlib import Path
 
-    from .reproduce import reproduce, write_outputs
-    from .spec import load_spec
     from .validation import output_file, output_folder
 
-    load_spec(args.study)  # a bad spec is refused before the output locations are made
-    out = output_folder(args.out, "--out") if args.out is not None else None
+    # where the results go is checked first (light imports only: under a second), the spec next, and the
+    # folder is made only once both are good
+    if args.out is not None:
+        output_folder(args.out, "--out", create=False)
     if args.json is not None:
         output_file(args.json, "--json")
+    from .reproduce import reproduce, write_outputs
+    from .spec import load_spec
+
+    load_spec(args.study)
+    out = output_folder(args.out, "--out") if args.out is not None else None
     rep = reproduce(args.study, draws=args.draws, chains=args.chains, random_seed=args.seed,
                     progress=not args.no_progress)
     print(rep)
@@ -178,9 +184,11 @@ def _reanalyse(args) -> int:
 
 
 def _sensitivity(args) -> int:
+    from .validation import output_folder
+
+    output_folder(args.out, "--out", create=False)  # first, with light imports only: under a second
     from .sensitivity import Grid, run
     from .spec import load_spec
-    from .validation import output_folder
 
     over = {k: v for k, v in (("draws", args.draws), ("tune", args.tune), ("chains", args.chains)) if v is not None}
     Grid.from_spec(load_spec(args.spec), **over)  # a bad spec or grid is refused before the folder is made

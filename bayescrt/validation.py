@@ -122,7 +122,9 @@ def output_folder(path, arg: str = "out", *, create: bool = True, error=SpecErro
         if parent is not None and not parent.is_dir():
             raise error(f"{arg} {str(folder)!r}: {str(parent)!r} is a file, so no folder can be made there; give "
                         "another path")
-        if not create:
+        if not create:  # the folder would be made in the nearest existing one: that must be writable
+            if parent is not None:
+                _probe_writable(parent, arg, error)
             return folder
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -835,3 +835,20 @@ def test_cli_help_lists_the_exit_statuses(capsys):
         out = capsys.readouterr().out
         assert re.search(r"exit status:\n\s+0\s+success\n\s+1\s+at least one fit failed its convergence diagnostics"
                          r"[\s\S]*\n\s+2\s+an error in the arguments", out), out
+
+
+def test_cli_checks_output_paths_before_importing_the_models(tmp_path):
+    """A wrong --out or --json is refused before scipy.stats, xarray or PyMC is imported (a fraction of a second,
+    not the seconds those imports take, let alone minutes of sampling)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom bayescrt import cli\nrc = cli.main(sys.argv[1:])\n"
+             "print(rc, sorted(m for m in ('scipy.stats', 'xarray', 'pymc', 'pandas') if m in sys.modules))")
+    for argv in (["reproduce", "danish", "--json", str(tmp_path / "no" / "x.json")],
+                 ["reproduce", "danish", "--out", str(a_file(tmp_path))],
+                 ["sensitivity", "danish", "--out", str(a_file(tmp_path))],
+                 ["quickstart", "--out", str(tmp_path / "no" / "fit.nc")]):
+        res = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+        assert res.stdout.strip() == "2 []", (argv, res.stdout, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr

@@ -27,13 +27,18 @@ def is_number(x) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
 
 
+def _num(v) -> str:
+    """A bound as people read it: integers in full (4294967295, not 4.29497e+09), other numbers by :g."""
+    return str(v) if isinstance(v, numbers.Integral) else f"{v:g}"
+
+
 def _bounds(low, high, low_open=False, high_open=False) -> str:
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f" in {'(' if low_open else '['}{_num(low)}, {_num(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f" {'>' if low_open else '>='} {low:g}"
+        return f" {'>' if low_open else '>='} {_num(low)}"
     if high is not None:
-        return f" {'<' if high_open else '<='} {high:g}"
+        return f" {'<' if high_open else '<='} {_num(high)}"
     return ""
 
 

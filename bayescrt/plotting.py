@@ -227,7 +227,8 @@ def plot_ppc_km(table: pd.DataFrame, *, ax=None, labels: dict | None = None, max
     simulated Kaplan-Meier curves (``sim_*`` columns, thin), the pointwise
     band (``lower``, ``upper``, shaded) and the observed Kaplan-Meier curve
     (``observed``, thick, black edge); the legend gives the share of times at
-    which the observed curve lies inside the band (``attrs["coverage"]``).
+    which the observed curve lies inside the band (``attrs["coverage"]``)
+    and the global rank test's p-value (``attrs["p_value"]``).
     ``max_curves`` limits the simulated curves drawn per group. Returns the
     Axes; the data drawn are ``ax.ppc_data``.
     """
@@ -257,6 +258,9 @@ def plot_ppc_km(table: pd.DataFrame, *, ax=None, labels: dict | None = None, max
                                   label=f"{name}: observed KM" + ("" if cov is None else
                                                                   f" (inside the band at {100 * cov:.0f}% of times)")))
         handles.append(Patch(color=color, alpha=0.25, label=f"{name}: {len(sims)} simulated KMs, {level} band"))
+    if "p_value" in table.attrs:
+        handles.append(plt.Line2D([], [], ls="none", label=f"global rank test: p = {table.attrs['p_value']:.3g} "
+                                                            f"({table.attrs.get('n_sims', len(sims))} simulations)"))
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0)
     ax.set_xlabel(xlabel)

@@ -135,22 +135,30 @@ def test_risk_difference_signs_and_consistency(trial_fit):
 
 @pytest.mark.mcmc
 def test_ppc_km_covers_the_data_and_flags_wrong_models(trial_fit, monkeypatch):
-    tab = absolute.ppc_km(trial_fit, exposure="treat", n_sims=50, n_grid=100)
-    assert tab.shape == (200, 8 + 50) and sorted(tab["group"].unique()) == [0, 1]
-    assert (tab["lower"] <= tab["upper"]).all() and tab[[f"sim_{d}" for d in range(50)]].le(1).all().all()
-    assert all(c >= 0.8 for c in tab.attrs["coverage"].values()), tab.attrs["coverage"]
-    assert absolute.ppc_km(trial_fit).attrs["coverage"]["all"] >= 0.8
+    """The global envelope test's p-value is conservative under a correct model: P(p <= a) <= a.
+
+    Two checks of the correct model at a = 0.005 (399 simulations, so p moves in steps of
+    1/400): a false alarm in at most 1% of seeds. The wrong models are the most extreme curves.
+    """
+    tab = absolute.ppc_km(trial_fit, exposure="treat", n_sims=399, n_grid=100)
+    assert tab.shape == (200, 8 + 399) and sorted(tab["group"].unique()) == [0, 1]
+    assert (tab["lower"] <= tab["upper"]).all() and tab[[f"sim_{d}" for d in range(399)]].le(1).all().all()
+    assert all(0 <= c <= 1 for c in tab.attrs["coverage"].values()), tab.attrs["coverage"]
+    assert tab.attrs["p_value"] > 0.005, tab.attrs
+    assert set(tab.attrs["p_value_by_group"]) == {"0", "1"}
+    assert absolute.ppc_km(trial_fit, n_sims=399).attrs["p_value"] > 0.005
     # a baseline three times too high: every curve falls below its band
     real = absolute.baseline_cumhaz
     monkeypatch.setattr(absolute, "baseline_cumhaz", lambda *a, **k: 3 * real(*a, **k))
-    assert absolute.ppc_km(trial_fit).attrs["coverage"]["all"] < 0.8
+    high = absolute.ppc_km(trial_fit, n_sims=399)
+    assert high.attrs["p_value"] == 1 / 400 and high.attrs["coverage"]["all"] < 0.5, high.attrs
     monkeypatch.undo()
     # the treatment left out (its log-HR set to 0): the arms leave their bands in opposite directions
     beta = trial_fit.log_hr_draws()
     beta[:, trial_fit.covariates.index("treat")] = 0.0
     monkeypatch.setattr(trial_fit, "log_hr_draws", lambda: beta.copy())
-    wrong = absolute.ppc_km(trial_fit, exposure="treat")
-    assert all(c < 0.8 for c in wrong.attrs["coverage"].values()), wrong.attrs["coverage"]
+    wrong = absolute.ppc_km(trial_fit, exposure="treat", n_sims=399)
+    assert wrong.attrs["p_value"] <= 0.02, wrong.attrs
     late = wrong[wrong["time"] > 1.0]
     assert (late.loc[late["group"] == 0, "observed"] < late.loc[late["group"] == 0, "median"]).mean() > 0.9
     assert (late.loc[late["group"] == 1, "observed"] > late.loc[late["group"] == 1, "median"]).mean() > 0.9
@@ -200,7 +208,9 @@ def test_plots_render_and_expose_their_data(stub, tmp_path):
     ax.figure.savefig(tmp_path / "standardised.png")
     ppc = absolute.ppc_km(fit, exposure="treat", n_sims=20)
     ax = plot_ppc_km(ppc, title="Posterior predictive Kaplan-Meier")
-    assert ax.ppc_data.equals(ppc) and len(ax.get_legend().get_texts()) == 4
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.ppc_data.equals(ppc) and len(texts) == 5  # observed and band per group, and the test
+    assert texts[-1] == f"global rank test: p = {ppc.attrs['p_value']:.3g} (20 simulations)", texts
     ax.figure.savefig(tmp_path / "ppc.png")
     assert (tmp_path / "standardised.png").stat().st_size > 0 and (tmp_path / "ppc.png").stat().st_size > 0
     plt.close("all")
@@ -234,3 +244,42 @@ def test_numerical_pieces(stub):
     # constant draws fail the convergence gates: absolute effects say so, as hazard_ratios() does
     with pytest.warns(DiagnosticsWarning, match="FAILED its convergence diagnostics"):
         assert not absolute.standardised_survival(fixed, "treat", [1.0], max_draws=10).attrs["diagnostics_ok"]
+
+
+def _ecdf_survival_curves(rng, rates, n=60, grid=np.linspace(0.05, 3.0, 30)):
+    """Empirical survival curves (steps of 1/n, so with ties) of n exponential times per rate."""
+    t = rng.exponential(size=(len(rates), n)) / np.asarray(rates)[:, None]
+    return (t[:, :, None] > grid).mean(axis=1)
+
+
+def test_global_rank_p_value_is_uniform_under_exchangeability_and_small_for_a_misfit():
+    """Under exchangeable curves ``P(p <= a) <= a``, and with few ties close to ``a``.
+
+    2,000 replications of 1 + 49 curves: the share at or below ``a`` has binomial SD
+    ``sqrt(a (1 - a) / 2000)`` (0.0067 at a = 0.1). The bound above is the theory (4 SD);
+    below, ties between the step curves make the test a little conservative (about 1 SD
+    here), so 5 SD. With 50 curves ``p`` takes the values k / 50, so each ``a`` is a multiple
+    of 1/50.
+    """
+    rng = np.random.default_rng(seed(11))
+    reps, m = 2000, 50
+    p = np.array([absolute.global_rank_p_value(_ecdf_survival_curves(rng, np.ones(m))) for _ in range(reps)])
+    assert p.min() >= 1 / m and p.max() <= 1.0
+    for a in (0.02, 0.06, 0.1, 0.2, 0.5):
+        share, sd = (p <= a + 1e-12).mean(), np.sqrt(a * (1 - a) / reps)
+        assert a - 5 * sd <= share <= a + 4 * sd, (a, share, sd)
+    # an observed curve with three times the hazard is more extreme than every simulated one
+    wrong = np.r_[[3.0], np.ones(m - 1)]
+    assert all(absolute.global_rank_p_value(_ecdf_survival_curves(rng, wrong)) == 1 / m for _ in range(20))
+    # twice the hazard, a persistent shift of a step curve: found at 5% in about 98% of replications
+    # (SD 0.01 in 200), so at least 90%
+    double = np.r_[[2.0], np.ones(m - 1)]
+    found = np.mean([absolute.global_rank_p_value(_ecdf_survival_curves(rng, double)) <= 0.05 for _ in range(200)])
+    assert found >= 0.9, found
+    # the same observed curve among copies of itself: nothing is more extreme, p = 1
+    same = np.repeat(_ecdf_survival_curves(rng, [1.0]), 5, axis=0)
+    assert absolute.global_rank_p_value(same) == 1.0
+    for bad, what in ((np.ones((1, 4)), r"M >= 2"), (np.ones(4), r"M >= 2"),
+                      (np.array([[0.5, np.nan], [0.4, 0.3]]), "NaN or infinite")):
+        with pytest.raises(ValueError, match=what):
+            absolute.global_rank_p_value(bad)

@@ -655,8 +655,8 @@ class SensitivityResult:
             notes.append("Cells marked FAILED did not pass the convergence diagnostics: their rows cannot be trusted.")
         lr = self.manifest["last_run"]
         return (f"{head}Sensitivity grid: HR of {self.grid.exposure!r} in {len(t)} cells "
-                f"({lr['compilations']} compilations in the last run, {lr['fitted']} cells fitted, "
-                f"{lr['kept']} kept from before)\n" + shown.to_string(index=False)
+                f"({_count(lr['compilations'], 'compilation')} in the last run, {_count(lr['fitted'], 'cell')} "
+                f"fitted, {lr['kept']} kept from before)\n" + shown.to_string(index=False)
                 + "".join("\n" + n for n in notes))
 
     def plot(self, ax=None, prob: float = 0.95):
@@ -884,3 +884,8 @@ def _run_dask(scheduler, payload, todo, df, out, data_hash, run_id, bar, manifes
         if client is not scheduler:
             client.close()
     return results
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 compilation``, ``2 compilations``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -257,7 +257,9 @@ def plot_ppc_km(table: pd.DataFrame, *, ax=None, labels: dict | None = None, max
         handles.append(plt.Line2D([], [], color=color, lw=1.8, path_effects=edged,
                                   label=f"{name}: observed KM" + ("" if cov is None else
                                                                   f" (inside the band at {100 * cov:.0f}% of times)")))
-        handles.append(Patch(color=color, alpha=0.25, label=f"{name}: {len(sims)} simulated KMs, {level} band"))
+        n_all = table.attrs.get("n_sims", len(sims))
+        shown = f"{len(sims)}" if len(sims) == n_all else f"{len(sims)} of {n_all}"
+        handles.append(Patch(color=color, alpha=0.25, label=f"{name}: {shown} simulated KMs, {level} band"))
     if "p_value" in table.attrs:
         handles.append(plt.Line2D([], [], ls="none", label=f"global rank test: p = {table.attrs['p_value']:.3g} "
                                                             f"({table.attrs.get('n_sims', len(sims))} simulations)"))

@@ -211,6 +211,9 @@ def test_plots_render_and_expose_their_data(stub, tmp_path):
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
     assert ax.ppc_data.equals(ppc) and len(texts) == 5  # observed and band per group, and the test
     assert texts[-1] == f"global rank test: p = {ppc.attrs['p_value']:.3g} (20 simulations)", texts
+    assert texts[1].endswith(": 20 simulated KMs, 90% band"), texts
+    few = [t.get_text() for t in plot_ppc_km(ppc, max_curves=5).get_legend().get_texts()]
+    assert few[1].endswith(": 5 of 20 simulated KMs, 90% band"), few  # the band is still from all 20
     ax.figure.savefig(tmp_path / "ppc.png")
     assert (tmp_path / "standardised.png").stat().st_size > 0 and (tmp_path / "ppc.png").stat().st_size > 0
     plt.close("all")

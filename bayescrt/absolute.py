@@ -523,11 +523,17 @@ def ppc_km(fit, *, n_sims: int = 50, random_seed=0, exposure: str | None = None,
     (:func:`global_rank_p_value`). At each grid time every curve has a depth
     ``min(#curves <= it, #curves >= it)`` among the ``n_sims + 1``; the
     p-value is the share of curves (the observed one included) whose mean
-    depth is no larger than the observed one's. If the observed data are
-    exchangeable with the simulated (a correct model; the posterior's reuse
-    of the data only makes the test conservative), ``P(p_value <= a) <= a``
-    for every ``a``. Its smallest value is ``1 / (n_sims + 1)``: to test at
-    level ``a``, take ``n_sims >= 2 / a``. ``attrs["p_value_by_group"]`` gives
+    depth is no larger than the observed one's. For curves that are
+    exchangeable, ``P(p_value <= a) <= a`` exactly. The observed data are
+    not quite exchangeable with posterior predictive ones (the posterior has
+    seen the data, and the simulated censoring is drawn from the observed
+    one); that reuse usually makes the test conservative (a correct model
+    tends to give p near 1), though this is not guaranteed. Its smallest
+    value is ``1 / (D + 1)``, D the simulations made (``attrs["n_sims"]``:
+    ``n_sims``, or the number of posterior draws if fewer): to test at level
+    ``a``, take ``n_sims >= 2 / a``. Being rank-based, the test is strong
+    against departures that last (a baseline or an effect off over a stretch
+    of follow-up) and weak against short, local ones. ``attrs["p_value_by_group"]`` gives
     the same test per group.
     """
     _check(fit)
@@ -594,11 +600,12 @@ def global_rank_p_value(curves) -> float:
     ``curves`` is an (M, K) array: row 0 the observed curve, rows 1.. the
     curves simulated under the model, each on the same K points (several
     functions are tested together by putting them side by side). Each curve's
-    depth at a point is ``min(#rows <= it, #rows >= it)`` (1 for the lowest or
-    highest; ties count for both, so tied curves are equally deep), and its
+    depth at a point is ``min(#rows <= it, #rows >= it)`` (1 for a lone lowest
+    or highest; ties count for both, so tied curves are equally deep), and its
     statistic is its mean depth over the points: a curve that runs near the
-    edge of the simulated ones for a long stretch is shallow, as is one far
-    out at a few points. Returns the share of the M rows whose mean depth is
+    edge of the simulated ones for a long stretch is shallow; one far out at
+    only a few points barely moves its mean depth, so short, local departures
+    are weakly detected. Returns the share of the M rows whose mean depth is
     no larger than row 0's. The statistic treats every row alike, so when the
     rows are exchangeable ``P(p <= a) <= a``. Points where every curve agrees
     carry no information and are left out.

@@ -124,8 +124,14 @@ def test_hazard_ratio_table(rossi_efron):
     narrow = rossi_efron.hazard_ratios(prob=0.5)
     assert (narrow["hr_lower"] > tab["hr_lower"]).all() and (narrow["hr_upper"] < tab["hr_upper"]).all()
     hdi = rossi_efron.hazard_ratios(hdi=True)
-    width = np.log(hdi["hr_upper"]) - np.log(hdi["hr_lower"])
-    assert (width <= np.log(tab["hr_upper"]) - np.log(tab["hr_lower"]) + 1e-9).all()  # HDI is the shortest
+    lo, hi = np.log(hdi["hr_lower"]).to_numpy(), np.log(hdi["hr_upper"]).to_numpy()
+    # the sample HDI spans floor(0.95 n) + 1 sorted draws and is the shortest such span; it need not be
+    # shorter than the interpolated equal-tailed interval, which spans a fraction of a draw less (shift 4
+    # gave wexp an HDI 0.0015 wider on the log scale), so compare it with every span of as many draws
+    x = np.sort(draws, axis=0)
+    n, k = len(x), int(np.floor(0.95 * len(x)))
+    assert np.allclose(hi - lo, (x[k:] - x[: n - k]).min(axis=0)), (hi - lo, (x[k:] - x[: n - k]).min(axis=0))
+    assert (((draws >= lo - 1e-12) & (draws <= hi + 1e-12)).mean(axis=0) >= 0.95).all()
     assert tab.attrs["interval"] == "equal-tailed" and hdi.attrs["interval"] == "hdi"
 
 

@@ -533,8 +533,8 @@ def ppc_km(fit, *, n_sims: int = 50, random_seed=0, exposure: str | None = None,
     ``n_sims``, or the number of posterior draws if fewer): to test at level
     ``a``, take ``n_sims >= 2 / a``. Being rank-based, the test is strong
     against departures that last (a baseline or an effect off over a stretch
-    of follow-up) and weak against short, local ones. ``attrs["p_value_by_group"]`` gives
-    the same test per group.
+    of follow-up) and weak against short, local ones.
+    ``attrs["p_value_by_group"]`` gives the same test per group.
     """
     _check(fit)
     n_sims = _positive_int("n_sims", n_sims)
@@ -569,7 +569,7 @@ def ppc_km(fit, *, n_sims: int = 50, random_seed=0, exposure: str | None = None,
     grid = np.linspace(0.0, t_max, n_grid)
     groups = [("all", np.ones(data.n, bool))] if j is None else \
         [(v, data.X[:, j] == v) for v in (0, 1) if (data.X[:, j] == v).any()]
-    parts, coverage, curves, p_by_group = [], {}, [], {}
+    parts, coverage, depths = [], {}, {}
     a = (1 - prob) / 2
     for g, mine in groups:
         wg = None if w is None else w[mine]
@@ -579,15 +579,16 @@ def ppc_km(fit, *, n_sims: int = 50, random_seed=0, exposure: str | None = None,
         lo, med, hi = np.quantile(sims, [a, 0.5, 1 - a], axis=0)
         inside = (obs >= lo - 1e-12) & (obs <= hi + 1e-12)
         coverage[str(g)] = float(inside[grid > 0].mean())
-        curves.append(np.vstack([obs, sims])[:, grid > 0])
-        p_by_group[str(g)] = global_rank_p_value(curves[-1])
+        depths[str(g)] = _depths(np.vstack([obs, sims])[:, grid > 0])
         part = pd.DataFrame({"group": g, "time": grid, "at_risk": n_risk, "observed": obs, "median": med,
                              "lower": lo, "upper": hi, "inside": inside})
         parts.append(pd.concat([part, pd.DataFrame(sims.T, columns=[f"sim_{d}" for d in range(D)])], axis=1))
     tab = pd.concat(parts, ignore_index=True)
     tab.attrs.update(exposure=exposure, prob=prob, n_sims=D, diagnostics_ok=ok, random_seed=random_seed,
-                     family=fit.model["family"], coverage=coverage, p_value=global_rank_p_value(np.hstack(curves)),
-                     p_value_by_group=p_by_group, test="global rank test: mean pointwise depth", n_subjects=int(data.n), weighted=w is not None,
+                     family=fit.model["family"], coverage=coverage,
+                     p_value=_rank_p(np.hstack(list(depths.values()))),  # ranks are per column: groups side by side
+                     p_value_by_group={g: _rank_p(d) for g, d in depths.items()},
+                     test="global rank test: mean pointwise depth", n_subjects=int(data.n), weighted=w is not None,
                      censoring="observed time if censored; reverse Kaplan-Meier given C > event time otherwise",
                      baseline=("Breslow increments with gamma-process posterior noise"
                                if fit.model["family"] == "CoxPH" else "sampled parametric baseline"))
@@ -610,19 +611,33 @@ def global_rank_p_value(curves) -> float:
     rows are exchangeable ``P(p <= a) <= a``. Points where every curve agrees
     carry no information and are left out.
     """
+    try:
+        c = np.asarray(curves, float)
+    except (TypeError, ValueError):
+        raise SpecError(f"curves must be an (M, K) array of numbers (row 0 observed, rows 1.. simulated); "
+                        f"got {type(curves).__name__} that does not convert to numbers") from None
+    if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] < 1:
+        raise SpecError(f"curves must be an (M, K) array with M >= 2 (observed + simulated) and K >= 1 points; "
+                        f"got shape {c.shape}")
+    if not np.isfinite(c).all():
+        raise SpecError("curves contain NaN or infinite values; the test needs finite curves")
+    return _rank_p(_depths(c))
+
+
+def _depths(c: np.ndarray) -> np.ndarray:
+    """Each row's depth ``min(#rows <= it, #rows >= it)`` at each point where the rows differ: (M, K')."""
     from scipy.stats import rankdata
 
-    c = np.asarray(curves, float)
-    if c.ndim != 2 or c.shape[0] < 2:
-        raise ValueError(f"curves must be an (M, K) array with M >= 2 (observed + simulated); got shape {c.shape}")
-    if not np.isfinite(c).all():
-        raise ValueError("curves contain NaN or infinite values; the test needs finite curves")
     c = c[:, np.ptp(c, axis=0) > 0]
-    m = c.shape[0]
-    if c.shape[1] == 0:  # every curve identical: nothing tells them apart
+    return np.minimum(rankdata(c, method="max", axis=0), c.shape[0] + 1 - rankdata(c, method="min", axis=0))
+
+
+def _rank_p(depth: np.ndarray) -> float:
+    """Share of rows whose mean depth is no larger than row 0's (1 when no point tells the rows apart)."""
+    if depth.shape[1] == 0:
         return 1.0
-    depth = np.minimum(rankdata(c, method="max", axis=0), m + 1 - rankdata(c, method="min", axis=0)).mean(axis=1)
-    return float(np.mean(depth <= depth[0] * (1 + 1e-12)))
+    mean = depth.mean(axis=1)  # integer depths over the same K: tied rows give identical means
+    return float(np.mean(mean <= mean[0]))
 
 
 def _interp_rows(H0, strata, grid, t):

@@ -242,6 +242,8 @@ def plot_ppc_km(table: pd.DataFrame, *, ax=None, labels: dict | None = None, max
     sims = [c for c in table.columns if c.startswith("sim_")][:max_curves]
     level = f"{100 * table.attrs.get('prob', 0.9):g}%"
     coverage = table.attrs.get("coverage", {})
+    n_all = table.attrs.get("n_sims", len(sims))  # the band is from all of them, even when fewer are drawn
+    shown = f"{len(sims)}" if len(sims) == n_all else f"{len(sims)} of {n_all}"
     exposure = table.attrs.get("exposure")
     handles = []
     for k, (group, tab) in enumerate(table.groupby("group", sort=False)):
@@ -257,12 +259,10 @@ def plot_ppc_km(table: pd.DataFrame, *, ax=None, labels: dict | None = None, max
         handles.append(plt.Line2D([], [], color=color, lw=1.8, path_effects=edged,
                                   label=f"{name}: observed KM" + ("" if cov is None else
                                                                   f" (inside the band at {100 * cov:.0f}% of times)")))
-        n_all = table.attrs.get("n_sims", len(sims))
-        shown = f"{len(sims)}" if len(sims) == n_all else f"{len(sims)} of {n_all}"
         handles.append(Patch(color=color, alpha=0.25, label=f"{name}: {shown} simulated KMs, {level} band"))
     if "p_value" in table.attrs:
         handles.append(plt.Line2D([], [], ls="none", label=f"global rank test: p = {table.attrs['p_value']:.3g} "
-                                                            f"({table.attrs.get('n_sims', len(sims))} simulations)"))
+                                                            f"({n_all} simulations)"))
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0)
     ax.set_xlabel(xlabel)

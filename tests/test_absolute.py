@@ -288,3 +288,9 @@ def test_global_rank_p_value_is_uniform_under_exchangeability_and_small_for_a_mi
                       (np.array([[0.5, np.nan], [0.4, 0.3]]), "NaN or infinite")):
         with pytest.raises(ValueError, match=what):
             absolute.global_rank_p_value(bad)
+    for bad, what in ((np.empty((3, 0)), r"K >= 1 points; got shape \(3, 0\)"),
+                      (np.array([[0.5, np.inf], [0.4, 0.3]]), "NaN or infinite"),
+                      ("curves", r"array of numbers.*got str"), ([["a", "b"], ["c", "d"]], r"got list"),
+                      (pd.DataFrame(), r"K >= 1 points; got shape \(0, 0\)")):
+        with pytest.raises(SpecError, match=what):
+            absolute.global_rank_p_value(bad)

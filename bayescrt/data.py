@@ -248,6 +248,478 @@ def _value_kind(v) -> str:
     return "other"
 
 
+# ------------------------------------------------------------------ from_frame's validators, one per section
+# Each validator appends what it finds to ``problems`` (so every problem across sections is raised once, together)
+# or, for the checks that must pass before later ones can run, raises a DataError itself.
+
+def _check_arguments(df, covariates, reference, missing) -> tuple[list, dict]:
+    """The arguments that are not column names: raise at the first one that is wrong; return the covariate names
+    as a list and a copy of ``reference``."""
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(
+            f"data must be a pandas DataFrame, got {type(df).__name__}; "
+            "wrap arrays with pd.DataFrame({...}) first"
+        )
+    if len(df) == 0:
+        raise DataError("the DataFrame has no rows; nothing to fit")
+    if isinstance(df.columns, pd.MultiIndex):
+        raise DataError(f"the DataFrame's columns are a MultiIndex ({list(df.columns)[:3]} ...); flatten them "
+                        "first, e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns]")
+    if not isinstance(missing, str) or missing not in MISSING_CHOICES:
+        raise DataError(f"missing={missing!r} is not valid; choose one of {MISSING_CHOICES}")
+    covariates = _covariate_names(covariates)
+    if reference is None:
+        reference = {}
+    if not isinstance(reference, dict):
+        raise DataError(f"reference={reference!r} must be a dict of categorical column -> reference level, "
+                        "e.g. reference={'nyha': 'II'}")
+    return covariates, dict(reference)
+
+
+def _role_problems(df: pd.DataFrame, roles: dict) -> list[str]:
+    """Each role's column name: given where required, one hashable name, and a column of ``df``."""
+    problems = []
+    for role, col in roles.items():
+        if role in ("time", "event") and col is None:
+            problems.append(f"{role}=None: name the {role} column, e.g. {role}={'years' if role == 'time' else 'died'!r}")
+        elif col is not None and (not isinstance(col, Hashable) or isinstance(col, (tuple, bool))):
+            problems.append(f"{role}={_short(col)} must be one column name, e.g. {role}='{role}'")
+        elif col is not None and col not in df.columns:
+            problems.append(
+                f"{role} column {col!r} is not in the DataFrame.{suggest(col, df.columns)} "
+                f"Columns are: {list(df.columns)}"
+            )
+    return problems
+
+
+def _role_clashes(roles: dict) -> list[str]:
+    """A column named for two roles."""
+    problems = []
+    taken: dict = {}
+    for role, col in roles.items():
+        if col is not None:
+            if col in taken:
+                problems.append(f"column {col!r} is used both as the {taken[col]} and as the {role} column; "
+                                "a column can have one role only")
+            taken.setdefault(col, role)
+    return problems
+
+
+def _covariate_list_problems(df: pd.DataFrame, covariates: list, roles: dict, reference: dict) -> list[str]:
+    """The covariate list: not empty, each once, each a column of ``df`` with an allowed name and no other role;
+    and every reference level given for a covariate."""
+    problems = []
+    if not covariates:
+        problems.append("no covariates given; pass covariates=[...] with at least one column")
+    seen = set()
+    for c in covariates:
+        if c in seen:
+            problems.append(f"covariate {c!r} is listed more than once; list each covariate once")
+        seen.add(c)
+        if c not in df.columns:
+            problems.append(
+                f"covariate column {c!r} is not in the DataFrame.{suggest(c, df.columns)}"
+            )
+        if c in RESERVED_COVARIATES:
+            problems.append(f"covariate {c!r} has the name of the priors' reserved key {c!r} (the prior of every "
+                            f"covariate not named); rename the column, e.g. df.rename(columns={{{c!r}: '{c}_'}})")
+        for role, col in roles.items():
+            if col is not None and c == col:
+                problems.append(
+                    f"column {c!r} is used both as a covariate and as the {role} column; "
+                    "a column can have one role only"
+                )
+    for col in reference:
+        if col not in covariates:
+            problems.append(
+                f"reference level given for {col!r}, which is not a covariate.{suggest(col, covariates)}"
+            )
+    return problems
+
+
+def _duplicate_column_problems(df: pd.DataFrame, used: list) -> list[str]:
+    """A used column name that labels more than one column of ``df``."""
+    problems = []
+    counts = df.columns.value_counts()
+    for c in used:
+        if c in counts.index and counts[c] > 1:
+            problems.append(f"column {c!r} appears {counts[c]} times in the DataFrame, so which one is meant is "
+                            "ambiguous; rename or drop the duplicates (df.columns.duplicated() finds them)")
+    return problems
+
+
+def _check_columns(df: pd.DataFrame, roles: dict, covariates: list, reference: dict) -> list:
+    """Raise the problems with the column names (roles first, on their own); return the used columns in order."""
+    problems = _role_problems(df, roles)
+    if problems:
+        raise DataError(problems)
+    used = [c for c in dict.fromkeys([*roles.values(), *covariates]) if c is not None]
+    problems = (_role_clashes(roles) + _covariate_list_problems(df, covariates, roles, reference)
+                + _duplicate_column_problems(df, used))
+    if problems:
+        raise DataError(problems)
+    return used
+
+
+def _missing_values(frame: pd.DataFrame, missing: str, problems: list[str]) -> tuple[pd.DataFrame, dict, int]:
+    """Report missing values (``missing="error"``) or drop their rows with a DataWarning (``"drop"``); return the
+    frame left, the count dropped by column and the number of rows dropped."""
+    na = frame.isna()
+    n_missing = na.sum()
+    bad_cols = n_missing[n_missing > 0]
+    dropped: dict = {}
+    n_dropped = 0
+    if len(bad_cols):
+        listing = ", ".join(f"{c!r} ({k} rows)" for c, k in bad_cols.items())
+        if missing == "error":
+            where = "; ".join(f"{c!r}: " + ", ".join(f"row {_py(r)!r}" for r in frame.index[na[c].to_numpy()][:3])
+                              + (f" and {k - 3} more" if k > 3 else "") for c, k in bad_cols.items())
+            problems.append(
+                f"missing values in {listing}; pass missing='drop' to drop these rows "
+                f"(what is dropped is reported), or impute them before fitting. Missing in {where}"
+            )
+        else:
+            rows = na.any(axis=1)
+            n_dropped = int(rows.sum())
+            dropped = {c: int(k) for c, k in bad_cols.items()}
+            warnings.warn(
+                f"missing='drop' dropped {n_dropped} of {len(frame)} rows with missing values in {listing}",
+                DataWarning,
+                stacklevel=4,  # the caller of from_frame's caller, as when this was inline in from_frame
+            )
+            frame = frame.loc[~rows]
+            if len(frame) == 0:
+                raise DataError("every row has a missing value; nothing is left to fit")
+    return frame, dropped, n_dropped
+
+
+def _numeric(s: pd.Series, role: str, col: str, problems: list[str], labels: np.ndarray) -> np.ndarray | None:
+    """A time, entry or weights column as float64, or None with a problem when it is not plain numbers."""
+    content = _content_problem(s, f"{role} column {col!r}", col, labels, levels_ok=False)
+    if content is not None:
+        problems.append(content)
+        return None
+    if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
+        problems.append(
+            f"{role} column {col!r} must be numeric, got dtype {s.dtype}; "
+            "convert it (for dates, subtract the start date and divide by a time unit)"
+        )
+        return None
+    return _floats(s, f"{role} column {col!r}", labels, problems)
+
+
+def _time_values(frame: pd.DataFrame, time, labels: np.ndarray, problems: list[str]) -> np.ndarray | None:
+    """The time column: finite and > 0 (missing values are reported once, with the missing values)."""
+    t = _numeric(frame[time], "time", time, problems, labels)
+    if t is not None:
+        ok = ~np.isnan(t)
+        _flag(problems, ok & ~np.isfinite(t), labels, t, f"time column {time!r}", "non-finite values",
+              "times must be finite: code censoring with the event column, not with inf")
+        _flag(problems, ok & np.isfinite(t) & (t <= 0), labels, t, f"time column {time!r}", "values <= 0",
+              "survival times must be > 0: add a small positive value to zero times, "
+              "or check that the column is a duration and not a date")
+    return t
+
+
+def _event_values(frame: pd.DataFrame, event, labels: np.ndarray, problems: list[str]) -> np.ndarray | None:
+    """The event column as bools: 0/1 or bool, with at least one event."""
+    e = None
+    ev = frame[event]
+    content = _content_problem(ev, f"event column {event!r}", event, labels, levels_ok=False)
+    if content is not None:
+        problems.append(content + "; code 1 (or True) for an observed event and 0 (or False) for censoring")
+    elif ev.isna().any():  # reported once, with the missing values
+        pass
+    elif pd.api.types.is_bool_dtype(ev.dtype) and not isinstance(ev.dtype, pd.CategoricalDtype):
+        e = ev.to_numpy(dtype=bool)
+    elif pd.api.types.is_numeric_dtype(ev.dtype):
+        vals = ev.to_numpy(dtype=float)
+        bad = ~np.isnan(vals) & ~np.isin(vals, (0.0, 1.0))
+        if bad.any():
+            shown = sorted(set(vals[bad].tolist()))[:5]
+            problems.append(
+                f"event column {event!r} has values other than 0/1: {shown} in {bad.sum()} rows; "
+                "code 1 (or True) for an observed event and 0 (or False) for censoring"
+            )
+        else:
+            e = vals == 1.0
+    else:
+        shown = sorted(map(str, ev.dropna().unique()))[:5]
+        problems.append(
+            f"event column {event!r} has dtype {ev.dtype} (values {shown}); "
+            "code it as 0/1 or bool, e.g. df[col].eq('dead')"
+        )
+    if e is not None and not e.any():
+        problems.append(
+            f"event column {event!r} has no events (all {len(e)} rows censored); "
+            "a hazard ratio cannot be estimated without events"
+        )
+    return e
+
+
+def _entry_values(frame: pd.DataFrame, entry, time, t: np.ndarray | None, labels: np.ndarray,
+                  problems: list[str]) -> np.ndarray | None:
+    """The optional delayed-entry column: finite, >= 0 and before each row's time."""
+    if entry is None:
+        return None
+    en = _numeric(frame[entry], "entry", entry, problems, labels)
+    if en is not None:
+        _flag(problems, ~np.isnan(en) & (~np.isfinite(en) | (en < 0)), labels, en, f"entry column {entry!r}",
+              "negative or non-finite values", "entry times must be finite and >= 0")
+        if t is not None:
+            bad = en >= t
+            if bad.any():
+                problems.append(
+                    f"entry column {entry!r} is not before {time!r} in {bad.sum()} rows "
+                    f"({_examples(labels[bad], list(zip(en[bad], t[bad])))}); "
+                    "each subject must enter the risk set before its event or censoring time"
+                )
+    return en
+
+
+def _weight_values(frame: pd.DataFrame, weights, labels: np.ndarray, problems: list[str]) -> np.ndarray | None:
+    """The optional case-weights column: finite and > 0."""
+    if weights is None:
+        return None
+    w = _numeric(frame[weights], "weights", weights, problems, labels)
+    if w is not None:
+        _flag(problems, ~np.isnan(w) & (~np.isfinite(w) | (w <= 0)), labels, w, f"weights column {weights!r}",
+              "values that are not finite and > 0", "drop zero-weight rows explicitly")
+    return w
+
+
+def _covariate_type_problem(s: pd.Series, c, reference: dict, labels: np.ndarray) -> str | None:
+    """What makes a covariate column unusable whatever its values: a reference level for a column used as a
+    number, content its dtype hides, or numbers held in an object column."""
+    if c in reference and not _is_categorical(s):
+        return (
+            f"reference level {reference[c]!r} given for {c!r}, which has dtype {s.dtype} and is used as a "
+            f"number; to treat its values as levels pass df[{c!r}].astype('category'), else drop the reference"
+        )
+    content = _content_problem(s, f"covariate {c!r}", c, labels)
+    if content is not None:
+        return content
+    if s.dtype == object and len(s) and all(
+        isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in s.dropna()
+    ):
+        return (
+            f"covariate {c!r} has dtype object but holds numbers; convert it with pd.to_numeric(df[{c!r}]) "
+            f"to use it as a number or with .astype('category') to use its values as levels"
+        )
+    return None
+
+
+def _bool_covariate(s: pd.Series, c, problems: list[str]) -> np.ndarray | None:
+    """A bool covariate as 0/1 floats, or None (missing values, reported elsewhere, or constant)."""
+    if s.isna().any():  # reported once, with the missing values
+        return None
+    x = s.to_numpy(dtype=float)
+    if np.unique(x).size < 2:
+        problems.append(f"covariate {c!r} is constant ({bool(x[0])}); drop it from covariates")
+        return None
+    return x
+
+
+def _numeric_covariate(s: pd.Series, c, labels: np.ndarray, problems: list[str]) -> np.ndarray | None:
+    """A numeric covariate as floats, or None (too large integers, infinite, missing or constant)."""
+    x = _floats(s, f"covariate {c!r}", labels, problems)
+    if x is None:
+        return None
+    bad = np.isinf(x)  # a missing value (NaN) is reported once, with the missing values
+    if bad.any():
+        _flag(problems, bad, labels, x, f"covariate {c!r}", "infinite values", "replace or drop them")
+        return None
+    if np.isnan(x).any():
+        return None
+    if np.ptp(x) == 0:
+        problems.append(f"covariate {c!r} is constant ({_py(x[0])!r}); drop it from covariates")
+        return None
+    return x
+
+
+def _categorical_levels(s: pd.Series) -> list:
+    """The levels present in a categorical column: a Categorical's in category order, others sorted as text."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        return [_py(lv) for lv in s.cat.categories if (s == lv).any()]
+    return sorted((_py(v) for v in s.unique()), key=str)
+
+
+def _categorical_covariate(s: pd.Series, c, reference: dict, refs: dict,
+                           problems: list[str]) -> list[tuple[np.ndarray, str]]:
+    """A categorical covariate as one 0/1 column per non-reference level, ``(column, label)``; the reference
+    level chosen goes into ``refs``. Nothing when a value is missing, there is one level or the reference is
+    not a level."""
+    if s.isna().any():  # reported once, with the missing values
+        return []
+    levels = _categorical_levels(s)
+    if len(levels) < 2:
+        problems.append(
+            f"categorical covariate {c!r} has a single level {levels!r}; drop it from covariates"
+        )
+        return []
+    ref = reference.get(c, levels[0])
+    if not any(_same_level(lv, ref) for lv in levels):
+        problems.append(
+            f"reference level {ref!r} for {c!r} is not among its levels {levels}; "
+            "choose one of them"
+        )
+        return []
+    ref = next(lv for lv in levels if _same_level(lv, ref))
+    refs[c] = ref
+    vals = s.to_numpy()
+    return [((vals == lv).astype(float), f"{c}[{lv} vs {ref}]") for lv in levels if not _same_level(lv, ref)]
+
+
+def _encode_covariate(s: pd.Series, c, reference: dict, refs: dict, labels: np.ndarray,
+                      problems: list[str]) -> list[tuple[np.ndarray, str]]:
+    """One covariate column as its encoded ``(column, label)`` pairs: none when it has a problem."""
+    problem = _covariate_type_problem(s, c, reference, labels)
+    if problem is not None:
+        problems.append(problem)
+        return []
+    if pd.api.types.is_bool_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+        x = _bool_covariate(s, c, problems)
+        return [] if x is None else [(x, c)]
+    if pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+        x = _numeric_covariate(s, c, labels, problems)
+        return [] if x is None else [(x, c)]
+    if _is_categorical(s):
+        return _categorical_covariate(s, c, reference, refs, problems)
+    problems.append(
+        f"covariate {c!r} has dtype {s.dtype}, which cannot be used; "
+        "convert it to numbers, bool or a pandas Categorical (durations to numbers of days/years)"
+    )
+    return []
+
+
+def _encode_covariates(frame: pd.DataFrame, covariates: list, reference: dict, labels: np.ndarray,
+                       problems: list[str]) -> tuple[list[np.ndarray], list, list, dict]:
+    """Every covariate encoded: the columns, their labels, the source column of each and the reference levels."""
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    sources: list[str] = []
+    refs: dict = {}
+    for c in covariates:
+        for x, name in _encode_covariate(frame[c], c, reference, refs, labels, problems):
+            cols.append(x)
+            names.append(name)
+            sources.append(c)
+    return cols, names, sources, refs
+
+
+def _grouping_problems(frame: pd.DataFrame, labels: np.ndarray, groupings, problems: list[str]) -> None:
+    """The strata, study and cluster columns, as ``(role, column)`` pairs (column None when not used)."""
+    for role, col in groupings:
+        if col is not None:
+            problem = _grouping_problem(frame[col], role, col, labels)
+            if problem:
+                problems.append(problem)
+
+
+def _duplicate_labels(names: list, problems: list[str]) -> None:
+    """Two encoded columns with the same label (e.g. a column named like a level indicator)."""
+    dup = [n for n in names if names.count(n) > 1]
+    if dup:
+        problems.append(f"covariate labels {sorted(set(dup))} occur twice after encoding; rename the columns")
+
+
+def _check_moments(X: np.ndarray, w: np.ndarray | None, names: list, weights) -> None:
+    """Raise when the weighted centre or scale the models use overflows."""
+    with np.errstate(over="ignore", invalid="ignore"):  # the weighted centre and scale the models use
+        centre = np.average(X, axis=0, weights=w)
+        spread = np.sqrt(np.average((X - centre) ** 2, axis=0, weights=w))
+        total = None if w is None else np.sum(w)
+    if not (np.isfinite(centre).all() and np.isfinite(spread).all()):
+        bad = [n for n, a, b in zip(names, centre, spread) if not (np.isfinite(a) and np.isfinite(b))]
+        raise DataError(f"the weighted mean or SD of covariates {bad} overflows"
+                        + (f" (weights column {weights!r} sums to {total:g})" if w is not None else "")
+                        + "; rescale the covariates" + (" or divide the weights by a common factor" if w is not None
+                                                       else ""))
+
+
+def _stratum_codes(frame: pd.DataFrame, strata, study) -> tuple[np.ndarray, tuple, tuple | None]:
+    """Each row's stratum code (by study, then strata within it) and the stratum labels; and, with a study
+    column, ``(study codes, study values)``."""
+    studies = None
+    if study is not None:
+        scodes, suniq = pd.factorize(frame[study], sort=True)
+        studies = (scodes, suniq)
+    if study is not None and strata is not None:
+        pairs = pd.Series(list(zip(frame[study], frame[strata])), index=frame.index)
+        codes, uniq = pd.factorize(pairs, sort=True)
+        strata_labels = tuple(f"{a} | {b}" for a, b in uniq.tolist())
+    elif study is not None:
+        codes, strata_labels = scodes, tuple(suniq.tolist())
+    elif strata is not None:
+        codes, uniq = pd.factorize(frame[strata], sort=True)
+        strata_labels = tuple(uniq.tolist())
+    else:
+        codes = np.zeros(len(frame), dtype=np.int64)
+        strata_labels = (None,)
+    return codes, strata_labels, studies
+
+
+def _identifiability_problems(X: np.ndarray, codes: np.ndarray, names: list, e: np.ndarray | None,
+                              strata, study) -> list[str]:
+    """Strata that leave no comparison, and covariates that are constant (within strata) or exactly collinear."""
+    problems = []
+    n_strata_rows = np.bincount(codes)
+    uninformative = False
+    if (strata is not None or study is not None) and e is not None:
+        by = strata if strata is not None else study
+        role = "strata" if strata is not None else "study"
+        comparable = (n_strata_rows[codes] > 1) & e
+        if not comparable.any():
+            uninformative = True
+            problems.append(
+                f"{role} column {by!r} puts the {len(X)} rows into {len(n_strata_rows)} strata"
+                + (", one per row" if len(n_strata_rows) == len(X) else "")
+                + ": no event has anyone else in its stratum, so the data say nothing about any covariate "
+                f"(each stratum has its own baseline hazard); use a coarser {role} column or drop {role}=")
+    groups = [] if uninformative else _collinear_groups(X, codes, names)
+    for g in groups:
+        problems.append(_collinear_problem(g, len(n_strata_rows)))
+    return problems
+
+
+def _collinear_problem(g: list, n_strata: int) -> str:
+    """The message for one group of :func:`_collinear_groups`."""
+    if len(g) == 1 and n_strata == 1:
+        return (f"covariate {g[0]!r} is constant up to rounding (its spread is below 1e-12 of its "
+                "size), so its effect cannot be estimated; subtract a common origin, rescale it or "
+                "drop it from covariates")
+    if len(g) == 1:
+        return (f"covariate {g[0]!r} is constant within every stratum, so its effect cannot be told "
+                "apart from the strata's own baseline hazards; drop it from covariates or from strata")
+    return (
+        f"covariates {g} are exactly collinear (a combination of them is constant"
+        + (" within every stratum" if n_strata > 1 else "")
+        + "), so their log-HRs are not identified and the posterior would be set by the prior alone; "
+        "drop one of them (e.g. 2*age beside age, fin beside 1-fin, or every level of a categorical "
+        "coded as its own column)")
+
+
+def _cluster_codes(frame: pd.DataFrame, cluster) -> tuple[np.ndarray, pd.Index] | None:
+    """The cluster column's codes and values (None without one); raise unless it has 2 or more clusters, none
+    named like the frailty SD's row, and no two that read the same as text."""
+    if cluster is None:
+        return None
+    ccodes, cuniq = pd.factorize(frame[cluster], sort=True)
+    if len(cuniq) < 2:
+        raise DataError(f"cluster column {cluster!r} has a single value {cuniq[0]!r}: a frailty needs at least "
+                        "2 clusters; drop cluster= to fit without one")
+    as_text = [str(c) for c in cuniq]
+    reserved = sorted(set(as_text) & set(RESERVED_CLUSTERS))
+    if reserved:
+        raise DataError(f"cluster column {cluster!r} has a cluster called {reserved[0]!r}, the name of the "
+                        "frailty SD's row in fit.frailty(); rename that cluster")
+    if len(set(as_text)) < len(as_text):
+        raise DataError(f"cluster column {cluster!r} has values that read the same as text "
+                        f"({sorted(x for x in set(as_text) if as_text.count(x) > 1)}), e.g. 1 and '1'; "
+                        "make the column one type")
+    return ccodes, cuniq
+
+
 @dataclass(frozen=True)
 class SurvivalData:
     """Right-censored (optionally left-truncated) survival data, validated and sorted.
@@ -388,392 +860,61 @@ class SurvivalData:
             the columns and row counts; ``"drop"`` drops those rows and
             reports what was dropped with a :class:`DataWarning`.
         """
-        problems: list[str] = []
-        if not isinstance(df, pd.DataFrame):
-            raise DataError(
-                f"data must be a pandas DataFrame, got {type(df).__name__}; "
-                "wrap arrays with pd.DataFrame({...}) first"
-            )
-        if len(df) == 0:
-            raise DataError("the DataFrame has no rows; nothing to fit")
-        if isinstance(df.columns, pd.MultiIndex):
-            raise DataError(f"the DataFrame's columns are a MultiIndex ({list(df.columns)[:3]} ...); flatten them "
-                            "first, e.g. df.columns = ['_'.join(map(str, c)) for c in df.columns]")
-        if not isinstance(missing, str) or missing not in MISSING_CHOICES:
-            raise DataError(f"missing={missing!r} is not valid; choose one of {MISSING_CHOICES}")
-        covariates = _covariate_names(covariates)
-        if reference is None:
-            reference = {}
-        if not isinstance(reference, dict):
-            raise DataError(f"reference={reference!r} must be a dict of categorical column -> reference level, "
-                            "e.g. reference={'nyha': 'II'}")
-        reference = dict(reference)
-
-        # ---- column roles
+        covariates, reference = _check_arguments(df, covariates, reference, missing)
         roles = {"time": time, "event": event, "entry": entry, "strata": strata, "weights": weights,
                  "cluster": cluster, "study": study}
-        for role, col in roles.items():
-            if role in ("time", "event") and col is None:
-                problems.append(f"{role}=None: name the {role} column, e.g. {role}={'years' if role == 'time' else 'died'!r}")
-            elif col is not None and (not isinstance(col, Hashable) or isinstance(col, (tuple, bool))):
-                problems.append(f"{role}={_short(col)} must be one column name, e.g. {role}='{role}'")
-            elif col is not None and col not in df.columns:
-                problems.append(
-                    f"{role} column {col!r} is not in the DataFrame.{suggest(col, df.columns)} "
-                    f"Columns are: {list(df.columns)}"
-                )
-        if problems:
-            raise DataError(problems)
-        taken: dict = {}
-        for role, col in roles.items():
-            if col is not None:
-                if col in taken:
-                    problems.append(f"column {col!r} is used both as the {taken[col]} and as the {role} column; "
-                                    "a column can have one role only")
-                taken.setdefault(col, role)
-        if not covariates:
-            problems.append("no covariates given; pass covariates=[...] with at least one column")
-        seen = set()
-        for c in covariates:
-            if c in seen:
-                problems.append(f"covariate {c!r} is listed more than once; list each covariate once")
-            seen.add(c)
-            if c not in df.columns:
-                problems.append(
-                    f"covariate column {c!r} is not in the DataFrame.{suggest(c, df.columns)}"
-                )
-            if c in RESERVED_COVARIATES:
-                problems.append(f"covariate {c!r} has the name of the priors' reserved key {c!r} (the prior of every "
-                                f"covariate not named); rename the column, e.g. df.rename(columns={{{c!r}: '{c}_'}})")
-            for role, col in roles.items():
-                if col is not None and c == col:
-                    problems.append(
-                        f"column {c!r} is used both as a covariate and as the {role} column; "
-                        "a column can have one role only"
-                    )
-        for col in reference:
-            if col not in covariates:
-                problems.append(
-                    f"reference level given for {col!r}, which is not a covariate.{suggest(col, covariates)}"
-                )
-        used_names = [c for c in dict.fromkeys([time, event, entry, strata, weights, cluster, study, *covariates])
-                      if c is not None]
-        counts = df.columns.value_counts()
-        for c in used_names:
-            if c in counts.index and counts[c] > 1:
-                problems.append(f"column {c!r} appears {counts[c]} times in the DataFrame, so which one is meant is "
-                                "ambiguous; rename or drop the duplicates (df.columns.duplicated() finds them)")
-        if problems:
-            raise DataError(problems)
-
-        used = [c for c in dict.fromkeys([time, event, entry, strata, weights, cluster, study, *covariates])
-                if c is not None]
-        frame = df.loc[:, used].copy()  # the caller's DataFrame is never touched
-
-        # ---- missing values
-        na = frame.isna()
-        n_missing = na.sum()
-        bad_cols = n_missing[n_missing > 0]
-        dropped: dict = {}
-        n_dropped = 0
-        if len(bad_cols):
-            listing = ", ".join(f"{c!r} ({k} rows)" for c, k in bad_cols.items())
-            if missing == "error":
-                where = "; ".join(f"{c!r}: " + ", ".join(f"row {_py(r)!r}" for r in frame.index[na[c].to_numpy()][:3])
-                                  + (f" and {k - 3} more" if k > 3 else "") for c, k in bad_cols.items())
-                problems.append(
-                    f"missing values in {listing}; pass missing='drop' to drop these rows "
-                    f"(what is dropped is reported), or impute them before fitting. Missing in {where}"
-                )
-            else:
-                rows = na.any(axis=1)
-                n_dropped = int(rows.sum())
-                dropped = {c: int(k) for c, k in bad_cols.items()}
-                warnings.warn(
-                    f"missing='drop' dropped {n_dropped} of {len(frame)} rows with missing values in {listing}",
-                    DataWarning,
-                    stacklevel=3,
-                )
-                frame = frame.loc[~rows]
-                if len(frame) == 0:
-                    raise DataError("every row has a missing value; nothing is left to fit")
-
+        used = _check_columns(df, roles, covariates, reference)
+        problems: list[str] = []
+        frame, dropped, n_dropped = _missing_values(df.loc[:, used].copy(), missing, problems)  # never df itself
         labels = frame.index.to_numpy()
-
-        # ---- time
-        t = cls._numeric(frame[time], "time", time, problems, labels)
-        if t is not None:
-            ok = ~np.isnan(t)
-            _flag(problems, ok & ~np.isfinite(t), labels, t, f"time column {time!r}", "non-finite values",
-                  "times must be finite: code censoring with the event column, not with inf")
-            _flag(problems, ok & np.isfinite(t) & (t <= 0), labels, t, f"time column {time!r}", "values <= 0",
-                  "survival times must be > 0: add a small positive value to zero times, "
-                  "or check that the column is a duration and not a date")
-
-        # ---- event
-        e = None
-        ev = frame[event]
-        content = _content_problem(ev, f"event column {event!r}", event, labels, levels_ok=False)
-        if content is not None:
-            problems.append(content + "; code 1 (or True) for an observed event and 0 (or False) for censoring")
-        elif ev.isna().any():  # reported once, with the missing values
-            pass
-        elif pd.api.types.is_bool_dtype(ev.dtype) and not isinstance(ev.dtype, pd.CategoricalDtype):
-            e = ev.to_numpy(dtype=bool)
-        elif pd.api.types.is_numeric_dtype(ev.dtype):
-            vals = ev.to_numpy(dtype=float)
-            bad = ~np.isnan(vals) & ~np.isin(vals, (0.0, 1.0))
-            if bad.any():
-                shown = sorted(set(vals[bad].tolist()))[:5]
-                problems.append(
-                    f"event column {event!r} has values other than 0/1: {shown} in {bad.sum()} rows; "
-                    "code 1 (or True) for an observed event and 0 (or False) for censoring"
-                )
-            else:
-                e = vals == 1.0
-        else:
-            shown = sorted(map(str, ev.dropna().unique()))[:5]
-            problems.append(
-                f"event column {event!r} has dtype {ev.dtype} (values {shown}); "
-                "code it as 0/1 or bool, e.g. df[col].eq('dead')"
-            )
-        if e is not None and not e.any():
-            problems.append(
-                f"event column {event!r} has no events (all {len(e)} rows censored); "
-                "a hazard ratio cannot be estimated without events"
-            )
-
-        # ---- entry
-        en = None
-        if entry is not None:
-            en = cls._numeric(frame[entry], "entry", entry, problems, labels)
-            if en is not None:
-                _flag(problems, ~np.isnan(en) & (~np.isfinite(en) | (en < 0)), labels, en, f"entry column {entry!r}",
-                      "negative or non-finite values", "entry times must be finite and >= 0")
-                if t is not None:
-                    bad = en >= t
-                    if bad.any():
-                        problems.append(
-                            f"entry column {entry!r} is not before {time!r} in {bad.sum()} rows "
-                            f"({_examples(labels[bad], list(zip(en[bad], t[bad])))}); "
-                            "each subject must enter the risk set before its event or censoring time"
-                        )
-
-        # ---- weights
-        w = None
-        if weights is not None:
-            w = cls._numeric(frame[weights], "weights", weights, problems, labels)
-            if w is not None:
-                _flag(problems, ~np.isnan(w) & (~np.isfinite(w) | (w <= 0)), labels, w, f"weights column {weights!r}",
-                      "values that are not finite and > 0", "drop zero-weight rows explicitly")
-
-
-        # ---- covariates
-        cols: list[np.ndarray] = []
-        names: list[str] = []
-        sources: list[str] = []
-        refs: dict = {}
-        for c in covariates:
-            s = frame[c]
-            if c in reference and not _is_categorical(s):
-                problems.append(
-                    f"reference level {reference[c]!r} given for {c!r}, which has dtype {s.dtype} and is used as a "
-                    f"number; to treat its values as levels pass df[{c!r}].astype('category'), else drop the reference"
-                )
-                continue
-            content = _content_problem(s, f"covariate {c!r}", c, labels)
-            if content is not None:
-                problems.append(content)
-                continue
-            if s.dtype == object and len(s) and all(
-                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in s.dropna()
-            ):
-                problems.append(
-                    f"covariate {c!r} has dtype object but holds numbers; convert it with pd.to_numeric(df[{c!r}]) "
-                    f"to use it as a number or with .astype('category') to use its values as levels"
-                )
-                continue
-            if pd.api.types.is_bool_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
-                if s.isna().any():  # reported once, with the missing values
-                    continue
-                x = s.to_numpy(dtype=float)
-                if np.unique(x).size < 2:
-                    problems.append(f"covariate {c!r} is constant ({bool(x[0])}); drop it from covariates")
-                    continue
-                cols.append(x), names.append(c), sources.append(c)
-            elif pd.api.types.is_numeric_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
-                x = _floats(s, f"covariate {c!r}", labels, problems)
-                if x is None:
-                    continue
-                bad = np.isinf(x)  # a missing value (NaN) is reported once, with the missing values
-                if bad.any():
-                    _flag(problems, bad, labels, x, f"covariate {c!r}", "infinite values", "replace or drop them")
-                    continue
-                if np.isnan(x).any():
-                    continue
-                if np.ptp(x) == 0:
-                    problems.append(f"covariate {c!r} is constant ({_py(x[0])!r}); drop it from covariates")
-                    continue
-                cols.append(x), names.append(c), sources.append(c)
-            elif _is_categorical(s):
-                if s.isna().any():  # reported once, with the missing values
-                    continue
-                if isinstance(s.dtype, pd.CategoricalDtype):
-                    levels = [_py(lv) for lv in s.cat.categories if (s == lv).any()]
-                else:
-                    levels = sorted((_py(v) for v in s.unique()), key=str)
-                if len(levels) < 2:
-                    problems.append(
-                        f"categorical covariate {c!r} has a single level {levels!r}; drop it from covariates"
-                    )
-                    continue
-                ref = reference.get(c, levels[0])
-                if not any(_same_level(lv, ref) for lv in levels):
-                    problems.append(
-                        f"reference level {ref!r} for {c!r} is not among its levels {levels}; "
-                        "choose one of them"
-                    )
-                    continue
-                ref = next(lv for lv in levels if _same_level(lv, ref))
-                refs[c] = ref
-                vals = s.to_numpy()
-                for lv in levels:
-                    if _same_level(lv, ref):
-                        continue
-                    cols.append((vals == lv).astype(float))
-                    names.append(f"{c}[{lv} vs {ref}]")
-                    sources.append(c)
-            else:
-                problems.append(
-                    f"covariate {c!r} has dtype {s.dtype}, which cannot be used; "
-                    "convert it to numbers, bool or a pandas Categorical (durations to numbers of days/years)"
-                )
-        for role, col in (("strata", strata), ("study", study), ("cluster", cluster)):
-            if col is not None:
-                problem = _grouping_problem(frame[col], role, col, labels)
-                if problem:
-                    problems.append(problem)
-        dup = [n for n in names if names.count(n) > 1]
-        if dup:
-            problems.append(f"covariate labels {sorted(set(dup))} occur twice after encoding; rename the columns")
-
+        t = _time_values(frame, time, labels, problems)
+        e = _event_values(frame, event, labels, problems)
+        en = _entry_values(frame, entry, time, t, labels, problems)
+        w = _weight_values(frame, weights, labels, problems)
+        cols, names, sources, refs = _encode_covariates(frame, covariates, reference, labels, problems)
+        _grouping_problems(frame, labels, (("strata", strata), ("study", study), ("cluster", cluster)), problems)
+        _duplicate_labels(names, problems)
         if problems:
             raise DataError(problems)
 
         X = np.column_stack(cols)
-        with np.errstate(over="ignore", invalid="ignore"):  # the weighted centre and scale the models use
-            centre = np.average(X, axis=0, weights=w)
-            spread = np.sqrt(np.average((X - centre) ** 2, axis=0, weights=w))
-            total = None if w is None else np.sum(w)
-        if not (np.isfinite(centre).all() and np.isfinite(spread).all()):
-            bad = [n for n, a, b in zip(names, centre, spread) if not (np.isfinite(a) and np.isfinite(b))]
-            raise DataError(f"the weighted mean or SD of covariates {bad} overflows"
-                            + (f" (weights column {weights!r} sums to {total:g})" if w is not None else "")
-                            + "; rescale the covariates" + (" or divide the weights by a common factor" if w is not None
-                                                           else ""))
-        if study is not None:
-            scodes, suniq = pd.factorize(frame[study], sort=True)
-        if study is not None and strata is not None:
-            pairs = pd.Series(list(zip(frame[study], frame[strata])), index=frame.index)
-            codes, uniq = pd.factorize(pairs, sort=True)
-            strata_labels = tuple(f"{a} | {b}" for a, b in uniq.tolist())
-        elif study is not None:
-            codes, strata_labels = scodes, tuple(suniq.tolist())
-        elif strata is not None:
-            codes, uniq = pd.factorize(frame[strata], sort=True)
-            strata_labels = tuple(uniq.tolist())
-        else:
-            codes = np.zeros(len(frame), dtype=np.int64)
-            strata_labels = (None,)
-
-        # ---- identifiability: strata that leave no comparison, covariates that are exactly collinear
-        n_strata_rows = np.bincount(codes)
-        uninformative = False
-        if (strata is not None or study is not None) and e is not None:
-            by = strata if strata is not None else study
-            role = "strata" if strata is not None else "study"
-            comparable = (n_strata_rows[codes] > 1) & e
-            if not comparable.any():
-                uninformative = True
-                problems.append(
-                    f"{role} column {by!r} puts the {len(frame)} rows into {len(n_strata_rows)} strata"
-                    + (", one per row" if len(n_strata_rows) == len(frame) else "")
-                    + ": no event has anyone else in its stratum, so the data say nothing about any covariate "
-                    f"(each stratum has its own baseline hazard); use a coarser {role} column or drop {role}=")
-        groups = [] if uninformative else _collinear_groups(X, codes, names)
-        for g in groups:
-            if len(g) == 1 and len(n_strata_rows) == 1:
-                problems.append(f"covariate {g[0]!r} is constant up to rounding (its spread is below 1e-12 of its "
-                                "size), so its effect cannot be estimated; subtract a common origin, rescale it or "
-                                "drop it from covariates")
-            elif len(g) == 1:
-                problems.append(f"covariate {g[0]!r} is constant within every stratum, so its effect cannot be told "
-                                "apart from the strata's own baseline hazards; drop it from covariates or from strata")
-            else:
-                problems.append(
-                    f"covariates {g} are exactly collinear (a combination of them is constant"
-                    + (" within every stratum" if len(n_strata_rows) > 1 else "")
-                    + "), so their log-HRs are not identified and the posterior would be set by the prior alone; "
-                    "drop one of them (e.g. 2*age beside age, fin beside 1-fin, or every level of a categorical "
-                    "coded as its own column)")
+        _check_moments(X, w, names, weights)
+        codes, strata_labels, studies = _stratum_codes(frame, strata, study)
+        problems = _identifiability_problems(X, codes, names, e, strata, study)
         if problems:
             raise DataError(problems)
-
-        if cluster is not None:
-            ccodes, cuniq = pd.factorize(frame[cluster], sort=True)
-            if len(cuniq) < 2:
-                raise DataError(f"cluster column {cluster!r} has a single value {cuniq[0]!r}: a frailty needs at least "
-                                "2 clusters; drop cluster= to fit without one")
-            as_text = [str(c) for c in cuniq]
-            reserved = sorted(set(as_text) & set(RESERVED_CLUSTERS))
-            if reserved:
-                raise DataError(f"cluster column {cluster!r} has a cluster called {reserved[0]!r}, the name of the "
-                                "frailty SD's row in fit.frailty(); rename that cluster")
-            if len(set(as_text)) < len(as_text):
-                raise DataError(f"cluster column {cluster!r} has values that read the same as text "
-                                f"({sorted(x for x in set(as_text) if as_text.count(x) > 1)}), e.g. 1 and '1'; "
-                                "make the column one type")
+        clusters = _cluster_codes(frame, cluster)
 
         # Sort once: stratum, then time, then events before censorings at a tie.
         order = np.lexsort((~e, t, codes))
         data = cls(
-            time=t[order],
-            event=e[order],
-            X=X[order],
-            covariates=tuple(names),
-            sources=tuple(sources),
-            references=refs,
-            entry=None if en is None else en[order],
-            weights=None if w is None else w[order],
-            strata=codes[order].astype(np.int64),
-            strata_labels=strata_labels,
-            row_labels=labels[order],
-            order=order,
+            time=t[order], event=e[order], X=X[order], covariates=tuple(names), sources=tuple(sources),
+            references=refs, entry=None if en is None else en[order], weights=None if w is None else w[order],
+            strata=codes[order].astype(np.int64), strata_labels=strata_labels, row_labels=labels[order],
+            order=order, dropped=dropped, n_dropped=n_dropped,
             columns={"time": time, "event": event, "entry": entry, "weights": weights, "strata": strata,
                      "cluster": cluster, "study": study},
-            dropped=dropped,
-            n_dropped=n_dropped,
-            cluster=None if cluster is None else ccodes[order].astype(np.int64),
-            cluster_labels=() if cluster is None else tuple(cuniq.tolist()),
-            study=None if study is None else scodes[order].astype(np.int64),
-            study_labels=() if study is None else tuple(suniq.tolist()),
+            cluster=None if clusters is None else clusters[0][order].astype(np.int64),
+            cluster_labels=() if clusters is None else tuple(clusters[1].tolist()),
+            study=None if studies is None else studies[0][order].astype(np.int64),
+            study_labels=() if studies is None else tuple(studies[1].tolist()),
         )
         data._warn_separation()
         return data
 
-    @staticmethod
-    def _numeric(s: pd.Series, role: str, col: str, problems: list[str], labels: np.ndarray) -> np.ndarray | None:
-        content = _content_problem(s, f"{role} column {col!r}", col, labels, levels_ok=False)
-        if content is not None:
-            problems.append(content)
+    def indicator_column(self, source: str) -> int | None:
+        """The index of the one 0/1 column that DataFrame column ``source`` was encoded as, or None.
+
+        ``source`` qualifies when exactly one column of :attr:`X` comes from it (see :attr:`sources`) and every
+        value of that column is 0 or 1: a 0/1 or bool covariate, or a categorical with two levels. A numeric
+        covariate with other values, a categorical with three or more levels, or a name that is not a covariate
+        gives None; callers word their own error.
+        """
+        js = [j for j, s in enumerate(self.sources) if s == source]
+        if len(js) != 1:
             return None
-        if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
-            problems.append(
-                f"{role} column {col!r} must be numeric, got dtype {s.dtype}; "
-                "convert it (for dates, subtract the start date and divide by a time unit)"
-            )
-            return None
-        return _floats(s, f"{role} column {col!r}", labels, problems)
+        j = js[0]
+        return j if np.isin(self.X[:, j], (0.0, 1.0)).all() else None
 
     # ------------------------------------------------------------ separation
     def _warn_separation(self) -> None:

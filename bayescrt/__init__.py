@@ -13,6 +13,7 @@ import types
 from importlib import metadata as _metadata
 
 from .errors import DataError, DataWarning, DiagnosticsWarning, ResultFileError, SpecError
+from .families import registry as _registry
 
 # name -> (submodule, attribute; None for the submodule itself)
 _LAZY = {
@@ -22,10 +23,11 @@ _LAZY = {
     "CovariateSetFits": ("covariate_sets", "CovariateSetFits"), "CovariateSets": ("covariate_sets", "CovariateSets"),
     "fit_covariate_sets": ("covariate_sets", "fit_covariate_sets"),
     "SurvivalData": ("data", "SurvivalData"), "DiagnosticReport": ("diagnostics", "DiagnosticReport"),
-    "CoxPH": ("estimators", "CoxPH"), "PiecewiseExponentialPH": ("estimators", "PiecewiseExponentialPH"),
-    "WeibullPH": ("estimators", "WeibullPH"), "Fit": ("fit", "Fit"), "load": ("fit", "load"),
+    "Fit": ("fit", "Fit"), "load": ("fit", "load"),
     "MetaAnalysis": ("meta", "MetaAnalysis"), "MetaFit": ("meta", "MetaFit"),
     "compare_models": ("model_comparison", "compare_models"), "simulate": ("simulate", "simulate"),
+    # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
+    **{name: ("estimators", name) for name in _registry.names()},
 }
 # Functions named like their own submodule: bc.compare and bc.simulate are the functions, also after the
 # submodules bayescrt.compare and bayescrt.simulate have been imported (which would set the name to the module).
@@ -61,8 +63,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "absolute", "bias", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets", "CoxPH",
+    "absolute", "bias", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets",
     "DataError", "datasets", "DataWarning", "DiagnosticReport", "DiagnosticsWarning", "Fit",
-    "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "PiecewiseExponentialPH", "published",
-    "ResultFileError", "sensitivity", "simulate", "SpecError", "SurvivalData", "WeibullPH",
+    "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "published",
+    "ResultFileError", "sensitivity", "simulate", "SpecError", "SurvivalData", *_registry.names(),
 ]

@@ -50,6 +50,9 @@ import numpy as np
 import pandas as pd
 
 from .baseline import _check, baseline_cumhaz, survival_data
+from .effects import kaplan_meier_at
+from .families import registry
+from .summaries import central_interval
 from . import validation
 from .errors import DataWarning, DiagnosticsWarning, SpecError, suggest
 
@@ -140,7 +143,7 @@ def _times(fit, times, data, name="times") -> np.ndarray:
 def _follow_up(fit, t, t_max, name):
     if t <= t_max:
         return
-    if fit.model["family"] == "CoxPH":
+    if registry.of_fit(fit).step_baseline:
         raise SpecError(f"{name} reaches {t:g}, past the last follow-up time {t_max:g}: a Cox model's baseline "
                         f"hazard is not defined there; use {name} <= {t_max:g} or a parametric family "
                         "(which extrapolates)")
@@ -173,7 +176,7 @@ def _posterior_cumhaz(fit, data, times, max_draws, rng):
     beta_all = fit.log_hr_draws()
     beta = beta_all[_draw_rows(len(beta_all), max_draws)]
     times = np.asarray(times, float)
-    if fit.model["family"] != "CoxPH":
+    if not registry.of_fit(fit).step_baseline:
         H0 = baseline_cumhaz(fit, times, max_draws)
     else:
         ev = data.event.astype(bool)
@@ -288,15 +291,19 @@ def _attrs(fit, exposure, values, prob, n_draws, data, random_seed, **extra) -> 
     return {"exposure": exposure, "values": list(values), "prob": prob, "interval": "equal-tailed",
             "n_draws": int(n_draws), "diagnostics_ok": bool(fit.diagnostics().ok), "family": fit.model["family"],
             "n_subjects": int(data.n),
-            "weighted": data.weights is not None, "curve": "step" if fit.model["family"] == "CoxPH" else "smooth",
+            "weighted": data.weights is not None, "curve": "step" if registry.of_fit(fit).step_baseline else "smooth",
             "follow_up_max": float(data.time.max()), "random_seed": random_seed,
-            "baseline": ("Breslow increments with gamma-process posterior noise"
-                         if fit.model["family"] == "CoxPH" else "sampled parametric baseline"), **extra}
+            "baseline": _baseline_text(fit), **extra}
+
+
+def _baseline_text(fit) -> str:
+    """How the posterior of the baseline was drawn (see the module docstring)."""
+    return ("Breslow increments with gamma-process posterior noise" if registry.of_fit(fit).step_baseline
+            else "sampled parametric baseline")
 
 
 def _summ(draws, prob):
-    a = (1 - prob) / 2
-    lo, med, hi = np.quantile(draws, [a, 0.5, 1 - a], axis=0)
+    lo, med, hi = central_interval(draws, prob)
     return {"median": med, "lower": lo, "upper": hi, "mean": draws.mean(axis=0), "sd": draws.std(axis=0, ddof=1)}
 
 
@@ -408,7 +415,7 @@ def rmst_difference(fit, exposure: str, horizon: float, *, values=(0, 1), prob: 
     values = _values(values, 2)
     data = survival_data(fit)
     _follow_up(fit, horizon, float(data.time.max()), "horizon")
-    step = fit.model["family"] == "CoxPH"
+    step = registry.of_fit(fit).step_baseline
     if n_grid is None:
         n_grid = 0 if step else 400
     if isinstance(n_grid, bool) or not isinstance(n_grid, (int, np.integer)) or n_grid < 0:
@@ -436,23 +443,7 @@ def rmst_difference(fit, exposure: str, horizon: float, *, values=(0, 1), prob: 
 # ------------------------------------------------------------------ posterior predictive KM
 def _km_on_grid(time, event, grid, weights=None, entry=None):
     """(Weighted, left-truncated) Kaplan-Meier survival at ``grid`` (right-continuous) and the number at risk."""
-    time = np.asarray(time, float)
-    event = np.asarray(event, bool)
-    w = np.ones(len(time)) if weights is None else np.asarray(weights, float)
-    ut, inv = np.unique(time[event], return_inverse=True)
-    d = np.bincount(inv.ravel(), weights=w[event], minlength=len(ut))
-
-    def n_ge(x, u):  # total weight of rows with x >= u
-        o = np.argsort(x, kind="stable")
-        tail = np.concatenate([np.cumsum(w[o][::-1])[::-1], [0.0]])
-        return tail[np.searchsorted(x[o], u, side="left")]
-
-    def at_risk(u):
-        n = n_ge(time, u)
-        return n if entry is None else n - n_ge(np.asarray(entry, float), u)
-
-    surv = np.concatenate([[1.0], np.cumprod(1.0 - d / at_risk(ut))])
-    return surv[np.searchsorted(ut, grid, side="right")], at_risk(grid)
+    return kaplan_meier_at(time, event, grid, weights, entry)
 
 
 def _invert(H0, strata, grid, target):
@@ -570,13 +561,12 @@ def ppc_km(fit, *, n_sims: int = 50, random_seed=0, exposure: str | None = None,
     groups = [("all", np.ones(data.n, bool))] if j is None else \
         [(v, data.X[:, j] == v) for v in (0, 1) if (data.X[:, j] == v).any()]
     parts, coverage, depths = [], {}, {}
-    a = (1 - prob) / 2
     for g, mine in groups:
         wg = None if w is None else w[mine]
         eg = None if data.entry is None else data.entry[mine]
         obs, n_risk = _km_on_grid(data.time[mine], ev[mine], grid, wg, eg)
         sims = np.stack([_km_on_grid(Y[d, mine], delta[d, mine], grid, wg, eg)[0] for d in range(D)])
-        lo, med, hi = np.quantile(sims, [a, 0.5, 1 - a], axis=0)
+        lo, med, hi = central_interval(sims, prob)
         inside = (obs >= lo - 1e-12) & (obs <= hi + 1e-12)
         coverage[str(g)] = float(inside[grid > 0].mean())
         depths[str(g)] = _depths(np.vstack([obs, sims])[:, grid > 0])
@@ -590,8 +580,7 @@ def ppc_km(fit, *, n_sims: int = 50, random_seed=0, exposure: str | None = None,
                      p_value_by_group={g: _rank_p(d) for g, d in depths.items()},
                      test="global rank test: mean pointwise depth", n_subjects=int(data.n), weighted=w is not None,
                      censoring="observed time if censored; reverse Kaplan-Meier given C > event time otherwise",
-                     baseline=("Breslow increments with gamma-process posterior noise"
-                               if fit.model["family"] == "CoxPH" else "sampled parametric baseline"))
+                     baseline=_baseline_text(fit))
     return tab
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .summaries import central_interval
+
 HR_COLUMNS = ["log_hr_mean", "log_hr_sd", "hr_median", "hr_lower", "hr_upper", "p_hr_gt_1"]
 
 
@@ -21,8 +23,7 @@ def interval(draws: np.ndarray, prob: float = 0.95, hdi: bool = False) -> tuple[
 
         b = np.array([np.asarray(az.hdi(draws[:, j], prob=prob)) for j in range(draws.shape[1])])
         return b[:, 0], b[:, 1]
-    a = (1 - prob) / 2
-    lo, hi = np.quantile(draws, [a, 1 - a], axis=0)
+    lo, _, hi = central_interval(draws, prob)
     return lo, hi
 
 
@@ -50,25 +51,50 @@ def hazard_ratio_table(log_hr: np.ndarray, names, prob: float = 0.95, hdi: bool 
     return tab
 
 
-def kaplan_meier(time, event) -> pd.DataFrame:
+def _km(time, event, weights=None, entry=None):
+    """The (weighted, left-truncated) Kaplan-Meier product: distinct event times, their (weighted) events,
+    the number at risk there, the survival just after each, and the at-risk function."""
+    time = np.asarray(time, float)
+    event = np.asarray(event, bool)
+    w = np.ones(len(time)) if weights is None else np.asarray(weights, float)
+    ut, inv = np.unique(time[event], return_inverse=True)
+    d = np.bincount(inv.ravel(), weights=w[event], minlength=len(ut))
+
+    def n_ge(x, u):  # total weight of rows with x >= u
+        o = np.argsort(x, kind="stable")
+        tail = np.concatenate([np.cumsum(w[o][::-1])[::-1], [0.0]])
+        return tail[np.searchsorted(x[o], u, side="left")]
+
+    def at_risk(u):
+        n = n_ge(time, u)
+        return n if entry is None else n - n_ge(np.asarray(entry, float), u)
+
+    n = at_risk(ut)
+    return ut, d, n, np.cumprod(1.0 - d / n), at_risk
+
+
+def kaplan_meier(time, event, weights=None, entry=None) -> pd.DataFrame:
     """Kaplan-Meier estimate: one row per distinct event time, with Greenwood's standard error.
 
     Columns ``time``, ``at_risk``, ``events``, ``survival``, ``se``; the first
-    row is time 0 with survival 1.
+    row is time 0 with survival 1. ``weights`` (case weights) and ``entry``
+    (delayed entry: a row is at risk at ``u`` when ``entry < u <= time``) are optional.
     """
     t = np.asarray(time, float)
-    d = np.asarray(event, bool)
-    times, inv = np.unique(t, return_inverse=True)
-    deaths = np.bincount(inv, weights=d, minlength=len(times))
-    leaving = np.bincount(inv, minlength=len(times))
-    at_risk = len(t) - np.concatenate([[0], np.cumsum(leaving)[:-1]])
-    keep = deaths > 0
-    times, deaths, at_risk = times[keep], deaths[keep], at_risk[keep]
-    surv = np.cumprod(1 - deaths / at_risk)
+    times, deaths, at_risk, surv, _ = _km(t, event, weights, entry)
+    total = at_risk[0] if len(at_risk) else float(len(t))
+    if weights is None and entry is None:
+        at_risk, total = at_risk.astype(np.int64), len(t)
     with np.errstate(divide="ignore", invalid="ignore"):
         green = np.cumsum(deaths / (at_risk * (at_risk - deaths)))
     return pd.DataFrame({
-        "time": np.concatenate([[0.0], times]), "at_risk": np.concatenate([[len(t)], at_risk]),
+        "time": np.concatenate([[0.0], times]), "at_risk": np.concatenate([[total], at_risk]),
         "events": np.concatenate([[0], deaths]), "survival": np.concatenate([[1.0], surv]),
         "se": np.concatenate([[0.0], surv * np.sqrt(green)]),
     })
+
+
+def kaplan_meier_at(time, event, grid, weights=None, entry=None) -> tuple[np.ndarray, np.ndarray]:
+    """The Kaplan-Meier survival at ``grid`` (right-continuous) and the number at risk there."""
+    ut, _, _, surv, at_risk = _km(time, event, weights, entry)
+    return np.concatenate([[1.0], surv])[np.searchsorted(ut, grid, side="right")], at_risk(grid)

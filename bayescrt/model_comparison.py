@@ -16,6 +16,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import SpecError
+from .families import registry
+
+# a family's likelihood kind (see bayescrt.families.base) -> how the comparison table names it
+KINDS = {"partial": "partial (per event)", "full": "full (per row)"}
 
 CAVEAT = ("Cox fits are ranked only among themselves: their pointwise terms are per-event partial likelihoods "
           "(who fails at each event time), not per-subject densities of the follow-up, so their ELPD is on a "
@@ -27,9 +31,8 @@ def _kind(fit) -> tuple[str, str]:
     if ll is None:
         raise SpecError(f"a {fit.model['family']} fit has no pointwise log-likelihood; fit again with "
                         "log_likelihood=True")
-    if "partial_loglik" in ll:
-        return "partial (per event)", "partial_loglik"
-    return "full (per row)", "loglik"
+    family = registry.of_fit(fit)
+    return KINDS[family.likelihood], family.loglik_var
 
 
 def compare_models(fits: dict, *, warn_k: float = 0.7) -> pd.DataFrame:

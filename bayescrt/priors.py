@@ -32,8 +32,8 @@ from .errors import SpecError, suggest
 
 DEFAULT_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 2.5, "scale": "standardised"}
 
-# family -> (required parameters, optional parameters with defaults)
-FAMILIES = {
+# distribution -> (required parameters, optional parameters with defaults)
+DISTRIBUTIONS = {
     "Normal": (("sigma",), {"mu": 0.0}),
     "StudentT": (("nu", "sigma"), {"mu": 0.0}),
     "Cauchy": (("sigma",), {"mu": 0.0}),
@@ -51,12 +51,12 @@ def validate_prior(prior: dict, where: str) -> dict:
         )
     p = copy.deepcopy(prior)
     dist = p.get("dist")
-    if dist not in FAMILIES:
+    if dist not in DISTRIBUTIONS:
         raise SpecError(
-            f"prior for {where}: dist={dist!r} is not supported.{suggest(str(dist), FAMILIES)} "
-            f"Choose one of {list(FAMILIES)}"
+            f"prior for {where}: dist={dist!r} is not supported.{suggest(str(dist), DISTRIBUTIONS)} "
+            f"Choose one of {list(DISTRIBUTIONS)}"
         )
-    required, optional = FAMILIES[dist]
+    required, optional = DISTRIBUTIONS[dist]
     allowed = {"dist", "scale", *required, *optional}
     for key in p:
         if key not in allowed:
@@ -155,3 +155,26 @@ def describe(prior: dict) -> str:
         args.insert(0, f"nu={prior['nu']:.4g}")
     unit = "per SD" if prior["scale"] == "standardised" else "per unit"
     return f"{d}({', '.join(args)}) {unit}"
+
+
+def log_density(x, prior: dict):
+    """The log density of ``prior`` (a checked prior dict, on the scale of ``x``) at ``x``; 0 for ``Flat``.
+
+    The one numpy definition of each distribution, beside the PyMC one the
+    models build (:func:`bayescrt.families.common.prior_vector`)."""
+    import numpy as np
+    from scipy import stats
+
+    d = prior["dist"]
+    x = np.asarray(x, float)
+    if d == "Normal":
+        return stats.norm.logpdf(x, prior.get("mu", 0.0), prior["sigma"])
+    if d == "StudentT":
+        return stats.t.logpdf(x, prior["nu"], prior.get("mu", 0.0), prior["sigma"])
+    if d == "Cauchy":
+        return stats.cauchy.logpdf(x, prior.get("mu", 0.0), prior["sigma"])
+    if d == "Laplace":
+        return stats.laplace.logpdf(x, prior.get("mu", 0.0), prior["sigma"])
+    if d == "Flat":
+        return np.zeros_like(x)
+    raise SpecError(f"prior {prior!r}: dist must be one of {list(DISTRIBUTIONS)}")

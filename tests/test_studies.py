@@ -86,7 +86,7 @@ def test_complete_and_no_pooling_build_the_right_study_effects():
     df = four_studies()
     est = bc.CoxPH()
     data = est.prepare(df, time="years", event="died", covariates=["upgrade", "age"], study="study")
-    from bayescrt.estimators import _hierarchy
+    from bayescrt.families.cox import _hierarchy
 
     for pooling in ("complete", "none"):
         h = _hierarchy(data, "upgrade", pooling, None, None)

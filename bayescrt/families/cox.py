@@ -1,193 +1,235 @@
-"""Cox proportional hazards on the partial likelihood, O(N) per evaluation.
+"""The Cox proportional-hazards family on the partial likelihood (see :mod:`.partial_likelihood`).
 
-The rows are sorted once (by stratum, time, events first at a tie; see
-:mod:`bayescrt.data`). With ``eta = X @ beta`` and ``r = w * exp(eta - max(eta))``
-the reverse cumulative sum ``R[k] = sum_{j >= k} r_j`` gives every risk-set
-sum by indexing: the risk set of a tie group that starts at row ``g`` of a
-stratum that ends before row ``e`` is ``R[g] - R[e]``. Delayed entry removes
-the subjects that have not yet entered, found the same way in a second order
-sorted by entry time; where those would be most of the sum (early event times
-in a cohort of late entrants) the risk set is instead built forwards, as the
-subjects entered by then minus those already gone, so that no event's risk set
-is the small difference of two large sums. A few cumulative sums and gathers:
-O(N) for the value and, by reverse-mode differentiation, for the gradient.
-No N x N matrix and no person-time rows are ever formed.
-
-Ties follow Efron (default) or Breslow. For a tie group with ``d`` events whose
-summed risk is ``T`` and whose risk set sums to ``S``, event number ``l`` (0..d-1)
-contributes ``w_i eta_i - c * log(S - l/d * T)``; Breslow is the case ``l = 0``
-for every event. With case weights, ``c`` is the event's own weight under
-Breslow and the mean weight of the tied events under Efron, as in R's
-``survival::coxph`` and lifelines.
-
-The same function computes the per-event terms for one parameter vector
-(inside the PyMC model, with pytensor) or for a batch of posterior draws
-(afterwards, with numpy): ``eta`` may have leading batch dimensions.
+The sampler sees only the log-HRs (and a frailty or study level); the baseline
+hazard is Breslow's estimator computed afterwards with each draw's log-HRs
+(:meth:`CoxPH.baseline_cumhaz`). Several studies: each study has its own
+baseline (a stratum) and the exposure's log-HR is partially pooled, separate or
+common across studies, optionally with published aggregate estimates entering
+through the same population effect.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+import pandas as pd
+import xarray as xr
 
-from .. import validation
 from ..compiled import data_block
 from ..data import SurvivalData
-
-TIES = ("efron", "breslow")
-# the per-event fields of RiskSets, integer positions and floating-point values
-EVENT_INDEX = ("event_rows", "group_start", "group_events_end", "stratum_end", "stratum_start", "entry_start")
-EVENT_VALUES = ("tie_fraction", "event_weight", "log_weight")
-
-
-@dataclass(frozen=True)
-class RiskSets:
-    """Index arrays describing the risk sets of one sorted data set."""
-
-    event_rows: np.ndarray  # sorted positions of the events
-    group_start: np.ndarray  # first row of each event's tie group
-    group_events_end: np.ndarray  # one past the last event of the tie group
-    stratum_end: np.ndarray  # one past the last row of the event's stratum
-    stratum_start: np.ndarray  # first row of the event's stratum
-    tie_fraction: np.ndarray  # l / d (Efron) or 0 (Breslow)
-    event_weight: np.ndarray  # w_i
-    log_weight: np.ndarray  # c: multiplier of the log risk-set term
-    weights: np.ndarray | None  # case weights of all rows, or None
-    entry_order: np.ndarray | None  # rows sorted by (stratum, entry)
-    entry_start: np.ndarray | None  # first position in entry order with entry >= event time
-
-    @classmethod
-    def from_data(cls, data: SurvivalData, ties: str = "efron") -> "RiskSets":
-        if ties not in TIES:
-            raise ValueError(f"ties={ties!r} is not valid; choose one of {TIES}")
-        ev = np.flatnonzero(data.event)
-        g = data.risk_set_starts()[ev]
-        # events come first in their tie group, so they are rows g .. g+d-1
-        d = np.bincount(g, minlength=data.n)[g]
-        rank = ev - g
-        w = data.weights
-        w_ev = np.ones(len(ev)) if w is None else w[ev]
-        if ties == "efron":
-            frac = rank / d
-            if w is None:
-                c = np.ones(len(ev))
-            else:
-                c = (np.bincount(g, weights=w_ev, minlength=data.n) / np.bincount(g, minlength=data.n).clip(1))[g]
-        else:
-            frac = np.zeros(len(ev))
-            c = w_ev
-        entry_order = entry_start = None
-        if data.entry is not None:
-            entry_order = np.lexsort((data.entry, data.strata))
-            e_sorted = data.entry[entry_order]
-            s_sorted = data.strata[entry_order]
-            # position of the first row of the same stratum with entry >= event time
-            entry_start = np.empty(len(ev), dtype=np.int64)
-            bounds = np.searchsorted(s_sorted, np.arange(data.n_strata + 1))
-            for s in range(data.n_strata):
-                lo, hi = bounds[s], bounds[s + 1]
-                mine = data.strata[ev] == s
-                entry_start[mine] = lo + np.searchsorted(e_sorted[lo:hi], data.time[ev][mine], side="left")
-        return cls(
-            event_rows=ev,
-            group_start=g,
-            group_events_end=g + d,
-            stratum_end=data.stratum_ends()[ev],
-            stratum_start=np.searchsorted(data.strata, data.strata[ev], side="left"),
-            tie_fraction=frac,
-            event_weight=w_ev,
-            log_weight=c,
-            weights=None if w is None else np.asarray(w, dtype=float),
-            entry_order=entry_order,
-            entry_start=entry_start,
-        )
-
-
-def _cumsums(x, xp):
-    """Reverse and forward cumulative sums along the last axis, both padded to length n + 1.
-
-    ``R[k] = sum_{j >= k} x[j]`` (so ``R[n] = 0``) and ``F[k] = sum_{j < k} x[j]`` (so ``F[0] = 0``).
-    """
-    zero = xp.zeros_like(x[..., :1])
-    R = xp.concatenate([xp.cumsum(x[..., ::-1], axis=-1)[..., ::-1], zero], axis=-1)
-    F = xp.concatenate([zero, xp.cumsum(x, axis=-1)], axis=-1)
-    return R, F
-
-
-def risk_set_sums(r, rs: RiskSets, xp=np):
-    """Per-event risk-set sums ``S - l/d T`` of the row values ``r`` (shape ``(..., n)``, sorted order).
-
-    Rows at risk at an event time ``t`` are those of its stratum with time >= t and, under
-    delayed entry, entry < t. Backwards that is (time >= t) minus (entry >= t); forwards it
-    is (entry < t) minus (time < t). The backward form is used unless the not-yet-entered
-    rows carry more than half the backward sum, where it would lose digits to cancellation.
-    """
-    R, F = _cumsums(r, xp)
-    g, gd, end = rs.group_start, rs.group_events_end, rs.stratum_end
-    tied = R[..., g] - R[..., gd]  # T: the event's tie group
-    # S - l/d T, written as two non-negative parts to avoid cancellation
-    risk = (1.0 - rs.tie_fraction) * tied + (R[..., gd] - R[..., end])
-    if rs.entry_order is None:
-        return risk
-    Re, Fe = _cumsums(r[..., rs.entry_order], xp)
-    # strata occupy the same positions in time and entry order, so stratum bounds are shared
-    later = Re[..., rs.entry_start] - Re[..., end]  # entry >= t: not yet at risk
-    forward = (Fe[..., rs.entry_start] - Fe[..., rs.stratum_start]) - (F[..., g] - F[..., rs.stratum_start])
-    return xp.where(later < 0.5 * (R[..., g] - R[..., end]), risk - later, forward - rs.tie_fraction * tied)
-
-
-def partial_loglik_terms(eta, rs: RiskSets, xp=np):
-    """Partial log-likelihood contribution of each event (last axis: events).
-
-    ``eta`` has shape ``(..., n)`` in sorted row order; ``xp`` is ``numpy`` or
-    ``pytensor.tensor``. The sum over the last axis is the log partial
-    likelihood.
-    """
-    m = xp.max(eta, axis=-1, keepdims=True)
-    r = xp.exp(eta - m)
-    if rs.weights is not None:
-        r = r * rs.weights
-    return rs.event_weight * eta[..., rs.event_rows] - rs.log_weight * (xp.log(risk_set_sums(r, rs, xp)) + m)
-
-
-FRAILTY_PRIORS = {"HalfNormal": "sigma", "HalfCauchy": "beta", "Exponential": "lam"}
-DEFAULT_FRAILTY_PRIOR = {"dist": "HalfNormal", "sigma": 1.0}
-
-
-def resolve_frailty_prior(prior: dict | None, name: str = "frailty_prior") -> dict:
-    """The prior of an SD (log-hazard scale): a dict such as ``{"dist": "HalfNormal", "sigma": 0.5}``."""
-    from ..errors import SpecError, suggest
-
-    if prior is None:
-        return dict(DEFAULT_FRAILTY_PRIOR)
-    if not isinstance(prior, dict) or prior.get("dist") not in FRAILTY_PRIORS:
-        dist = prior.get("dist") if isinstance(prior, dict) else prior
-        raise SpecError(f"{name}={prior!r}: 'dist' must be one of {list(FRAILTY_PRIORS)}"
-                        f"{suggest(str(dist), FRAILTY_PRIORS)}, e.g. {DEFAULT_FRAILTY_PRIOR}")
-    key = FRAILTY_PRIORS[prior["dist"]]
-    extra = set(prior) - {"dist", key}
-    val = prior.get(key)
-    if extra or not validation.is_number(val) or not 0 < val < float("inf"):
-        raise SpecError(f"{name}={prior!r}: {prior['dist']} takes one positive parameter {key!r}"
-                        + (f"; unknown key(s) {sorted(extra)}" if extra else ""))
-    return {"dist": prior["dist"], key: float(val)}
-
-
-def _frailty(codes, prior: dict, centered: bool, pm):
-    """Log-normal shared frailty: a normal random intercept per cluster on the log-hazard scale.
-
-    ``codes``: each row's cluster code (a view of a data container)."""
-    sd = getattr(pm, prior["dist"])("frailty_sd", **{k: v for k, v in prior.items() if k != "dist"})
-    if centered:
-        b = pm.Normal("frailty", 0.0, sd, dims="cluster")
-    else:
-        z = pm.Normal("frailty_z", 0.0, 1.0, dims="cluster")
-        b = pm.Deterministic("frailty", sd * z, dims="cluster")
-    return b[codes]
-
+from ..errors import SpecError
+from .base import Estimator, check_marginal, fit_data, thinned
+from .common import DEFAULT_FRAILTY_PRIOR, frailty, prior_rows, prior_vector, resolve_frailty_prior
+from .common import precondition as _precondition
+from .partial_likelihood import (EVENT_INDEX, EVENT_VALUES, TIES, RiskSets, mle, partial_loglik_terms,  # noqa: F401
+                                 risk_set_sums)
 
 POOLING = ("partial", "none", "complete")
+
+
+class CoxPH(Estimator):
+    """Bayesian Cox proportional-hazards model on the partial likelihood.
+
+    Parameters
+    ----------
+    ties : ``"efron"`` (default) or ``"breslow"``: how tied event times enter
+        the partial likelihood.
+    sampler : ``"nutpie"`` (default) or ``"pymc"`` (PyMC's own NUTS).
+
+    Notes
+    -----
+    Covariates are centred and divided by their SD inside the model; every
+    reported number is back in the covariates' own units. The default prior
+    is ``Normal(0, 2.5)`` per SD of each covariate (see :mod:`bayescrt.priors`).
+
+    The pointwise log-likelihood (``idata.log_likelihood.partial_loglik``) is
+    stored **per event**: the partial likelihood factors over event times, not
+    over subjects, so each observed event carries its term and censored
+    subjects enter only through the risk sets. ArviZ's ``loo`` runs on it; it
+    estimates how well the model predicts which subject fails at each event
+    time, not absolute survival.
+
+    Several studies (``fit(study=..., exposure=..., pooling=..., aggregate=..., study_prior=...)``):
+    ``study`` names the column of each row's study; each study gets its own
+    baseline hazard and the ``exposure``'s log-HR is ``pooling="partial"``
+    (study effects ~ Normal(population effect, study SD); ``study_prior`` on
+    that SD, default HalfNormal(0.5) on the log-HR scale), ``"none"`` (separate
+    effects; the exposure's row reports their mean) or ``"complete"`` (one
+    common effect). ``aggregate`` adds published studies through the same
+    population effect: a DataFrame with columns ``study``, ``estimate`` (log-HR
+    of the exposure, 1 vs 0) and ``se``, or a list of registry ids
+    ``"<study>/<result>"``. Per-study effects are in ``fit.study_effects()``.
+    """
+
+    family = "CoxPH"
+    likelihood = "partial"
+    loglik_var = "partial_loglik"
+    step_baseline = True
+    fixed_priors = {}  # the sampler sees only the log-HRs
+    posterior_vars = ("log_hr", "frailty", "study_log_hr")
+    loglik_chunk = 256
+    has_levels = True
+
+    def __init__(self, ties: str = "efron", sampler: str = "nutpie", frailty_prior: dict | None = None,
+                 centered: bool = False, target_accept: float | None = None):
+        if not isinstance(ties, str) or ties not in TIES:
+            raise SpecError(f"ties={ties!r} is not valid; choose one of {TIES}")
+        self.ties = ties
+        super().__init__(sampler=sampler, frailty_prior=frailty_prior, centered=centered,
+                         target_accept=target_accept)
+
+    def __repr__(self) -> str:
+        return (f"CoxPH(ties={self.ties!r}, sampler={self.sampler!r}, frailty_prior={self.frailty_prior!r}, "
+                f"centered={self.centered!r}, target_accept={self.target_accept!r})")
+
+    def _build(self, data, priors, hierarchy):
+        if hierarchy is not None:
+            hierarchy["centered"] = self.centered
+        model, rs, pre = build_model(data, priors, self.ties, frailty_prior=self.frailty_prior,
+                                     centered=self.centered, hierarchy=hierarchy)
+        return model, {"risk_sets": rs, "parameterisation": pre}
+
+    def _describe(self, data, info):
+        return (f"Cox proportional hazards, partial likelihood, ties={self.ties}", {"ties": self.ties},
+                {"parameterisation": info["parameterisation"]})
+
+    def _levels(self, data, levels):
+        study, exposure, aggregate = levels["study"], levels["exposure"], levels["aggregate"]
+        hierarchy = _hierarchy(data, exposure, levels["pooling"], aggregate, levels["study_prior"]) \
+            if (study is not None or aggregate is not None) else None
+        if exposure is not None and hierarchy is None:
+            raise SpecError("exposure= is used with study= or aggregate= (several studies); drop it for one cohort")
+        return hierarchy
+
+    def _level_description(self, hierarchy, levels):
+        if hierarchy is None:
+            return {}
+        return {"studies": {
+            "column": levels["study"], "exposure": levels["exposure"],
+            "pooling": levels["pooling"], "prior_sd": hierarchy["study_prior"],
+            "labels": list(hierarchy["labels"]), "n_individual": hierarchy["n_ipd"],
+            "aggregate": None if hierarchy.get("aggregate") is None else
+            {k: [float(x) for x in v] for k, v in hierarchy["aggregate"].items() if k != "labels"}}}
+
+    def _default_target_accept(self, data, hierarchy):
+        # a between-study SD estimated from a handful of studies makes a funnel with the population effect
+        # that NUTS crosses only with small steps; a frailty over many clusters needs less
+        return (0.99 if hierarchy is not None and hierarchy["pooling"] == "partial"
+                else 0.95 if (hierarchy is not None or data.cluster is not None) else 0.8)
+
+    def _n_terms(self, data):
+        return data.n_events
+
+    def _loglik_text(self, stored):
+        return "per event" if stored else "not stored"
+
+    def _loglik_dataset(self, ll, post, data, info):
+        rs = info["risk_sets"]
+        rows = [str(r) for r in data.row_labels[rs.event_rows]]
+        return xr.Dataset(
+            {"partial_loglik": (("chain", "draw", "event"), ll)},
+            coords={"chain": post["chain"].values, "draw": post["draw"].values, "event": np.arange(len(rows)),
+                    "event_row": ("event", rows)},
+        )
+
+    @classmethod
+    def pointwise_loglik(cls, post, data, info, hierarchy=None):
+        """Per-event partial log-likelihood for a batch of draws: ``(draws, events)``."""
+        return _pointwise_loglik(post, data, info["risk_sets"], hierarchy)
+
+    @classmethod
+    def baseline_cumhaz(cls, fit, times, max_draws=None, chunk: int = 64):
+        """Breslow baseline cumulative hazard per draw: shape (draws, strata, len(times))."""
+        check_marginal(fit)
+        data = fit_data(fit)
+        rs = RiskSets.from_data(data, "breslow")
+        beta = thinned(fit.log_hr_draws(), max_draws)
+        center = np.asarray(fit.model["center"])
+        Xc = data.X - center
+        times = np.atleast_1d(np.asarray(times, float))
+        ev_time = data.time[rs.event_rows]
+        ev_stratum = data.strata[rs.event_rows]
+        out = np.zeros((len(beta), data.n_strata, len(times)))
+        w = np.ones(data.n) if data.weights is None else data.weights
+        for a in range(0, len(beta), chunk):
+            eta = beta[a:a + chunk] @ Xc.T
+            r = w * np.exp(eta)  # centred covariates keep eta moderate
+            risk = risk_set_sums(r, rs)  # (chunk, events)
+            inc = rs.event_weight / risk
+            for s in range(data.n_strata):
+                mine = ev_stratum == s
+                cum = np.cumsum(inc[:, mine], axis=1)
+                k = np.searchsorted(ev_time[mine], times, side="right")
+                padded = np.concatenate([np.zeros((len(cum), 1)), cum], axis=1)
+                out[a:a + chunk, s, :] = padded[:, k]
+        return out
+
+
+def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) -> dict:
+    """Check the several-studies options and describe the study level for the model builder."""
+    if pooling not in POOLING:
+        raise SpecError(f"pooling={pooling!r}: choose one of {POOLING}")
+    if exposure is None:
+        raise SpecError("study= and aggregate= need exposure=<column>: the covariate whose effect varies by study")
+    j = data.indicator_column(exposure)
+    if j is None and data.sources.count(exposure) != 1:
+        raise SpecError(f"exposure={exposure!r} must be one of the covariates and a single column "
+                        f"(covariates: {sorted(set(data.sources))}); recode a categorical exposure as one indicator")
+    if j is None:
+        raise SpecError(f"the study level models the log-HR of a 0/1 exposure (e.g. upgrade vs de novo), and the "
+                        f"study SD prior is on that scale; exposure {exposure!r} must be coded 0/1")
+    prior = resolve_frailty_prior(study_prior or {"dist": "HalfNormal", "sigma": 0.5}, "study_prior")
+    ipd = [str(s) for s in data.study_labels] if data.study is not None else ["individual data"]
+    out = {"exposure": j, "pooling": pooling, "study_prior": prior, "n_ipd": len(ipd)}
+    if aggregate is not None:
+        if isinstance(aggregate, pd.DataFrame):
+            miss = {"study", "estimate", "se"} - set(aggregate.columns)
+            if miss:
+                raise SpecError(f"aggregate: missing column(s) {sorted(miss)}; give study, estimate (log-HR) and se")
+            agg = aggregate
+        else:
+            from ..published import published_log_estimates
+
+            agg, _ = published_log_estimates(list(aggregate))
+        try:
+            est, se = agg["estimate"].to_numpy(float), agg["se"].to_numpy(float)
+        except (TypeError, ValueError):
+            raise SpecError("aggregate: columns 'estimate' and 'se' must be numeric (log-HRs and their SEs)") from None
+        labels = [str(x) for x in agg["study"]]
+        bad = [lab for lab, e, s in zip(labels, est, se) if not (np.isfinite(e) and np.isfinite(s) and s > 0)]
+        clash = set(labels) & set(ipd)
+        twice = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if bad or clash or twice:
+            raise SpecError(f"aggregate: studies {bad} need a finite estimate and an SE > 0" if bad else
+                            f"aggregate: study labels {sorted(clash)} are also individual-data studies" if clash else
+                            f"aggregate: study labels must be unique; repeated: {twice}")
+        out["aggregate"] = {"estimate": est, "se": se}
+        ipd = ipd + labels
+    reserved = {"population", "new study", "between-study SD (log HR)"} & set(ipd)
+    if reserved:
+        raise SpecError(f"study labels {sorted(reserved)} are names of summary rows of fit.study_effects(); rename "
+                        "those studies")
+    if len(set(ipd)) < len(ipd):
+        raise SpecError(f"study labels are not unique once written as text: {sorted(ipd)}")
+    if len(ipd) < 2 and pooling == "partial":
+        raise SpecError("partial pooling needs at least 2 studies (individual or aggregate); with one study the "
+                        "between-study SD would come from its prior alone")
+    out["labels"] = ipd
+    out["n_studies"] = len(ipd)
+    return out
+
+
+def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: dict | None = None) -> np.ndarray:
+    """Per-event partial log-likelihood of a batch of flattened draws (``post``: name -> (draws, ...))."""
+    beta = post["log_hr"]
+    Xc = data.X - data.center
+    eta = beta @ Xc.T
+    if hierarchy is not None:  # the exposure's coefficient is its study's
+        j = hierarchy["exposure"]
+        codes = np.zeros(data.n, np.int64) if data.study is None else data.study
+        eta = eta + Xc[:, j] * (post["study_log_hr"][:, codes] - beta[:, [j]])
+    if data.cluster is not None:
+        eta = eta + post["frailty"][:, data.cluster]
+    return partial_loglik_terms(eta, rs)
 
 
 def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
@@ -208,7 +250,7 @@ def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
             theta = beta_std[j] / sc + tau * u
     elif hier["pooling"] == "none":
         pri = [zpriors[j]] * n_all
-        zs = _prior_vector(pri, n_all, pm, pt, data_block("study_prior", prior_rows(pri, "study_log_hr_z")),
+        zs = prior_vector(pri, n_all, pm, pt, data_block("study_prior", prior_rows(pri, "study_log_hr_z")),
                            prefix="study_log_hr_z")
         theta = (m[j] + s_[j] * zs) / sc
     else:
@@ -220,6 +262,7 @@ def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
         pm.Potential("aggregate_loglik", pm.math.sum(
             pm.logp(pm.Normal.dist(theta[n_ipd:], np.asarray(agg["se"], float)), np.asarray(agg["estimate"], float))))
     return theta
+
 
 
 def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, precondition: bool = True,
@@ -249,19 +292,7 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
     X_std = data.standardised()
     scale = data.scale
     p = len(data.covariates)
-    m, s_ = np.zeros(p), np.ones(p)
-    pre = {"preconditioned": False}
-    if precondition:
-        fit = mle(data, ties, risk_sets=rs)
-        m_std = np.array(list(fit["coef"].values())) * scale
-        s_std = np.array(list(fit["se"].values())) * scale
-        # a mode at infinity (separation) shows as a huge estimate or a flat likelihood;
-        # an SE above 10 per SD means the prior, not the data, sets the posterior scale
-        if fit["converged"] and np.all(np.isfinite(m_std)) and np.all(np.isfinite(s_std)) and np.all(s_std > 0) \
-                and np.all(np.abs(m_std) < 20) and np.all(s_std < 10):
-            m, s_ = m_std, s_std
-            pre = {"preconditioned": True, "mode_std": m.tolist(), "se_std": s_.tolist()}
-    zpriors = [_shift_scale(rec["standardised"], m[j], s_[j]) for j, rec in enumerate(priors)]
+    m, s_, zpriors, pre = _precondition(data, priors, ties, enabled=precondition, risk_sets=rs)
     if hierarchy is not None and hierarchy["pooling"] == "none":
         # no population effect: the exposure's own coordinate leaves the likelihood; a proper
         # N(0, 1) keeps the posterior proper whatever the exposure's prior (its study effects use that)
@@ -287,7 +318,7 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
                                          "study_code": study_code})
         shared = RiskSets(**per_event, weights=data_block("row_weight", {"weights": rs.weights})["weights"],
                           entry_order=codes["entry_order"])
-        z = _prior_vector(zpriors_model, p, pm, pt, per_cov)
+        z = prior_vector(zpriors_model, p, pm, pt, per_cov)
         beta_std = per_cov["precond_mode"] + per_cov["precond_se"] * z
         theta = None
         if hierarchy is not None:
@@ -307,137 +338,7 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
             mask[j] = 0.0
             eta = (Xd * (beta_std * mask)).sum(axis=1) + Xd[:, j] * theta[codes["study_code"]] * scale[j]
         if data.cluster is not None:
-            eta = eta + _frailty(codes["cluster_code"], frailty_prior or DEFAULT_FRAILTY_PRIOR, centered, pm)
+            eta = eta + frailty(codes["cluster_code"], frailty_prior or DEFAULT_FRAILTY_PRIOR, centered, pm)
         pm.Potential("partial_loglik", partial_loglik_terms(eta, shared, pt).sum())
     return model, rs, pre
 
-
-def _shift_scale(prior: dict, m: float, s: float) -> dict:
-    """The prior of ``z = (beta - m) / s`` when ``beta`` has ``prior`` (a location-scale family)."""
-    q = dict(prior)
-    if q["dist"] != "Flat":
-        q["mu"] = (q["mu"] - m) / s
-        q["sigma"] = q["sigma"] / s
-    return q
-
-
-def prior_rows(priors: list[dict], prefix: str = "log_hr_z") -> dict:
-    """The hyperparameters of ``priors`` (one per coefficient) as rows ``{prefix}_{key}``, one value per coefficient.
-
-    Coefficients whose family lacks a key get 1.0 there, a value no graph reads."""
-    keys = [k for k in ("mu", "sigma", "nu") if any(k in q for q in priors)]
-    return {f"{prefix}_{k}": np.array([float(q.get(k, 1.0)) for q in priors]) for k in keys}
-
-
-def _prior_vector(priors: list[dict], p: int, pm, pt, rows: dict, prefix: str = "log_hr_z"):
-    """One free vector per prior family (``priors``: one prior dict per covariate), assembled in order.
-
-    ``rows``: the views of :func:`prior_rows` in a data container, so that fits that
-    differ only in prior values share one compilation."""
-    families: dict[str, list[int]] = {}
-    for j, prior in enumerate(priors):
-        families.setdefault(prior["dist"], []).append(j)
-    parts = {}
-    for dist, idx in families.items():
-        name = prefix if len(families) == 1 else f"{prefix}_{dist.lower()}"
-        shape = len(idx)
-
-        def hyper(key, idx=idx):
-            row = rows[f"{prefix}_{key}"]
-            return row if len(idx) == p else row[np.asarray(idx)]
-
-        if dist == "Flat":
-            rv = pm.Flat(name, shape=shape)
-        elif dist == "Normal":
-            rv = pm.Normal(name, mu=hyper("mu"), sigma=hyper("sigma"), shape=shape)
-        elif dist == "StudentT":
-            rv = pm.StudentT(name, nu=hyper("nu"), mu=hyper("mu"), sigma=hyper("sigma"), shape=shape)
-        elif dist == "Cauchy":
-            rv = pm.Cauchy(name, alpha=hyper("mu"), beta=hyper("sigma"), shape=shape)
-        elif dist == "Laplace":
-            rv = pm.Laplace(name, mu=hyper("mu"), b=hyper("sigma"), shape=shape)
-        else:  # validate_prior rejects anything else
-            raise AssertionError(dist)
-        parts[dist] = (idx, rv)
-    if len(parts) == 1:
-        return next(iter(parts.values()))[1]
-    beta = pt.zeros(p)
-    for idx, rv in parts.values():
-        beta = pt.set_subtensor(beta[np.asarray(idx)], rv)
-    return beta
-
-
-def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float = 1e-10,
-        risk_sets: RiskSets | None = None) -> dict:
-    """Maximum partial-likelihood estimate by Newton-Raphson with exact gradient and Hessian.
-
-    The frequentist Cox fit, from the same sorted risk sets as the Bayesian
-    model: O(N p^2) time and O(N) memory per iteration (the Hessian is built
-    one covariate pair at a time). Returns ``coef`` and ``se`` (from the
-    observed information) per covariate in original units, ``loglik``,
-    ``iterations`` and ``converged``. Used to precondition the sampler, for
-    calibration and for frequentist comparisons; validated against lifelines
-    and statsmodels in the tests.
-    """
-    rs = risk_sets if risk_sets is not None else RiskSets.from_data(data, ties)
-    X = data.X - data.center
-    n, p = X.shape
-    w = np.ones(n) if rs.weights is None else rs.weights
-    c = rs.log_weight
-    ev = rs.event_rows
-
-    def risk(a):
-        return risk_set_sums(a, rs)
-
-    def derivs(beta):
-        eta = X @ beta
-        m = eta.max()
-        r = w * np.exp(eta - m)
-        s0 = risk(r)
-        ll = float(np.sum(rs.event_weight * eta[ev] - c * (np.log(s0) + m)))
-        mean = (risk(r * X.T) / s0).T
-        grad = (rs.event_weight[:, None] * X[ev]).sum(0) - (c[:, None] * mean).sum(0)
-        info = np.empty((p, p))
-        for j in range(p):
-            for k in range(j, p):
-                s2 = risk(r * X[:, j] * X[:, k]) / s0
-                info[j, k] = info[k, j] = np.sum(c * (s2 - mean[:, j] * mean[:, k]))
-        return ll, grad, info
-
-    beta = np.zeros(p)
-    ll, grad, info = derivs(beta)
-    converged = False
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for it in range(1, max_iter + 1):
-            try:
-                step = np.linalg.solve(info, grad)
-            except np.linalg.LinAlgError:
-                break
-            # Newton decrement: half of it is the predicted gain in log-likelihood. A finite
-            # maximum is then one quadratic step away, so the next step is ~1e-10 SE or less;
-            # under separation the likelihood only flattens and the step stays ~1 SD of x
-            # while the SE explodes (the rule of R's coxph, on the SE scale).
-            if grad @ step / 2 < tol:
-                se_now = np.sqrt(np.abs(np.diag(np.linalg.inv(info))))
-                final = derivs(beta + step)
-                if final[0] >= ll - 1e-12:
-                    beta, (ll, grad, info) = beta + step, final
-                    step = np.linalg.solve(info, grad)
-                infinite = (np.abs(step) > 1e-7 * se_now) & (np.abs(step) > 1e-5 * np.abs(beta))
-                converged = bool(np.all(np.isfinite(beta)) and not infinite.any())
-                break
-            t = 1.0
-            new = derivs(beta + step)
-            while not new[0] >= ll - 1e-12 and t >= 1e-8:
-                t /= 2
-                new = derivs(beta + t * step)
-            if not new[0] >= ll - 1e-12:  # no step length improves: stop where we are
-                break
-            beta = beta + t * step
-            ll, grad, info = new
-        try:
-            se = np.sqrt(np.diag(np.linalg.inv(info)))
-        except np.linalg.LinAlgError:
-            se, converged = np.full(p, np.nan), False
-    return {"coef": dict(zip(data.covariates, beta)), "se": dict(zip(data.covariates, se)), "loglik": ll,
-            "iterations": it, "converged": converged}

@@ -1,0 +1,289 @@
+"""The family protocol and the one fitting pipeline every family shares.
+
+A model family is a subclass of :class:`Estimator` that fills in the protocol:
+
+- ``family``: its registry name (recorded in ``fit.model["family"]``);
+- ``_build(data, priors, hierarchy) -> (model, info)``: the PyMC model from
+  validated data and resolved priors; ``info`` is what the numpy twins need
+  later (baseline constants, cut points), recorded in the fit;
+- ``pointwise_loglik(post, data, info, hierarchy)``: the log-likelihood terms
+  for a batch of flattened posterior draws, ``(draws, terms)``;
+- ``likelihood``: ``"partial"`` (per-event terms: who fails at each event time)
+  or ``"full"`` (per-row densities of the follow-up); LOO ranks fits only
+  within one kind (:mod:`bayescrt.model_comparison`);
+- ``baseline_cumhaz(fit, times, max_draws)``: ``H0`` per draw, stratum and
+  time at the covariate centre (:mod:`bayescrt.baseline`);
+- ``step_baseline``: the baseline is a step function known only within the
+  follow-up (Cox) rather than a smooth parametric curve;
+- ``fixed_priors``: the priors of the parameters other than the log-HRs, each
+  written once and read by both the model and :meth:`fixed_log_prior` (what the
+  sensitivity grids subtract from the sampler's log density); ``None`` when
+  they have no closed form (a random walk with its own SD);
+- ``diagnostic_vars``: the posterior variables the diagnostics check.
+
+:meth:`Estimator.fit` runs validate -> resolve priors -> build -> sample ->
+assemble once for every family; a family adds only what is its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..data import SurvivalData
+from ..errors import SpecError
+from ..fit import Fit, assemble, check_sampler, check_sampling, check_target_accept, sample_model
+from ..priors import log_density, resolve_priors
+from .common import resolve_frailty_prior
+
+# Pointwise log-likelihood is stored unless it would take more than this many bytes.
+LOGLIK_MAX_BYTES = 500 * 2**20
+
+
+def flag(name: str, value) -> bool:
+    """A yes/no option: a bool (numpy's too), never a string such as 'no' that would read as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecError(f"{name}={value!r} must be True or False")
+    return bool(value)
+
+
+class Estimator:
+    """Base of every model family: its options, the protocol (see the module docstring) and ``fit``."""
+
+    family = ""
+    likelihood = "full"  # "partial": per-event terms; "full": per-row terms
+    loglik_var = "loglik"
+    step_baseline = False
+    fixed_priors: dict | None = {}
+    diagnostic_vars: tuple[str, ...] = ("log_hr",)
+    # posterior variables the numpy twin of the likelihood reads (those present in a fit)
+    posterior_vars: tuple[str, ...] = ("log_hr", "frailty")
+    hierarchical = False  # a prior with its own SD (random walk): smaller NUTS steps by default
+    has_levels = False  # several studies (study=, exposure=, pooling=, aggregate=, study_prior= of fit)
+    loglik_chunk = 128
+
+    def __init__(self, sampler: str = "nutpie", frailty_prior: dict | None = None, centered: bool = False,
+                 target_accept: float | None = None):
+        self.sampler = check_sampler(sampler)
+        self.frailty_prior = resolve_frailty_prior(frailty_prior)
+        self.centered = flag("centered", centered)
+        # None: 0.8, or smaller steps for the curved posteriors of hierarchical levels (see fit)
+        self.target_accept = check_target_accept(target_accept, allow_none=True)
+
+    def __repr__(self) -> str:
+        return f"{self.family}(sampler={self.sampler!r})"
+
+    # ------------------------------------------------------------ protocol
+    def _build(self, data: SurvivalData, priors: list[dict], hierarchy: dict | None):
+        """``(model, info)``: the PyMC model and what its numpy twins need."""
+        raise NotImplementedError
+
+    def _describe(self, data: SurvivalData, info: dict) -> tuple[str, dict, dict]:
+        """``(text, first, last)``: the one-line description and the family's own entries of ``fit.model``."""
+        return self.family, {}, {}
+
+    @classmethod
+    def pointwise_loglik(cls, post: dict, data: SurvivalData, info: dict, hierarchy: dict | None = None):
+        """Log-likelihood terms per draw: ``(draws, terms)``, rows in the data's sorted order."""
+        raise NotImplementedError
+
+    @classmethod
+    def baseline_cumhaz(cls, fit, times, max_draws: int | None = None) -> np.ndarray:
+        """``H0`` per draw, stratum and time: ``(draws, strata, times)``."""
+        raise NotImplementedError
+
+    @classmethod
+    def fixed_log_prior(cls, posterior: xr.Dataset) -> np.ndarray | None:
+        """The log density of :attr:`fixed_priors` at each draw, ``(chain, draw)``; ``None`` without a closed form."""
+        if cls.fixed_priors is None:
+            return None
+        total = 0.0
+        for name, prior in cls.fixed_priors.items():
+            x = posterior[name].transpose("chain", "draw", ...).values
+            total = total + log_density(x, prior).reshape(x.shape[0], x.shape[1], -1).sum(-1)
+        return total
+
+    # ------------------------------------------------------------ pipeline
+    def _levels(self, data: SurvivalData, levels: dict) -> dict | None:
+        """The model's level above the rows (several studies), for a family with ``has_levels``."""
+        raise NotImplementedError
+
+    def _default_target_accept(self, data: SurvivalData, hierarchy: dict | None) -> float:
+        return 0.95 if data.cluster is not None or self.hierarchical else 0.8
+
+    def _n_terms(self, data: SurvivalData) -> int:
+        return data.n
+
+    def _loglik_dataset(self, ll: np.ndarray, post: xr.Dataset, data: SurvivalData, info: dict) -> xr.Dataset:
+        """Per-row terms ``(chain, draw, sorted rows)`` as a Dataset in the caller's row order."""
+        return xr.Dataset({self.loglik_var: (("chain", "draw", "obs"), ll[..., _inverse(data.order)])},
+                          coords={"chain": post["chain"].values, "draw": post["draw"].values,
+                                  "obs": np.arange(data.n)})
+
+    def _loglik_text(self, stored: bool) -> str:
+        return "per row (a subject's rows sum to its contribution)" if stored else "not stored"
+
+    def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
+                reference=None, missing="error", cluster=None, study=None) -> SurvivalData:
+        """Validate the data exactly as ``fit`` would, without sampling."""
+        return SurvivalData.from_frame(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
+                                       weights=weights, reference=reference, missing=missing, cluster=cluster,
+                                       study=study)
+
+    def build(self, data: SurvivalData, priors: dict | None = None, hierarchy: dict | None = None):
+        """The PyMC model for validated data; returns ``(model, info, resolved priors)``."""
+        resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
+        model, info = self._build(data, resolved, hierarchy)
+        return model, info, resolved
+
+    def fit(self, df: pd.DataFrame, *, time: str, event: str, covariates, entry: str | None = None,
+            strata: str | None = None, weights: str | None = None, cluster: str | None = None,
+            reference: dict | None = None, missing: str = "error", priors: dict | None = None, draws: int = 1000,
+            tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True,
+            log_likelihood: bool | None = None, chunk: int | None = None, compiled_models=None,
+            study: str | None = None, exposure: str | None = None, pooling: str = "partial", aggregate=None,
+            study_prior: dict | None = None) -> Fit:
+        """Fit the model to a DataFrame and return a :class:`~bayescrt.fit.Fit`.
+
+        ``priors`` maps a covariate (its column name, or an encoded label such
+        as ``"ecog[2 vs 0]"``) or ``"default"`` to a prior dict such as
+        ``{"dist": "Normal", "mu": 0, "sigma": 0.5}`` on the covariate's own
+        scale (add ``"scale": "standardised"`` for per-SD priors). Start/stop
+        rows: ``entry`` = start, ``time`` = stop.
+        ``log_likelihood``: store the pointwise log-likelihood (per row, or per
+        event for the partial likelihood); ``None`` stores it when it takes
+        less than 500 MiB, computed ``chunk`` draws at a time.
+        ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` shared by
+        fits of the same structure (data and priors may differ), which then
+        compile once.
+        ``cluster``: a column grouping subjects (e.g. centre) for a shared
+        log-normal frailty; its SD has the estimator's ``frailty_prior`` and each
+        cluster's effect is in ``fit.frailty()``.
+        ``study``, ``exposure``, ``pooling``, ``aggregate``, ``study_prior``:
+        several studies in one model, for a family with a study level
+        (:class:`~bayescrt.CoxPH`; see there).
+        """
+        check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
+                  "study_prior": study_prior}
+        if not self.has_levels and ((study, exposure, aggregate, study_prior) != (None,) * 4 or pooling != "partial"):
+            raise SpecError(f"{self.family} has no study level: study=, exposure=, pooling=, aggregate= and study_prior= "
+                            "are for several studies in one CoxPH model; drop them, or fit CoxPH")
+        data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
+                            weights=weights, reference=reference, missing=missing, cluster=cluster, study=study)
+        hierarchy = self._levels(data, levels) if self.has_levels else None
+        model, info, resolved = self.build(data, priors, hierarchy)
+        ta = self.target_accept or self._default_target_accept(data, hierarchy)
+        tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
+                                      random_seed=random_seed, progress=progress, target_accept=ta,
+                                      compiled_models=compiled_models)
+        post = tree["posterior"]
+        n_draws = post.sizes["chain"] * post.sizes["draw"]
+        groups = data_groups(data)
+        if log_likelihood is None:
+            log_likelihood = n_draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
+        if log_likelihood:
+            groups["log_likelihood"] = self._pointwise_group(post, data, info, hierarchy, chunk or self.loglik_chunk)
+        text, first, last = self._describe(data, info)
+        description = {
+            "family": self.family, "description": text, **first, "covariates": list(data.covariates),
+            "sources": list(data.sources), "references": {k: str(v) for k, v in data.references.items()},
+            "center": data.center.tolist(), "scale": data.scale.tolist(), "columns": data.columns, "n": data.n,
+            "n_events": data.n_events, "strata_labels": [str(s) for s in data.strata_labels],
+            "n_dropped": data.n_dropped, "dropped": data.dropped, "data_description": data.describe(),
+            "log_likelihood": self._loglik_text(log_likelihood), **last,
+        }
+        description.update(self._level_description(hierarchy, levels))
+        if data.cluster is not None:
+            description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
+                                      "prior_sd": self.frailty_prior,
+                                      "parameterisation": "centred" if self.centered else "non-centred"}
+        return assemble(tree, sampling, model=description, priors=resolved, data_hash=data.hash(),
+                        extra_groups=groups)
+
+    def _level_description(self, hierarchy: dict | None, levels: dict) -> dict:
+        return {}
+
+    def _pointwise_group(self, post: xr.Dataset, data: SurvivalData, info: dict, hierarchy: dict | None,
+                         chunk: int) -> xr.Dataset:
+        """The pointwise log-likelihood of every draw, ``chunk`` draws at a time (temporaries stay chunk x N)."""
+        C, D = post.sizes["chain"], post.sizes["draw"]
+        flat = flat_draws(post, [v for v in self.posterior_vars if v in post])
+        out = np.empty((C * D, self._n_terms(data)))
+        for a in range(0, C * D, chunk):
+            out[a:a + chunk] = self.pointwise_loglik({k: v[a:a + chunk] for k, v in flat.items()}, data, info,
+                                                     hierarchy)
+        return self._loglik_dataset(out.reshape(C, D, -1), post, data, info)
+
+
+def flat_draws(post: xr.Dataset, names) -> dict:
+    """Posterior variables with chain and draw flattened into one leading axis."""
+    out = {}
+    for v in names:
+        da = post[v].transpose("chain", "draw", ...)
+        out[v] = da.values.reshape((-1,) + da.shape[2:])
+    return out
+
+
+def thinned(x: np.ndarray, max_draws: int | None) -> np.ndarray:
+    """At most ``max_draws`` of the draws (leading axis), evenly spaced over the chains' draws."""
+    if max_draws is not None and max_draws < len(x):
+        x = x[np.linspace(0, len(x) - 1, max_draws).round().astype(int)]
+    return x
+
+
+def _inverse(order: np.ndarray) -> np.ndarray:
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(inv))
+    return inv
+
+
+def data_groups(data: SurvivalData) -> dict:
+    """observed_data and constant_data in the caller's row order (after any dropped rows)."""
+    inv = _inverse(data.order)
+    rows = np.array([str(r) for r in data.row_labels[inv]])
+    coords = {"obs": np.arange(data.n), "row": ("obs", rows)}
+    observed = {"time": ("obs", data.time[inv]), "event": ("obs", data.event[inv])}
+    if data.entry is not None:
+        observed["entry"] = ("obs", data.entry[inv])
+    const = {"X": (("obs", "covariate"), data.X[inv])}
+    if data.weights is not None:
+        const["weights"] = ("obs", data.weights[inv])
+    if data.n_strata > 1:
+        const["stratum"] = ("obs", np.array([str(data.strata_labels[s]) for s in data.strata[inv]]))
+    if data.cluster is not None:
+        const["cluster"] = ("obs", np.array([str(data.cluster_labels[c]) for c in data.cluster[inv]]))
+    return {
+        "observed_data": xr.Dataset(observed, coords=coords),
+        "constant_data": xr.Dataset(const, coords={**coords, "covariate": list(data.covariates)}),
+    }
+
+
+def fit_data(fit) -> SurvivalData:
+    """The fit's data as :class:`SurvivalData` (covariates already encoded), rebuilt from its DataTree."""
+    obs, const = fit.idata["observed_data"], fit.idata["constant_data"]
+    X = const["X"].values
+    df = pd.DataFrame(X, columns=[f"x{k}" for k in range(X.shape[1])])
+    df["_time"], df["_event"] = obs["time"].values, obs["event"].values.astype(int)
+    kw = {}
+    if "entry" in obs:
+        df["_entry"], kw["entry"] = obs["entry"].values, "_entry"
+    if "weights" in const:
+        df["_w"], kw["weights"] = const["weights"].values, "_w"
+    if "stratum" in const:
+        df["_stratum"], kw["strata"] = const["stratum"].values, "_stratum"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # separation was reported when the fit was made
+        return SurvivalData.from_frame(df, time="_time", event="_event", covariates=list(df.columns[:X.shape[1]]),
+                                       **kw)
+
+
+def check_marginal(fit) -> None:
+    """Refuse fits whose baseline is conditional on cluster or study effects (no absolute effects for them)."""
+    post = fit.idata["posterior"]
+    if "frailty" in post or "study_log_hr" in post:
+        raise SpecError("absolute effects are not available for fits with a frailty or a study level: their "
+                        "baseline hazard is conditional on cluster or study effects")

@@ -1,0 +1,125 @@
+"""The Weibull proportional-hazards family.
+
+``H0_s(t) = exp(alpha_s) (t / t_ref)^k_s`` with ``t_ref`` a reference time from
+the data (so ``alpha`` is O(1) in any time unit, and nearly uncorrelated with
+``k`` and ``beta``: :func:`~bayescrt.families.parametric.weibull_reference`);
+priors ``alpha_s ~ Normal(0, 3)`` and ``log k_s ~ Normal(0, 1)``
+(:data:`WeibullPH.fixed_priors`). The event terms of the log-likelihood are
+sums fixed by the data (events, event sums of ``log t`` and of the
+covariates), so each row costs one exponential per gradient.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import SurvivalData
+from .common import frailty
+from .common import precondition as _precondition
+from .parametric import ParametricPH, coefficients, row_data, weibull_reference
+
+LOG_SCALE_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 3.0}
+LOG_SHAPE_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 1.0}
+
+
+class WeibullPH(ParametricPH):
+    """Bayesian Weibull proportional-hazards model; coefficients are log-HRs, as in :class:`~bayescrt.CoxPH`.
+
+    ``h(t | x) = h0_s(t) exp((x - center) @ beta)`` with ``H0_s(t) = exp(log_scale_s) (t / t_ref)^shape_s``
+    per stratum ``s``; ``t_ref`` is a reference time taken from the data (recorded in the fit's
+    ``model["baseline"]``; see :func:`bayescrt.families.parametric.weibull_reference`), chosen so
+    that the scale and shape are nearly uncorrelated a posteriori. Priors: the covariates' priors as
+    in :class:`~bayescrt.CoxPH`; ``log_scale ~ Normal(0, 3)``, ``log(shape) ~ Normal(0, 1)``.
+    """
+
+    family = "WeibullPH"
+    fixed_priors = {"log_scale": LOG_SCALE_PRIOR, "log_shape": LOG_SHAPE_PRIOR}
+    baseline_vars = ("log_scale", "shape")
+
+    def _build(self, data, priors, hierarchy):
+        return build_weibull(data, priors, frailty_prior=self.frailty_prior, centered=self.centered)
+
+    def _text(self, info):
+        return "Weibull proportional hazards, full likelihood"
+
+    @classmethod
+    def _row_hazard(cls, post, data, info, tv):
+        t_ref = info["t_ref"]
+        st = data.strata
+        a, k = post["log_scale"][:, st], post["shape"][:, st]
+        lt = np.log(data.time / t_ref)
+        H = np.exp(a + k * lt)
+        if data.entry is not None:
+            e = data.entry / t_ref
+            H = H - np.where(e > 0, np.exp(a + k * np.log(np.where(e > 0, e, 1.0))), 0.0)
+        return H, a + np.log(k) + (k - 1) * lt - np.log(t_ref)
+
+    @classmethod
+    def _cumhaz(cls, post, info, times):
+        a, k = post["log_scale"], post["shape"]  # (D, S)
+        with np.errstate(divide="ignore"):
+            lt = np.log(times / info["t_ref"])
+        return np.exp(a[..., None] + k[..., None] * lt)
+
+
+def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None, centered=False,
+                  precondition=True):
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    m, s_, zpriors, _ = _precondition(data, priors, enabled=precondition)
+    t_ref, c = weibull_reference(data, m)
+    S = data.n_strata
+    coords = {"covariate": list(data.covariates), "stratum": [str(s) for s in data.strata_labels]}
+    if data.cluster is not None:
+        coords["cluster"] = [str(c) for c in data.cluster_labels]
+    w = np.ones(data.n) if data.weights is None else data.weights
+    wd = w * data.event
+    lt = np.log(data.time / t_ref)
+    Xc = data.standardised() - c[data.strata]  # centred at the event means of the row's stratum
+    with pm.Model(coords=coords) as model:
+        # sufficient statistics of the event terms: per stratum the (weighted) events and sum of
+        # log(t / t_ref) over events; per covariate the event sum of the centred design (zero up to
+        # rounding); a frailty's event terms stay per row
+        events_s, log_time_sum_s = np.bincount(data.strata, wd, S), np.bincount(data.strata, wd * lt, S)
+        beta_std, log_hr, per_cov = coefficients(data, zpriors, m, s_, pm, pt, extra={
+            **{f"event_mean_{s}": c[s] for s in range(S)}, "event_sum": Xc.T @ wd,
+            **{f"events_{s}": events_s[s] for s in range(S)},
+            **{f"log_time_sum_{s}": log_time_sum_s[s] for s in range(S)},
+            "log_t_ref": np.log(t_ref)}, X=Xc)
+        pm.Deterministic("log_hr", log_hr, dims="covariate")
+        C = pt.stack([per_cov[f"event_mean_{s}"] for s in range(S)])  # (S, p)
+        events = pt.stack([per_cov[f"events_{s}"] for s in range(S)])
+        log_time_sum = pt.stack([per_cov[f"log_time_sum_{s}"] for s in range(S)])
+        # the scale at the event means; its prior is LOG_SCALE_PRIOR on log_scale (a shift given beta)
+        shift = (C * beta_std).sum(axis=1)
+        a = pm.Normal("log_scale_at_event_means", shift + LOG_SCALE_PRIOR["mu"], LOG_SCALE_PRIOR["sigma"], dims="stratum")
+        pm.Deterministic("log_scale", a - shift, dims="stratum")
+        log_k = pm.Normal("log_shape", LOG_SHAPE_PRIOR["mu"], LOG_SHAPE_PRIOR["sigma"], dims="stratum")
+        k = pt.exp(log_k)
+        pm.Deterministic("shape", k, dims="stratum")
+        e = None if data.entry is None else data.entry / t_ref
+        rows = row_data(data, {"log_time_ratio": lt,  # log(t / t_ref)
+                            "log_entry_ratio": None if e is None else np.log(np.where(e > 0, e, 1.0)),
+                            "entered_late": None if e is None else (e > 0).astype(float)}, {})
+        eta = (per_cov["X"] * beta_std).sum(axis=1)
+        events_ll = (events * (a + log_k - per_cov["log_t_ref"]) + (k - 1) * log_time_sum).sum() \
+            + (per_cov["event_sum"] * beta_std).sum()
+        if data.cluster is not None:
+            u = frailty(rows["cluster_code"], frailty_prior, centered, pm)
+            eta = eta + u
+            wu = u if rows["weight"] is None else u * rows["weight"]
+            events_ll = events_ll + (rows["event"] * wu).sum()
+        if S == 1:  # no gathers
+            a_i, k_i = a[0], k[0]
+        else:
+            st = rows["stratum_code"]
+            a_i, k_i = a[st], k[st]
+        H = pt.exp(a_i + eta + k_i * rows["log_time_ratio"])
+        if data.entry is not None:
+            H = H - rows["entered_late"] * pt.exp(a_i + eta + k_i * rows["log_entry_ratio"])
+        if rows["weight"] is not None:
+            H = H * rows["weight"]
+        pm.Potential("loglik", events_ll - H.sum())
+    return model, {"t_ref": t_ref}
+

@@ -35,7 +35,11 @@ PRIOR_KINDS = {"Beta": ("alpha", "beta"), "LogNormal": ("mu", "sigma"), "Fixed":
                "Uniform": ("lower", "upper")}
 
 
-def _check_prior(prior, name: str, positive_only: bool, unit_interval: bool) -> dict:
+def check_prior(prior, name: str, positive_only: bool, unit_interval: bool) -> dict:
+    """A bias parameter's prior (a number or a dict of :data:`PRIOR_KINDS`) checked, with float parameters.
+
+    ``positive_only``: a hazard ratio (> 0); ``unit_interval``: a prevalence (in [0, 1]).
+    """
     if validation.is_number(prior):
         prior = {"dist": "Fixed", "value": float(prior)}
     if not isinstance(prior, dict) or prior.get("dist") not in PRIOR_KINDS:
@@ -178,9 +182,9 @@ def unmeasured_confounding(fit, exposure: str, *, prevalence_exposed, prevalence
     15% of subjects had the event). ``log_hr_draws`` replaces the fit's draws
     (``fit`` may then be None).
     """
-    priors = {"prevalence_exposed": _check_prior(prevalence_exposed, "prevalence_exposed", False, True),
-              "prevalence_unexposed": _check_prior(prevalence_unexposed, "prevalence_unexposed", False, True),
-              "confounder_hr": _check_prior(confounder_hr, "confounder_hr", True, False)}
+    priors = {"prevalence_exposed": check_prior(prevalence_exposed, "prevalence_exposed", False, True),
+              "prevalence_unexposed": check_prior(prevalence_unexposed, "prevalence_unexposed", False, True),
+              "confounder_hr": check_prior(confounder_hr, "confounder_hr", True, False)}
     if log_hr_draws is None:
         labels = list(fit.covariates)
         if exposure not in labels:

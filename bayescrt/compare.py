@@ -1,8 +1,9 @@
 """A posterior beside a published estimate: how far apart, and what that means.
 
 ``compare(posterior, published)`` takes posterior draws of a log hazard ratio
-(an array, an ``xr.DataArray``, or a :class:`Fit` with ``covariate=``) and a
-published ratio with its CI (a registry id ``"<study>/<result>"``, a registry
+(an array, an ``xr.DataArray``, or a :class:`Fit` with ``covariate=``: any
+object with a ``covariates`` list and a ``log_hr_draws()`` method, such as
+each fit of a ``CovariateSetFits``) and a published ratio with its CI (a registry id ``"<study>/<result>"``, a registry
 ``Result``, or a mapping with ``hr``, ``lower``, ``upper`` and optional
 ``level``). The published estimate is read as a normal distribution of the
 log ratio with SE = CI log-width / (2 z), which assumes a Wald interval.
@@ -29,6 +30,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import SpecError, suggest
+from .summaries import central_interval
 from .validation import is_number, probability
 
 PUBLISHED_KEYS = ("hr", "lower", "upper", "level", "label")
@@ -96,16 +98,31 @@ def as_published(published) -> Published:
                     "mapping with hr, lower, upper.")
 
 
-def _as_draws(posterior, covariate) -> np.ndarray:
-    from .fit import Fit
+def _is_fit(posterior) -> bool:
+    """Whether ``posterior`` holds draws the way a :class:`bayescrt.Fit` does: ``covariates`` and ``log_hr_draws()``.
 
-    if isinstance(posterior, Fit):
-        covs = posterior.covariates
-        if covariate is None:
-            raise SpecError(f"covariate=: name the covariate to compare, one of {covs}.")
-        if covariate not in covs:
-            raise SpecError(f"covariate={covariate!r} is not in the fit.{suggest(covariate, covs)} Covariates: {covs}.")
-        return posterior.log_hr_draws()[:, covs.index(covariate)]
+    Checked by shape rather than by class, so that this module needs no fitting code (a Fit, a fit of a
+    ``CovariateSetFits``, or anything else that keeps draws of several log-HRs by covariate name)."""
+    return callable(getattr(posterior, "log_hr_draws", None)) and isinstance(getattr(posterior, "covariates", None),
+                                                                             (list, tuple))
+
+
+def _fit_covariate(posterior, covariate) -> str:
+    """The covariate of a Fit to compare: ``covariate``, or the fit's only one when it is left out."""
+    covs = list(posterior.covariates)
+    if covariate is None:
+        if len(covs) == 1:
+            return covs[0]
+        raise SpecError(f"covariate=: name the covariate to compare, one of {covs}.")
+    if covariate not in covs:
+        raise SpecError(f"covariate={covariate!r} is not in the fit.{suggest(covariate, covs)} Covariates: {covs}.")
+    return covariate
+
+
+def _as_draws(posterior, covariate) -> np.ndarray:
+    if _is_fit(posterior):
+        covariate = _fit_covariate(posterior, covariate)
+        return posterior.log_hr_draws()[:, list(posterior.covariates).index(covariate)]
     import xarray as xr
 
     if isinstance(posterior, xr.DataArray) and "covariate" in posterior.dims:
@@ -121,6 +138,10 @@ def _as_draws(posterior, covariate) -> np.ndarray:
     elif covariate is not None:
         raise SpecError(f"covariate={covariate!r} picks a covariate of a Fit or of draws with a 'covariate' dimension; "
                         "these draws have no covariate labels: pass the Fit, or one column of its draws and no covariate=.")
+    return _checked_draws(posterior)
+
+
+def _checked_draws(posterior) -> np.ndarray:
     raw = np.asarray(getattr(posterior, "values", posterior))
     if raw.dtype.kind not in "iuf":  # text, bools, complex numbers and objects are not draws of a log-HR
         raise SpecError(f"posterior: expected real-valued draws of a log-HR, got {type(posterior).__name__} of dtype "
@@ -204,17 +225,25 @@ class Comparison:
 
 
 def compare(posterior, published, *, covariate: str | None = None, prob: float = 0.95,
-            label: str = "posterior") -> Comparison:
+            label: str | None = None) -> Comparison:
     """Compare posterior draws of a log-HR with a published HR and CI (see the module docstring).
 
-    ``posterior``: a Fit (with ``covariate=``), an ``xr.DataArray`` of log-HR draws (with ``covariate=`` when
-    it has a ``covariate`` dimension of several), or a 1-D array of one covariate's draws.
+    ``posterior``: a Fit (with ``covariate=``, which may be left out when the fit has a single covariate),
+    an ``xr.DataArray`` of log-HR draws (with ``covariate=`` when it has a ``covariate`` dimension of
+    several), or a 1-D array of one covariate's draws. ``published``: a registry id ``"<study>/<result>"``,
+    a registry result or a mapping with ``hr``, ``lower``, ``upper``. ``label`` names the posterior in the
+    table and plot; by default ``"posterior of '<covariate>'"`` for a Fit and ``"posterior"`` otherwise.
     """
     prob = probability("prob", prob)
     pub = as_published(published)
+    if _is_fit(posterior):
+        covariate = _fit_covariate(posterior, covariate)
+        if label is None:
+            label = f"posterior of {covariate!r}"
     x = _as_draws(posterior, covariate)
-    a = (1 - prob) / 2
-    lo, med, hi = np.quantile(x, [a, 0.5, 1 - a])
+    if label is None:
+        label = "posterior"
+    lo, med, hi = central_interval(x, prob)
     inside = float(np.mean((x >= math.log(pub.lower)) & (x <= math.log(pub.upper))))
     sd = float(np.std(x, ddof=1))
     d = (float(np.mean(x)) - pub.log_hr) / math.hypot(sd, pub.se)

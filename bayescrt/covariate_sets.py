@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from . import validation
 from .effects import HR_COLUMNS
 from .errors import SpecError, suggest
-from .fit import Fit
 from .priors import resolve_priors
+
+if TYPE_CHECKING:  # a type only: CovariateSets (data, read by the spec layer) needs no fitting code
+    from .fit import Fit
 
 
 class CovariateSets(dict):
@@ -68,7 +72,6 @@ class CovariateSetFits:
         the ``Comparison`` objects are in ``.attrs["comparisons"]``.
         """
         from .compare import compare
-        from .errors import SpecError
         from .published import get
 
         if "/" in study:

@@ -28,6 +28,7 @@ from .effects import hazard_ratio_table
 from .errors import DiagnosticsWarning, ResultFileError, SpecError
 from . import validation
 from .priors import describe
+from .summaries import central_interval
 
 FORMAT_VERSION = 2  # 2: every group and attribute hashed, and a checksum of the file's bytes
 SAMPLERS = ("nutpie", "pymc")
@@ -217,6 +218,12 @@ def _file_sha256(path: Path, upto: int) -> str:
     return h.hexdigest()
 
 
+def _median_lower_upper(x, prob: float) -> list:
+    """``[median, lower, upper]`` of draws ``x``: a table row of the central ``prob`` interval."""
+    lo, med, hi = central_interval(x, prob)
+    return [med, lo, hi]
+
+
 class Fit:
     """The result of a fit: an ``xr.DataTree`` plus the summaries computed from it.
 
@@ -282,19 +289,6 @@ class Fit:
             )
         return tab
 
-    def compare_published(self, published, covariate: str | None = None, prob: float = 0.95):
-        """The posterior of ``covariate``'s log-HR beside a published HR: a :class:`bayescrt.compare.Comparison`.
-
-        ``published`` is a registry id ``"<study>/<result>"``, a registry result or
-        a mapping with ``hr``, ``lower``, ``upper``; ``covariate`` may be left out
-        when the fit has a single covariate.
-        """
-        from .compare import compare
-
-        if covariate is None and len(self.covariates) == 1:
-            covariate = self.covariates[0]
-        return compare(self, published, covariate=covariate, prob=prob, label=f"posterior of {covariate!r}")
-
     def diagnostics(self) -> DiagnosticReport:
         """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""
         if self._report is None:
@@ -315,8 +309,7 @@ class Fit:
         if "study_log_hr" not in post:
             raise SpecError("this fit has no study level; fit with study=<column> or aggregate=... and exposure=")
         st = m["studies"]
-        a = (1 - prob) / 2
-        q = lambda x: np.quantile(x, [0.5, a, 1 - a])  # noqa: E731
+        q = lambda x: _median_lower_upper(x, prob)  # noqa: E731
         th = post["study_log_hr"].transpose("chain", "draw", "study").values
         th = th.reshape(-1, th.shape[-1])
         rows, src = {}, []
@@ -347,12 +340,11 @@ class Fit:
         post = self.idata["posterior"]
         if "frailty_sd" not in post:
             raise SpecError("this fit has no frailty; fit with cluster=<column> to get one")
-        a = (1 - prob) / 2
         sd = post["frailty_sd"].values.ravel()
         b = post["frailty"].transpose("chain", "draw", "cluster").values.reshape(sd.size, -1)
-        rows = {"SD": np.quantile(sd, [0.5, a, 1 - a])}
+        rows = {"SD": _median_lower_upper(sd, prob)}
         for j, c in enumerate(post["cluster"].values):
-            rows[str(c)] = np.quantile(np.exp(b[:, j]), [0.5, a, 1 - a])
+            rows[str(c)] = _median_lower_upper(np.exp(b[:, j]), prob)
         tab = pd.DataFrame.from_dict(rows, orient="index", columns=["median", "lower", "upper"])
         tab.index.name = "frailty"
         tab.attrs.update(prob=prob, note="row SD: frailty SD on the log-hazard scale; other rows: exp(cluster effect)")

@@ -32,7 +32,9 @@ import xarray as xr
 from . import validation
 from .compiled import data_block
 from .diagnostics import DiagnosticReport, diagnose
-from .errors import DataError, DataWarning, DiagnosticsWarning, SpecError, suggest
+from .errors import DataError, DiagnosticsWarning, SpecError, suggest
+from .published import published_log_estimates
+from .summaries import central_interval, interval_probs
 
 TAU_PRIORS = {
     "half-normal": {"sigma": 0.5},
@@ -113,47 +115,6 @@ def _column(df: pd.DataFrame, name: str, role: str) -> pd.Series:
     if name not in df.columns:
         raise DataError(f"{role}={name!r} is not a column.{suggest(name, df.columns)} Columns: {list(df.columns)}")
     return df[name]
-
-
-def published_log_estimates(ids, *, allow_mixed: bool = False, allow_same_study: bool = False):
-    """Registry results as a table of log estimates and SEs (columns ``study``, ``estimate``, ``se``).
-
-    Refuses what should not be pooled: non-ratio results, different endpoints,
-    estimands or comparisons (unless ``allow_mixed``), two results of one
-    study (unless ``allow_same_study``); warns about unverified figures.
-    Returns (table, results).
-    """
-    from .published import get
-    from .published.registry import Result
-
-    results = []
-    for rid in ids:
-        r = get(rid)
-        if not isinstance(r, Result):
-            raise SpecError(f"{rid!r} names a study; name one of its results: "
-                            + ", ".join(f"'{rid}/{k}'" for k in r.results))
-        if r.kind != "estimate" or not r.on_log_scale:
-            raise SpecError(f"{r.id}: only ratio estimates with a CI can be pooled here (this is {r.kind!r}, "
-                            f"{r.estimand}); pool counts with fit_counts.")
-        results.append(r)
-    if not allow_mixed:
-        for key in ("endpoint", "estimand", "comparison"):
-            vals = {r.id: getattr(r, key) for r in results}
-            if len(set(vals.values())) > 1:
-                raise SpecError(f"these results differ in {key}: " + "; ".join(f"{k}: {v!r}" for k, v in vals.items())
-                                + f". Pooling different {key}s answers no single question; choose results that "
-                                f"share it, or pass allow_mixed=True if you mean to.")
-    studies = [r.study for r in results]
-    if not allow_same_study and len(set(studies)) < len(studies):
-        twice = sorted({s for s in studies if studies.count(s) > 1})
-        raise SpecError(f"several results of the same study ({twice}) share patients; pool one per study, or pass "
-                        "allow_same_study=True.")
-    unverified = [r.id for r in results if not r.verified]
-    if unverified:
-        warnings.warn(f"pooling unverified published figures: {unverified}; see `bayescrt published show`.",
-                      DataWarning, stacklevel=3)
-    rows = [{"study": r.id, "estimate": r.log_estimate()[0], "se": r.log_estimate()[1]} for r in results]
-    return pd.DataFrame(rows), results
 
 
 class MetaAnalysis:
@@ -384,13 +345,12 @@ class MetaFit:
         On the model's scale (log ratios); ``ratio=True`` exponentiates ``mu``
         and ``mu_new`` (``tau`` stays on the log scale, where it is an SD).
         """
-        a = (1 - prob) / 2
         rows = {}
         for q in ("mu", "tau", "mu_new"):
             x = self._draws(q)
             if ratio and q != "tau" and self.log_scale:
                 x = np.exp(x)
-            lo, med, hi = np.quantile(x, [a, 0.5, 1 - a])
+            lo, med, hi = central_interval(x, prob)
             rows[q] = {"median": med, "lower": lo, "upper": hi}
         tab = pd.DataFrame.from_dict(rows, orient="index").astype(float)
         tab.index.name = "parameter"
@@ -409,8 +369,7 @@ class MetaFit:
         y, s = obs["estimate"].values, obs["se"].values
         z = stats.norm.ppf(0.5 + prob / 2)
         th = self._draws("theta").reshape(-1, len(y))
-        a = (1 - prob) / 2
-        lo, med, hi = np.quantile(th, [a, 0.5, 1 - a], axis=0)
+        lo, med, hi = central_interval(th, prob, axis=0)
         w = 1 / (s**2 + np.median(self._draws("tau")) ** 2)  # random-effects weights at the median tau
         tab = pd.DataFrame({"observed": y, "observed_lower": y - z * s, "observed_upper": y + z * s,
                             "shrunken_median": med, "shrunken_lower": lo, "shrunken_upper": hi,
@@ -437,7 +396,7 @@ class MetaFit:
             # psislw takes the log-likelihood and returns log weights proportional to 1 / likelihood
             lw, k = array_stats.psislw(ll[:, i] - np.max(ll[:, i]))
             w = np.exp(lw - lw.max())
-            lo, med, hi = _wquantile(mu, w, [(1 - prob) / 2, 0.5, (1 + prob) / 2])
+            lo, med, hi = _wquantile(mu, w, interval_probs(prob))
             rows.append({"study": name, "mu_median_without": med, "mu_lower_without": lo, "mu_upper_without": hi,
                          "change_in_median": med - full, "p_mu_gt_0_without": float(np.sum(w * (mu > 0)) / w.sum()),
                          "pareto_k": float(k), "reliable": bool(k <= 0.7)})

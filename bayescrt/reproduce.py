@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .covariate_sets import CovariateSetFits, fit_covariate_sets
 from . import validation
+from .analysis import estimator, simulate_cohort
+from .covariate_sets import CovariateSetFits, fit_covariate_sets
 from .spec import AnalysisSpec, load_spec
 
 SYNTHETIC_NOTE = (
@@ -76,7 +77,7 @@ def reproduce(name: str = "danish", *, draws: int | None = None, tune: int | Non
               chains: int | None = None, random_seed: int | None = None, progress: bool = True) -> Reproduction:
     """Run the re-analysis of spec ``name`` on its synthetic cohort; arguments override the spec's sampler."""
     spec = load_spec(name)
-    cohort = spec.simulate()
+    cohort = simulate_cohort(spec)
     s = spec.sampler
     kw = {
         "draws": draws if draws is not None else s.get("draws", 1000),
@@ -85,7 +86,7 @@ def reproduce(name: str = "danish", *, draws: int | None = None, tune: int | Non
         "random_seed": random_seed if random_seed is not None else s.get("random_seed"),
     }
     col = spec.columns
-    fits = fit_covariate_sets(spec.model(), cohort, time=col["time"], event=col["event"], exposure=col["exposure"],
+    fits = fit_covariate_sets(estimator(spec), cohort, time=col["time"], event=col["event"], exposure=col["exposure"],
                               sets=spec.covariate_sets, priors=spec.priors, progress=progress, **kw)
     return Reproduction(spec, cohort, fits)
 

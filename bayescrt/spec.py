@@ -4,6 +4,13 @@ A spec names its model family by a registry key (``family = "CoxPH"``), never
 by an import path. Unknown keys are errors that suggest the nearest valid key.
 Calibrated values live in ``<spec>.calibration.toml`` beside the spec, written
 by :mod:`bayescrt.calibrate`; they are merged in on load.
+
+This module reads and checks data only: it imports no model code (no
+estimators, fits or simulator). The family and its options are checked
+against the family registry (:mod:`bayescrt.families.registry`, names only),
+the cohort against :mod:`bayescrt.cohort_schema`; building the estimator and
+simulating the cohort are :func:`bayescrt.analysis.estimator` and
+:func:`bayescrt.analysis.simulate_cohort`.
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from . import validation
+from .cohort_schema import (_check_accrual, _check_baseline, _check_columns, _check_correlation, _check_covariate,
+                            _check_sizes, _is_integer, _mapping, _number)
 from .covariate_sets import CovariateSets
 from .errors import SpecError, suggest
-from .estimators import CoxPH
+from .families import registry
 
-FAMILIES = {"CoxPH": CoxPH}
 NAMED = {"danish": "danish_registry.toml"}
 
 TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "covariate_sets", "model",
@@ -34,9 +42,11 @@ HAZARD_RATIO_KEYS = {"hr", "bounds"}  # a fixed HR, or the bounds of a calibrate
 CALIBRATED_HR = {"af": "af_hr"}       # the covariate HRs the calibration chooses, and their parameter
 # keys of the simulator that a spec's cohort must not set, because the calibration does
 CALIBRATED_KEYS = {"accrual": {"trend": "accrual_trend"}, "baseline": {"scale_years": "scale_years"}}
-MODEL_KEYS = {"family", "ties"}
 SAMPLER_KEYS = {"draws", "tune", "chains", "random_seed"}
 CALIBRATED = ("exposure_hr", "af_hr", "scale_years", "accrual_trend", "cohort_seed")
+# the keys of a [sensitivity] table (read by bayescrt.sensitivity.Grid.from_spec)
+SENSITIVITY_KEYS = {"priors", "covariate_sets", "families", "subsets", "important_hr", "draws", "tune", "chains",
+                    "random_seed", "confounding"}
 
 
 def models_dir() -> Path:
@@ -123,9 +133,10 @@ class AnalysisSpec:
             out["follow_up_median_years"] = {"upgrade": fu["exposed"], "de_novo": fu["reference"]}
         return out
 
-    def model(self):
-        m = self.raw["model"]
-        return FAMILIES[m["family"]](**{k: v for k, v in m.items() if k != "family"})
+    @property
+    def model_options(self) -> dict:
+        """The ``[model]`` table's options for the family's estimator (everything but ``family``)."""
+        return {k: copy.deepcopy(v) for k, v in self.raw["model"].items() if k != "family"}
 
     @property
     def calibration_path(self) -> Path:
@@ -134,8 +145,6 @@ class AnalysisSpec:
     # ----------------------------------------------------------- simulation
     def simulation_kwargs(self, **free) -> dict:
         """Arguments for :func:`bayescrt.simulate.simulate`; free parameters from ``free`` or the calibration."""
-        from .simulate import _number
-
         if "cohort" not in self.raw:
             raise SpecError(
                 f"spec {self.name!r} ({self.path}) has no [cohort] section, so there is no cohort to simulate: add "
@@ -174,22 +183,15 @@ class AnalysisSpec:
             "correlation": float(c.get("correlation", 0.0)),
         }
 
-    def simulate(self, random_seed: int | None = None, **free):
-        """The synthetic cohort: by default the calibrated one (the recorded cohort seed)."""
-        from .simulate import simulate
-
-        from .simulate import _is_integer
-
-        kwargs = self.simulation_kwargs(**free)
+    def cohort_seed(self, random_seed: int | None = None) -> int | None:
+        """The seed of the synthetic cohort: ``random_seed`` if given, else the calibration's recorded one."""
         seed = random_seed
         if seed is None:
             seed = self.calibration.get("parameters", {}).get("cohort_seed")
             if seed is not None and not (_is_integer(seed) and seed >= 0):
                 raise SpecError(f"cohort_seed={seed!r} in {self.calibration_path.name} must be an integer >= 0: "
                                 f"run `bayescrt calibrate {self.name}` to rewrite it")
-        df = simulate(**kwargs, random_seed=seed)
-        df.attrs["spec"] = self.name
-        return df
+        return seed
 
 
 def load_spec(name_or_path) -> AnalysisSpec:
@@ -246,19 +248,18 @@ def check(raw: dict, where: str) -> None:
     for key in ("covariate_sets", "model", "sampler", "priors", "published", "sensitivity", "cohort"):
         if key in raw and not isinstance(raw[key], dict):
             raise SpecError(f"{where}: {key} must be a table ([{key}]), got {type(raw[key]).__name__} {raw[key]!r}")
-    _unknown(raw["model"], MODEL_KEYS, f"{where} [model]")
     fam = raw["model"].get("family")
-    if fam not in FAMILIES:
-        raise SpecError(f"{where} [model]: family={fam!r} is not known.{suggest(str(fam), FAMILIES)} "
-                        f"Choose one of {sorted(FAMILIES)}")
+    families = registry.names()
+    if not isinstance(fam, str) or fam not in families:
+        raise SpecError(f"{where} [model]: family={fam!r} is not known.{suggest(str(fam), families)} "
+                        f"Choose one of {sorted(families)}")
+    _unknown(raw["model"], {"family", *registry.options(fam)}, f"{where} [model]")
     _unknown(raw.get("sampler", {}), SAMPLER_KEYS, f"{where} [sampler]")
     for key, low in (("draws", 1), ("tune", 0), ("chains", 1)):
         if key in raw.get("sampler", {}):
             validation.integer(f"{where} [sampler] {key}", raw["sampler"][key], low=low)
     if "random_seed" in raw.get("sampler", {}):
         validation.seed(f"{where} [sampler] random_seed", raw["sampler"]["random_seed"])
-    from .sensitivity import SENSITIVITY_KEYS
-
     _unknown(raw.get("sensitivity", {}), SENSITIVITY_KEYS, f"{where} [sensitivity]")
     try:
         CovariateSets(**raw["covariate_sets"])
@@ -296,9 +297,6 @@ def check(raw: dict, where: str) -> None:
 def _check_cohort(raw: dict, where: str) -> None:
     """A spec's [cohort]: every key known, every number finite and in range, every date readable, no covariate
     named like a column the simulation writes, and nothing set that the calibration chooses."""
-    from .simulate import (_check_accrual, _check_baseline, _check_columns, _check_correlation, _check_covariate,
-                           _check_sizes, _mapping, _number)
-
     cohort = _mapping(raw["cohort"], f"{where} [cohort]", "a TOML table")
     _unknown(cohort, COHORT_KEYS, f"{where} [cohort]")
     for key in ("n", "n_exposed", "accrual", "baseline"):

@@ -26,11 +26,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import bayescrt as bc
+    from bayescrt.analysis import simulate_cohort
     from bayescrt.sensitivity import Grid, run
     from bayescrt.spec import load_spec
 
     spec = load_spec("danish")
-    df = spec.simulate()
+    df = simulate_cohort(spec)
     over = {k: v for k, v in (("draws", args.draws), ("tune", args.tune)) if v is not None}
     grid = Grid.from_spec(spec, families=[args.family], covariate_sets={"full": spec.covariate_sets["full"]},
                           subsets={"all": [], "age_under_80": [["age", "<", 80]]}, **over)

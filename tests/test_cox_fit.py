@@ -221,8 +221,8 @@ def test_fit_compares_with_a_frequentist_estimate(rossi_efron, rossi):
     s = CoxPHFitter().fit(rossi, "week", "arrest").summary.loc["fin"]
     ref = {"hr": s["exp(coef)"], "lower": s["exp(coef) lower 95%"], "upper": s["exp(coef) upper 95%"],
            "label": "lifelines"}
-    c = rossi_efron.compare_published(ref, covariate="fin")
+    c = bc.compare(rossi_efron, ref, covariate="fin")
     assert abs(c.standardised_difference) < 0.1 and c.overlap > 0.9
     assert c.p_in_published_ci == pytest.approx(0.95, abs=0.03)
     with pytest.raises(bc.SpecError, match="name the covariate"):
-        rossi_efron.compare_published(ref)
+        bc.compare(rossi_efron, ref)

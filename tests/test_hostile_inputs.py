@@ -27,6 +27,7 @@ import xarray as xr
 
 import bayescrt as bc
 from bayescrt import cli, validation
+from bayescrt.analysis import simulate_cohort
 from bayescrt.fit import assemble
 from bayescrt.sensitivity import Grid, SensitivityResult
 from bayescrt.spec import load_spec
@@ -451,7 +452,7 @@ ITEM4: list[Case] = [
              '[cohort.covariates.af]\nkind = "binary"\nprevalance',
              r"\[cohort\.covariates\.af\] \(binary\): unknown key 'prevalance'\. Did you mean 'prevalence'\?"),
     Case(4, "spec-without-cohort-simulated", lambda tmp: (
-        lambda path: load_spec(path).simulate(), (
+        lambda path: simulate_cohort(load_spec(path)), (
             (p := tmp / "spec.toml", p.write_text(
                 (t := load_spec("danish").path.read_text())[:t.index("[cohort]")] + t[t.index("[covariate_sets]"):]))[0],
         ), {}),
@@ -469,7 +470,8 @@ ITEM4: list[Case] = [
              r"\[cohort\.accrual\] end='31\.08\.2018x' is not a date"),
     spec_row(4, "spec-sets-a-calibrated-value", 'end = "2018-08-31"', 'end = "2018-08-31"\ntrend = 1.5',
              r"\[cohort\.accrual\]: 'trend' is calibrated, not set in the spec .*accrual_trend"),
-    Case(4, "spec-simulate-free-parameter-typo", lambda tmp: (load_spec("danish").simulate, (), {"exposure_HR": 1.0}),
+    Case(4, "spec-simulate-free-parameter-typo",
+         lambda tmp: (functools.partial(simulate_cohort, load_spec("danish")), (), {"exposure_HR": 1.0}),
          bc.SpecError, r"'exposure_HR' is not a free parameter of its cohort\. Did you mean 'exposure_hr'\?"),
 ]
 

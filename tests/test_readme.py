@@ -3,7 +3,7 @@
 Nothing is run or sampled: each ```python block is parsed with ``ast`` and its names are resolved
 against the installed package. Blocks are read in order with one environment (later blocks use
 ``df`` and ``fit`` from earlier ones). A value's type is followed through calls by return
-annotations, so ``fit = bc.CoxPH().fit(...)`` makes ``fit.compare_published(...)`` a checked
+annotations, so ``fit = bc.CoxPH().fit(...)`` makes ``fit.hazard_ratios(...)`` a checked
 method of :class:`bayescrt.Fit`; what cannot be resolved (a DataFrame, a name the README leaves
 to the reader) is left unchecked, and the test asserts that the references it must check were.
 """
@@ -230,7 +230,7 @@ def test_readme_python_blocks_parse_and_resolve():
     must = {
         "bayescrt.datasets.load_rossi", "CoxPH(ties=)", "CoxPH.fit(covariates=)", "Fit.hazard_ratios", "Fit.idata",
         "Fit.save", "bayescrt.load", "bayescrt.CovariateSets", "CovariateSetFits.table", "CovariateSetFits.plot_forest",
-        "CoxPH.fit(reference=)", "CoxPH.prepare(reference=)", "Fit.compare_published(covariate=)",
+        "CoxPH.fit(reference=)", "CoxPH.prepare(reference=)", "compare(covariate=)",
         "bayescrt.compare", "standardised_survival(times=)", "rmst_difference(horizon=)", "ppc_km(exposure=)",
         "bayescrt.PiecewiseExponentialPH", "Fit.frailty", "Fit.study_effects", "MetaAnalysis.fit_published",
         "MetaFit.leave_one_out", "MetaAnalysis.tau_sensitivity", "Grid.from_spec", "bayescrt.sensitivity.run",
@@ -274,10 +274,11 @@ def test_readme_inline_code_resolves():
 
 def test_simulate_is_the_function_and_its_module_stays_importable():
     import bayescrt as bc
+    from bayescrt.analysis import simulate_cohort
     from bayescrt.spec import load_spec
 
     assert inspect.isfunction(bc.simulate) and bc.simulate.__module__ == "bayescrt.simulate"
-    load_spec("danish").simulate()  # spec.py imports bayescrt.simulate (the module) on first use
+    simulate_cohort(load_spec("danish"))  # imports bayescrt.simulate (the module) on first use
     assert inspect.isfunction(bc.simulate), "bc.simulate became the module after a spec simulated"
     from bayescrt.simulate import _inverse_cumulative_hazard, simulate
 

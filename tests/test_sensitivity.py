@@ -161,9 +161,10 @@ def test_uncertain_confounder_widens_the_interval_and_the_needed_hr_solves_the_b
 @pytest.fixture(scope="module")
 def cohort():
     """A 1,500-row sample of the SYNTHETIC Danish cohort."""
+    from bayescrt.analysis import simulate_cohort
     from bayescrt.spec import load_spec
 
-    df = load_spec("danish").simulate()
+    df = simulate_cohort(load_spec("danish"))
     return df.sample(1500, random_state=seed(3)).reset_index(drop=True)
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .. import validation
 from ..errors import SpecError
+from ..summaries import central_interval
 from .likelihoods import AbsZ, GroupCounts, MeanDifference, NormalEstimate, NormalPrior
 from .registry import Result, Study, get
 from .schema import RATIO_ESTIMANDS
@@ -43,8 +44,7 @@ class ResultPosterior:
 
     def row(self) -> dict:
         x = np.exp(self.draws) if self.ratio else self.draws
-        a = (1 - self.prob) / 2
-        lo, med, hi = np.quantile(x, [a, 0.5, 1 - a])
+        lo, med, hi = central_interval(x, self.prob)
         null = 1.0 if self.ratio else 0.0
         p_rope = float(np.mean((x > self.rope[0]) & (x < self.rope[1])))
         return {"study": self.result.study, "result": self.result["id"], "endpoint": self.result.endpoint,

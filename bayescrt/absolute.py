@@ -49,9 +49,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .baseline import _check, baseline_cumhaz, survival_data
+from .baseline import baseline_cumhaz, survival_data
 from .effects import kaplan_meier_at
 from .families import registry
+from .families.base import check_marginal
 from .summaries import central_interval
 from . import validation
 from .errors import DataWarning, DiagnosticsWarning, SpecError, suggest
@@ -202,7 +203,7 @@ def _posterior_cumhaz(fit, data, times, max_draws, rng):
 # ------------------------------------------------------------------ g-computation
 def _standardised(fit, exposure, times, values, max_draws, random_seed):
     """Draws of the standardised survival, (draws, values, times), and the data."""
-    _check(fit)
+    check_marginal(fit)
     j = _exposure_column(fit, exposure)
     values = _values(values)
     max_draws = _positive_int("max_draws", max_draws)
@@ -410,7 +411,7 @@ def rmst_difference(fit, exposure: str, horizon: float, *, values=(0, 1), prob: 
         raise SpecError(f"horizon={horizon!r} must be a positive time (in the units of the fit's time column), "
                         "e.g. horizon=5; the RMST integrates survival from 0 to horizon")
     horizon = float(horizon)
-    _check(fit)
+    check_marginal(fit)
     _exposure_column(fit, exposure)
     values = _values(values, 2)
     data = survival_data(fit)
@@ -527,7 +528,7 @@ def ppc_km(fit, *, n_sims: int = 50, random_seed=0, exposure: str | None = None,
     of follow-up) and weak against short, local ones.
     ``attrs["p_value_by_group"]`` gives the same test per group.
     """
-    _check(fit)
+    check_marginal(fit)
     n_sims = _positive_int("n_sims", n_sims)
     n_grid = _positive_int("n_grid", n_grid)
     prob = _prob(prob)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from .families import registry
-from .families.base import check_marginal as _check  # noqa: F401
 from .families.base import fit_data as survival_data  # noqa: F401
 
 

@@ -24,29 +24,29 @@ ACCRUAL_KEYS = ("start", "end", "close", "trend")
 IMPLANT_DATE = "implant_date"  # the column of implant dates, written beside the exposure, time and event columns
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def _is_integer(value) -> bool:
+def is_integer(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _number(value, label: str, *, low: float | None = None, high: float | None = None, hint: str = "") -> float:
+def number(value, label: str, *, low: float | None = None, high: float | None = None, hint: str = "") -> float:
     """``value`` as a float if it is a finite real number with ``low < value < high``; else a SpecError."""
     rng = ("a finite number" if low is None and high is None else f"> {low:g} and finite" if high is None
            else f"< {high:g} and finite" if low is None else f"in ({low:g}, {high:g}) and finite")
-    ok = _is_number(value) and math.isfinite(float(value))
+    ok = is_number(value) and math.isfinite(float(value))
     if ok:
         x = float(value)
         ok = (low is None or x > low) and (high is None or x < high)
     if not ok:
-        got = "" if _is_number(value) else f" (got {type(value).__name__})"
+        got = "" if is_number(value) else f" (got {type(value).__name__})"
         raise SpecError(f"{label}={value!r} must be {rng}{got}{hint}")
     return float(value)
 
 
-def _pair(value, label: str, what: str) -> list:
+def pair(value, label: str, what: str) -> list:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not (isinstance(value, (list, tuple)) and len(value) == 2):
@@ -54,19 +54,19 @@ def _pair(value, label: str, what: str) -> list:
     return list(value)
 
 
-def _unknown_keys(d: Mapping, valid, where: str) -> None:
+def unknown_keys(d: Mapping, valid, where: str) -> None:
     for key in d:
         if key not in valid:
             raise SpecError(f"{where}: unknown key {key!r}.{suggest(str(key), valid)} Valid keys: {sorted(valid)}")
 
 
-def _mapping(value, where: str, what: str) -> Mapping:
+def mapping(value, where: str, what: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise SpecError(f"{where} must be a dict ({what}), got {type(value).__name__} {value!r}")
     return value
 
 
-def _date(value, label: str) -> pd.Timestamp:
+def read_date(value, label: str) -> pd.Timestamp:
     """A date from a string ('2000-01-01'), a date/datetime or a numpy datetime64; else a SpecError."""
     fix = "write it as YYYY-MM-DD, e.g. '2000-01-01'"
     if not isinstance(value, (str, _dt.date, np.datetime64)):
@@ -82,44 +82,44 @@ def _date(value, label: str) -> pd.Timestamp:
     return ts
 
 
-def _check_sizes(n, n_exposed, where: str = "") -> None:
+def check_sizes(n, n_exposed, where: str = "") -> None:
     pre = f"{where}: " if where else ""
-    if not (_is_integer(n) and n > 0 and _is_integer(n_exposed) and 0 < n_exposed < n):
+    if not (is_integer(n) and n > 0 and is_integer(n_exposed) and 0 < n_exposed < n):
         raise SpecError(f"{pre}need integers 0 < n_exposed < n, got n={n!r}, n_exposed={n_exposed!r}; give the "
                         "cohort size n and the number exposed, e.g. n=8880, n_exposed=2195")
 
 
-def _check_covariate(name, spec, where: str, extra=()) -> str:
+def check_covariate(name, spec, where: str, extra=()) -> str:
     """One covariate's spec; returns its kind. ``extra``: further keys allowed (a spec file's documentation)."""
-    _mapping(spec, where, "kind and its parameters")
+    mapping(spec, where, "kind and its parameters")
     if "kind" not in spec:
         raise SpecError(f"{where}: missing key 'kind'; set kind to 'binary' or 'continuous'")
     kind = spec["kind"]
     if kind not in COVARIATE_KEYS:
         raise SpecError(f"{where}: kind={kind!r} must be 'binary' or 'continuous'.{suggest(str(kind), COVARIATE_KEYS)}")
-    _unknown_keys(spec, (*COVARIATE_KEYS[kind], *extra), f"{where} ({kind})")
+    unknown_keys(spec, (*COVARIATE_KEYS[kind], *extra), f"{where} ({kind})")
     if kind == "binary":
         if "prevalence" not in spec:
             raise SpecError(f"{where}: missing key 'prevalence' = [exposed, unexposed], each in (0, 1)")
         p = spec["prevalence"]
         if isinstance(p, np.ndarray):
             p = p.tolist()
-        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(_is_number(q) and 0 < q < 1 for q in p)):
+        if not (isinstance(p, (list, tuple)) and len(p) == 2 and all(is_number(q) and 0 < q < 1 for q in p)):
             raise SpecError(f"{where}: prevalence must be [exposed, unexposed] in (0, 1), got {spec['prevalence']!r}")
     else:
         for key in ("median", "spread"):
             if key not in spec:
                 raise SpecError(f"{where}: missing key {key!r}; a continuous covariate needs median "
                                 "[exposed, unexposed] and spread > 0 (its SD)")
-        for j, m in enumerate(_pair(spec["median"], f"{where} median", "finite numbers")):
-            _number(m, f"{where} median[{j}]")
-        _number(spec["spread"], f"{where} spread", low=0, hint=" (the SD within each group)")
+        for j, m in enumerate(pair(spec["median"], f"{where} median", "finite numbers")):
+            number(m, f"{where} median[{j}]")
+        number(spec["spread"], f"{where} spread", low=0, hint=" (the SD within each group)")
         if "center" in spec:
-            _number(spec["center"], f"{where} center", hint=" (the value at which its log-HR is zero)")
+            number(spec["center"], f"{where} center", hint=" (the value at which its log-HR is zero)")
     return kind
 
 
-def _check_columns(covariates: Mapping, exposure, time, event, where: str = "covariates", top: str = "") -> None:
+def check_columns(covariates: Mapping, exposure, time, event, where: str = "covariates", top: str = "") -> None:
     """Column names: strings, distinct, and no covariate named like the exposure, time, event or implant date.
 
     ``where`` prefixes problems with a covariate's name, ``top`` those with the exposure, time and event names.
@@ -143,8 +143,8 @@ def _check_columns(covariates: Mapping, exposure, time, event, where: str = "cov
                             f"hold one column for both and the covariate would replace it. Rename the covariate")
 
 
-def _check_correlation(correlation, k: int, label: str = "correlation") -> None:
-    _number(correlation, label)
+def check_correlation(correlation, k: int, label: str = "correlation") -> None:
+    number(correlation, label)
     low = -1.0 / (k - 1) if k > 1 else -1.0
     if not low < correlation < 1:
         # an exchangeable correlation matrix of size k is positive definite only above -1/(k-1)
@@ -154,9 +154,9 @@ def _check_correlation(correlation, k: int, label: str = "correlation") -> None:
         )
 
 
-def _check_baseline(baseline, where: str = "baseline", extra=(), optional=()) -> None:
+def check_baseline(baseline, where: str = "baseline", extra=(), optional=()) -> None:
     """``optional``: keys that may be absent here (a spec's calibrated scale_years)."""
-    _mapping(baseline, where, "kind and its parameters")
+    mapping(baseline, where, "kind and its parameters")
     kinds = BASELINE_KEYS
     if "kind" not in baseline:
         raise SpecError(f"{where}: missing key 'kind'; set kind to {' or '.join(map(repr, kinds))}")
@@ -164,7 +164,7 @@ def _check_baseline(baseline, where: str = "baseline", extra=(), optional=()) ->
     if kind not in kinds:
         raise SpecError(f"{where} kind={kind!r} must be {' or '.join(map(repr, kinds))}."
                         f"{suggest(str(kind), kinds)}".rstrip("."))
-    _unknown_keys(baseline, (*BASELINE_KEYS[kind], *extra), f"{where} ({kind})")
+    unknown_keys(baseline, (*BASELINE_KEYS[kind], *extra), f"{where} ({kind})")
     for key in BASELINE_KEYS[kind][1:]:
         if key not in baseline and key not in optional:
             what = {"shape": "the Weibull shape, > 0", "scale_years": "the Weibull scale in years, > 0",
@@ -173,14 +173,14 @@ def _check_baseline(baseline, where: str = "baseline", extra=(), optional=()) ->
     if kind == "weibull":
         for key in ("shape", "scale_years"):
             if key in baseline:
-                _number(baseline[key], f"{where} {key}", low=0)
+                number(baseline[key], f"{where} {key}", low=0)
         return
     cuts, rates = baseline["cuts_years"], baseline["rates_per_year"]
     for key, seq in (("cuts_years", cuts), ("rates_per_year", rates)):
         if not isinstance(seq, (list, tuple, np.ndarray)) or np.ndim(seq) != 1:
             raise SpecError(f"{where} {key}={seq!r} must be a list of numbers")
         for j, v in enumerate(seq):
-            _number(v, f"{where} {key}[{j}]", low=0 if key == "rates_per_year" else None)
+            number(v, f"{where} {key}[{j}]", low=0 if key == "rates_per_year" else None)
     c = np.asarray(cuts, float)
     if len(rates) != len(cuts) + 1 or np.any(c <= 0) or np.any(np.diff(c) <= 0):
         raise SpecError(
@@ -189,21 +189,21 @@ def _check_baseline(baseline, where: str = "baseline", extra=(), optional=()) ->
         )
 
 
-def _check_accrual(accrual, where: str = "accrual", keys=ACCRUAL_KEYS) -> None:
-    _mapping(accrual, where, "start, end and optionally close and trend")
-    _unknown_keys(accrual, keys, where)
+def check_accrual(accrual, where: str = "accrual", keys=ACCRUAL_KEYS) -> None:
+    mapping(accrual, where, "start, end and optionally close and trend")
+    unknown_keys(accrual, keys, where)
     for key in ("start", "end"):
         if key not in accrual:
             raise SpecError(f"{where}: missing key {key!r} (the {'first' if key == 'start' else 'last'} implant "
                             "date, e.g. '2000-01-01')")
-    start, end = _date(accrual["start"], f"{where} start"), _date(accrual["end"], f"{where} end")
+    start, end = read_date(accrual["start"], f"{where} start"), read_date(accrual["end"], f"{where} end")
     if end <= start:
         raise SpecError(f"{where} end {accrual['end']} must be after start {accrual['start']}")
-    if "close" in accrual and _date(accrual["close"], f"{where} close") < end:
+    if "close" in accrual and read_date(accrual["close"], f"{where} close") < end:
         raise SpecError(
             f"{where} close {accrual['close']} is before the last implant date {accrual['end']}: implants "
             "after the close would have negative follow-up; set close on or after end"
         )
     if "trend" in accrual:
-        _number(accrual["trend"], f"{where} trend", low=0,
+        number(accrual["trend"], f"{where} trend", low=0,
                 hint=" (implant volume on the last day relative to the first; 1 = uniform)")

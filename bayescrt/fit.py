@@ -293,9 +293,12 @@ class Fit:
         """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""
         if self._report is None:
             post = self.idata["posterior"]
-            extra = [v for v in ("frailty_sd", "frailty", "study_sd", "study_log_hr", "log_scale", "shape",
-                                 "log_hazard", "rw_sd", "tv_log_hr") if v in post]
-            self._report = diagnose(self.idata, ["log_hr", *extra] if extra else "log_hr")
+            # the family's variables, recorded when the fit was made; a file from before that record: every
+            # variable a family may have
+            names = self.model.get("diagnostic_vars") or [
+                v for v in ("log_hr", "frailty_sd", "frailty", "study_sd", "study_log_hr", "log_scale", "shape",
+                            "log_hazard", "rw_sd", "tv_log_hr") if v in post]
+            self._report = diagnose(self.idata, names if len(names) > 1 else "log_hr")
         return self._report
 
     def study_effects(self, prob: float = 0.95) -> pd.DataFrame:

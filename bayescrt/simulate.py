@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .cohort_schema import (  # noqa: F401  (names of the cohort checks, importable from here as before)
-    ACCRUAL_KEYS, BASELINE_KEYS, COVARIATE_KEYS, IMPLANT_DATE, _check_accrual, _check_baseline, _check_columns,
-    _check_correlation, _check_covariate, _check_sizes, _date, _is_integer, _is_number, _mapping, _number, _pair,
-    _unknown_keys,
+from .cohort_schema import (  # noqa: F401  (the cohort checks that simulate shares with spec)
+    ACCRUAL_KEYS, BASELINE_KEYS, COVARIATE_KEYS, IMPLANT_DATE, check_accrual, check_baseline, check_columns,
+    check_correlation, check_covariate, check_sizes, read_date, is_integer, is_number, mapping, number, pair,
+    unknown_keys,
 )
 from .errors import SpecError, suggest
 
@@ -253,19 +253,19 @@ def _check_memory(n: int, n_covariates: int, n_binary: int) -> None:
 
 def _check(n, n_exposed, covariates, log_hr, exposure_hr, baseline, accrual, correlation,
            exposure="upgrade", time="years", event="died", random_seed=None) -> None:
-    _check_sizes(n, n_exposed)
-    _mapping(covariates, "covariates", "{name: spec}")
-    _check_columns(covariates, exposure, time, event)
-    kinds = [_check_covariate(name, spec, f"covariate {name!r}") for name, spec in covariates.items()]
-    _mapping(log_hr, "log_hr", "{covariate: log-HR}")
+    check_sizes(n, n_exposed)
+    mapping(covariates, "covariates", "{name: spec}")
+    check_columns(covariates, exposure, time, event)
+    kinds = [check_covariate(name, spec, f"covariate {name!r}") for name, spec in covariates.items()]
+    mapping(log_hr, "log_hr", "{covariate: log-HR}")
     for name, beta in log_hr.items():
         if name not in covariates:
             raise SpecError(f"log_hr given for {name!r}, which is not a simulated covariate ({list(covariates)})."
                             f"{suggest(str(name), covariates)}")
-        _number(beta, f"log_hr[{name!r}]", hint=" (the log hazard ratio per unit of the covariate)")
-    _number(exposure_hr, "exposure_hr", low=0, hint=" (the true conditional HR of exposure; 1 = no effect)")
-    _check_baseline(baseline)
-    _check_accrual(accrual)
-    _check_correlation(correlation, kinds.count("binary"))
-    if random_seed is not None and not (_is_integer(random_seed) and random_seed >= 0):
+        number(beta, f"log_hr[{name!r}]", hint=" (the log hazard ratio per unit of the covariate)")
+    number(exposure_hr, "exposure_hr", low=0, hint=" (the true conditional HR of exposure; 1 = no effect)")
+    check_baseline(baseline)
+    check_accrual(accrual)
+    check_correlation(correlation, kinds.count("binary"))
+    if random_seed is not None and not (is_integer(random_seed) and random_seed >= 0):
         raise SpecError(f"random_seed={random_seed!r} must be None or an integer >= 0")

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from . import validation
-from .cohort_schema import (_check_accrual, _check_baseline, _check_columns, _check_correlation, _check_covariate,
-                            _check_sizes, _is_integer, _mapping, _number)
+from .cohort_schema import (check_accrual, check_baseline, check_columns, check_correlation, check_covariate,
+                            check_sizes, is_integer, mapping, number)
 from .covariate_sets import CovariateSets
 from .errors import SpecError, suggest
 from .families import registry
@@ -168,7 +168,7 @@ class AnalysisSpec:
             )
         for k in free_names:
             src = "as given" if k in free else f"from {self.calibration_path.name}"
-            values[k] = _number(values[k], k, low=0, hint=f" ({src})")
+            values[k] = number(values[k], k, low=0, hint=f" ({src})")
         log_hr = {}
         for name, h in hrs.items():
             hr = values[calibrated_hrs[name]] if name in calibrated_hrs else h["hr"]
@@ -188,7 +188,7 @@ class AnalysisSpec:
         seed = random_seed
         if seed is None:
             seed = self.calibration.get("parameters", {}).get("cohort_seed")
-            if seed is not None and not (_is_integer(seed) and seed >= 0):
+            if seed is not None and not (is_integer(seed) and seed >= 0):
                 raise SpecError(f"cohort_seed={seed!r} in {self.calibration_path.name} must be an integer >= 0: "
                                 f"run `bayescrt calibrate {self.name}` to rewrite it")
         return seed
@@ -297,7 +297,7 @@ def check(raw: dict, where: str) -> None:
 def _check_cohort(raw: dict, where: str) -> None:
     """A spec's [cohort]: every key known, every number finite and in range, every date readable, no covariate
     named like a column the simulation writes, and nothing set that the calibration chooses."""
-    cohort = _mapping(raw["cohort"], f"{where} [cohort]", "a TOML table")
+    cohort = mapping(raw["cohort"], f"{where} [cohort]", "a TOML table")
     _unknown(cohort, COHORT_KEYS, f"{where} [cohort]")
     for key in ("n", "n_exposed", "accrual", "baseline"):
         if key not in cohort:
@@ -305,47 +305,47 @@ def _check_cohort(raw: dict, where: str) -> None:
                     "accrual": "a table [cohort.accrual] with start and end dates",
                     "baseline": 'a table [cohort.baseline] with kind = "weibull" and shape'}[key]
             raise SpecError(f"{where} [cohort]: missing required key {key!r} ({what})")
-    _check_sizes(cohort["n"], cohort["n_exposed"], f"{where} [cohort]")
+    check_sizes(cohort["n"], cohort["n_exposed"], f"{where} [cohort]")
 
-    covs = _mapping(cohort.get("covariates", {}), f"{where} [cohort.covariates]", "a table per covariate")
-    _check_columns(covs, raw["exposure"], raw["time"], raw["event"], f"{where} [cohort.covariates]", top=where)
+    covs = mapping(cohort.get("covariates", {}), f"{where} [cohort.covariates]", "a table per covariate")
+    check_columns(covs, raw["exposure"], raw["time"], raw["event"], f"{where} [cohort.covariates]", top=where)
     kinds = []
     for name, cs in covs.items():
         sec = f"{where} [cohort.covariates.{name}]"
-        kinds.append(_check_covariate(name, cs, sec, extra=DOC_KEYS))
+        kinds.append(check_covariate(name, cs, sec, extra=DOC_KEYS))
         _check_doc_keys(cs, sec)
-    _check_correlation(cohort.get("correlation", 0.0), kinds.count("binary"), f"{where} [cohort] correlation")
+    check_correlation(cohort.get("correlation", 0.0), kinds.count("binary"), f"{where} [cohort] correlation")
 
     for section in ("accrual", "baseline"):
-        table = _mapping(cohort[section], f"{where} [cohort.{section}]", "a TOML table")
+        table = mapping(cohort[section], f"{where} [cohort.{section}]", "a TOML table")
         for key, param in CALIBRATED_KEYS[section].items():
             if key in table:
                 raise SpecError(f"{where} [cohort.{section}]: {key!r} is calibrated, not set in the spec (it is "
                                 f"{param} in the spec's .calibration.toml, written by `bayescrt calibrate`); "
                                 f"remove {key} = {table[key]!r}")
-    _check_accrual(cohort["accrual"], f"{where} [cohort.accrual]",
+    check_accrual(cohort["accrual"], f"{where} [cohort.accrual]",
                    keys=[k for k in ("start", "end", "close", "trend") if k not in CALIBRATED_KEYS["accrual"]])
     kind = cohort["baseline"].get("kind", "weibull")
     if kind != "weibull":
         raise SpecError(f"{where} [cohort.baseline]: kind={kind!r} must be 'weibull' in a spec: the calibration "
                         "chooses the Weibull scale (scale_years). For another baseline call bayescrt.simulate "
                         "directly")
-    _check_baseline(cohort["baseline"], f"{where} [cohort.baseline]", optional=("scale_years",))
+    check_baseline(cohort["baseline"], f"{where} [cohort.baseline]", optional=("scale_years",))
 
-    hrs = _mapping(cohort.get("hazard_ratios", {}), f"{where} [cohort.hazard_ratios]", "a table per covariate")
+    hrs = mapping(cohort.get("hazard_ratios", {}), f"{where} [cohort.hazard_ratios]", "a table per covariate")
     for name, h in hrs.items():
         sec = f"{where} [cohort.hazard_ratios.{name}]"
         if name not in covs:
             raise SpecError(f"{where} [cohort.hazard_ratios]: {name!r} is not a simulated covariate."
                             f"{suggest(name, covs)}")
-        _mapping(h, sec, "hr, or bounds for a calibrated HR")
+        mapping(h, sec, "hr, or bounds for a calibrated HR")
         _unknown(h, HAZARD_RATIO_KEYS | set(DOC_KEYS), sec)
         _check_doc_keys(h, sec)
         if ("hr" in h) == ("bounds" in h):
             raise SpecError(f"{sec}: give either hr (a fixed HR) or bounds = [low, high] (an HR the calibration "
                             f"chooses), not {'both' if 'hr' in h else 'neither'}")
         if "hr" in h:
-            _number(h["hr"], f"{sec} hr", low=0)
+            number(h["hr"], f"{sec} hr", low=0)
             continue
         if name not in CALIBRATED_HR:
             raise SpecError(f"{sec}: bounds mark an HR the calibration chooses, and it chooses only "
@@ -353,7 +353,7 @@ def _check_cohort(raw: dict, where: str) -> None:
         b = h["bounds"]
         if not (isinstance(b, list) and len(b) == 2):
             raise SpecError(f"{sec}: bounds={b!r} must be [low, high], two HRs with 0 < low < high")
-        lo, hi = (_number(v, f"{sec} bounds[{j}]", low=0) for j, v in enumerate(b))
+        lo, hi = (number(v, f"{sec} bounds[{j}]", low=0) for j, v in enumerate(b))
         if not lo < hi:
             raise SpecError(f"{sec}: bounds={b!r} must be [low, high] with low < high")
 

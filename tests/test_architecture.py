@@ -168,12 +168,21 @@ def parse_layers(text: str, package: str = PACKAGE) -> list[list[str]]:
 def layer_problems(graph: dict[str, dict[str, int]], layers: list[list[str]], files: dict[str, Path]) -> list[str]:
     """What is wrong with ``layers`` for ``graph``: modules missing from it, listed twice or not existing, and
     imports of a module in a higher layer."""
-    problems, layer_of = [], {}
+    problems, layer_of, wild = [], {}, {}
     for i, layer in enumerate(layers):
         for m in layer:
+            if m.endswith(".*"):  # every module of that package not listed by name
+                wild[m[:-2]] = i
+                continue
             if m in layer_of:
                 problems.append(f"{m} is listed in two layers ({layer_of[m] + 1} and {i + 1}); list it once")
             layer_of.setdefault(m, i)
+    for pkg, i in wild.items():
+        matched = [m for m in graph if m.startswith(pkg + ".") and m not in layer_of]
+        if not matched:
+            problems.append(f"{pkg}.* is listed in the layers block but matches no module of the package")
+        for m in matched:
+            layer_of[m] = i
     for m in sorted(set(layer_of) - set(graph)):
         problems.append(f"{m} is listed in the layers block but is not a module of the package (a file that was "
                         "removed or renamed?)")
@@ -314,6 +323,28 @@ def test_the_checker_resolves_imports_and_ignores_type_checking_blocks(tmp_path)
     assert graph["pkg.sub"] == {"pkg.other": 1} and graph["pkg.sub.mod"] == {"pkg.low": 1}
     assert unresolved == [("pkg.sub", 2, "pkg.sub.gone")]  # a module that does not exist
     assert find_cycle(graph) is not None  # pkg.low -> pkg.other -> pkg.low
+
+
+def test_a_package_wildcard_places_every_module_not_named(tmp_path):
+    """``pkg.fam.*`` puts each module of pkg.fam not listed by name in its layer: a new family module needs no
+    README edit, and still may not import upwards."""
+    _write(tmp_path, {"pkg/__init__.py": "", "pkg/low.py": "", "pkg/fam/__init__.py": "",
+                      "pkg/fam/registry.py": "", "pkg/fam/a.py": "from .. import low\n",
+                      "pkg/fam/b.py": "from . import a\n", "pkg/top.py": "from .fam import b\n"})
+    graph, _ = import_graph(tmp_path / "pkg", "pkg")
+    files = module_files(tmp_path / "pkg", "pkg")
+    layers = parse_layers("```layers\nlow fam fam.registry\nfam.*\ntop __init__\n```\n", package="pkg")
+    assert layer_problems(graph, layers, files) == []
+    layers = parse_layers("```layers\nlow fam fam.registry fam.*\ntop __init__\n```\n", package="pkg")
+    assert layer_problems(graph, layers, files) == []
+    _write(tmp_path, {"pkg/fam/c.py": "from .. import top\n"})  # a new module that imports upwards
+    graph, _ = import_graph(tmp_path / "pkg", "pkg")
+    files = module_files(tmp_path / "pkg", "pkg")
+    layers = parse_layers("```layers\nlow fam fam.registry\nfam.*\ntop __init__\n```\n", package="pkg")
+    problems = layer_problems(graph, layers, files)
+    assert len(problems) == 1 and "pkg.fam.c (layer 2) imports pkg.top (layer 3, above it)" in problems[0], problems
+    layers = parse_layers("```layers\nlow fam fam.registry\nnone.*\nfam.* top __init__\n```\n", package="pkg")
+    assert any("none.* is listed" in p for p in layer_problems(graph, layers, files))
 
 
 def test_the_layer_check_names_upward_imports_and_unplaced_modules(tmp_path):

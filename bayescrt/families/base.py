@@ -58,7 +58,8 @@ class Estimator:
     loglik_var = "loglik"
     step_baseline = False
     fixed_priors: dict | None = {}
-    diagnostic_vars: tuple[str, ...] = ("log_hr",)
+    # posterior variables the convergence gates check, in this order, those present in a fit
+    diagnostic_vars: tuple[str, ...] = ("log_hr", "frailty_sd", "frailty")
     # posterior variables the numpy twin of the likelihood reads (those present in a fit)
     posterior_vars: tuple[str, ...] = ("log_hr", "frailty")
     hierarchical = False  # a prior with its own SD (random walk): smaller NUTS steps by default
@@ -195,6 +196,7 @@ class Estimator:
             "n_events": data.n_events, "strata_labels": [str(s) for s in data.strata_labels],
             "n_dropped": data.n_dropped, "dropped": data.dropped, "data_description": data.describe(),
             "log_likelihood": self._loglik_text(log_likelihood), **last,
+            "diagnostic_vars": [v for v in self.diagnostic_vars if v in post],
         }
         description.update(self._level_description(hierarchy, levels))
         if data.cluster is not None:

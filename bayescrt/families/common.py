@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import validation
-from ..compiled import data_block
 from ..data import SurvivalData
 from ..errors import SpecError, suggest
 from .partial_likelihood import RiskSets, mle

@@ -65,6 +65,7 @@ class CoxPH(Estimator):
     loglik_var = "partial_loglik"
     step_baseline = True
     fixed_priors = {}  # the sampler sees only the log-HRs
+    diagnostic_vars = ("log_hr", "frailty_sd", "frailty", "study_sd", "study_log_hr")
     posterior_vars = ("log_hr", "frailty", "study_log_hr")
     loglik_chunk = 256
     has_levels = True

@@ -18,7 +18,7 @@ import numpy as np
 from ..data import SurvivalData
 from .common import frailty
 from .common import precondition as _precondition
-from .parametric import ParametricPH, coefficients, row_data
+from .parametric import ParametricPH, coefficients, event_means, row_data
 
 LOG_SCALE_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 3.0}
 
@@ -33,6 +33,7 @@ class ExponentialPH(ParametricPH):
 
     family = "ExponentialPH"
     fixed_priors = {"log_scale": LOG_SCALE_PRIOR}
+    diagnostic_vars = ("log_hr", "frailty_sd", "frailty", "log_scale")
     baseline_vars = ("log_scale",)
 
     def _build(self, data, priors, hierarchy):
@@ -55,13 +56,7 @@ class ExponentialPH(ParametricPH):
 
 def reference(data: SurvivalData) -> tuple[float, np.ndarray]:
     """``t_ref`` and the per-stratum (weighted) event means of the standardised covariates."""
-    w = np.ones(data.n) if data.weights is None else data.weights
-    wd = w * data.event
-    X = data.standardised()
-    S = data.n_strata
-    D = np.bincount(data.strata, wd, S)
-    sums = np.stack([np.bincount(data.strata, wd * X[:, j], S) for j in range(X.shape[1])], axis=-1)
-    c = np.divide(sums, D[:, None], out=np.zeros_like(sums), where=D[:, None] > 0)  # no events: the centre
+    wd, D, c = event_means(data)
     return float(np.exp(wd @ np.log(data.time) / D.sum() + 1.0)), c
 
 

@@ -120,6 +120,18 @@ def row_data(data: SurvivalData, values: dict, index: dict):
 
 
 
+def event_means(data: SurvivalData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(wd, D, c)``: each row's (weighted) event indicator, the events per stratum and the per-stratum
+    event means of the standardised covariates (the centre where a stratum has no events)."""
+    w = np.ones(data.n) if data.weights is None else data.weights
+    wd = w * data.event
+    X = data.standardised()
+    S = data.n_strata
+    D = np.bincount(data.strata, wd, S)
+    sums = np.stack([np.bincount(data.strata, wd * X[:, j], S) for j in range(X.shape[1])], axis=-1)
+    return wd, D, np.divide(sums, D[:, None], out=np.zeros_like(sums), where=D[:, None] > 0)
+
+
 def weibull_reference(data: SurvivalData, beta_std: np.ndarray) -> tuple[float, np.ndarray]:
     """The reference time ``t_ref`` and the per-stratum event means of the standardised covariates.
 
@@ -137,12 +149,9 @@ def weibull_reference(data: SurvivalData, beta_std: np.ndarray) -> tuple[float, 
     from scipy.optimize import minimize_scalar
 
     w = np.ones(data.n) if data.weights is None else data.weights
-    wd = w * data.event
+    wd, D, c = event_means(data)
     X = data.standardised()
     S = data.n_strata
-    D = np.bincount(data.strata, wd, S)
-    sums = np.stack([np.bincount(data.strata, wd * X[:, j], S) for j in range(X.shape[1])], axis=-1)
-    c = np.divide(sums, D[:, None], out=np.zeros_like(sums), where=D[:, None] > 0)  # no events: the centre
     t0 = float(np.median(data.time))
     lt = np.log(data.time / t0)
     le = None if data.entry is None else np.log(np.where(data.entry > 0, data.entry / t0, 1.0))

@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import validation
 from .errors import SpecError
+from .summaries import central_interval
 
 PRIOR_KINDS = {"Beta": ("alpha", "beta"), "LogNormal": ("mu", "sigma"), "Fixed": ("value",),
                "Uniform": ("lower", "upper")}
@@ -111,8 +112,7 @@ class BiasAnalysis:
         self.priors, self.common, self.prob, self.label = priors, common, prob, label
 
     def _interval(self, x):
-        a = (1 - self.prob) / 2
-        lo, med, hi = np.quantile(np.exp(x), [a, 0.5, 1 - a])
+        lo, med, hi = central_interval(np.exp(x), self.prob)
         return med, lo, hi
 
     def table(self) -> pd.DataFrame:
@@ -135,8 +135,7 @@ class BiasAnalysis:
         med, lo, hi = self._interval(self.observed)
         includes_one = lo <= 1 <= hi
         nearest = 1.0 if includes_one else (lo if lo > 1 else hi)
-        a = (1 - self.prob) / 2
-        q = np.quantile(evalue(np.exp(self.observed), self.common), [a, 0.5, 1 - a])
+        q = central_interval(evalue(np.exp(self.observed), self.common), self.prob)
         tab = pd.DataFrame([
             {"quantity": "posterior median HR", "hr": med, "evalue": float(evalue(med, self.common))},
             {"quantity": "interval end nearest 1", "hr": nearest,

@@ -34,7 +34,7 @@ from scipy import optimize
 from .data import SurvivalData
 from . import validation
 from .errors import SpecError
-from .families.cox import mle
+from .families.partial_likelihood import mle
 from .simulate import simulate
 from .spec import AnalysisSpec
 

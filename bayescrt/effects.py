@@ -58,7 +58,7 @@ def _km(time, event, weights=None, entry=None):
     event = np.asarray(event, bool)
     w = np.ones(len(time)) if weights is None else np.asarray(weights, float)
     ut, inv = np.unique(time[event], return_inverse=True)
-    d = np.bincount(inv.ravel(), weights=w[event], minlength=len(ut))
+    d = np.bincount(inv.ravel(), weights=w[event], minlength=len(ut)).astype(float)
 
     def n_ge(x, u):  # total weight of rows with x >= u
         o = np.argsort(x, kind="stable")
@@ -82,7 +82,7 @@ def kaplan_meier(time, event, weights=None, entry=None) -> pd.DataFrame:
     """
     t = np.asarray(time, float)
     times, deaths, at_risk, surv, _ = _km(t, event, weights, entry)
-    total = at_risk[0] if len(at_risk) else float(len(t))
+    total = float(len(t)) if weights is None else float(np.sum(weights))  # row 0: every row, by its weight
     if weights is None and entry is None:
         at_risk, total = at_risk.astype(np.int64), len(t)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -289,6 +289,11 @@ class Fit:
             )
         return tab
 
+    def compare_published(self, published, covariate: str | None = None, prob: float = 0.95):
+        """Moved: ``bayescrt.compare(fit, published, covariate=...)`` (a Fit does not import the comparison)."""
+        raise SpecError("Fit.compare_published has moved: call bayescrt.compare(fit, published, covariate=..., "
+                        "prob=...), which takes a Fit or any draws of one log-HR")
+
     def diagnostics(self) -> DiagnosticReport:
         """R-hat, bulk and tail ESS, divergences and E-BFMI against stated thresholds."""
         if self._report is None:

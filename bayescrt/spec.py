@@ -143,6 +143,15 @@ class AnalysisSpec:
         return self.path.with_name(self.path.stem + ".calibration.toml")
 
     # ----------------------------------------------------------- simulation
+    def model(self):
+        """Moved: ``bayescrt.analysis.estimator(spec)`` (a spec is data and builds no model)."""
+        raise SpecError("AnalysisSpec.model() has moved: call bayescrt.analysis.estimator(spec)")
+
+    def simulate(self, random_seed: int | None = None, **free):
+        """Moved: ``bayescrt.analysis.simulate_cohort(spec)`` (a spec is data and runs no simulator)."""
+        raise SpecError("AnalysisSpec.simulate() has moved: call bayescrt.analysis.simulate_cohort(spec, "
+                        "random_seed=..., **free)")
+
     def simulation_kwargs(self, **free) -> dict:
         """Arguments for :func:`bayescrt.simulate.simulate`; free parameters from ``free`` or the calibration."""
         if "cohort" not in self.raw:

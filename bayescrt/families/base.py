@@ -130,12 +130,17 @@ class Estimator:
     def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
                 reference=None, missing="error", cluster=None, study=None) -> SurvivalData:
         """Validate the data exactly as ``fit`` would, without sampling."""
+        if study is not None and not self.has_levels:
+            raise SpecError(f"{self.family} has no study level: study= is for several studies in one CoxPH model; "
+                            "drop it (strata= gives each group its own baseline), or use CoxPH")
         return SurvivalData.from_frame(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
                                        weights=weights, reference=reference, missing=missing, cluster=cluster,
                                        study=study)
 
     def build(self, data: SurvivalData, priors: dict | None = None, hierarchy: dict | None = None):
         """The PyMC model for validated data; returns ``(model, info, resolved priors)``."""
+        if hierarchy is not None and not self.has_levels:
+            raise SpecError(f"{self.family} has no study level: build() takes hierarchy= only for CoxPH")
         resolved = resolve_priors(data.covariates, data.sources, data.scale, priors)
         model, info = self._build(data, resolved, hierarchy)
         return model, info, resolved
@@ -170,7 +175,8 @@ class Estimator:
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
                   "study_prior": study_prior}
-        if not self.has_levels and ((study, exposure, aggregate, study_prior) != (None,) * 4 or pooling != "partial"):
+        if not self.has_levels and (any(v is not None for v in (study, exposure, aggregate, study_prior))
+                                    or pooling != "partial"):
             raise SpecError(f"{self.family} has no study level: study=, exposure=, pooling=, aggregate= and study_prior= "
                             "are for several studies in one CoxPH model; drop them, or fit CoxPH")
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,

@@ -3,7 +3,7 @@
 ``H0_s(t) = exp(alpha_s) t / t_ref``: the Weibull with its shape fixed at 1.
 ``t_ref`` is the Weibull's reference time at shape 1, ``exp(mean log event
 time + 1)`` (weighted), so that ``alpha`` is O(1) in any time unit; the prior
-is ``alpha_s ~ Normal(0, 3)`` (:data:`LOG_SCALE_PRIOR`). As in the Weibull,
+is ``alpha_s ~ Normal(0, 3)`` (:data:`~bayescrt.families.parametric.LOG_SCALE_PRIOR`, shared with the Weibull). As in the Weibull,
 the sampler sees the scale at the event means of the covariates, which makes
 it nearly uncorrelated with the log-HRs, and the event terms of the
 log-likelihood are sums fixed by the data: one exponential per row per
@@ -18,10 +18,8 @@ import numpy as np
 from ..data import SurvivalData
 from .common import frailty
 from .common import precondition as _precondition
-from .parametric import ParametricPH, coefficients, event_means, row_data
-
-LOG_SCALE_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 3.0}
-
+from .parametric import (LOG_SCALE_PRIOR, ParametricPH, coefficients, event_means, log_scale_at_event_means,
+                         row_data)
 
 class ExponentialPH(ParametricPH):
     """Bayesian exponential proportional-hazards model; coefficients are log-HRs, as in :class:`~bayescrt.CoxPH`.
@@ -85,8 +83,7 @@ def build_exponential(data: SurvivalData, priors: list[dict], *, frailty_prior=N
         events = pt.stack([per_cov[f"events_{s}"] for s in range(S)])
         shift = (C * beta_std).sum(axis=1)
         # the scale at the event means; its prior is LOG_SCALE_PRIOR on log_scale (a shift given beta)
-        a = pm.Normal("log_scale_at_event_means", shift + LOG_SCALE_PRIOR["mu"], LOG_SCALE_PRIOR["sigma"],
-                      dims="stratum")
+        a = log_scale_at_event_means(pm, shift)
         pm.Deterministic("log_scale", a - shift, dims="stratum")
         rows = row_data(data, {"exposure_ratio": exposure / t_ref}, {})
         eta = (per_cov["X"] * beta_std).sum(axis=1)

@@ -22,6 +22,18 @@ from .base import Estimator, flat_draws, thinned
 from .common import prior_rows, prior_vector
 
 
+# the prior of log_scale, the log cumulative baseline hazard at t_ref (Weibull and exponential)
+LOG_SCALE_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 3.0}
+
+
+def log_scale_at_event_means(pm, shift, dims: str = "stratum"):
+    """The sampled scale at the covariates' event means, ``log_scale + shift`` with ``log_scale ~ LOG_SCALE_PRIOR``.
+
+    Given the log-HRs the shift is a constant, so the prior is the same Normal moved by ``shift``."""
+    assert LOG_SCALE_PRIOR["dist"] == "Normal"  # a location family: the shift moves only its mean
+    return pm.Normal("log_scale_at_event_means", shift + LOG_SCALE_PRIOR["mu"], LOG_SCALE_PRIOR["sigma"], dims=dims)
+
+
 class ParametricPH(Estimator):
     """Shared code of the full-likelihood PH families: the per-row log-likelihood and the baseline per draw."""
 

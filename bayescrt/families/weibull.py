@@ -16,9 +16,9 @@ import numpy as np
 from ..data import SurvivalData
 from .common import frailty
 from .common import precondition as _precondition
-from .parametric import ParametricPH, coefficients, row_data, weibull_reference
+from .parametric import (LOG_SCALE_PRIOR, ParametricPH, coefficients, log_scale_at_event_means, row_data,
+                         weibull_reference)
 
-LOG_SCALE_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 3.0}
 LOG_SHAPE_PRIOR = {"dist": "Normal", "mu": 0.0, "sigma": 1.0}
 
 
@@ -94,7 +94,7 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
         log_time_sum = pt.stack([per_cov[f"log_time_sum_{s}"] for s in range(S)])
         # the scale at the event means; its prior is LOG_SCALE_PRIOR on log_scale (a shift given beta)
         shift = (C * beta_std).sum(axis=1)
-        a = pm.Normal("log_scale_at_event_means", shift + LOG_SCALE_PRIOR["mu"], LOG_SCALE_PRIOR["sigma"], dims="stratum")
+        a = log_scale_at_event_means(pm, shift)
         pm.Deterministic("log_scale", a - shift, dims="stratum")
         log_k = pm.Normal("log_shape", LOG_SHAPE_PRIOR["mu"], LOG_SHAPE_PRIOR["sigma"], dims="stratum")
         k = pt.exp(log_k)

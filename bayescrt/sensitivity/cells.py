@@ -13,6 +13,7 @@ import pandas as pd
 from ..errors import ResultFileError, SpecError
 from ..families import registry
 from ..priors import log_density, rescale
+from ..summaries import central_interval
 from .grid import Cell, Grid, _subset
 
 
@@ -124,13 +125,12 @@ def _summary_row(grid: Grid, cell: Cell, fit, prob: float) -> dict:
     """The cell's row of the table: the exposure's HR posterior, power-scaling sensitivity, diagnostics."""
     from arviz import psense_summary
 
-    a = (1 - prob) / 2
     x = fit.log_hr_draws()[:, 0]
     m = fit.model
     with warnings.catch_warnings(), _quiet("arviz_stats.psense"):  # its advice is our column and note
         warnings.simplefilter("ignore")
         ps = psense_summary(fit.idata, var_names=["log_hr"], coords={"covariate": [fit.covariates[0]]})
-    lo, med, hi = np.exp(np.quantile(x, [a, 0.5, 1 - a]))
+    lo, med, hi = np.exp(central_interval(x, prob))
     row = {"cell": cell.id, **cell.params(), "n": m["n"], "n_events": m["n_events"], "hr_median": med,
            "hr_lower": lo, "hr_upper": hi, "p_hr_gt_1": float(np.mean(x > 0)), "log_hr_mean": float(x.mean()),
            "log_hr_sd": float(x.std(ddof=1)), "prior_sensitivity": float(ps["prior"].iloc[0]),

@@ -264,7 +264,7 @@ class Grid:
         model = {k: v for k, v in spec.raw["model"].items() if k != "family"}
         for f in sec.get("families", [spec.raw["model"]["family"]]):
             # the spec's [model] options go to each grid family that takes them all (ties: CoxPH)
-            if isinstance(f, str) and model and set(model) <= set(registry.options(f)):
+            if isinstance(f, str) and f in registry.REGISTRY and model and set(model) <= set(registry.options(f)):
                 f = {"family": f, **model}
             fams.append(f)
         sampler = spec.sampler

@@ -52,7 +52,7 @@ import pandas as pd
 from .baseline import baseline_cumhaz, survival_data
 from .effects import kaplan_meier_at
 from .families import registry
-from .families.base import check_marginal
+from .families.base import check_marginal, draw_rows
 from .summaries import central_interval
 from . import validation
 from .errors import DataWarning, DiagnosticsWarning, SpecError, suggest
@@ -162,20 +162,13 @@ def _diagnostics_ok(fit) -> bool:
 
 
 # ------------------------------------------------------------------ posterior of H0
-def _draw_rows(n_total: int, max_draws: int | None) -> np.ndarray:
-    """The draws ``baseline_cumhaz(..., max_draws)`` returns: evenly spaced over the chains' draws."""
-    if max_draws is not None and max_draws < n_total:
-        return np.linspace(0, n_total - 1, max_draws).round().astype(int)
-    return np.arange(n_total)
-
-
 def _posterior_cumhaz(fit, data, times, max_draws, rng):
     """``(H0, log_hr)``: H0 (draws, strata, len(times)) and the log-HRs (draws, p) of the same draws.
 
     For Cox fits the Breslow increments get gamma-process posterior noise (see the module docstring).
     """
     beta_all = fit.log_hr_draws()
-    beta = beta_all[_draw_rows(len(beta_all), max_draws)]
+    beta = beta_all[draw_rows(len(beta_all), max_draws)]
     times = np.asarray(times, float)
     if not registry.of_fit(fit).step_baseline:
         H0 = baseline_cumhaz(fit, times, max_draws)
@@ -196,7 +189,7 @@ def _posterior_cumhaz(fit, data, times, max_draws, rng):
         H0 = np.concatenate([np.zeros(H.shape[:2] + (1,)), H], axis=2)[:, :, k]
     if H0.shape[0] != len(beta):
         raise RuntimeError(f"baseline_cumhaz returned {H0.shape[0]} draws for {len(beta)} log-HR draws; it must "
-                           "select draws as bayescrt.absolute._draw_rows does")
+                           "select draws as bayescrt.families.base.draw_rows does")
     return H0, beta
 
 

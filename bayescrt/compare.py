@@ -119,10 +119,11 @@ def _fit_covariate(posterior, covariate) -> str:
     return covariate
 
 
-def _as_draws(posterior, covariate) -> np.ndarray:
+def _as_draws(posterior, covariate) -> tuple[np.ndarray, str]:
+    """The draws of one log-HR, and the label they get by default."""
     if _is_fit(posterior):
         covariate = _fit_covariate(posterior, covariate)
-        return posterior.log_hr_draws()[:, list(posterior.covariates).index(covariate)]
+        return posterior.log_hr_draws()[:, list(posterior.covariates).index(covariate)], f"posterior of {covariate!r}"
     import xarray as xr
 
     if isinstance(posterior, xr.DataArray) and "covariate" in posterior.dims:
@@ -138,7 +139,7 @@ def _as_draws(posterior, covariate) -> np.ndarray:
     elif covariate is not None:
         raise SpecError(f"covariate={covariate!r} picks a covariate of a Fit or of draws with a 'covariate' dimension; "
                         "these draws have no covariate labels: pass the Fit, or one column of its draws and no covariate=.")
-    return _checked_draws(posterior)
+    return _checked_draws(posterior), "posterior"
 
 
 def _checked_draws(posterior) -> np.ndarray:
@@ -236,13 +237,8 @@ def compare(posterior, published, *, covariate: str | None = None, prob: float =
     """
     prob = probability("prob", prob)
     pub = as_published(published)
-    if _is_fit(posterior):
-        covariate = _fit_covariate(posterior, covariate)
-        if label is None:
-            label = f"posterior of {covariate!r}"
-    x = _as_draws(posterior, covariate)
-    if label is None:
-        label = "posterior"
+    x, default_label = _as_draws(posterior, covariate)
+    label = default_label if label is None else label
     lo, med, hi = central_interval(x, prob)
     inside = float(np.mean((x >= math.log(pub.lower)) & (x <= math.log(pub.upper))))
     sd = float(np.std(x, ddof=1))

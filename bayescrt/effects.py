@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .errors import DataError
 from .summaries import central_interval
 
 HR_COLUMNS = ["log_hr_mean", "log_hr_sd", "hr_median", "hr_lower", "hr_upper", "p_hr_gt_1"]
@@ -73,18 +74,54 @@ def _km(time, event, weights=None, entry=None):
     return ut, d, n, np.cumprod(1.0 - d / n), at_risk
 
 
+def _km_inputs(time, event, weights, entry):
+    """The arguments of :func:`kaplan_meier` as arrays, or a DataError naming each bad one and the fix."""
+    arrays = {"time": time, "event": event, "weights": weights, "entry": entry}
+    out, problems = {}, []
+    for name, v in arrays.items():
+        if v is None:
+            out[name] = None
+            continue
+        a = np.asarray(v)
+        if a.ndim != 1 or (a.size and a.dtype.kind not in "biuf"):
+            problems.append(f"{name}: give one number per row (a 1-D numeric array), got {type(v).__name__} of "
+                            f"shape {a.shape} and dtype {a.dtype}")
+            continue
+        out[name] = a.astype(float)
+    n = len(out["time"]) if out.get("time") is not None else None
+    for name, a in out.items():
+        if a is not None and n is not None and len(a) != n:
+            problems.append(f"{name} has {len(a)} values for {n} times; give one per row")
+    if not problems:
+        t, e, w, en = out["time"], out["event"], out["weights"], out["entry"]
+        checks = [("time", t, ~np.isfinite(t) | (t < 0), "finite and >= 0"),
+                  ("event", e, ~np.isin(e, (0.0, 1.0)), "0 (censored) or 1 (event)")]
+        if w is not None:
+            checks.append(("weights", w, ~np.isfinite(w) | (w <= 0), "finite and > 0"))
+        if en is not None:
+            checks.append(("entry", en, ~np.isfinite(en) | (en < 0) | (en >= t), "finite, >= 0 and below its time"))
+        for name, a, bad, want in checks:
+            if bad.any():
+                k = np.flatnonzero(bad)
+                problems.append(f"{name} must be {want}: {len(k)} value(s) are not (row {k[0]}: {a[k[0]]:g})")
+    if problems:
+        raise DataError(problems)
+    return out["time"], out["event"].astype(bool), out["weights"], out["entry"]
+
+
 def kaplan_meier(time, event, weights=None, entry=None) -> pd.DataFrame:
     """Kaplan-Meier estimate: one row per distinct event time, with Greenwood's standard error.
 
     Columns ``time``, ``at_risk``, ``events``, ``survival``, ``se``; the first
     row is time 0 with survival 1. ``weights`` (case weights) and ``entry``
     (delayed entry: a row is at risk at ``u`` when ``entry < u <= time``) are optional.
+    Each is one value per row; a missing, infinite or out-of-range value is a DataError naming it.
     """
-    t = np.asarray(time, float)
+    t, event, weights, entry = _km_inputs(time, event, weights, entry)
     times, deaths, at_risk, surv, _ = _km(t, event, weights, entry)
-    total = float(len(t)) if weights is None else float(np.sum(weights))  # row 0: every row, by its weight
+    total = len(t) if weights is None else float(np.sum(weights))  # row 0: every row, by its weight
     if weights is None and entry is None:
-        at_risk, total = at_risk.astype(np.int64), len(t)
+        at_risk = at_risk.astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         green = np.cumsum(deaths / (at_risk * (at_risk - deaths)))
     return pd.DataFrame({
@@ -95,6 +132,9 @@ def kaplan_meier(time, event, weights=None, entry=None) -> pd.DataFrame:
 
 
 def kaplan_meier_at(time, event, grid, weights=None, entry=None) -> tuple[np.ndarray, np.ndarray]:
-    """The Kaplan-Meier survival at ``grid`` (right-continuous) and the number at risk there."""
+    """The Kaplan-Meier survival at ``grid`` (right-continuous) and the number at risk there.
+
+    For inputs already checked (a fit's data, or curves simulated from it, whose event times past the
+    last grid point may be inf); :func:`kaplan_meier` checks what it is given."""
     ut, _, _, surv, at_risk = _km(time, event, weights, entry)
     return np.concatenate([[1.0], surv])[np.searchsorted(ut, grid, side="right")], at_risk(grid)

@@ -27,11 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .cohort_schema import (  # noqa: F401  (the cohort checks that simulate shares with spec)
-    ACCRUAL_KEYS, BASELINE_KEYS, COVARIATE_KEYS, IMPLANT_DATE, check_accrual, check_baseline, check_columns,
-    check_correlation, check_covariate, check_sizes, read_date, is_integer, is_number, mapping, number, pair,
-    unknown_keys,
-)
+from .cohort_schema import (IMPLANT_DATE, check_accrual, check_baseline, check_columns, check_correlation,
+                            check_covariate, check_sizes, is_integer, mapping, number)
 from .errors import SpecError, suggest
 
 DAYS_PER_YEAR = 365.25

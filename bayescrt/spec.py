@@ -333,7 +333,7 @@ def _check_cohort(raw: dict, where: str) -> None:
                                 f"{param} in the spec's .calibration.toml, written by `bayescrt calibrate`); "
                                 f"remove {key} = {table[key]!r}")
     check_accrual(cohort["accrual"], f"{where} [cohort.accrual]",
-                   keys=[k for k in ("start", "end", "close", "trend") if k not in CALIBRATED_KEYS["accrual"]])
+                  keys=[k for k in ("start", "end", "close", "trend") if k not in CALIBRATED_KEYS["accrual"]])
     kind = cohort["baseline"].get("kind", "weibull")
     if kind != "weibull":
         raise SpecError(f"{where} [cohort.baseline]: kind={kind!r} must be 'weibull' in a spec: the calibration "

@@ -68,6 +68,13 @@ def real(name: str, value, *, low: float | None = None, high: float | None = Non
     return v
 
 
+def flag(name: str, value, *, error=SpecError) -> bool:
+    """A yes/no option: a bool (numpy's too), never a string such as 'no' that would read as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise error(f"{name}={value!r} must be True or False")
+    return bool(value)
+
+
 def probability(name: str, value, *, error=SpecError) -> float:
     """A probability strictly between 0 and 1 (a credible level, a prevalence)."""
     return real(name, value, low=0.0, high=1.0, low_open=True, high_open=True, error=error)

@@ -294,3 +294,19 @@ def test_global_rank_p_value_is_uniform_under_exchangeability_and_small_for_a_mi
                       (pd.DataFrame(), r"K >= 1 points; got shape \(0, 0\)")):
         with pytest.raises(SpecError, match=what):
             absolute.global_rank_p_value(bad)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"time": [1, np.nan, 3]}, r"time must be finite and >= 0: 1 value\(s\) are not \(row 1: nan\)"),
+    ({"event": [1, 2, 0]}, r"event must be 0 \(censored\) or 1"),
+    ({"weights": [1, -1, 1]}, r"weights must be finite and > 0.*row 1: -1"),
+    ({"weights": [1, 1]}, "weights has 2 values for 3 times"),
+    ({"entry": [5, 0, 0]}, r"entry must be finite, >= 0 and below its time.*row 0: 5"),
+    ({"time": ["a", "b", "c"]}, "time: give one number per row"),
+])
+def test_kaplan_meier_refuses_what_it_cannot_use(kw, match):
+    """Weights and delayed entry are optional; a bad value in any argument is a DataError naming it, never a
+    table of NaNs."""
+    args = {"time": [1.0, 2.0, 3.0], "event": [1, 1, 0], **kw}
+    with pytest.raises(bc.DataError, match=match):
+        kaplan_meier(**args)

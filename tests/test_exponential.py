@@ -206,3 +206,11 @@ def test_exponential_in_a_spec_and_a_sensitivity_grid(tmp_path):
     est, rows, covs, _ = _cell_inputs(grid, cell, cohort, check=True)
     assert isinstance(est, bc.ExponentialPH) and covs[0] == grid.exposure and len(rows) == len(cohort)
     assert bc.ExponentialPH.fixed_priors is not None  # so the grid takes its total log-likelihood from logp
+
+
+@pytest.mark.parametrize("chunk", [0, -5, 1.5, "8"])
+def test_the_loglik_chunk_is_a_positive_integer(rossi, chunk):
+    """chunk= sets how many draws the stored log-likelihood is computed at a time: 0 or a negative step would
+    leave it unfilled, so it is refused before any sampling."""
+    with pytest.raises(bc.SpecError, match="chunk="):
+        bc.ExponentialPH().fit(rossi, time="week", event="arrest", covariates=["fin"], chunk=chunk)

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import validation
 from ..data import SurvivalData
 from ..errors import SpecError
 from ..fit import Fit, assemble, check_sampler, check_sampling, check_target_accept, sample_model
@@ -41,13 +42,6 @@ from .common import resolve_frailty_prior
 
 # Pointwise log-likelihood is stored unless it would take more than this many bytes.
 LOGLIK_MAX_BYTES = 500 * 2**20
-
-
-def flag(name: str, value) -> bool:
-    """A yes/no option: a bool (numpy's too), never a string such as 'no' that would read as True."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise SpecError(f"{name}={value!r} must be True or False")
-    return bool(value)
 
 
 class Estimator:
@@ -70,7 +64,7 @@ class Estimator:
                  target_accept: float | None = None):
         self.sampler = check_sampler(sampler)
         self.frailty_prior = resolve_frailty_prior(frailty_prior)
-        self.centered = flag("centered", centered)
+        self.centered = validation.flag("centered", centered)
         # None: 0.8, or smaller steps for the curved posteriors of hierarchical levels (see fit)
         self.target_accept = check_target_accept(target_accept, allow_none=True)
 
@@ -173,6 +167,7 @@ class Estimator:
         (:class:`~bayescrt.CoxPH`; see there).
         """
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
         levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
                   "study_prior": study_prior}
         if not self.has_levels and (any(v is not None for v in (study, exposure, aggregate, study_prior))
@@ -193,7 +188,7 @@ class Estimator:
         if log_likelihood is None:
             log_likelihood = n_draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
         if log_likelihood:
-            groups["log_likelihood"] = self._pointwise_group(post, data, info, hierarchy, chunk or self.loglik_chunk)
+            groups["log_likelihood"] = self._pointwise_group(post, data, info, hierarchy, chunk)
         text, first, last = self._describe(data, info)
         description = {
             "family": self.family, "description": text, **first, "covariates": list(data.covariates),
@@ -236,11 +231,16 @@ def flat_draws(post: xr.Dataset, names) -> dict:
     return out
 
 
+def draw_rows(n_total: int, max_draws: int | None) -> np.ndarray:
+    """The positions of at most ``max_draws`` of ``n_total`` draws, evenly spaced over the chains' draws."""
+    if max_draws is not None and max_draws < n_total:
+        return np.linspace(0, n_total - 1, max_draws).round().astype(int)
+    return np.arange(n_total)
+
+
 def thinned(x: np.ndarray, max_draws: int | None) -> np.ndarray:
-    """At most ``max_draws`` of the draws (leading axis), evenly spaced over the chains' draws."""
-    if max_draws is not None and max_draws < len(x):
-        x = x[np.linspace(0, len(x) - 1, max_draws).round().astype(int)]
-    return x
+    """At most ``max_draws`` of the draws (leading axis), as :func:`draw_rows` picks them."""
+    return x[draw_rows(len(x), max_draws)]
 
 
 def _inverse(order: np.ndarray) -> np.ndarray:

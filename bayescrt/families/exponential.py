@@ -31,7 +31,6 @@ class ExponentialPH(ParametricPH):
 
     family = "ExponentialPH"
     fixed_priors = {"log_scale": LOG_SCALE_PRIOR}
-    diagnostic_vars = ("log_hr", "frailty_sd", "frailty", "log_scale")
     baseline_vars = ("log_scale",)
 
     def _build(self, data, priors, hierarchy):

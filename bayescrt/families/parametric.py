@@ -38,10 +38,15 @@ class ParametricPH(Estimator):
     """Shared code of the full-likelihood PH families: the per-row log-likelihood and the baseline per draw."""
 
     baseline_vars: tuple[str, ...] = ()  # posterior variables of the baseline hazard
+    other_vars: tuple[str, ...] = ()  # further sampled variables the convergence gates check (the walk's SD)
 
     @property
     def posterior_vars(self):
         return ("log_hr", "frailty", "tv_log_hr", *self.baseline_vars)
+
+    @property
+    def diagnostic_vars(self):
+        return (*Estimator.diagnostic_vars, *self.baseline_vars, *self.other_vars)
 
     def _describe(self, data, info):
         return self._text(info), {}, {"baseline": {k: v for k, v in info.items() if k != "tv_index"}}

@@ -46,7 +46,7 @@ class PiecewiseExponentialPH(ParametricPH):
     family = "PiecewiseExponentialPH"
     hierarchical = True
     fixed_priors = None  # the random walk's levels have a prior with its own SD: no closed form per draw
-    diagnostic_vars = ("log_hr", "frailty_sd", "frailty", "log_hazard", "rw_sd", "tv_log_hr")
+    other_vars = ("rw_sd", "tv_log_hr")
     baseline_vars = ("log_hazard",)
 
     def __init__(self, cuts=None, n_intervals: int = 8, rw_order: int = 1, tv: str | None = None, **kw):

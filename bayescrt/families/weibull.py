@@ -34,7 +34,6 @@ class WeibullPH(ParametricPH):
 
     family = "WeibullPH"
     fixed_priors = {"log_scale": LOG_SCALE_PRIOR, "log_shape": LOG_SHAPE_PRIOR}
-    diagnostic_vars = ("log_hr", "frailty_sd", "frailty", "log_scale", "shape")
     baseline_vars = ("log_scale", "shape")
 
     def _build(self, data, priors, hierarchy):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import ResultFileError, SpecError
 from ..families import registry
-from ..priors import log_density, rescale
+from ..priors import log_density, rescale, resolve_priors
 from ..summaries import central_interval
 from .grid import Cell, Grid, _subset
 
@@ -38,8 +38,6 @@ def _cell_inputs(grid: Grid, cell: Cell, df: pd.DataFrame, check: bool = False):
     keep = {"default", *covs}
     priors = {k: v for k, v in priors.items() if k in keep}
     if check:
-        from ..priors import resolve_priors
-
         sd = est.prepare(data, time=grid.time, event=grid.event, covariates=covs)
         if sd.sources.count(grid.exposure) != 1 or sd.covariates[0] != grid.exposure:
             raise SpecError(f"exposure {grid.exposure!r} must be one 0/1 or numeric column (it expands to "

@@ -107,9 +107,7 @@ class Grid:
                 or self.important_hr == 1:
             raise SpecError(f"important_hr={self.important_hr!r} must be a positive number other than 1, e.g. 1.25")
         self.important_hr = float(self.important_hr)
-        if not isinstance(self.synthetic, (bool, np.bool_)):
-            raise SpecError(f"synthetic={self.synthetic!r} must be True or False")
-        self.synthetic = bool(self.synthetic)
+        self.synthetic = validation.flag("synthetic", self.synthetic)
         if not isinstance(self.base_priors, dict):
             raise SpecError(f"base_priors={self.base_priors!r} must be a dict of covariate (or 'default') -> prior")
         for k, p in self.base_priors.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .errors import SpecError
 from .families import registry
 from .simulate import simulate
 from .spec import AnalysisSpec
@@ -19,7 +20,11 @@ from .spec import AnalysisSpec
 def estimator(spec: AnalysisSpec):
     """The estimator of the spec's ``[model]``: ``family`` looked up in the family registry, the other keys
     passed to it as options (``ties = "breslow"`` gives ``CoxPH(ties="breslow")``)."""
-    return registry.estimator_class(spec.raw["model"]["family"])(**spec.model_options)
+    family = spec.raw["model"]["family"]
+    try:
+        return registry.estimator_class(family)(**spec.model_options)
+    except SpecError as err:  # an option's value: say where it is set
+        raise SpecError(f"{spec.path} [model] ({family}): {err}") from None
 
 
 def simulate_cohort(spec: AnalysisSpec, random_seed: int | None = None, **free) -> pd.DataFrame:

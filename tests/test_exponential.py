@@ -199,6 +199,11 @@ def test_exponential_in_a_spec_and_a_sensitivity_grid(tmp_path):
     bad.write_text(text.replace('family = "CoxPH"', 'family = "ExponentialPH"'))  # ties is Cox's option
     with pytest.raises(bc.SpecError, match="ties"):
         load_spec(bad)
+    worse = tmp_path / "worse.toml"  # an option's value is checked when the estimator is built, and located
+    worse.write_text(text.replace('family = "CoxPH"\nties = "efron"', 'family = "ExponentialPH"\ncentered = "no"'))
+    (tmp_path / "worse.calibration.toml").write_text(spec.calibration_path.read_text())
+    with pytest.raises(bc.SpecError, match=r"worse\.toml \[model\] \(ExponentialPH\): centered='no' must be True or False"):
+        estimator(load_spec(worse))
     grid = Grid.from_spec(mine)
     assert [f for f, _ in grid._families.values()] == ["ExponentialPH", "CoxPH"]
     cohort = simulate_cohort(mine)

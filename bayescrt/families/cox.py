@@ -20,6 +20,8 @@ from ..errors import SpecError
 from .base import Estimator, check_marginal, fit_data, thinned
 from .common import DEFAULT_FRAILTY_PRIOR, frailty, prior_rows, prior_vector, resolve_frailty_prior
 from .common import precondition as _precondition
+from .fused import partial_loglik as fused_partial_loglik
+from .fused import partial_loglik_events
 from .partial_likelihood import (EVENT_INDEX, EVENT_VALUES, TIES, RiskSets, mle, partial_loglik_terms,  # noqa: F401
                                  risk_set_sums)
 
@@ -230,7 +232,7 @@ def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: d
         eta = eta + Xc[:, j] * (post["study_log_hr"][:, codes] - beta[:, [j]])
     if data.cluster is not None:
         eta = eta + post["frailty"][:, data.cluster]
-    return partial_loglik_terms(eta, rs)
+    return partial_loglik_events(eta, rs)  # the compiled twin of partial_loglik_terms(eta, rs)
 
 
 def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
@@ -311,14 +313,15 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
         # as constants: the compiled function takes them as inputs, so compile time does not grow with
         # N, and fits that differ only in data or prior values share one compilation.
         per_cov = data_block("covariate_data", {**prior_rows(zpriors_model), "precond_mode": m, "precond_se": s_,
-                                                "x_scale": scale, "X_std": X_std})
+                                                "x_scale": scale})
         per_event = data_block("event_index", {k: getattr(rs, k) for k in EVENT_INDEX})
         per_event.update(data_block("event_values", {k: getattr(rs, k) for k in EVENT_VALUES}))
         study_code = None if hierarchy is None else np.zeros(data.n, np.int64) if data.study is None else data.study
         codes = data_block("row_index", {"entry_order": rs.entry_order, "cluster_code": data.cluster,
                                          "study_code": study_code})
-        shared = RiskSets(**per_event, weights=data_block("row_weight", {"weights": rs.weights})["weights"],
-                          entry_order=codes["entry_order"])
+        # the covariates by column (covariates x rows): the fused kernel's passes over them are contiguous
+        per_row = data_block("row_values", {"weights": rs.weights, "XT": np.ascontiguousarray(X_std.T)})
+        shared = RiskSets(**per_event, weights=per_row["weights"], entry_order=codes["entry_order"])
         z = prior_vector(zpriors_model, p, pm, pt, per_cov)
         beta_std = per_cov["precond_mode"] + per_cov["precond_se"] * z
         theta = None
@@ -328,18 +331,18 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
             if hierarchy["pooling"] == "none":  # no population effect: report the mean of the study effects
                 beta_std = pt.set_subtensor(beta_std[j], theta.mean() * scale[j])
         pm.Deterministic("log_hr", beta_std / per_cov["x_scale"], dims="covariate")
-        # an elementwise product and row sum, not a BLAS matrix-vector product: multi-threaded
-        # BLAS inside parallel chains oversubscribes the cores (3x slower per gradient at
-        # N = 100,000 on 2 cores) and makes draws depend on the BLAS thread count
-        Xd = per_cov["X_std"]
-        if theta is None:
-            eta = (Xd * beta_std).sum(axis=1)
-        else:  # the exposure's coefficient is its study's
+        XT = per_row["XT"]
+        offset, coef = None, beta_std
+        if theta is not None:  # the exposure's coefficient is its study's
             mask = np.ones(p)
             mask[j] = 0.0
-            eta = (Xd * (beta_std * mask)).sum(axis=1) + Xd[:, j] * theta[codes["study_code"]] * scale[j]
+            coef = beta_std * mask
+            offset = XT[j] * theta[codes["study_code"]] * scale[j]
         if data.cluster is not None:
-            eta = eta + frailty(codes["cluster_code"], frailty_prior or DEFAULT_FRAILTY_PRIOR, centered, pm)
-        pm.Potential("partial_loglik", partial_loglik_terms(eta, shared, pt).sum())
+            b = frailty(codes["cluster_code"], frailty_prior or DEFAULT_FRAILTY_PRIOR, centered, pm)
+            offset = b if offset is None else offset + b
+        # the fused kernel: eta = X @ coef + offset, the partial likelihood and its gradient in a few passes
+        # over the rows (partial_loglik_terms is its graph twin, checked against it in tests/test_fused.py)
+        pm.Potential("partial_loglik", fused_partial_loglik(coef, XT, offset, shared))
     return model, rs, pre
 

@@ -1,0 +1,163 @@
+"""The fused Cox kernel against the pytensor graph it replaces, and its gradient against finite differences.
+
+The graph twin is ``partial_loglik_terms(X @ beta + offset, rs, pytensor.tensor).sum()``,
+differentiated by pytensor; the kernel is :class:`bayescrt.families.fused` 's operation,
+run through ``perform`` (PyMC's own sampler, pytensor's default backend) and through its
+numba implementation (what nutpie compiles). Both compute the same sums in the same order up
+to reassociation, so they agree to rounding: 1e-12 of the log-likelihood's size and 1e-10 of
+the gradient's. Central differences with step h are exact to about C h^2 + J / h, where C is a
+third derivative (measured here: C ~ 25, from the error at h = 1e-3) and J the jumps of the value
+at rounding level (~1e-11: under delayed entry a risk set switches between two forms of the same
+sum, each rounded its own way): with h = 1e-4 about 3e-7, so 1e-5 is a margin a wrong gradient
+term (O(0.01) or more) cannot hide in.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescrt.data import SurvivalData
+from bayescrt.families import fused
+from bayescrt.families.partial_likelihood import RiskSets, partial_loglik_terms
+
+TIES = ("efron", "breslow")
+OPTIONS = [dict(zip(("weights", "entry", "strata"), flags)) for flags in itertools.product((False, True), repeat=3)]
+
+
+def _data(n=240, seed=0, **opts):
+    """Whole-day times (many ties) and, optionally, weights, delayed entry (late entrants) and 3 strata."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.random(n) < 0.4, "c": rng.normal(2, 1, n)})
+    t = np.ceil(rng.exponential(30, n))
+    df["time"], df["event"] = t, (rng.random(n) < 0.7).astype(int)
+    kw = {}
+    if opts.get("weights"):
+        df["w"], kw["weights"] = rng.uniform(0.2, 3.0, n), "w"
+    if opts.get("entry"):
+        # most subjects enter late, so early risk sets are mostly not-yet-entered rows and the
+        # kernel takes both of its forms (see test_both_forms_of_a_delayed_risk_set_are_checked)
+        late = rng.random(n) < 0.6
+        df["entry"], kw["entry"] = np.where(late, np.floor(t * rng.uniform(0.5, 0.98, n)), 0.0), "entry"
+    if opts.get("strata"):
+        df["s"], kw["strata"] = rng.integers(0, 3, n), "s"
+    return SurvivalData.from_frame(df, time="time", event="event", covariates=["a", "b", "c"], **kw)
+
+
+def _functions(data, rs, offset: bool, mode="FAST_COMPILE"):
+    """pytensor functions ``(beta, offset) -> (value, d/d beta, d/d offset)`` for the kernel and its graph twin.
+
+    ``FAST_COMPILE`` runs each operation's Python implementation (the kernel's ``perform``), with no C
+    compilation per data set."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    XT = np.ascontiguousarray(data.standardised().T)
+    beta, off = pt.dvector("beta"), pt.dvector("offset")
+    shared = RiskSets(**{k: getattr(rs, k) for k in RiskSets.__dataclass_fields__})
+    out = {}
+    for name in ("kernel", "graph"):
+        if name == "kernel":
+            value = fused.partial_loglik(beta, pt.as_tensor(XT), off if offset else None, shared)
+        else:
+            eta = (pt.as_tensor(XT.T) * beta).sum(axis=1) + (off if offset else 0.0)
+            value = partial_loglik_terms(eta, rs, pt).sum()
+        wrt = [beta, off] if offset else [beta]
+        grads = pytensor.grad(value, wrt)
+        out[name] = pytensor.function([beta, off], [value, *grads], mode=mode, on_unused_input="ignore")
+    return out
+
+
+def _agree(a, b):
+    value, *grads = a
+    ref_value, *ref_grads = b
+    assert abs(float(value) - float(ref_value)) <= 1e-12 * max(1.0, abs(float(ref_value)))
+    for g, r in zip(grads, ref_grads):
+        np.testing.assert_allclose(g, r, rtol=0, atol=1e-10 * max(1.0, float(np.max(np.abs(r)))))
+
+
+@pytest.mark.parametrize("ties", TIES)
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: "+".join(k for k, v in o.items() if v) or "plain")
+@pytest.mark.parametrize("offset", (False, True), ids=("no-offset", "offset"))
+def test_kernel_equals_the_graph_in_value_and_gradient(ties, opts, offset):
+    data = _data(**opts)
+    rs = RiskSets.from_data(data, ties)
+    fns = _functions(data, rs, offset)
+    rng = np.random.default_rng(1)
+    for _ in range(3):  # random points, some far from the mode
+        beta, off = rng.normal(0, 1.5, 3), rng.normal(0, 0.7, data.n)
+        _agree(fns["kernel"](beta, off), fns["graph"](beta, off))
+
+
+@pytest.mark.parametrize("ties", TIES)
+def test_the_numba_implementation_equals_perform(ties):
+    """What nutpie compiles (the operation's numba implementation) gives perform's numbers, every option on."""
+    data = _data(weights=True, entry=True, strata=True)
+    rs = RiskSets.from_data(data, ties)
+    py = _functions(data, rs, offset=True)["kernel"]
+    nb = _functions(data, rs, offset=True, mode="NUMBA")["kernel"]
+    rng = np.random.default_rng(2)
+    beta, off = rng.normal(0, 1, 3), rng.normal(0, 0.5, data.n)
+    _agree(nb(beta, off), py(beta, off))  # pytensor compiles its numba code with fastmath: rounding may differ
+
+
+@pytest.mark.parametrize("ties", TIES)
+@pytest.mark.parametrize("opts", [OPTIONS[0], OPTIONS[-1]], ids=("plain", "weights+entry+strata"))
+def test_gradient_equals_finite_differences(ties, opts):
+    data = _data(**opts)
+    rs = RiskSets.from_data(data, ties)
+    fn = _functions(data, rs, offset=True)["kernel"]
+    rng = np.random.default_rng(3)
+    beta, off = rng.normal(0, 1, 3), rng.normal(0, 0.5, data.n)
+    _, g_beta, g_off = fn(beta, off)
+    h = 1e-4
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = h
+        fd = (fn(beta + e, off)[0] - fn(beta - e, off)[0]) / (2 * h)
+        assert abs(fd - g_beta[j]) < 1e-5
+    for i in rng.choice(data.n, 12, replace=False):
+        e = np.zeros(data.n)
+        e[i] = h
+        fd = (fn(beta, off + e)[0] - fn(beta, off - e)[0]) / (2 * h)
+        assert abs(fd - g_off[i]) < 1e-5
+
+
+def test_both_forms_of_a_delayed_risk_set_are_checked():
+    """The delayed-entry data above make the kernel use its backward and its forward form (else half is untested)."""
+    data = _data(entry=True)
+    rs = RiskSets.from_data(data, "efron")
+    f, weighted, delayed = fused.fields(rs)
+    eta = np.random.default_rng(4).normal(0, 0.5, data.n)
+    g, gd, end, ss, es, frac, w, eo = f[1], f[2], f[3], f[4], f[5], f[6], f[9], f[10]
+    *_, backward = fused.risk_sums(eta, g, gd, end, ss, es, frac, w, eo, weighted, delayed)
+    assert 0 < backward.sum() < len(backward)
+
+
+@pytest.mark.parametrize("opts", [OPTIONS[0], OPTIONS[-1]], ids=("plain", "weights+entry+strata"))
+def test_event_terms_equal_the_numpy_twin(opts):
+    data = _data(**opts)
+    rs = RiskSets.from_data(data, "efron")
+    eta = np.random.default_rng(5).normal(0, 1, (4, data.n))
+    np.testing.assert_allclose(fused.partial_loglik_events(eta, rs), partial_loglik_terms(eta, rs),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_a_non_finite_linear_predictor_gives_a_non_finite_value():
+    """NaN must reach the sampler (it rejects the point) rather than become a finite number."""
+    data = _data()
+    rs = RiskSets.from_data(data, "efron")
+    f, weighted, delayed = fused.fields(rs)
+    eta = np.zeros(data.n)
+    eta[5] = np.nan
+    value, grad = fused.value_and_grad(eta, *f, weighted, delayed)
+    assert not np.isfinite(value)
+
+
+def test_exp_matches_libm_over_its_range():
+    x = np.concatenate([np.linspace(-700, 0, 20001), -np.geomspace(1e-300, 700, 2000), [0.0, -0.0]])
+    out = fused.exp_nonpositive(x, np.empty_like(x))
+    np.testing.assert_allclose(out, np.exp(x), rtol=5e-16, atol=0)

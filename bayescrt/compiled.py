@@ -19,6 +19,18 @@ type, plus the model's dimension lengths. A constant that differs between two
 models therefore gives two keys and two compilations, never a wrong reuse.
 Coordinate labels (e.g. covariate names) are not structure: the reused model
 gets the new model's labels.
+
+Every nutpie fit uses :func:`process_cache` unless given its own cache (or
+``compiled_models=False``): a second fit of the same structure in one process
+(new data of another size, new prior values) reuses the first one's
+compilation with no argument. It keeps the last :data:`PROCESS_CACHE_SIZE`
+structures; :func:`clear` empties it. What a new process can reuse lives on
+disk: pytensor's numba cache of the compiled log density (``~/.pytensor``, or
+``PYTENSOR_FLAGS=base_compiledir=...``) and numba's cache of the fused
+likelihood kernels (``__pycache__`` beside :mod:`bayescrt.families.fused`, or
+``NUMBA_CACHE_DIR``). nutpie's own wrapper around the log density is compiled
+again in every process (numba cannot cache it), which is most of a first fit's
+compile time.
 """
 
 from __future__ import annotations
@@ -88,8 +100,9 @@ class CompiledModels:
     ``on_compile`` is told of each compilation as it finishes.
     """
 
-    def __init__(self, on_compile=None):
-        self._cache: dict = {}
+    def __init__(self, on_compile=None, max_structures: int | None = None):
+        self._cache: dict = {}  # insertion order = least recently used first
+        self.max_structures = max_structures  # None: unbounded
         self._lock = threading.Lock()
         self.compilations = 0
         self.reuses = 0
@@ -106,13 +119,17 @@ class CompiledModels:
 
         key = structure_key(model)
         with self._lock:
-            compiled = self._cache.get(key)
+            compiled = self._cache.pop(key, None)
+            if compiled is not None:
+                self._cache[key] = compiled  # now the most recently used
             if compiled is None:
                 t0 = _time.perf_counter()
                 compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # data stay inputs
                 seconds = _time.perf_counter() - t0
                 self.compile_seconds += seconds
                 self._cache[key] = compiled
+                while self.max_structures is not None and len(self._cache) > self.max_structures:
+                    del self._cache[next(iter(self._cache))]
                 self.compilations += 1
                 if self.on_compile is not None:
                     self.on_compile(_short(key), seconds)
@@ -125,6 +142,27 @@ class CompiledModels:
         coords = {**(compiled.coords or {}), **{k: pd.Index(v) for k, v in model.coords.items()}}
         # the starting point is the new model's own (its support point depends on data and prior values)
         return dataclasses.replace(new, _coords=coords, initial_point_func=initial_point_func(model)), False
+
+
+PROCESS_CACHE_SIZE = 16
+_process_cache: CompiledModels | None = None
+_process_lock = threading.Lock()
+
+
+def process_cache() -> CompiledModels:
+    """The cache every nutpie fit uses by default: one per process, the last 16 structures."""
+    global _process_cache
+    with _process_lock:
+        if _process_cache is None:
+            _process_cache = CompiledModels(max_structures=PROCESS_CACHE_SIZE)
+        return _process_cache
+
+
+def clear() -> None:
+    """Forget every compilation of :func:`process_cache` (the next fit of each structure compiles again)."""
+    global _process_cache
+    with _process_lock:
+        _process_cache = None
 
 
 def initial_point_func(model):

@@ -74,19 +74,34 @@ def check_sampling(*, sampler="nutpie", draws=1000, tune=1000, chains=4, random_
             check_target_accept(target_accept))
 
 
+def check_compiled_models(compiled_models, sampler: str = "nutpie") -> None:
+    """``None`` (the process-wide cache), ``False`` (compile afresh) or a cache with ``compile`` (nutpie only)."""
+    if compiled_models is None or compiled_models is False:
+        return
+    if not hasattr(compiled_models, "compile"):
+        raise SpecError(f"compiled_models={compiled_models!r}: give a bayescrt.compiled.CompiledModels, None (the "
+                        "process-wide cache) or False (compile afresh)")
+    if sampler != "nutpie":
+        raise SpecError(f"compiled_models= reuses nutpie compilations; sampler={sampler!r} compiles its own")
+
+
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
                  target_accept: float = 0.8, compiled_models=None):
     """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict).
 
     ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` cache; a model whose
-    structure it has compiled before is served from it (nutpie only).
+    structure it has compiled before is served from it (nutpie only). ``None`` (the default)
+    uses the process-wide :func:`~bayescrt.compiled.process_cache`; ``False`` compiles afresh.
     """
     sampler, draws, tune, chains, target_accept = check_sampling(sampler=sampler, draws=draws, tune=tune, chains=chains,
                                                                  random_seed=random_seed, target_accept=target_accept)
     seed = resolve_seed(random_seed)
     cores = min(chains, os.cpu_count() or 1)
-    if compiled_models is not None and sampler != "nutpie":
-        raise SpecError(f"compiled_models= reuses nutpie compilations; sampler={sampler!r} compiles its own")
+    check_compiled_models(compiled_models, sampler)
+    if compiled_models is None and sampler == "nutpie":
+        from .compiled import process_cache
+
+        compiled_models = process_cache()
     trace, t0, t1, t2, new = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept,
                                           compiled_models)
     stats = trace["sample_stats"].to_dataset()
@@ -107,7 +122,7 @@ def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, tar
     if sampler == "nutpie":
         import nutpie
 
-        if compiled_models is None:
+        if compiled_models is None or compiled_models is False:
             compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # keep data as inputs
         else:
             compiled, new = compiled_models.compile(model)

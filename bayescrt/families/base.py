@@ -36,7 +36,8 @@ import xarray as xr
 from .. import validation
 from ..data import SurvivalData
 from ..errors import SpecError
-from ..fit import Fit, assemble, check_sampler, check_sampling, check_target_accept, sample_model
+from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_target_accept,
+                   sample_model)
 from ..priors import log_density, resolve_priors
 from .common import resolve_frailty_prior
 
@@ -156,9 +157,12 @@ class Estimator:
         ``log_likelihood``: store the pointwise log-likelihood (per row, or per
         event for the partial likelihood); ``None`` stores it when it takes
         less than 500 MiB, computed ``chunk`` draws at a time.
-        ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` shared by
-        fits of the same structure (data and priors may differ), which then
-        compile once.
+        ``compiled_models``: where compilations are kept. By default every nutpie
+        fit uses the process-wide :func:`~bayescrt.compiled.process_cache`, so a
+        second fit of the same structure (data of another size, other prior
+        values) does not compile again; give a
+        :class:`~bayescrt.compiled.CompiledModels` of your own, or ``False`` to
+        compile afresh.
         ``cluster``: a column grouping subjects (e.g. centre) for a shared
         log-normal frailty; its SD has the estimator's ``frailty_prior`` and each
         cluster's effect is in ``fit.frailty()``.
@@ -167,6 +171,7 @@ class Estimator:
         (:class:`~bayescrt.CoxPH`; see there).
         """
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
+        check_compiled_models(compiled_models, self.sampler)
         chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
         levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
                   "study_prior": study_prior}

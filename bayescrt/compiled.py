@@ -28,9 +28,9 @@ structures; :func:`clear` empties it. What a new process can reuse lives on
 disk: pytensor's numba cache of the compiled log density (``~/.pytensor``, or
 ``PYTENSOR_FLAGS=base_compiledir=...``) and numba's cache of the fused
 likelihood kernels (``__pycache__`` beside :mod:`bayescrt.families.fused`, or
-``NUMBA_CACHE_DIR``). nutpie's own wrapper around the log density is compiled
-again in every process (numba cannot cache it), which is most of a first fit's
-compile time.
+``NUMBA_CACHE_DIR``). The callback nutpie calls around the log density
+(:mod:`bayescrt.native`) points at this process's function, so every new process
+compiles it once (a few seconds).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class CompiledModels:
 
     def compile(self, model):
         """(compiled nutpie model for ``model``, whether it was newly compiled)."""
-        import nutpie
+        from .native import compile_model
 
         key = structure_key(model)
         with self._lock:
@@ -124,7 +124,7 @@ class CompiledModels:
                 self._cache[key] = compiled  # now the most recently used
             if compiled is None:
                 t0 = _time.perf_counter()
-                compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # data stay inputs
+                compiled = compile_model(model)  # data stay inputs
                 seconds = _time.perf_counter() - t0
                 self.compile_seconds += seconds
                 self._cache[key] = compiled

@@ -123,7 +123,9 @@ def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, tar
         import nutpie
 
         if compiled_models is None or compiled_models is False:
-            compiled = nutpie.compile_pymc_model(model, freeze_model=False)  # keep data as inputs
+            from .native import compile_model
+
+            compiled = compile_model(model)  # data stay inputs
         else:
             compiled, new = compiled_models.compile(model)
         t1 = _time.perf_counter()

@@ -20,8 +20,9 @@ def test_a_bad_compiled_models_value_is_refused_naming_the_argument(small_df):
 
 def test_the_cache_keeps_the_most_recently_used_structures(monkeypatch):
     """With room for two structures, a third pushes out the one used longest ago, and only that one."""
-    import nutpie
     import pymc as pm
+
+    from bayescrt import native
 
     @dataclasses.dataclass(frozen=True)
     class Compiled:  # what the cache needs of a compiled model
@@ -36,7 +37,7 @@ def test_the_cache_keeps_the_most_recently_used_structures(monkeypatch):
         def with_data(self, **data):
             return self
 
-    monkeypatch.setattr(nutpie, "compile_pymc_model", lambda model, **kw: Compiled({}))
+    monkeypatch.setattr(native, "compile_model", lambda model: Compiled({}))
 
     def model(k):
         with pm.Model() as m:

@@ -111,7 +111,8 @@ class CompiledModels:
 
     @property
     def structures(self) -> list[str]:
-        return [_short(k) for k in self._cache]
+        with self._lock:
+            return [_short(k) for k in self._cache]
 
     def compile(self, model):
         """(compiled nutpie model for ``model``, whether it was newly compiled)."""
@@ -127,21 +128,44 @@ class CompiledModels:
                 compiled = compile_model(model)  # data stay inputs
                 seconds = _time.perf_counter() - t0
                 self.compile_seconds += seconds
-                self._cache[key] = compiled
+                # kept without its data (each reuse swaps in its own), so the cache holds no N-sized copies
+                self._cache[key] = _without_data(compiled)
                 while self.max_structures is not None and len(self._cache) > self.max_structures:
                     del self._cache[next(iter(self._cache))]
                 self.compilations += 1
-                if self.on_compile is not None:
-                    self.on_compile(_short(key), seconds)
-                return compiled, True
-            self.reuses += 1
-        new = compiled.with_data(**{k: v for k, v in data_values(model).items()
-                                    if any(var.name == k for var in compiled.shared_var_keys)})
+                fresh = True
+            else:
+                self.reuses += 1
+                fresh = False
+        if fresh:
+            if self.on_compile is not None:  # outside the lock: a callback may take its time
+                self.on_compile(_short(key), seconds)
+            return compiled, True
+        values = data_values(model)
+        needed = {var.name for var in compiled.shared_var_keys}
+        if not needed <= set(values):  # the same structure has the same containers; never run on empty ones
+            raise RuntimeError(f"a reused compilation needs data containers {sorted(needed - set(values))} that the "
+                               "model does not have")
+        swapped = compiled.with_data(**{k: v for k, v in values.items() if k in needed})
         import pandas as pd
 
         coords = {**(compiled.coords or {}), **{k: pd.Index(v) for k, v in model.coords.items()}}
         # the starting point is the new model's own (its support point depends on data and prior values)
-        return dataclasses.replace(new, _coords=coords, initial_point_func=initial_point_func(model)), False
+        return dataclasses.replace(swapped, _coords=coords, initial_point_func=initial_point_func(model)), False
+
+
+def _without_data(compiled):
+    """``compiled`` with every data container replaced by an empty one of its type (a reuse swaps all in)."""
+    try:
+        return compiled.with_data(**{var.name: np.zeros((0,) * np.ndim(value), dtype=np.asarray(value).dtype)
+                                     for var, value in _container_values(compiled)})
+    except Exception:  # noqa: BLE001 - a compiled model that cannot be emptied is kept as it is
+        return compiled
+
+
+def _container_values(compiled):
+    keys = compiled.shared_var_keys
+    return [(var, compiled.shared_data[key]) for var, key in keys.items()]
 
 
 PROCESS_CACHE_SIZE = 16

@@ -155,7 +155,9 @@ def compile_model(model):
         if var not in shared:
             shared.append(var)
     arrays = [np.array(v.get_value(), order="C", copy=True) for v in shared]
-    if any(a.dtype not in _DTYPES or a.ndim > MAX_DIMS for a in arrays):
+    names = [v.name for v in shared]
+    if any(a.dtype not in _DTYPES or a.ndim > MAX_DIMS for a in arrays) or None in names \
+            or len(set(names)) < len(names):  # with_data finds containers by name
         return nutpie.compile_pymc_model(model, freeze_model=False)
     for a in arrays:
         a.flags.writeable = False
@@ -175,8 +177,9 @@ def compile_model(model):
     cls = _native_class(compiled_class)
     return cls(_n_dim=n_dim, dims=dims, _coords=coords, _shapes={n: tuple(s) for n, _, s in zip(*shape_info)},
                compiled_logp_func=logp, compiled_expand_func=expand, initial_point_func=initial_point,
-               shared_data=dict(zip([v.name for v in shared], arrays)), shared_var_keys={v: v.name for v in shared},
-               user_data=t, n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_fn, expand_func=expand_fn)
+               shared_data=dict(zip(names, arrays)), shared_var_keys={v: v.name for v in shared},
+               user_data=t, n_expanded=n_expanded, shape_info=shape_info, logp_func=logp_fn, expand_func=expand_fn,
+               reparameterized_names=reparameterised)  # nutpie leaves these (e.g. frailty_sd_log__) out of draws
 
 
 _NATIVE = {}

@@ -67,6 +67,8 @@ def frailty_cox():
 def test_the_fast_path_is_taken_with_the_installed_nutpie(frailty_cox):
     *_, compiled = frailty_cox
     assert type(compiled).__name__ == "NativeCompiledModel"
+    # the sampler's unconstrained variables are named, so nutpie leaves them out of the draws
+    assert "frailty_sd_log__" in compiled.reparameterized_names
 
 
 def test_value_gradient_and_draws_are_pytensors(frailty_cox):

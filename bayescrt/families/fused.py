@@ -6,7 +6,7 @@ as many N-length temporaries. :class:`CoxPartialLoglik` computes the same
 number and its gradient with respect to the linear predictor ``eta`` in one
 numba function (:func:`value_and_grad`):
 
-1. ``r = w * exp(eta - max(eta))`` and its reverse (and, under delayed entry,
+1. ``r = w * exp(eta - m)``, ``m`` the maximum of ``eta`` in each stratum, and its reverse (and, under delayed entry,
    forward) cumulative sums: the risk-set sums of every event, exactly as
    :func:`~bayescrt.families.partial_likelihood.risk_set_sums` forms them
    (the same choice between the backward and forward forms);
@@ -31,8 +31,14 @@ differences, for every combination of ties, strata, weights and delayed entry.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 from numba import njit
+
+# part of pytensor's disk-cache key of every compiled log density that holds the kernel
+SOURCE_VERSION = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12], 16)
 
 
 # exp(x) for x <= 0 as 2**k * exp(f), |f| <= ln(2)/2, with a degree-13 Taylor polynomial (truncation
@@ -43,7 +49,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e+00
 
 
-@njit(cache=True, nogil=True, fastmath={"contract"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def exp_nonpositive(x, out):
     """``out[i] = exp(x[i])`` for ``x[i] <= 0`` (below -700 taken as -700: 1e-304 instead of a smaller number)."""
     n = x.shape[0]
@@ -73,7 +79,7 @@ def exp_nonpositive(x, out):
     return out
 
 
-@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def linear_predictor(beta, XT, offset, has_offset):
     """``eta = X @ beta (+ offset)`` from the covariates stored by column (``XT``: covariates x rows).
 
@@ -94,7 +100,7 @@ def linear_predictor(beta, XT, offset, has_offset):
     return eta
 
 
-@njit(cache=True, nogil=True, fastmath={"contract", "reassoc"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def covariate_gradient(XT, grad_eta):
     """``X.T @ grad_eta``, one contiguous dot product per covariate."""
     p, n = XT.shape
@@ -107,7 +113,7 @@ def covariate_gradient(XT, grad_eta):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def value_and_grad_beta(beta, XT, offset, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, weighted, delayed,
                         has_offset):
     """``(logp, d logp / d beta, d logp / d eta)`` with ``eta = X @ beta + offset``: the whole likelihood in one call."""
@@ -116,9 +122,12 @@ def value_and_grad_beta(beta, XT, offset, ev, g, gd, end, ss, es, frac, ew, c, w
     return total, covariate_gradient(XT, grad_eta), grad_eta
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def risk_sums(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, delayed):
-    """``(m, r, risk, backward)``: ``m = max(eta)``, ``r = w exp(eta - m)`` and each event's risk-set sum.
+    """``(shift, r, risk, backward)``: ``r = w exp(eta - shift)`` and each event's risk-set sum (of ``r``).
+
+    ``shift`` (per event) is the maximum of ``eta`` over the event's stratum (over all rows for one
+    stratum); rows of strata without events are shifted by the overall maximum.
 
     ``risk[k] = S - l/d T`` as :func:`~.partial_likelihood.risk_set_sums` forms it; ``backward[k]`` says
     which form (time >= t minus not yet entered, or entered by t minus gone before t) was used.
@@ -132,6 +141,22 @@ def risk_sums(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, delayed):
     r = np.empty(n)
     for i in range(n):
         r[i] = eta[i] - m
+    shift = np.full(n_ev, m)
+    if n_ev > 0 and ss[n_ev - 1] > 0:
+        # several strata with events: each is shifted by its own maximum, so that a stratum's risk sums
+        # (differences of reverse cumulative sums) do not lose digits to later strata far above it
+        k = 0
+        while k < n_ev:
+            lo, hi = ss[k], end[k]
+            ms = eta[lo]
+            for i in range(lo + 1, hi):
+                if eta[i] > ms:
+                    ms = eta[i]
+            for i in range(lo, hi):
+                r[i] = eta[i] - ms
+            while k < n_ev and ss[k] == lo:
+                shift[k] = ms
+                k += 1
     exp_nonpositive(r, r)
     if weighted:
         for i in range(n):
@@ -163,10 +188,10 @@ def risk_sums(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, delayed):
             else:
                 backward[k] = False
                 risk[k] = (Fe[es[k]] - Fe[ss[k]]) - (F[g[k]] - F[ss[k]]) - frac[k] * (R[g[k]] - R[gd[k]])
-    return m, r, risk, backward
+    return shift, r, risk, backward
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def value_and_grad(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, weighted, delayed):
     """``(log partial likelihood, its gradient with respect to eta)`` for rows in sorted order.
 
@@ -180,13 +205,13 @@ def value_and_grad(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, wei
     grad = np.zeros(n)
     if n_ev == 0:
         return 0.0, grad
-    m, r, risk, backward = risk_sums(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, delayed)
+    shift, r, risk, backward = risk_sums(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, delayed)
     De = np.zeros(n + 1 if delayed else 0)  # difference array in entry order
     Dt = grad  # difference array in time order, turned into the gradient in place (Dt[n] is never read)
     total = 0.0
     for k in range(n_ev):
         gk, gdk, ek, f = g[k], gd[k], end[k], frac[k]
-        total += ew[k] * eta[ev[k]] - c[k] * (np.log(risk[k]) + m)
+        total += ew[k] * eta[ev[k]] - c[k] * (np.log(risk[k]) + shift[k])
         v = c[k] / risk[k]
         if backward[k]:
             # rows of the tie group weigh (1 - l/d), the rest of the stratum's later rows 1
@@ -221,14 +246,14 @@ def value_and_grad(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, wei
     return total, grad
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def event_terms(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, weighted, delayed):
     """Each event's partial log-likelihood term for a batch of linear predictors ``eta`` (draws x rows)."""
     out = np.empty((eta.shape[0], ev.shape[0]))
     for d in range(eta.shape[0]):
-        m, r, risk, backward = risk_sums(eta[d], g, gd, end, ss, es, frac, w, entry_order, weighted, delayed)
+        shift, r, risk, backward = risk_sums(eta[d], g, gd, end, ss, es, frac, w, entry_order, weighted, delayed)
         for k in range(ev.shape[0]):
-            out[d, k] = ew[k] * eta[d, ev[k]] - c[k] * (np.log(risk[k]) + m)
+            out[d, k] = ew[k] * eta[d, ev[k]] - c[k] * (np.log(risk[k]) + shift[k])
     return out
 
 
@@ -305,6 +330,8 @@ def _op_class():
 
     @register_funcify_default_op_cache_key(CoxPartialLoglik)
     def _numba(op, node=None, **kwargs):
+        # pytensor caches the compiled log density on disk under a key of the operation's type and
+        # properties; the kernel's source is added to it, so an edited kernel is never served stale
         weighted, delayed, has_offset = op.weighted, op.delayed, op.has_offset
 
         @numba_njit
@@ -313,7 +340,7 @@ def _op_class():
                                                        entry_order, weighted, delayed, has_offset)
             return np.asarray(total), g_beta, g_eta if has_offset else np.zeros(0)
 
-        return cox_partial_loglik
+        return cox_partial_loglik, SOURCE_VERSION
 
     _OP = CoxPartialLoglik
     return _OP

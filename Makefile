@@ -33,7 +33,7 @@ test-all: $(VENV)/.installed-test
 	$(PY) -m pytest -m ""
 
 bench: $(VENV)/.installed-test
-	$(PY) benchmarks/cox_scaling.py
+	$(PY) benchmarks/speed.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

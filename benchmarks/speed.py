@@ -1,0 +1,164 @@
+"""Every row of the speed table, with lifelines' CoxPHFitter on the same data in the same process.
+
+    python benchmarks/speed.py --n 8880           # first and second fit, Weibull, piecewise, frailty, grid cell
+    python benchmarks/speed.py --n 50000          # first fit and the parametric families
+    python benchmarks/speed.py --n 1000000 --cox-only --one-fit
+
+Each size runs in a fresh process (the first fit's compilation is a fresh process's, and peak
+memory is its own). The reference is lifelines' ``CoxPHFitter`` (Efron ties, the same nine
+covariates) fitted in the same process just before; every ratio is bayescrt's total time
+(validation, MLE, compilation, sampling, diagnostics, stored log-likelihood) over lifelines'.
+4 chains x 1000 draws after 1000 tuning steps, nutpie, 2 cores. ``grad_ms`` is one evaluation of
+the log density and its gradient as the sampler's numba backend computes it; ``bytes_per_grad``
+what it must read at least (the covariates, the risk-set arrays and the per-row vectors of the
+kernel), and ``GB/s`` that over the gradient's time beside a large numpy copy measured in the
+same run (the machine's achievable bandwidth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cox_scaling import simulate  # noqa: E402
+
+COVS = ["upgrade", "age", "male", "diabetes", "hypertension", "ihd", "af", "copd", "ckd"]
+RUN = dict(draws=1000, tune=1000, chains=4, progress=False)
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def _fit_row(name, fit, seconds, lifelines_s) -> dict:
+    s, rep = fit.sampling, fit.diagnostics()
+    ess = float(rep.parameters["ess_bulk"].min())
+    return {"case": name, "total_s": round(seconds, 2), "compile_s": s["compile_seconds"],
+            "sampling_s": s["sampling_seconds"], "over_lifelines": round(seconds / lifelines_s, 1),
+            "min_bulk_ess": round(ess), "ess_per_total_s": round(ess / seconds), "diagnostics_ok": rep.ok}
+
+
+def _gradient(df, n_events) -> dict:
+    """One log-density gradient of the Cox model (numba backend) against the machine's copy bandwidth."""
+    import bayescrt as bc
+
+    est = bc.CoxPH()
+    model = est.build(est.prepare(df, time="days", event="died", covariates=COVS))[0]
+    import pytensor
+
+    logp = model.logp()
+    fn = pytensor.function(model.value_vars, [logp, *pytensor.grad(logp, model.value_vars)], mode="NUMBA")
+    x = np.zeros(len(COVS))
+    fn(x)
+    reps = max(5, int(2e6 // len(df)))
+    _, secs = _timed(lambda: [fn(x) for _ in range(reps)])
+    grad_s = secs / reps
+    n, p = len(df), len(COVS)
+    # covariates read twice (eta, then X.T @ grad), 5 risk-set integers and 3 values per event,
+    # and the kernel's per-row vectors (eta, r, R, grad) written and read once each
+    need = 2 * n * p * 8 + n_events * (5 * 4 + 3 * 8) + 4 * 2 * n * 8
+    big = np.ones(max(n * p, 2 ** 24))
+    dst = np.empty_like(big)
+    np.copyto(dst, big)
+    _, copy_s = _timed(lambda: [np.copyto(dst, big) for _ in range(5)])
+    copy_gbs = 2 * big.nbytes * 5 / copy_s / 1e9  # read + write
+    return {"grad_ms": round(grad_s * 1e3, 3), "bytes_per_grad_MB": round(need / 1e6, 1),
+            "grad_GBps": round(need / grad_s / 1e9, 2), "numpy_copy_GBps": round(copy_gbs, 2)}
+
+
+def one(n: int, cox_only: bool, one_fit: bool = False) -> dict:
+    import bayescrt as bc
+    from lifelines import CoxPHFitter
+
+    df = simulate(n)
+    _, lifelines_s = _timed(lambda: CoxPHFitter().fit(df, "days", "died"))
+    kw = dict(time="days", event="died", covariates=COVS, **RUN)
+    rows = []
+    first, s = _timed(lambda: bc.CoxPH().fit(df, random_seed=1, **kw))
+    rows.append(_fit_row("Cox, first fit (compile included)", first, s, lifelines_s))
+    if not one_fit:
+        second, s = _timed(lambda: bc.CoxPH().fit(simulate(n, seed=2), random_seed=2, **kw))
+        rows.append(_fit_row("Cox, second fit of the structure", second, s, lifelines_s))
+    if not cox_only:
+        for fam in ("WeibullPH", "PiecewiseExponentialPH"):
+            fit, s = _timed(lambda: getattr(bc, fam)().fit(df, random_seed=1, **kw))
+            rows.append(_fit_row(f"{fam}, first fit", fit, s, lifelines_s))
+    if n <= 20_000 and not cox_only:
+        from frailty import clustered
+
+        cdf = clustered(n, 50, 0.3, 3)
+        plain, s_plain = _timed(lambda: bc.CoxPH().fit(cdf, random_seed=4, **kw))
+        rows.append(_fit_row("Cox on the clustered data (first fit)", plain, s_plain, lifelines_s))
+        frail, s = _timed(lambda: bc.CoxPH().fit(cdf, cluster="centre", random_seed=4, **kw))
+        rows.append(_fit_row("Cox + frailty, 50 clusters (first fit)", frail, s, lifelines_s))
+        rows[-1]["over_plain_cox"] = round(s / s_plain, 2)
+        rows[-1]["sampling_over_plain"] = round(frail.sampling["sampling_seconds"]
+                                                / plain.sampling["sampling_seconds"], 2)
+        rows.extend(_grid_cells(df, lifelines_s))
+    out = {"n": n, "events": int(df["died"].sum()), "lifelines_s": round(lifelines_s, 2), "rows": rows,
+           **_gradient(df, int(df["died"].sum()))}
+    out["peak_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
+def _grid_cells(df, lifelines_s) -> list[dict]:
+    """Seconds per sensitivity-grid cell after the first: one structure, three priors, per family."""
+    from bayescrt.sensitivity import Grid, run
+
+    rows = []
+    for fam in ("CoxPH", "WeibullPH"):
+        grid = Grid(time="days", event="died", exposure="upgrade", covariate_sets={"full": COVS[1:]},
+                    priors=["neutral", "sceptical", "enthusiastic"], families=[fam], random_seed=5)
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = run(grid, folder, data=df, progress=False)
+            cells = list(res.manifest["cells"].values())
+        later = [c["seconds"] for c in cells if c["compiled"] == "reused"]
+        rows.append({"case": f"grid cell after the first, {fam}", "total_s": round(float(np.median(later)), 2),
+                     "over_lifelines": round(float(np.median(later)) / lifelines_s, 1),
+                     "cells": len(cells), "compilations": res.compilations})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, nargs="*", default=[8_880, 50_000])
+    ap.add_argument("--cox-only", action="store_true", help="only the Cox fits (for N = 1,000,000)")
+    ap.add_argument("--one-fit", action="store_true", help="only the first Cox fit (N = 1,000,000 takes minutes per fit)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(one(args.n[0], args.cox_only, args.one_fit)))
+        return
+    import os
+
+    load = os.getloadavg()
+    print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; {os.cpu_count()} cores")
+    for n in args.n:
+        cmd = [sys.executable, __file__, "--child", "--n", str(n)] + (["--cox-only"] if args.cox_only else []) \
+            + (["--one-fit"] if args.one_fit else [])
+        res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        print(f"\nN = {res['n']:,} ({res['events']:,} events); lifelines {res['lifelines_s']} s; peak {res['peak_MB']} MB; "
+              f"gradient {res['grad_ms']} ms reading >= {res['bytes_per_grad_MB']} MB ({res['grad_GBps']} GB/s; "
+              f"numpy copy {res['numpy_copy_GBps']} GB/s)")
+        import pandas as pd
+
+        print(pd.DataFrame(res["rows"]).set_index("case").to_string())
+    load = os.getloadavg()
+    print(f"\nload average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,31 +2,33 @@
 
 :func:`partial_loglik_terms` writes the partial likelihood as cumulative sums
 and gathers; differentiated by pytensor, that graph is some forty operations and
-as many N-length temporaries. :class:`CoxPartialLoglik` computes the same
-number and its gradient with respect to the linear predictor ``eta`` in one
-numba function (:func:`value_and_grad`):
+as many N-length temporaries. :class:`CoxPartialLoglik` takes ``beta``, the
+covariates by column and an optional per-row offset (frailty, study terms) and
+returns the log partial likelihood at ``eta = X @ beta + offset`` with its
+gradients, which pytensor's reverse mode reads instead of differentiating the
+passes. One numba function computes them (:func:`value_and_grad_beta`):
 
-1. ``r = w * exp(eta - m)``, ``m`` the maximum of ``eta`` in each stratum, and its reverse (and, under delayed entry,
-   forward) cumulative sums: the risk-set sums of every event, exactly as
-   :func:`~bayescrt.families.partial_likelihood.risk_set_sums` forms them
-   (the same choice between the backward and forward forms);
+1. ``eta``, then ``r = w * exp(eta - m)`` (``m`` the maximum of ``eta`` in each
+   stratum) and its reverse (and, under delayed entry, forward) cumulative sums:
+   the risk-set sums of every event, exactly as
+   :func:`~bayescrt.families.partial_likelihood.risk_set_sums` forms them (the same
+   choice between the backward and forward forms);
 2. the log partial likelihood, and ``c_k / S_k`` per event added onto the rows
    of its risk set as the ends of intervals (a difference array);
-3. one prefix sum of that array: ``d logp / d eta_i = w_i [event] - r_i a_i``.
+3. one prefix sum of that array: ``d logp / d eta_i = w_i [event] - r_i a_i``,
+   and ``X.T @ (d logp / d eta)``.
 
-O(N + events) time, no N x N matrix, no person-time rows. The operation is a
-function of ``eta`` only, so frailty and study terms (added to ``eta`` in the
-graph) need nothing of their own; its second output is the gradient, which
-pytensor's reverse mode reads instead of differentiating the passes.
+O(N + events) time, no N x N matrix, no person-time rows.
 
 The kernel is compiled by numba once per machine and cached on disk (numba's
 ``cache=True``: ``__pycache__`` beside this file, or ``NUMBA_CACHE_DIR``); the
 graph a sampler compiles around it is a few operations. Under nutpie's numba
 backend the operation is inlined through its numba implementation; under
 PyMC's own sampler it runs through :meth:`CoxPartialLoglik.perform`, calling
-the same compiled kernel. ``tests/test_fused.py`` checks value and gradient
-against the pytensor graph (1e-10) and the gradient against finite
-differences, for every combination of ties, strata, weights and delayed entry.
+the same compiled kernel. ``tests/test_fused.py`` checks value (1e-12 of its
+size) and gradient (1e-10 of its largest entry) against the pytensor graph, and
+the gradient against finite differences, for every combination of ties, strata,
+weights, delayed entry and offset.
 """
 
 from __future__ import annotations
@@ -257,12 +259,13 @@ def event_terms(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, weight
     return out
 
 
-def fields(rs) -> tuple:
+def fields(rs, empty=None) -> tuple:
     """The risk-set arrays of :class:`~.partial_likelihood.RiskSets` in the kernels' order, with its two flags.
 
-    ``(fields, weighted, delayed)``; an absent weight or entry array is an empty one."""
+    ``(fields, weighted, delayed)``; an absent weight or entry array is ``empty``'s (float, integer)
+    pair, empty numpy arrays by default."""
     weighted, delayed = rs.weights is not None, rs.entry_order is not None
-    e_f, e_i = np.zeros(0), np.zeros(0, np.int64)
+    e_f, e_i = (np.zeros(0), np.zeros(0, np.int64)) if empty is None else empty
     return ((rs.event_rows, rs.group_start, rs.group_events_end, rs.stratum_end, rs.stratum_start,
              rs.entry_start if delayed else e_i, rs.tie_fraction, rs.event_weight, rs.log_weight,
              rs.weights if weighted else e_f, rs.entry_order if delayed else e_i), weighted, delayed)
@@ -358,10 +361,7 @@ def partial_loglik(beta, XT, offset, rs):
     """
     import pytensor.tensor as pt
 
-    weighted, delayed = rs.weights is not None, rs.entry_order is not None
     empty_f, empty_i = pt.as_tensor(np.zeros(0)), pt.as_tensor(np.zeros(0, np.int64))
-    fields = [rs.event_rows, rs.group_start, rs.group_events_end, rs.stratum_end, rs.stratum_start,
-              rs.entry_start if delayed else empty_i, rs.tie_fraction, rs.event_weight, rs.log_weight,
-              rs.weights if weighted else empty_f, rs.entry_order if delayed else empty_i]
+    rows, weighted, delayed = fields(rs, (empty_f, empty_i))
     op = _op_class()(weighted, delayed, offset is not None)
-    return op(beta, XT, empty_f if offset is None else offset, *fields)[0]
+    return op(beta, XT, empty_f if offset is None else offset, *rows)[0]

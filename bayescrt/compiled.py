@@ -101,8 +101,12 @@ class CompiledModels:
     """
 
     def __init__(self, on_compile=None, max_structures: int | None = None):
+        from . import validation
+
         self._cache: dict = {}  # insertion order = least recently used first
-        self.max_structures = max_structures  # None: unbounded
+        # None: unbounded
+        self.max_structures = None if max_structures is None else validation.integer("max_structures",
+                                                                                    max_structures, low=1)
         self._lock = threading.Lock()
         self.compilations = 0
         self.reuses = 0
@@ -121,8 +125,6 @@ class CompiledModels:
         key = structure_key(model)
         with self._lock:
             compiled = self._cache.pop(key, None)
-            if compiled is not None:
-                self._cache[key] = compiled  # now the most recently used
             if compiled is None:
                 t0 = _time.perf_counter()
                 compiled = compile_model(model)  # data stay inputs
@@ -135,6 +137,7 @@ class CompiledModels:
                 self.compilations += 1
                 fresh = True
             else:
+                self._cache[key] = compiled  # now the most recently used
                 self.reuses += 1
                 fresh = False
         if fresh:
@@ -157,15 +160,11 @@ class CompiledModels:
 def _without_data(compiled):
     """``compiled`` with every data container replaced by an empty one of its type (a reuse swaps all in)."""
     try:
-        return compiled.with_data(**{var.name: np.zeros((0,) * np.ndim(value), dtype=np.asarray(value).dtype)
-                                     for var, value in _container_values(compiled)})
+        values = {var.name: compiled.shared_data[key] for var, key in compiled.shared_var_keys.items()}
+        return compiled.with_data(**{name: np.zeros((0,) * np.ndim(v), dtype=np.asarray(v).dtype)
+                                     for name, v in values.items()})
     except Exception:  # noqa: BLE001 - a compiled model that cannot be emptied is kept as it is
         return compiled
-
-
-def _container_values(compiled):
-    keys = compiled.shared_var_keys
-    return [(var, compiled.shared_data[key]) for var, key in keys.items()]
 
 
 PROCESS_CACHE_SIZE = 16

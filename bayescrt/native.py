@@ -19,7 +19,7 @@ This path reads four names of nutpie's module (``_make_functions``,
 ``_prepare_dims_and_coords``, ``_wrap_with_lock``, ``CompiledPyMCModel``); where an
 installed nutpie lacks one of them, or a model has a data container of another kind,
 :func:`compile_model` falls back to ``nutpie.compile_pymc_model``, which gives the same
-sampler its usual (slower) compilation. ``tests/test_compiled.py`` checks that the fast
+sampler its usual (slower) compilation. ``tests/test_native.py`` checks that the fast
 path is the one taken with the nutpie installed.
 """
 
@@ -135,14 +135,15 @@ def compile_model(model):
     """The nutpie compiled model of ``model`` (data containers stay inputs), by the fast path where it applies."""
     import nutpie
 
+    def nutpies_own():
+        return nutpie.compile_pymc_model(model, freeze_model=False)
+
     try:
         from nutpie import compile_pymc as ncp
 
         parts = (ncp._make_functions, ncp._prepare_dims_and_coords, ncp._wrap_with_lock, ncp.CompiledPyMCModel)
     except (ImportError, AttributeError):
-        parts = None
-    if parts is None:
-        return nutpie.compile_pymc_model(model, freeze_model=False)
+        return nutpies_own()
     make_functions, dims_and_coords, with_lock, compiled_class = parts
     from pymc.initial_point import make_initial_point_fn
 
@@ -158,7 +159,7 @@ def compile_model(model):
     names = [v.name for v in shared]
     if any(a.dtype not in _DTYPES or a.ndim > MAX_DIMS for a in arrays) or None in names \
             or len(set(names)) < len(names):  # with_data finds containers by name
-        return nutpie.compile_pymc_model(model, freeze_model=False)
+        return nutpies_own()
     for a in arrays:
         a.flags.writeable = False
     import numba

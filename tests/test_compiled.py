@@ -70,3 +70,9 @@ def test_a_second_fit_of_the_same_structure_reuses_the_compilation_with_no_argum
     assert second.model["n"] == 90
     # the same seed gives the same draws whether the compilation is new or reused
     np.testing.assert_array_equal(first.log_hr_draws(), again.log_hr_draws())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "3", True])
+def test_a_cache_size_must_be_a_positive_integer(bad):
+    with pytest.raises(bc.SpecError, match=r"max_structures=.*must be an integer >= 1"):
+        compiled.CompiledModels(max_structures=bad)

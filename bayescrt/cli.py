@@ -108,7 +108,7 @@ def _reproduce(args) -> int:
     load_spec(args.study)
     out = output_folder(args.out, "--out") if args.out is not None else None
     rep = reproduce(args.study, draws=args.draws, chains=args.chains, random_seed=args.seed,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, scheduler=args.scheduler)
     print(rep)
     if out is not None:
         paths = write_outputs(rep, out)
@@ -242,6 +242,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="folder for NetCDF fits, table.csv, forest.png and the diagnostic report")
     r.add_argument("--json", help="write the table as JSON to this file (its folder must exist)")
     r.add_argument("--no-progress", action="store_true", help="hide the sampling progress bars")
+    r.add_argument("--scheduler", help="run the chains on the workers of this dask.distributed scheduler "
+                                       "(e.g. tcp://host:8786)")
     r.set_defaults(func=_reproduce)
     c = command("calibrate", "recompute a synthetic cohort's calibration (writes <spec>.calibration.toml)")
     c.add_argument("study", help="spec name (e.g. danish) or path to a spec .toml")

@@ -85,64 +85,83 @@ def check_compiled_models(compiled_models, sampler: str = "nutpie") -> None:
         raise SpecError(f"compiled_models= reuses nutpie compilations; sampler={sampler!r} compiles its own")
 
 
+def check_scheduler(scheduler, sampler: str = "nutpie", compiled_models=None) -> None:
+    """``scheduler=`` runs nutpie chains on a Dask cluster, whose workers keep their own compilations."""
+    if scheduler is None:
+        return
+    if sampler != "nutpie":
+        raise SpecError(f"scheduler= runs nutpie chains on a Dask cluster; sampler={sampler!r} samples here only: "
+                        "drop scheduler= or use sampler='nutpie'")
+    if compiled_models is not None and compiled_models is not False:
+        raise SpecError("compiled_models= keeps compilations in this process; with scheduler= each worker keeps its "
+                        "own: drop one of them")
+
+
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
-                 target_accept: float = 0.8, compiled_models=None):
+                 target_accept: float = 0.8, compiled_models=None, scheduler=None):
     """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict).
 
+    With nutpie each chain is a one-chain run with its own seed from ``random_seed``
+    (:mod:`bayescrt.chains`), so that a chain's draws do not depend on where it runs.
     ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` cache; a model whose
     structure it has compiled before is served from it (nutpie only). ``None`` (the default)
     uses the process-wide :func:`~bayescrt.compiled.process_cache`; ``False`` compiles afresh.
+    ``scheduler``: a ``dask.distributed`` scheduler address or Client; the chains then run as
+    tasks on its workers, each holding the data once, with the draws a local fit would give.
     """
     sampler, draws, tune, chains, target_accept = check_sampling(sampler=sampler, draws=draws, tune=tune, chains=chains,
                                                                  random_seed=random_seed, target_accept=target_accept)
     seed = resolve_seed(random_seed)
-    cores = min(chains, os.cpu_count() or 1)
     check_compiled_models(compiled_models, sampler)
-    if compiled_models is None and sampler == "nutpie":
-        from .compiled import process_cache
+    check_scheduler(scheduler, sampler, compiled_models)
+    info = {"sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains), "random_seed": seed,
+            "target_accept": target_accept}
+    if sampler == "nutpie":
+        tree, run = _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler)
+    else:
+        tree, run = _run_pymc(model, draws, tune, chains, seed, progress, target_accept)
+    return tree, {**info, **run}
 
-        compiled_models = process_cache()
-    trace, t0, t1, t2, new = _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept,
-                                          compiled_models)
+
+def _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler):
+    from . import chains as _chains
+
+    seeds = _chains.chain_seeds(seed, chains)
+    if scheduler is not None:
+        traces, run = _chains.sample_on_cluster(model, seeds, scheduler, draws=draws, tune=tune,
+                                                target_accept=target_accept, progress=progress)
+        return _chains.combine(traces), {**run, "chain_seeds": seeds}
+    t0 = _time.perf_counter()
+    if compiled_models is False:
+        from .native import compile_model
+
+        compiled, new = compile_model(model), True  # data stay inputs
+    else:
+        if compiled_models is None:
+            from .compiled import process_cache
+
+            compiled_models = process_cache()
+        compiled, new = compiled_models.compile(model)
+    t1 = _time.perf_counter()
+    traces = _chains.sample_here(compiled, seeds, draws=draws, tune=tune, target_accept=target_accept,
+                                 cores=min(chains, os.cpu_count() or 1), progress=progress)
+    return _chains.combine(traces), {"compile_seconds": round(t1 - t0, 3),
+                                     "sampling_seconds": round(_time.perf_counter() - t1, 3),
+                                     "compiled": "new" if new else "reused", "chain_seeds": seeds}
+
+
+def _run_pymc(model, draws, tune, chains, seed, progress, target_accept):
+    import pymc as pm
+
+    t0 = _time.perf_counter()  # PyMC compiles inside pm.sample; its compile time is counted as sampling
+    trace = pm.sample(
+        model=model, draws=draws, tune=tune, chains=chains, cores=min(chains, os.cpu_count() or 1), random_seed=seed,
+        progressbar=progress, nuts_sampler="pymc", compute_convergence_checks=False, target_accept=target_accept,
+    )
     stats = trace["sample_stats"].to_dataset()
     stats = stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
     tree = xr.DataTree.from_dict({"posterior": trace["posterior"].to_dataset(), "sample_stats": stats})
-    info = {
-        "sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains),
-        "random_seed": seed, "target_accept": target_accept, "compile_seconds": round(t1 - t0, 3), "sampling_seconds": round(t2 - t1, 3),
-        "compiled": "new" if new else "reused",
-    }
-    return tree, info
-
-
-def _run_sampler(model, sampler, draws, tune, chains, cores, seed, progress, target_accept=0.8,
-                 compiled_models=None):
-    t0 = _time.perf_counter()
-    new = True
-    if sampler == "nutpie":
-        import nutpie
-
-        if compiled_models is None or compiled_models is False:
-            from .native import compile_model
-
-            compiled = compile_model(model)  # data stay inputs
-        else:
-            compiled, new = compiled_models.compile(model)
-        t1 = _time.perf_counter()
-        trace = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-            progress_bar=progress, save_warmup=False, target_accept=target_accept,
-        )
-    else:
-        import pymc as pm
-
-        t1 = t0  # PyMC compiles inside pm.sample; its compile time is counted as sampling
-        trace = pm.sample(
-            model=model, draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-            progressbar=progress, nuts_sampler="pymc", compute_convergence_checks=False,
-            target_accept=target_accept,
-        )
-    return trace, t0, t1, _time.perf_counter(), new
+    return tree, {"compile_seconds": 0.0, "sampling_seconds": round(_time.perf_counter() - t0, 3), "compiled": "new"}
 
 
 HASHES_ATTR = "bayescrt_hashes"

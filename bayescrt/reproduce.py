@@ -74,8 +74,12 @@ class Reproduction:
 
 
 def reproduce(name: str = "danish", *, draws: int | None = None, tune: int | None = None,
-              chains: int | None = None, random_seed: int | None = None, progress: bool = True) -> Reproduction:
-    """Run the re-analysis of spec ``name`` on its synthetic cohort; arguments override the spec's sampler."""
+              chains: int | None = None, random_seed: int | None = None, progress: bool = True,
+              scheduler=None) -> Reproduction:
+    """Run the re-analysis of spec ``name`` on its synthetic cohort; arguments override the spec's sampler.
+
+    ``scheduler``: a ``dask.distributed`` scheduler address or Client, on whose workers the chains
+    of every fit run (see :meth:`bayescrt.CoxPH.fit`)."""
     spec = load_spec(name)
     cohort = simulate_cohort(spec)
     s = spec.sampler
@@ -85,6 +89,8 @@ def reproduce(name: str = "danish", *, draws: int | None = None, tune: int | Non
         "chains": chains if chains is not None else s.get("chains", 4),
         "random_seed": random_seed if random_seed is not None else s.get("random_seed"),
     }
+    if scheduler is not None:
+        kw["scheduler"] = scheduler
     col = spec.columns
     fits = fit_covariate_sets(estimator(spec), cohort, time=col["time"], event=col["event"], exposure=col["exposure"],
                               sets=spec.covariate_sets, priors=spec.priors, progress=progress, **kw)

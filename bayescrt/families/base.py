@@ -36,8 +36,8 @@ import xarray as xr
 from .. import validation
 from ..data import SurvivalData
 from ..errors import SpecError
-from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_target_accept,
-                   sample_model)
+from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
+                   check_target_accept, sample_model)
 from ..priors import log_density, resolve_priors
 from .common import resolve_frailty_prior
 
@@ -146,7 +146,7 @@ class Estimator:
             tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True,
             log_likelihood: bool | None = None, chunk: int | None = None, compiled_models=None,
             study: str | None = None, exposure: str | None = None, pooling: str = "partial", aggregate=None,
-            study_prior: dict | None = None) -> Fit:
+            study_prior: dict | None = None, scheduler=None) -> Fit:
         """Fit the model to a DataFrame and return a :class:`~bayescrt.fit.Fit`.
 
         ``priors`` maps a covariate (its column name, or an encoded label such
@@ -166,12 +166,16 @@ class Estimator:
         ``cluster``: a column grouping subjects (e.g. centre) for a shared
         log-normal frailty; its SD has the estimator's ``frailty_prior`` and each
         cluster's effect is in ``fit.frailty()``.
+        ``scheduler``: a ``dask.distributed`` scheduler address (``"tcp://host:8786"``) or
+        Client: the chains run as tasks on its workers, each holding the data once, and give the
+        draws this process would give for the same ``random_seed`` (nutpie only).
         ``study``, ``exposure``, ``pooling``, ``aggregate``, ``study_prior``:
         several studies in one model, for a family with a study level
         (:class:`~bayescrt.CoxPH`; see there).
         """
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         check_compiled_models(compiled_models, self.sampler)
+        check_scheduler(scheduler, self.sampler, compiled_models)
         chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
         levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
                   "study_prior": study_prior}
@@ -186,7 +190,7 @@ class Estimator:
         ta = self.target_accept or self._default_target_accept(data, hierarchy)
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
-                                      compiled_models=compiled_models)
+                                      compiled_models=compiled_models, scheduler=scheduler)
         post = tree["posterior"]
         n_draws = post.sizes["chain"] * post.sizes["draw"]
         groups = data_groups(data)

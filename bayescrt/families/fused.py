@@ -303,6 +303,9 @@ def _op_class():
             self.delayed = bool(delayed)
             self.has_offset = bool(has_offset)
 
+        def __reduce__(self):  # by name, so that a model sent to another process finds its compiled form there
+            return _cox_op, (self.weighted, self.delayed, self.has_offset)
+
         def make_node(self, beta, XT, offset, *fields):
             ins = [pt.as_tensor_variable(beta).astype("float64"), pt.as_tensor_variable(XT),
                    pt.as_tensor_variable(offset).astype("float64")] + [pt.as_tensor_variable(x) for x in fields]
@@ -350,6 +353,10 @@ def _op_class():
 
 
 _OP = None
+
+
+def _cox_op(weighted: bool, delayed: bool, has_offset: bool):
+    return _op_class()(weighted, delayed, has_offset)
 
 
 def partial_loglik(beta, XT, offset, rs):

@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from .. import validation
+from ..cluster import connect
 from ..errors import DiagnosticsWarning, SpecError
+from ..progress import Bar
 from .cells import _cell_inputs, fit_cell
 from .grid import Cell, Grid, _data_hash
 from .store import (JOURNAL, _count_done, _discard, _journal_compilation, _journaled, _lock, _manifest_cells, _record,
@@ -81,7 +83,7 @@ def _run_locked(grid, out, df, scheduler, workers, progress):
     run_id = f"{socket.gethostname()}-{os.getpid()}-{_time.time_ns()}"
     t0 = _time.perf_counter()
     results = []
-    with _Progress(len(cells), len(done), progress) as bar:
+    with Bar("sensitivity grid", "cells", len(cells), len(done), progress) as bar:
         if not todo:
             pass
         elif scheduler is not None:
@@ -112,35 +114,6 @@ def _run_locked(grid, out, df, scheduler, workers, progress):
     if missing:
         raise RuntimeError(f"{len(missing)} cells have no result after the run: {missing[:5]}; run again to resume")
     return SensitivityResult(grid, out, manifest)
-
-
-class _Progress:
-    """A progress bar over cells (rich), or nothing."""
-
-    def __init__(self, total, completed, enabled):
-        self.total, self.completed, self.enabled = total, completed, enabled
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._p = Progress(TextColumn("sensitivity grid"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
-                               TimeElapsedColumn())
-            self._p.start()
-            self._task = self._p.add_task("cells", total=self.total, completed=self.completed)
-        return self
-
-    def advance(self, n=1):
-        if self.enabled:
-            self._p.advance(self._task, n)
-
-    def set(self, completed):
-        if self.enabled:
-            self._p.update(self._task, completed=completed)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.stop()
 
 
 def _run_group(grid_dict: dict, cells: list[dict], df: pd.DataFrame, out: str, data_hash: str, run_id: str,
@@ -204,14 +177,9 @@ def _run_processes(workers, payload, todo, df, out, data_hash, run_id, bar, mani
 
 
 def _run_dask(scheduler, payload, todo, df, out, data_hash, run_id, bar, manifest, manifest_path):
-    try:
-        from distributed import Client
-    except ImportError as exc:
-        raise SpecError("scheduler= needs dask.distributed: pip install 'bayescrt[dask]'") from exc
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
     ids = list(manifest["cells"])
     results = []
-    try:
+    with connect(scheduler) as client:
         df_f = client.scatter(df, broadcast=True)
         futures = [client.submit(_run_group, payload, [c.params() for c in cs], df_f, str(out.resolve()), data_hash,
                                  run_id, pure=False, key=f"bayescrt-sensitivity-{'-'.join(map(str, key))}-{os.getpid()}-"
@@ -227,7 +195,4 @@ def _run_dask(scheduler, payload, todo, df, out, data_hash, run_id, bar, manifes
             bar.set(_count_done(out, ids))
             if pending:
                 _time.sleep(0.5)
-    finally:
-        if client is not scheduler:
-            client.close()
     return results

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..data import SurvivalData
 from .common import frailty
+from .fused import exposure as fused_exposure
 from .common import precondition as _precondition
 from .parametric import (LOG_SCALE_PRIOR, ParametricPH, coefficients, event_means, log_scale_at_event_means,
                          row_data)
@@ -58,7 +59,8 @@ def reference(data: SurvivalData) -> tuple[float, np.ndarray]:
 
 
 def build_exponential(data: SurvivalData, priors: list[dict], *, frailty_prior=None, centered=False,
-                      precondition=True):
+                      precondition=True, fused=True):
+    """The exponential model; ``fused=False`` builds the exposure sum as a pytensor graph (its twin)."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -76,7 +78,7 @@ def build_exponential(data: SurvivalData, priors: list[dict], *, frailty_prior=N
         events_s = np.bincount(data.strata, wd, S)
         beta_std, log_hr, per_cov = coefficients(data, zpriors, m, s_, pm, pt, extra={
             **{f"event_mean_{s}": c[s] for s in range(S)}, "event_sum": Xc.T @ wd,
-            **{f"events_{s}": events_s[s] for s in range(S)}, "log_t_ref": np.log(t_ref)}, X=Xc)
+            **{f"events_{s}": events_s[s] for s in range(S)}, "log_t_ref": np.log(t_ref)}, X=Xc, design=not fused)
         pm.Deterministic("log_hr", log_hr, dims="covariate")
         C = pt.stack([per_cov[f"event_mean_{s}"] for s in range(S)])  # (S, p)
         events = pt.stack([per_cov[f"events_{s}"] for s in range(S)])
@@ -84,17 +86,20 @@ def build_exponential(data: SurvivalData, priors: list[dict], *, frailty_prior=N
         # the scale at the event means; its prior is LOG_SCALE_PRIOR on log_scale (a shift given beta)
         a = log_scale_at_event_means(pm, shift)
         pm.Deterministic("log_scale", a - shift, dims="stratum")
-        rows = row_data(data, {"exposure_ratio": exposure / t_ref}, {})
-        eta = (per_cov["X"] * beta_std).sum(axis=1)
+        rows = row_data(data, {"exposure_ratio": exposure / t_ref}, {}, X=Xc if fused else None)
         events_ll = (events * (a - per_cov["log_t_ref"])).sum() + (per_cov["event_sum"] * beta_std).sum()
+        u = None
         if data.cluster is not None:
             u = frailty(rows["cluster_code"], frailty_prior, centered, pm)
-            eta = eta + u
             wu = u if rows["weight"] is None else u * rows["weight"]
             events_ll = events_ll + (rows["event"] * wu).sum()
-        a_i = a[0] if S == 1 else a[rows["stratum_code"]]
-        H = pt.exp(a_i + eta) * rows["exposure_ratio"]
+        H0 = (pt.exp(a[0]) if S == 1 else pt.exp(a)[rows["stratum_code"]]) * rows["exposure_ratio"]
         if rows["weight"] is not None:
-            H = H * rows["weight"]
-        pm.Potential("loglik", events_ll - H.sum())
+            H0 = H0 * rows["weight"]
+        if fused:
+            exposure_sum = fused_exposure(beta_std, rows["XT"], u, H0)
+        else:
+            eta = (per_cov["X"] * beta_std).sum(axis=1) + (0.0 if u is None else u)
+            exposure_sum = (H0 * pt.exp(eta)).sum()
+        pm.Potential("loglik", events_ll - exposure_sum)
     return model, {"t_ref": t_ref}

@@ -20,6 +20,13 @@ passes. One numba function computes them (:func:`value_and_grad_beta`):
 
 O(N + events) time, no N x N matrix, no person-time rows.
 
+The full likelihoods (Weibull, exponential, piecewise exponential) share one O(N p) term,
+``sum_i v_i exp(eta_i)`` with ``v_i = w_i [H0(t_i) - H0(entry_i)]`` the baseline's share, which
+their graphs compute per row from a handful of parameters: :class:`ExposureSum`
+(:func:`exposure`) takes ``beta``, the covariates by column, an optional offset and ``v``, and
+returns the sum with its gradients in two passes over the covariates (:func:`exposure_sum`);
+each family's ``fused=False`` graph is its twin (``tests/test_fused_parametric.py``).
+
 The kernel is compiled by numba once per machine and cached on disk (numba's
 ``cache=True``: ``__pycache__`` beside this file, or ``NUMBA_CACHE_DIR``); the
 graph a sampler compiles around it is a few operations. Under nutpie's numba
@@ -358,6 +365,117 @@ _OP = None
 def _cox_op(weighted: bool, delayed: bool, has_offset: bool):
     return _op_class()(weighted, delayed, has_offset)
 
+
+
+# ---------------------------------------------------------------- the full likelihoods' exposure term
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def exposure_sum(beta, XT, offset, v, has_offset):
+    """``(sum_i v_i exp(eta_i), X.T @ (v exp(eta)), exp(eta), v exp(eta))`` with ``eta = X @ beta (+ offset)``.
+
+    The term of the Weibull, exponential and piecewise-exponential likelihoods that costs O(N p): with
+    ``v_i = w_i [H0(t_i) - H0(entry_i)]`` it is ``sum_i w_i H(t_i | x_i)``. Two passes over ``XT``; the
+    exponentials as ``exp(eta_i - m) exp(m)`` with ``m`` the largest ``eta``, so that they vectorise
+    (:func:`exp_nonpositive`)."""
+    eta = linear_predictor(beta, XT, offset, has_offset)
+    n = eta.shape[0]
+    m = eta[0] if n else 0.0
+    for i in range(n):
+        m = eta[i] if eta[i] > m else m
+    for i in range(n):
+        eta[i] -= m
+    e = np.empty(n)
+    exp_nonpositive(eta, e)
+    em = np.exp(m)
+    ve = np.empty(n)
+    total = 0.0
+    for i in range(n):
+        e[i] *= em
+        ve[i] = v[i] * e[i]
+        total += ve[i]
+    return total, covariate_gradient(XT, ve), e, ve
+
+
+def _exposure_op_class():
+    """The pytensor operation of :func:`exposure_sum` (built on first use, like :func:`_op_class`)."""
+    global _EXPOSURE_OP
+    if _EXPOSURE_OP is not None:
+        return _EXPOSURE_OP
+    import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType, grad_not_implemented
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
+
+    class ExposureSum(Op):
+        """``(sum v exp(eta), d/d beta, d/d v, d/d offset)`` at ``eta = X @ beta + offset``; see :func:`exposure_sum`.
+
+        Inputs: ``beta``, ``XT`` (covariates by column), ``offset`` (per row, or empty without one), ``v``."""
+
+        __props__ = ("has_offset",)
+
+        def __init__(self, has_offset: bool):
+            self.has_offset = bool(has_offset)
+
+        def __reduce__(self):  # by name, as CoxPartialLoglik
+            return _exposure_op, (self.has_offset,)
+
+        def make_node(self, beta, XT, offset, v):
+            ins = [pt.as_tensor_variable(beta).astype("float64"), pt.as_tensor_variable(XT),
+                   pt.as_tensor_variable(offset).astype("float64"), pt.as_tensor_variable(v).astype("float64")]
+            return Apply(self, ins, [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector()])
+
+        def perform(self, node, inputs, outputs):
+            total, g_beta, e, ve = exposure_sum(*[np.ascontiguousarray(x) for x in inputs], self.has_offset)
+            outputs[0][0] = np.asarray(total)
+            outputs[1][0] = g_beta
+            outputs[2][0] = e
+            outputs[3][0] = ve if self.has_offset else np.zeros(0)
+
+        def infer_shape(self, node, shapes):
+            return [(), shapes[0], shapes[3], shapes[2]]
+
+        def connection_pattern(self, node):
+            return [[True] * 4, [False] * 4, [self.has_offset] * 4, [True] * 4]
+
+        def pullback(self, inputs, outputs, cotangents):
+            g = cotangents[0]
+            if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
+                return [grad_not_implemented(self, 0, inputs[0], "the second derivative of the exposure sum"),
+                        DisconnectedType()(), DisconnectedType()(), DisconnectedType()()]
+            g_offset = g * outputs[3] if self.has_offset else DisconnectedType()()
+            return [g * outputs[1], DisconnectedType()(), g_offset, g * outputs[2]]
+
+    @register_funcify_default_op_cache_key(ExposureSum)
+    def _numba(op, node=None, **kwargs):
+        has_offset = op.has_offset
+
+        @numba_njit
+        def exposure_sum_op(beta, XT, offset, v):
+            total, g_beta, e, ve = exposure_sum(beta, XT, offset, v, has_offset)
+            return np.asarray(total), g_beta, e, ve if has_offset else np.zeros(0)
+
+        return exposure_sum_op, SOURCE_VERSION
+
+    _EXPOSURE_OP = ExposureSum
+    return _EXPOSURE_OP
+
+
+_EXPOSURE_OP = None
+
+
+def _exposure_op(has_offset: bool):
+    return _exposure_op_class()(has_offset)
+
+
+def exposure(beta, XT, offset, v):
+    """``sum_i v_i exp(x_i @ beta + offset_i)`` (pytensor), by the fused kernel :func:`exposure_sum`.
+
+    ``offset``: a per-row term (frailty) or ``None``. The same number as
+    ``(v * exp((XT.T * beta).sum(axis=1) + offset)).sum()``, its graph twin."""
+    import pytensor.tensor as pt
+
+    op = _exposure_op_class()(offset is not None)
+    return op(beta, XT, pt.as_tensor(np.zeros(0)) if offset is None else offset, v)[0]
 
 def partial_loglik(beta, XT, offset, rs):
     """The log partial likelihood at ``eta = X @ beta + offset`` (pytensor), computed by the fused kernel.

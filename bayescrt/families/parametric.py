@@ -110,28 +110,31 @@ def default_cuts(data: SurvivalData, n_intervals: int = 8) -> np.ndarray:
 
 
 
-def coefficients(data: SurvivalData, zpriors, m, s_, pm, pt, extra: dict | None = None, X=None):
+def coefficients(data: SurvivalData, zpriors, m, s_, pm, pt, extra: dict | None = None, X=None, design=True):
     """Standardised log-HRs ``m + s * z``, the log-HRs in the covariates' units and the container's views.
 
     All from one data container (see :func:`bayescrt.compiled.data_block`): the
     priors' rows, the preconditioning, the scales, the ``extra`` per-covariate rows
-    and scalars, and the design ``X`` (default: the standardised covariates) as
-    ``views["X"]``."""
+    and scalars, and (with ``design``) the design ``X`` (default: the standardised
+    covariates) as ``views["X"]``; the fused likelihoods hold it by column in
+    :func:`row_data` instead."""
     views = data_block("covariate_data", {**prior_rows(zpriors), "precond_mode": m, "precond_se": s_,
                                           "x_scale": data.scale, **(extra or {}),
-                                          "X": data.standardised() if X is None else X})
+                                          "X": (data.standardised() if X is None else X) if design else None})
     z = prior_vector(zpriors, len(zpriors), pm, pt, views)
     beta_std = views["precond_mode"] + views["precond_se"] * z
     return beta_std, beta_std / views["x_scale"], views
 
 
-def row_data(data: SurvivalData, values: dict, index: dict):
+def row_data(data: SurvivalData, values: dict, index: dict, X=None):
     """Per-row numbers as two data containers, floating point (``row_values``) and integer (``row_index``).
 
     Always present: ``event`` (0/1 as float), ``weight`` (None when unweighted),
     ``stratum_code`` and ``cluster_code`` (None without clusters); plus ``values``
-    and ``index``."""
-    v = data_block("row_values", {"event": data.event.astype(float), "weight": data.weights, **values})
+    and ``index``, and ``X`` (rows x covariates) stored by column as ``XT``, the
+    layout of the fused kernels (:func:`bayescrt.families.fused.exposure`)."""
+    v = data_block("row_values", {"event": data.event.astype(float), "weight": data.weights, **values,
+                                  "XT": None if X is None else np.ascontiguousarray(np.asarray(X, float).T)})
     v.update(data_block("row_index", {"stratum_code": data.strata, "cluster_code": data.cluster, **index}))
     return v
 

@@ -26,6 +26,7 @@ from .. import validation
 from ..data import SurvivalData
 from ..errors import SpecError
 from .common import frailty
+from .fused import exposure as fused_exposure
 from .common import precondition as _precondition
 from .parametric import ParametricPH, coefficients, default_cuts, row_data
 
@@ -140,7 +141,9 @@ def _interval_index(t, cuts):
 
 
 def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_order: int = 1, tv: int | None = None,
-              frailty_prior=None, centered=False, precondition=True):
+              frailty_prior=None, centered=False, precondition=True, fused=True):
+    """The piecewise-exponential model; ``fused=False`` builds the exposure sum as a pytensor graph, the twin
+    that ``tests/test_fused_parametric.py`` checks :func:`bayescrt.families.fused.exposure` against."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -162,23 +165,23 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         mask = np.ones(p)
         if tv is not None:
             mask[tv] = 0.0
-        beta_std, log_hr, per_cov = coefficients(data, zpriors, m, s_, pm, pt)
-        X_std = per_cov["X"]
+        wd = data.event * (1.0 if data.weights is None else data.weights)
+        beta_std, log_hr, per_cov = coefficients(data, zpriors, m, s_, pm, pt, design=not fused,
+                                                 extra={"event_sum": data.standardised().T @ wd} if fused else None)
         je_np = None if data.entry is None else _interval_index(data.entry, cuts)
         rows = row_data(data, {"time_into_interval": data.time - edges[jt],  # time since the interval's start
                             "entry_into_interval": None if je_np is None else data.entry - edges[je_np],
                             "tv_covariate": None if tv is None else data.X[:, tv].astype(float),
                             "log_crude_rate": np.log(rate0)},
-                     {"interval_code": jt, "entry_interval_code": je_np})
+                     {"interval_code": jt, "entry_interval_code": je_np},
+                     X=data.standardised() if fused else None)
         sigma = pm.HalfNormal("rw_sd", 0.5)
         # well-informed intervals: centred walk (see _rw)
         rw_centred = data.n_events / (S * J) >= CENTRED_EVENTS_PER_INTERVAL
         a = _rw("log_hazard", J, rw_order, sigma, rows["log_crude_rate"], 2.0, pm, pt, dims=(S,),
                 centered=rw_centred)
         a = pm.Deterministic("log_hazard", a, dims=("stratum", "interval"))
-        eta = (X_std * (beta_std * mask)).sum(axis=1)
-        if data.cluster is not None:
-            eta = eta + frailty(rows["cluster_code"], frailty_prior, centered, pm)
+        u = None if data.cluster is None else frailty(rows["cluster_code"], frailty_prior, centered, pm)
         st, jt, je = rows["stratum_code"], rows["interval_code"], rows["entry_interval_code"]
         into, into_e = rows["time_into_interval"], rows["entry_into_interval"]
         width = pm.Data("interval_width", width)
@@ -190,7 +193,7 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
             H = whole[st, jt] + rates[st, jt] * into
             if data.entry is not None:
                 H = H - (whole[st, je] + rates[st, je] * into_e)
-            log_h = a[st, jt] + eta
+            log_h0 = a[st, jt]
         else:
             xb = rows["tv_covariate"]
             # one log-HR per interval, each Normal(0, 1) on its own (no smoothing across intervals: the check
@@ -210,14 +213,19 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
             H = H_at(jt, into)
             if data.entry is not None:
                 H = H - H_at(je, into_e)
-            log_h = a[st, jt] + b[jt] * xb + eta
+            log_h0 = a[st, jt] + b[jt] * xb
             log_hr = pt.set_subtensor(log_hr[tv], b.mean())  # reported: the mean over intervals
         pm.Deterministic("log_hr", log_hr, dims="covariate")
         d, w = rows["event"], rows["weight"]
-        ll = d * log_h - pt.exp(eta) * H
-        if w is not None:
-            ll = ll * w
-        pm.Potential("loglik", ll.sum())
+        wd_, wH = (d, H) if w is None else (d * w, H * w)
+        if fused:  # sum w d eta from the event sums of the covariates; the O(N p) rest in the kernel
+            events_ll = (wd_ * log_h0).sum() + (per_cov["event_sum"] * beta_std * mask).sum()
+            if u is not None:
+                events_ll = events_ll + (wd_ * u).sum()
+            pm.Potential("loglik", events_ll - fused_exposure(beta_std * mask, rows["XT"], u, wH))
+        else:
+            eta = (per_cov["X"] * (beta_std * mask)).sum(axis=1) + (0.0 if u is None else u)
+            pm.Potential("loglik", (wd_ * (log_h0 + eta) - wH * pt.exp(eta)).sum())
     return model, {"cuts": cuts.tolist(), "rw_order": rw_order,
                    "rw_parameterisation": "centred" if rw_centred else "non-centred"}
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..data import SurvivalData
 from .common import frailty
+from .fused import exposure as fused_exposure
 from .common import precondition as _precondition
 from .parametric import (LOG_SCALE_PRIOR, ParametricPH, coefficients, log_scale_at_event_means, row_data,
                          weibull_reference)
@@ -63,7 +64,9 @@ class WeibullPH(ParametricPH):
 
 
 def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None, centered=False,
-                  precondition=True):
+                  precondition=True, fused=True):
+    """The Weibull model; ``fused=False`` builds the cumulative-hazard sum as a pytensor graph, the twin
+    that ``tests/test_fused_parametric.py`` checks :func:`bayescrt.families.fused.exposure` against."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -86,7 +89,7 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
             **{f"event_mean_{s}": c[s] for s in range(S)}, "event_sum": Xc.T @ wd,
             **{f"events_{s}": events_s[s] for s in range(S)},
             **{f"log_time_sum_{s}": log_time_sum_s[s] for s in range(S)},
-            "log_t_ref": np.log(t_ref)}, X=Xc)
+            "log_t_ref": np.log(t_ref)}, X=Xc, design=not fused)
         pm.Deterministic("log_hr", log_hr, dims="covariate")
         C = pt.stack([per_cov[f"event_mean_{s}"] for s in range(S)])  # (S, p)
         events = pt.stack([per_cov[f"events_{s}"] for s in range(S)])
@@ -101,13 +104,13 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
         e = None if data.entry is None else data.entry / t_ref
         rows = row_data(data, {"log_time_ratio": lt,  # log(t / t_ref)
                             "log_entry_ratio": None if e is None else np.log(np.where(e > 0, e, 1.0)),
-                            "entered_late": None if e is None else (e > 0).astype(float)}, {})
-        eta = (per_cov["X"] * beta_std).sum(axis=1)
+                            "entered_late": None if e is None else (e > 0).astype(float)}, {},
+                        X=Xc if fused else None)
         events_ll = (events * (a + log_k - per_cov["log_t_ref"]) + (k - 1) * log_time_sum).sum() \
             + (per_cov["event_sum"] * beta_std).sum()
+        u = None
         if data.cluster is not None:
             u = frailty(rows["cluster_code"], frailty_prior, centered, pm)
-            eta = eta + u
             wu = u if rows["weight"] is None else u * rows["weight"]
             events_ll = events_ll + (rows["event"] * wu).sum()
         if S == 1:  # no gathers
@@ -115,11 +118,20 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
         else:
             st = rows["stratum_code"]
             a_i, k_i = a[st], k[st]
-        H = pt.exp(a_i + eta + k_i * rows["log_time_ratio"])
+        # sum_i w_i [H0(t_i) - H0(entry_i)] exp(eta_i) = sum_i v_i exp(eta_i + log H0(t_i)), with
+        # v_i = w_i [1 - (entry_i / t_i)^k] under delayed entry: the kernel's one exponential per row
+        log_H0 = a_i + k_i * rows["log_time_ratio"]
+        v = None
         if data.entry is not None:
-            H = H - rows["entered_late"] * pt.exp(a_i + eta + k_i * rows["log_entry_ratio"])
+            v = 1.0 - rows["entered_late"] * pt.exp(k_i * (rows["log_entry_ratio"] - rows["log_time_ratio"]))
         if rows["weight"] is not None:
-            H = H * rows["weight"]
-        pm.Potential("loglik", events_ll - H.sum())
+            v = rows["weight"] if v is None else v * rows["weight"]
+        offset = log_H0 if u is None else log_H0 + u
+        v = pt.ones_like(rows["event"]) if v is None else v
+        if fused:
+            exposure = fused_exposure(beta_std, rows["XT"], offset, v)
+        else:
+            exposure = (v * pt.exp((per_cov["X"] * beta_std).sum(axis=1) + offset)).sum()
+        pm.Potential("loglik", events_ll - exposure)
     return model, {"t_ref": t_ref}
 

@@ -76,7 +76,10 @@ def sample_here(compiled, seeds: list[int], *, draws: int, tune: int, target_acc
                     _time.sleep(POLL_SECONDS)
         except BaseException:  # an error or an interrupt stops every chain still sampling
             for s in running.values():
-                s.cancel()
+                try:
+                    s.cancel()
+                except Exception:  # nutpie re-raises a chain's own failure here; the first error is the one raised
+                    pass
             raise
     return traces
 
@@ -118,7 +121,8 @@ def sample_on_cluster(model, seeds: list[int], scheduler, *, draws: int, tune: i
                 raise
         address = client.scheduler.address
     report = {"scheduler": address,
-              "compile_seconds": max(r[1] for r in results), "sampling_seconds": max(r[2] for r in results),
+              "compile_seconds": round(max(r[1] for r in results), 3),
+              "sampling_seconds": round(max(r[2] for r in results), 3),  # the longest task's
               "compiled": "new" if any(r[3] for r in results) else "reused"}
     return [r[0] for r in results], report
 

@@ -164,3 +164,17 @@ def test_a_model_with_the_kernel_holds_the_covariates_once_by_column():
         per_row_rows = sum(s[0] for s in shapes if len(s) == 2 and s[1] == data.n)
         layout[is_fused] = (len(blocks_by_row), per_row_rows)
     assert layout[True] == (0, layout[False][1] + 3) and layout[False][0] == 1, layout
+
+
+def test_delayed_entry_stays_finite_for_early_rows_and_a_steep_shape():
+    """A row with t far below the reference time, no late entry, and a shape of e^4: the entry term is
+    (entry / t)^k of late entrants only, so nothing overflows (an exp(-k log(t / t_ref)) of such a row did)."""
+    df = _frame()
+    df.loc[0, ["t", "entry"]] = [1e-6, 0.0]
+    est = bc.WeibullPH()
+    data = est.prepare(df, time="t", event="d", covariates=["a", "b"], entry="entry")
+    priors = resolve_priors(data.covariates, data.sources, data.scale, None)
+    model, _ = build_weibull(data, priors)
+    point = {**model.initial_point(), "log_shape": np.full(1, 4.0)}
+    value, grad = model.compile_fn([model.logp(), model.dlogp()], mode="FAST_COMPILE")(point)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))

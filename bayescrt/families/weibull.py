@@ -103,7 +103,9 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
         pm.Deterministic("shape", k, dims="stratum")
         e = None if data.entry is None else data.entry / t_ref
         rows = row_data(data, {"log_time_ratio": lt,  # log(t / t_ref)
-                            "log_entry_ratio": None if e is None else np.log(np.where(e > 0, e, 1.0)),
+                            # log(entry / t) for late entrants, 0 for the others: (entry / t)^k <= 1 never overflows
+                            "log_entry_over_time": None if e is None else np.where(
+                                e > 0, np.log(np.where(e > 0, e, 1.0)) - lt, 0.0),
                             "entered_late": None if e is None else (e > 0).astype(float)}, {},
                         X=Xc if fused else None)
         events_ll = (events * (a + log_k - per_cov["log_t_ref"]) + (k - 1) * log_time_sum).sum() \
@@ -123,7 +125,7 @@ def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None,
         log_H0 = a_i + k_i * rows["log_time_ratio"]
         v = None
         if data.entry is not None:
-            v = 1.0 - rows["entered_late"] * pt.exp(k_i * (rows["log_entry_ratio"] - rows["log_time_ratio"]))
+            v = 1.0 - rows["entered_late"] * pt.exp(k_i * rows["log_entry_over_time"])
         if rows["weight"] is not None:
             v = rows["weight"] if v is None else v * rows["weight"]
         offset = log_H0 if u is None else log_H0 + u

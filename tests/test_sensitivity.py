@@ -330,7 +330,7 @@ def test_parametric_families_share_a_structure_across_subsets_and_priors(cohort,
         data = est.prepare(cohort.iloc[rows], time="years", event="died", covariates=["upgrade", "age"])
         return structure_key(est.build(data, priors)[0])
 
-    k = key(slice(None))  # 1,500 rows: both subsets keep >= 100 events per interval (a centred random walk)
+    k = key(slice(None))  # 1,500 rows: both subsets keep >= 6 events per interval (a centred random walk)
     assert key(slice(0, 1300), {"upgrade": {"dist": "Normal", "mu": 0.2, "sigma": 0.1}}) == k
 
 

@@ -25,13 +25,13 @@ _LAZY = {
     "SurvivalData": ("data", "SurvivalData"), "DiagnosticReport": ("diagnostics", "DiagnosticReport"),
     "Fit": ("fit", "Fit"), "load": ("fit", "load"),
     "MetaAnalysis": ("meta", "MetaAnalysis"), "MetaFit": ("meta", "MetaFit"),
-    "compare_models": ("model_comparison", "compare_models"), "simulate": ("simulate", "simulate"),
+    "compare_models": ("model_comparison", "compare_models"), "durations": ("durations", "durations"), "simulate": ("simulate", "simulate"),
     # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
     **{name: ("estimators", name) for name in _registry.names()},
 }
-# Functions named like their own submodule: bc.compare and bc.simulate are the functions, also after the
+# Functions named like their own submodule: bc.compare, bc.simulate and bc.durations are the functions, also after the
 # submodules bayescrt.compare and bayescrt.simulate have been imported (which would set the name to the module).
-_FUNCTIONS_NAMED_LIKE_MODULES = ("compare", "simulate")
+_FUNCTIONS_NAMED_LIKE_MODULES = ("compare", "simulate", "durations")
 
 
 def __getattr__(name: str):

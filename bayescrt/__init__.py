@@ -25,7 +25,8 @@ _LAZY = {
     "SurvivalData": ("data", "SurvivalData"), "DiagnosticReport": ("diagnostics", "DiagnosticReport"),
     "Fit": ("fit", "Fit"), "load": ("fit", "load"),
     "MetaAnalysis": ("meta", "MetaAnalysis"), "MetaFit": ("meta", "MetaFit"),
-    "compare_models": ("model_comparison", "compare_models"), "durations": ("durations", "durations"), "simulate": ("simulate", "simulate"),
+    "compare_models": ("model_comparison", "compare_models"), "durations": ("durations", "durations"),
+    "baseline_table": ("table_one", "baseline_table"), "simulate": ("simulate", "simulate"),
     # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
     **{name: ("estimators", name) for name in _registry.names()},
 }

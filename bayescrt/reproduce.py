@@ -51,6 +51,17 @@ class Reproduction:
         out.attrs.update(synthetic=self.spec.synthetic, exposure=self.fits.exposure)
         return out
 
+    def table_one(self) -> pd.DataFrame:
+        """The cohort's baseline table (:func:`bayescrt.baseline_table`) by exposure group."""
+        from .table_one import baseline_table
+
+        col = self.spec.columns
+        covs = list(self.spec.raw["cohort"]["covariates"])
+        groups = self.cohort[col["exposure"]].map({1: "upgrade", 0: "de novo"})
+        frame = self.cohort[covs].assign(**{"group (SYNTHETIC)": groups})
+        return baseline_table(frame, by="group (SYNTHETIC)", columns=covs, nonnormal=[
+            c for c, cs in self.spec.raw["cohort"]["covariates"].items() if cs["kind"] != "binary"])
+
     def to_json(self) -> dict:
         rows = []
         for name, r in self.table().iterrows():
@@ -110,7 +121,10 @@ def write_outputs(rep: Reproduction, out: Path) -> list[Path]:
         written.append(fit.save(validation.inside(out, out / f"{rep.spec.name}_{name}.nc")))
     tab = rep.table()
     tab.to_csv(out / "table.csv")
-    written.append(out / "table.csv")
+    t1 = rep.table_one()
+    t1.to_csv(out / "table1.csv")
+    (out / "table1.txt").write_text(f"Baseline characteristics by group, {rep.note}\n\n{t1.to_string()}\n")
+    written += [out / "table.csv", out / "table1.csv", out / "table1.txt"]
     pub = tab[["published_hr", "published_lower", "published_upper"]].set_axis(["hr", "lower", "upper"], axis=1)
     ax = rep.fits.plot_forest(published=pub, title=f"Upgrade vs de novo: HR by covariate set (SYNTHETIC cohort)")
     ax.figure.savefig(out / "forest.png", dpi=120)
@@ -124,7 +138,7 @@ def write_outputs(rep: Reproduction, out: Path) -> list[Path]:
     return written
 
 
-def baseline_table(spec: AnalysisSpec, df: pd.DataFrame) -> pd.DataFrame:
+def calibration_table(spec: AnalysisSpec, df: pd.DataFrame) -> pd.DataFrame:
     """The simulated cohort by group beside the published (or assumed) values, with sampling error.
 
     Medians for continuous covariates and follow-up; percentages for binary

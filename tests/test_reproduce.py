@@ -56,8 +56,10 @@ def test_cli_writes_every_output_and_says_synthetic(danish, tmp_path, monkeypatc
     assert "SYNTHETIC DATA" in out and "published 95% CI" in out and "P(HR > 1)" in out
     files = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"danish_minimal.nc", "danish_full.nc", "table.csv", "forest.png", "diagnostics.txt",
-            "diagnostics.json", "README.txt"} <= files
+            "diagnostics.json", "README.txt", "table1.csv", "table1.txt"} <= files
     assert "SYNTHETIC" in (tmp_path / "out" / "README.txt").read_text()
+    table1 = (tmp_path / "out" / "table1.txt").read_text()
+    assert "SYNTHETIC" in table1 and "age, median [Q1, Q3]" in table1 and "SMD (de novo, upgrade)" in table1
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["synthetic"] is True
     assert [r["covariate_set"] for r in doc["rows"]] == ["minimal", "full"]

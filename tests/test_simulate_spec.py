@@ -97,10 +97,10 @@ def test_danish_cohort_is_synthetic_and_reproducible(danish):
 
 
 def test_danish_cohort_matches_the_abstract_within_sampling_error(danish):
-    from bayescrt.reproduce import baseline_table
+    from bayescrt.reproduce import calibration_table
 
     spec, df = danish
-    tab = baseline_table(spec, df)
+    tab = calibration_table(spec, df)
     print("\n" + tab.to_string(float_format=lambda v: f"{v:.3f}"))
     # every published percentage and median, upgrade and de novo, is in the table
     published = tab[tab["source"] == "published"]

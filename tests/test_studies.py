@@ -26,11 +26,12 @@ def four_studies(seed: int = seed(1)) -> pd.DataFrame:
 
 # 2,000 draws per chain: the study level's between-study SD mixes slowly, and at 1,000 the fits sat at the gates
 # under shifted seeds (tail ESS 379 against 400 with shift 5; the aggregate fit failed with shift 2); at 2,000 the
-# worst R-hat of shifts 0, 1, 2 and 5 was 1.0046 and the smallest ESS 918. 2,000 tuning steps: with each chain
+# worst R-hat of shifts 0, 1, 2 and 5 was 1.0046 and the smallest ESS 918. 3,000 tuning steps: with each chain
 # seeded on its own (bayescrt.chains), 1,000 left one chain of shift 0 poorly adapted to the funnel (4 divergences,
-# tail ESS 378); at 2,000 shifts 0, 1 and 2 had no divergence, R-hat <= 1.0041 and tail ESS >= 1,906
+# tail ESS 378); at 2,000 shifts 0, 1 and 2 had no divergence on one machine, but shift 0 had 1 on the next (the
+# rare trajectory into the funnel's wide end, study SD at its 99th percentile); at 3,000 shifts 0 to 5 had none
 KW = dict(time="years", event="died", covariates=["upgrade", "age"], exposure="upgrade", random_seed=seed(1),
-          draws=2000, tune=2000, progress=False)
+          draws=2000, tune=3000, progress=False)
 
 
 @pytest.fixture(scope="module")

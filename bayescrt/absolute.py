@@ -206,6 +206,18 @@ def _standardised(fit, exposure, times, values, max_draws, random_seed):
     H0, beta = _posterior_cumhaz(fit, data, times, max_draws, np.random.default_rng(random_seed))
     center = np.asarray(fit.model["center"], float)
     w = np.ones(data.n) if data.weights is None else np.asarray(data.weights, float)
+    designs = _formula_designs(fit, exposure, values, data)
+    if designs is not None:  # the exposure is in an interaction: every row's design follows the exposure
+        out = np.empty((len(beta), len(values), len(times)))
+        for v_i, Xv in enumerate(designs):
+            r = np.exp((Xv - center) @ beta.T).T  # (D, N)
+            acc = np.zeros((len(beta), len(times)))
+            for s in range(data.n_strata):
+                mine = data.strata == s
+                if mine.any():
+                    acc += _weighted_survival(H0[:, s, :], r[:, mine], w[mine])
+            out[:, v_i, :] = acc / w.sum()
+        return out, values, times, data
     # identical (stratum, covariates-other-than-exposure) rows give identical curves: pool their weights
     Xc = data.X - center
     Xc[:, j] = 0.0
@@ -226,6 +238,22 @@ def _standardised(fit, exposure, times, values, max_draws, random_seed):
                 acc += _weighted_survival(H0[:, s, :], r[:, mine], wu[mine])
         out[:, v_i, :] = acc / w.sum()
     return out, values, times, data
+
+
+def _formula_designs(fit, exposure, values, data):
+    """For a formula fit whose exposure enters more than its own column (``upgrade:age``), the design of
+    the fitted rows at each exposure value, in the data's sorted order; None otherwise."""
+    info = fit.model.get("formula")
+    if not info:
+        return None
+    involved = [c for c in info["labels"] if exposure in info["term_variables"].get(info["terms"][c], [])]
+    if involved in ([], [exposure]):
+        return None
+    design = getattr(fit, "design", None)
+    if design is None or design.rows is None:
+        raise SpecError(f"exposure={exposure!r} enters the formula's terms {involved}; setting it needs the formula "
+                        "and the fitted rows, which only the fit made in this session holds: refit, then call again")
+    return [design.counterfactual(exposure, v)[data.order] for v in values]
 
 
 def _weighted_survival(H, r, w, exact: bool = False):

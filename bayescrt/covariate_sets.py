@@ -18,8 +18,9 @@ if TYPE_CHECKING:  # a type only: CovariateSets (data, read by the spec layer) n
 class CovariateSets(dict):
     """Named adjustment sets, e.g. ``CovariateSets(minimal=["age", "male"], full=[...])``.
 
-    Each set lists the covariates adjusted for; the exposure is added to every
-    set by :func:`fit_covariate_sets`. An empty list gives the unadjusted HR.
+    Each set lists the covariates adjusted for, or is a formula of them
+    (``"age + C(nyha) + bs(egfr, df=3)"``, read as ``formula=`` is); the exposure is
+    added to every set by :func:`fit_covariate_sets`. An empty list gives the unadjusted HR.
     """
 
     def __init__(self, **sets):
@@ -27,11 +28,16 @@ class CovariateSets(dict):
             raise SpecError("CovariateSets needs at least one named set, e.g. CovariateSets(minimal=['age'])")
         for name, cols in sets.items():
             validation.label("covariate set", name)
-            if isinstance(cols, str) or not isinstance(cols, (list, tuple)) or not all(isinstance(c, str) for c in cols):
+            if isinstance(cols, str):
+                if not cols.strip() or "~" in cols:
+                    raise SpecError(f"covariate set {name!r}: a formula of the adjustment terms such as "
+                                    f"'age + C(nyha)' (no '~', no exposure needed), got {cols!r}")
+                continue
+            if not isinstance(cols, (list, tuple)) or not all(isinstance(c, str) for c in cols):
                 raise SpecError(f"covariate set {name!r} must be a list of column names, got {cols!r}")
             if len(set(cols)) != len(cols):
                 raise SpecError(f"covariate set {name!r} lists a column twice: {list(cols)}")
-        super().__init__({k: list(v) for k, v in sets.items()})
+        super().__init__({k: v.strip() if isinstance(v, str) else list(v) for k, v in sets.items()})
 
 
 class CovariateSetFits:
@@ -40,6 +46,14 @@ class CovariateSetFits:
     def __init__(self, fits: dict[str, Fit], exposure: str, labels: dict[str, str], sets: CovariateSets):
         self.fits, self.exposure, self.labels, self.sets = fits, exposure, labels, sets
 
+    def _adjusted(self, name: str) -> list[str]:
+        """The variables set ``name`` adjusts for (a formula's variables, the exposure left out)."""
+        cols = self.sets[name]
+        if not isinstance(cols, str):
+            return list(cols)
+        terms = self.fits[name].model["formula"]["term_variables"]
+        return sorted({v for vs in terms.values() for v in vs} - {self.exposure})
+
     def table(self, prob: float = 0.95, hdi: bool = False) -> pd.DataFrame:
         """The exposure's HR posterior under every set, one row per set."""
         rows = []
@@ -47,7 +61,8 @@ class CovariateSetFits:
             hr = fit.hazard_ratios(prob=prob, hdi=hdi).loc[self.labels[name]]
             rows.append({
                 "covariate_set": name,
-                "adjusted_for": ", ".join(self.sets[name]) or "(none)",
+                "adjusted_for": (self.sets[name] if isinstance(self.sets[name], str)
+                                 else ", ".join(self.sets[name]) or "(none)"),
                 **{c: hr[c] for c in HR_COLUMNS},
                 "diagnostics_ok": fit.diagnostics().ok,
             })
@@ -88,7 +103,7 @@ class CovariateSetFits:
         for name, fit in self.fits.items():
             rid = results.get(name)
             if rid is None:
-                k = len(self.sets[name])
+                k = len(self._adjusted(name))
                 match = [i for i, r in hrs.items() if len(r.get("adjustment", [])) == k]
                 if len(match) != 1:
                     raise SpecError(
@@ -110,6 +125,11 @@ class CovariateSetFits:
             float_format=lambda v: f"{v:.3f}")
 
 
+def _covariates(covs) -> dict:
+    """A set's covariates as the keyword the estimators take: ``formula=`` for a formula, else ``covariates=``."""
+    return {"formula": covs} if isinstance(covs, str) else {"covariates": covs}
+
+
 def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposure: str,
                        sets: CovariateSets | dict, **fit_kwargs) -> CovariateSetFits:
     """Fit ``model`` once per covariate set, each with ``exposure`` plus the set's covariates.
@@ -129,8 +149,8 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
         raise SpecError(f"priors must be a dict of covariate -> prior, got {type(priors).__name__}")
     plan, labels, set_priors, known = {}, {}, {}, {"default"}
     for name, cols in sets.items():  # validate every set before any sampling
-        covs = [exposure] + [c for c in cols if c != exposure]
-        data = model.prepare(df, time=time, event=event, covariates=covs, **data_kw)
+        covs = f"{exposure} + {cols}" if isinstance(cols, str) else [exposure] + [c for c in cols if c != exposure]
+        data = model.prepare(df, time=time, event=event, **_covariates(covs), **data_kw)
         keys = {"default", *data.covariates, *data.sources}
         known |= keys
         set_priors[name] = {k: v for k, v in priors.items() if k in keys}
@@ -148,6 +168,6 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
             f"priors: {stray[0]!r} is not a covariate of any set.{suggest(stray[0], known)} "
             f"Valid keys: {sorted(known)}"
         )
-    fits = {name: model.fit(df, time=time, event=event, covariates=covs, priors=set_priors[name], **fit_kwargs)
+    fits = {name: model.fit(df, time=time, event=event, **_covariates(covs), priors=set_priors[name], **fit_kwargs)
             for name, covs in plan.items()}
     return CovariateSetFits(fits, exposure, labels, sets)

@@ -744,6 +744,7 @@ class SurvivalData:
     study_labels : the study value for each code.
     strata_labels : the stratum value for each code.
     dropped : rows removed by ``missing="drop"``, by column (empty otherwise).
+    design : for data given by ``formula=``, its :class:`~bayescrt.formula.Design` (None otherwise).
     columns : the names of the time, event, entry, weights and strata columns.
     """
 
@@ -766,6 +767,7 @@ class SurvivalData:
     cluster_labels: tuple = ()
     study: np.ndarray | None = None
     study_labels: tuple = ()
+    design: object = field(default=None, compare=False, repr=False)  # formula.Design, for formula= data
 
     # ------------------------------------------------------------------ basics
     @property

@@ -275,6 +275,7 @@ class Fit:
 
     def __init__(self, idata: xr.DataTree):
         self.idata = idata
+        self.design = None  # a formula fit's formula.Design (in memory; a loaded fit has its description only)
         self._report: DiagnosticReport | None = None
 
     # ------------------------------------------------------------ metadata
@@ -305,7 +306,7 @@ class Fit:
         return da.values.reshape(-1, da.sizes["covariate"])
 
     # ------------------------------------------------------------ summaries
-    def hazard_ratios(self, prob: float = 0.95, hdi: bool = False) -> pd.DataFrame:
+    def hazard_ratios(self, prob: float = 0.95, hdi: bool = False, at: dict | None = None) -> pd.DataFrame:
         """Posterior of each log-HR and HR, one row per covariate.
 
         Columns: ``log_hr_mean``, ``log_hr_sd``, ``hr_median``, ``hr_lower``,
@@ -313,8 +314,13 @@ class Fit:
         ``hdi=True``, highest-density on the log scale) and ``p_hr_gt_1``, the
         posterior probability that the HR exceeds 1. Units are the
         covariates' own (per year, per unit, level vs reference).
+        A formula's spline or polynomial term (several columns in one variable) is shown as the HRs of
+        values of its variable against a reference value: by default the first and third quartiles
+        against the median; ``at={"age": {"values": [60, 80], "reference": 70}}`` chooses them (this
+        needs the fit made in this session, which holds the formula's knots).
         """
-        tab = hazard_ratio_table(self.log_hr_draws(), self.covariates, prob=prob, hdi=hdi)
+        draws, labels = self._hr_rows(at)
+        tab = hazard_ratio_table(draws, labels, prob=prob, hdi=hdi)
         tab.attrs["diagnostics_ok"] = self.diagnostics().ok
         if not tab.attrs["diagnostics_ok"]:
             warnings.warn(
@@ -324,6 +330,48 @@ class Fit:
                 stacklevel=2,
             )
         return tab
+
+    def _hr_rows(self, at):
+        """Log-HR draws and labels of the HR table: a formula's curve terms as contrasts of values."""
+        L, covs = self.log_hr_draws(), list(self.covariates)
+        info = self.model.get("formula")
+        if at is not None and not isinstance(at, dict):
+            raise SpecError(f"at={at!r} must map a variable to {{'values': [...], 'reference': value}}")
+        if not info:
+            if at:
+                raise SpecError("at= is for the spline and polynomial terms of a formula fit; this fit has none")
+            return L, covs
+        contrasts = {}
+        for c in info["contrasts"]:
+            contrasts.setdefault(c["label"].split(": ")[0], []).append(c)
+        for var, spec in (at or {}).items():
+            if self.design is None:
+                raise SpecError("at= needs the formula's knots, which only the fit made in this session holds; "
+                                "refit, or read the default contrasts")
+            terms = [t for t, v in self.design.curve_terms().items() if v == var]
+            if not terms:
+                raise SpecError(f"at: {var!r} is not the variable of a spline or polynomial term; those are "
+                                f"{sorted(set(self.design.curve_terms().values()))}")
+            if not isinstance(spec, dict) or set(spec) != {"values", "reference"}:
+                raise SpecError(f"at[{var!r}]={spec!r} must be {{'values': [...], 'reference': value}}")
+            values = [validation.real(f"at[{var!r}]['values']", v) for v in np.atleast_1d(spec["values"])]
+            ref = validation.real(f"at[{var!r}]['reference']", spec["reference"])
+            for t in terms:
+                contrasts[t] = self.design.contrast(t, values, ref)
+        cols, labels, done = [], [], set()
+        index = {c: i for i, c in enumerate(covs)}
+        for i, c in enumerate(covs):
+            term = info["terms"].get(c)
+            if term in contrasts:
+                if term not in done:
+                    done.add(term)
+                    for row in contrasts[term]:
+                        cols.append(L[:, [index[k] for k in row["columns"]]] @ np.asarray(row["weights"]))
+                        labels.append(row["label"])
+                continue
+            cols.append(L[:, i])
+            labels.append(c)
+        return np.column_stack(cols), labels
 
     def compare_published(self, published, covariate: str | None = None, prob: float = 0.95):
         """Moved: ``bayescrt.compare(fit, published, covariate=...)`` (a Fit does not import the comparison)."""

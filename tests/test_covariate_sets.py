@@ -91,3 +91,20 @@ def test_cli_quickstart(tmp_path, capsys):
     assert rc == 0
     assert "Rossi" in out and "HR 95% lower" in out and "Diagnostics: all gates passed" in out
     assert bc.load(tmp_path / "q.nc").covariates[0] == "fin"
+
+
+def test_a_set_may_be_a_formula_and_gives_the_list_sets_draws(by_set):
+    """'age + prio + wexp + paro' as a formula is the list set 'full': the same design, the same draws."""
+    sets = bc.CovariateSets(full="age + prio + wexp + paro", spline="bs(age, df=3) + prio")
+    fits = bc.fit_covariate_sets(bc.CoxPH(), bc.datasets.load_rossi(), time="week", event="arrest", exposure="fin",
+                                 sets=sets, priors={"prio": {"dist": "Normal", "sigma": 1.0}}, **SMALL)
+    np.testing.assert_array_equal(fits.fits["full"].log_hr_draws(), by_set.fits["full"].log_hr_draws())
+    tab = fits.table()
+    assert tab.loc["spline", "adjusted_for"] == "bs(age, df=3) + prio"
+    assert fits._adjusted("spline") == ["age", "prio"]
+    assert tab["diagnostics_ok"].all()
+
+
+def test_a_formula_set_is_checked():
+    with pytest.raises(bc.SpecError, match="covariate set 'bad': a formula of the adjustment terms"):
+        bc.CovariateSets(bad="arrest ~ age")

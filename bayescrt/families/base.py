@@ -35,7 +35,7 @@ import xarray as xr
 
 from .. import validation
 from ..data import SurvivalData
-from ..errors import SpecError
+from ..errors import SpecError, suggest
 from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
                    check_target_accept, sample_model)
 from ..priors import log_density, resolve_priors
@@ -122,15 +122,47 @@ class Estimator:
     def _loglik_text(self, stored: bool) -> str:
         return "per row (a subject's rows sum to its contribution)" if stored else "not stored"
 
-    def prepare(self, df, *, time, event, covariates, entry=None, strata=None, weights=None,
-                reference=None, missing="error", cluster=None, study=None) -> SurvivalData:
+    def prepare(self, df, *, time=None, event=None, covariates=None, entry=None, strata=None, weights=None,
+                reference=None, missing="error", cluster=None, study=None, formula=None) -> SurvivalData:
         """Validate the data exactly as ``fit`` would, without sampling."""
         if study is not None and not self.has_levels:
             raise SpecError(f"{self.family} has no study level: study= is for several studies in one CoxPH model; "
                             "drop it (strata= gives each group its own baseline), or use CoxPH")
-        return SurvivalData.from_frame(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
-                                       weights=weights, reference=reference, missing=missing, cluster=cluster,
-                                       study=study)
+        if formula is None:  # from_frame names a missing time=, event= or covariates=
+            return SurvivalData.from_frame(df, time=time, event=event, covariates=covariates, entry=entry,
+                                           strata=strata, weights=weights, reference=reference, missing=missing,
+                                           cluster=cluster, study=study)
+        return self._prepare_formula(df, formula, time=time, event=event, covariates=covariates, entry=entry,
+                                     strata=strata, weights=weights, reference=reference, missing=missing,
+                                     cluster=cluster, study=study)
+
+    def _prepare_formula(self, df, formula, *, time, event, covariates, entry, strata, weights, reference,
+                         missing, cluster, study) -> SurvivalData:
+        import dataclasses
+
+        from .. import formula as formulas
+
+        if covariates is not None:
+            raise SpecError("give the covariates once: formula= or covariates=, not both")
+        if reference is not None:
+            raise SpecError("with formula=, set a reference level in the formula itself, e.g. "
+                            "C(nyha, Treatment('II')), instead of reference=")
+        if not isinstance(df, pd.DataFrame):
+            raise SpecError(f"df must be a pandas DataFrame, not {type(df).__name__}")
+        rhs, time, event, entry = formulas.split(formula, time=time, event=event, entry=entry)
+        for arg, value in (("time", time), ("event", event)):
+            if value is None:
+                raise SpecError(f"{arg}= is required: name it or write the formula as 'Surv(time, event) ~ ...'")
+        roles = {"time": time, "event": event, "entry": entry, "strata": strata, "weights": weights,
+                 "cluster": cluster, "study": study}
+        for arg, col in roles.items():
+            if col is not None and (not isinstance(col, str) or col not in df.columns):
+                raise SpecError(f"{arg}={col!r} is not a column of the DataFrame."
+                                + suggest(str(col), map(str, df.columns)))
+        frame, labels, design, dropped, n_dropped = formulas.build(df, rhs, roles=roles, missing=missing)
+        data = SurvivalData.from_frame(frame, time=time, event=event, covariates=labels, entry=entry, strata=strata,
+                                       weights=weights, missing="error", cluster=cluster, study=study)
+        return dataclasses.replace(data, dropped=dropped, n_dropped=n_dropped, design=design)
 
     def build(self, data: SurvivalData, priors: dict | None = None, hierarchy: dict | None = None):
         """The PyMC model for validated data; returns ``(model, info, resolved priors)``."""
@@ -140,13 +172,14 @@ class Estimator:
         model, info = self._build(data, resolved, hierarchy)
         return model, info, resolved
 
-    def fit(self, df: pd.DataFrame, *, time: str, event: str, covariates, entry: str | None = None,
+    def fit(self, df: pd.DataFrame, *, time: str | None = None, event: str | None = None, covariates=None,
+            entry: str | None = None,
             strata: str | None = None, weights: str | None = None, cluster: str | None = None,
             reference: dict | None = None, missing: str = "error", priors: dict | None = None, draws: int = 1000,
             tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True,
             log_likelihood: bool | None = None, chunk: int | None = None, compiled_models=None,
             study: str | None = None, exposure: str | None = None, pooling: str = "partial", aggregate=None,
-            study_prior: dict | None = None, scheduler=None) -> Fit:
+            study_prior: dict | None = None, scheduler=None, formula: str | None = None) -> Fit:
         """Fit the model to a DataFrame and return a :class:`~bayescrt.fit.Fit`.
 
         ``priors`` maps a covariate (its column name, or an encoded label such
@@ -184,7 +217,8 @@ class Estimator:
             raise SpecError(f"{self.family} has no study level: study=, exposure=, pooling=, aggregate= and study_prior= "
                             "are for several studies in one CoxPH model; drop them, or fit CoxPH")
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
-                            weights=weights, reference=reference, missing=missing, cluster=cluster, study=study)
+                            weights=weights, reference=reference, missing=missing, cluster=cluster, study=study,
+                            formula=formula)
         hierarchy = self._levels(data, levels) if self.has_levels else None
         model, info, resolved = self.build(data, priors, hierarchy)
         ta = self.target_accept or self._default_target_accept(data, hierarchy)
@@ -208,13 +242,17 @@ class Estimator:
             "log_likelihood": self._loglik_text(log_likelihood), **last,
             "diagnostic_vars": [v for v in self.diagnostic_vars if v in post],
         }
+        if data.design is not None:
+            description["formula"] = data.design.to_json()
         description.update(self._level_description(hierarchy, levels))
         if data.cluster is not None:
             description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
                                       "prior_sd": self.frailty_prior,
                                       "parameterisation": "centred" if self.centered else "non-centred"}
-        return assemble(tree, sampling, model=description, priors=resolved, data_hash=data.hash(),
-                        extra_groups=groups)
+        fit = assemble(tree, sampling, model=description, priors=resolved, data_hash=data.hash(),
+                       extra_groups=groups)
+        fit.design = data.design  # in memory only: contrasts at other values, new rows through the formula
+        return fit
 
     def _level_description(self, hierarchy: dict | None, levels: dict) -> dict:
         return {}

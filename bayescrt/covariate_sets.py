@@ -155,6 +155,12 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
         known |= keys
         set_priors[name] = {k: v for k, v in priors.items() if k in keys}
         resolve_priors(data.covariates, data.sources, data.scale, set_priors[name])
+        if data.design is not None:
+            inter = [c for c in data.design.columns_of(exposure) if len(data.design.term_variables[data.design.terms[c]]) > 1]
+            if inter:
+                raise SpecError(f"covariate set {name!r} puts the exposure {exposure!r} in the terms {inter}: its "
+                                "main-effect HR would then be the HR where the other variable is 0; keep the exposure "
+                                "out of the set (fit_covariate_sets adds it) and fit effect modification on its own")
         mine = [lab for lab, src in zip(data.covariates, data.sources) if src == exposure]
         if len(mine) != 1:
             raise SpecError(

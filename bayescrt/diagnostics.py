@@ -142,3 +142,18 @@ def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", threshold
     ).set_index("gate")
     params = pd.DataFrame({"rhat": rhat, "ess_bulk": ess_bulk, "ess_tail": ess_tail}, index=pd.Index(names, name=var_name if isinstance(var_name, str) else "parameter"))
     return DiagnosticReport(gates=gates, parameters=params, notes=notes)
+
+
+def diagnose_blocks(idata: xr.DataTree, var_name, block: int, thresholds: dict | None = None) -> DiagnosticReport:
+    """The gates of each block of ``block`` consecutive chains on its own (the imputations of a pooled fit),
+    in one report: ok only when every block passes; its gates are named ``imputation k: <gate>``."""
+    n = idata["posterior"].sizes["chain"]
+    reports = []
+    for k, a in enumerate(range(0, n, block)):
+        part = xr.DataTree.from_dict({g: idata[g].to_dataset().isel(chain=slice(a, a + block))
+                                      for g in ("posterior", "sample_stats")})
+        reports.append(diagnose(part, var_name, thresholds))
+    gates = pd.concat([r.gates.rename(index=lambda g, k=k: f"imputation {k}: {g}") for k, r in enumerate(reports)])
+    params = pd.concat({k: r.parameters for k, r in enumerate(reports)}, names=["imputation"])
+    notes = [f"imputation {k}: {n_}" for k, r in enumerate(reports) for n_ in r.notes]
+    return DiagnosticReport(gates, params, notes)

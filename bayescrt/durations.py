@@ -20,6 +20,7 @@ and the fix. The caller's DataFrame is never changed: a copy comes back, with wh
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import re
 
@@ -80,7 +81,12 @@ def _parse_column(df: pd.DataFrame, col: str, arg: str, date_format: str | None,
     parsed = parsed.astype("datetime64[ns]")
     if date_format is None:  # a year or year-month alone is a partial date: never filled in as the 1st
         parsed = parsed.where(text.str.match(r"^\d{4}-\d{2}-\d{2}").fillna(False).astype(bool))
-    bad = present & parsed.isna()
+    year = pd.to_numeric(text.str.extract(r"^(\d{4})-", expand=False), errors="coerce")
+    outside = present & parsed.isna() & ((year < 1678) | (year > 2261)).fillna(False).astype(bool)
+    problems.flag(outside, s.astype(object), f"{arg} column {col!r} has dates outside 1678-2261",
+                  "pandas holds dates from 1677-09-21 to 2262-04-11; a sentinel such as 9999-12-31 ('no end') "
+                  "should be a missing value instead")
+    bad = present & parsed.isna() & ~outside
     hint = (f"dates must match date_format={date_format!r}" if date_format else
             "dates must be whole ISO 8601 dates (YYYY-MM-DD, a time of day allowed); for another layout pass date_format=, e.g. '%d/%m/%Y'")
     problems.flag(bad, s.astype(object), f"{arg} column {col!r} has unparseable dates", hint)
@@ -262,7 +268,7 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
     out[event] = is_event.astype(int)
     by_own = own_end.notna().to_numpy() & (True if admin_end is None else (own_end <= admin_end).to_numpy())
     n_own = int((~is_event & by_own).sum())
-    out.attrs = dict(df.attrs)
+    out.attrs = copy.deepcopy(df.attrs)
     out.attrs["bayescrt_durations"] = {
         "convention": f"exit = earliest of event, own end of follow-up and administrative date; "
                       f"{unit} = days / {per:g}" + (f"; same-day exits count {same_day:g} days" if same_day else ""),

@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .diagnostics import DiagnosticReport, diagnose
+from .diagnostics import DiagnosticReport, diagnose, diagnose_blocks
 from .effects import hazard_ratio_table
 from .errors import DiagnosticsWarning, ResultFileError, SpecError
 from . import validation
 from .priors import describe
 from .summaries import central_interval
+
+MIN_REPORTED_IMPUTATIONS = 20  # Zhou and Reiter (2010): fewer imputations give intervals that undercover
 
 FORMAT_VERSION = 2  # 2: every group and attribute hashed, and a checksum of the file's bytes
 SAMPLERS = ("nutpie", "pymc")
@@ -331,6 +333,23 @@ class Fit:
             )
         return tab
 
+    def missing_information(self) -> pd.DataFrame:
+        """For a fit of imputed data (``fit(list of completed DataFrames)``, also read back from its file), per
+        covariate: ``within`` (the mean posterior variance of the log-HR within an imputation), ``between``
+        (the variance of the imputations' posterior means), ``total`` = within + (1 + 1/m) between, and
+        ``fmi`` = (1 + 1/m) between / total, the fraction of missing information."""
+        imputation = self.model.get("imputation")
+        if not imputation:
+            raise SpecError("missing_information is for a fit of imputed data (fit(list of completed DataFrames))")
+        da = self.idata["posterior"]["log_hr"].transpose("chain", "draw", "covariate").values
+        c, m = imputation["per_imputation_chains"], imputation["m"]
+        blocks = [da[k * c:(k + 1) * c].reshape(-1, da.shape[-1]) for k in range(m)]
+        W = np.array([b.var(axis=0, ddof=1) for b in blocks]).mean(axis=0)
+        B = np.array([b.mean(axis=0) for b in blocks]).var(axis=0, ddof=1)
+        T = W + (1 + 1 / m) * B
+        return pd.DataFrame({"within": W, "between": B, "total": T, "fmi": (1 + 1 / m) * B / T},
+                            index=pd.Index(self.covariates, name="covariate"))
+
     def _hr_rows(self, at):
         """Log-HR draws and labels of the HR table: a formula's curve terms as contrasts of values."""
         L, covs = self.log_hr_draws(), list(self.covariates)
@@ -387,7 +406,16 @@ class Fit:
             names = self.model.get("diagnostic_vars") or [
                 v for v in ("log_hr", "frailty_sd", "frailty", "study_sd", "study_log_hr", "log_scale", "shape",
                             "log_hazard", "rw_sd", "tv_log_hr") if v in post]
-            self._report = diagnose(self.idata, names if len(names) > 1 else "log_hr")
+            imputation = self.model.get("imputation")
+            if imputation:  # a pooled fit of imputed data: each imputation's chains checked on their own
+                self._report = diagnose_blocks(self.idata, names if len(names) > 1 else "log_hr",
+                                               imputation["per_imputation_chains"])
+                if imputation["m"] < MIN_REPORTED_IMPUTATIONS:
+                    self._report.notes.append(
+                        f"{imputation['m']} imputations: Zhou and Reiter (2010) find that few imputations give "
+                        f"intervals that cover too rarely; use m >= {MIN_REPORTED_IMPUTATIONS} (100 in their study)")
+            else:
+                self._report = diagnose(self.idata, names if len(names) > 1 else "log_hr")
         return self._report
 
     def study_effects(self, prob: float = 0.95) -> pd.DataFrame:

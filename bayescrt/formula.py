@@ -28,6 +28,9 @@ import pandas as pd
 
 from .errors import DataError, SpecError, suggest
 
+# what a formula may call beyond formulaic's own transforms (C, bs, poly, ...): numpy as np. A formula is still
+# Python evaluated on the data, as in lifelines and patsy: use formulas you wrote
+CONTEXT = {"np": np}
 SURV = re.compile(r"^\s*Surv\s*\((?P<args>[^()]*)\)\s*$")
 
 
@@ -121,6 +124,12 @@ class Design:
             out += self.contrast(term, [q1, q3], med)
         return out
 
+    def sources(self) -> list[str]:
+        """Each column's data variable where its term has one (a factor's levels, a spline's basis), else
+        the column's own label (an interaction): the names priors and exposures are looked up by."""
+        return [next(iter(self.term_variables[self.terms[c]])) if len(self.term_variables[self.terms[c]]) == 1
+                else c for c in self.labels]
+
     def to_json(self) -> dict:
         return {"rhs": self.rhs, "labels": list(self.labels), "terms": self.terms,
                 "term_variables": {t: sorted(v) for t, v in self.term_variables.items()},
@@ -150,12 +159,27 @@ def build(df: pd.DataFrame, rhs: str, *, roles: dict, missing: str):
     from formulaic import model_matrix
     from formulaic.errors import FormulaicError
 
-    from .data import _missing_values
+    from .data import MISSING_CHOICES, _missing_values
+
+    if missing not in MISSING_CHOICES:
+        raise DataError(f"missing={missing!r} is not valid; choose one of {MISSING_CHOICES}")
+    if df.columns.duplicated().any():
+        dup = sorted(set(map(str, df.columns[df.columns.duplicated()])))
+        raise DataError(f"columns {dup} appear more than once in the DataFrame; rename them "
+                        "(df.columns.duplicated() finds them)")
+    if len(df) == 0:
+        raise DataError("the DataFrame has no rows; nothing to fit")
+    # pandas' string dtype columns as plain objects: formulaic encodes those as categories
+    df = df.astype({c: object for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)})
 
     try:  # the variables a formula uses are known once it has been evaluated (a lone bs(age) names none before)
-        probe = model_matrix(rhs, df, na_action="drop", ensure_full_rank=True)
+        probe = model_matrix(rhs, df, na_action="drop", ensure_full_rank=True, context=CONTEXT)
+        if not isinstance(probe, pd.DataFrame):  # '|' or '~' inside: several matrices
+            raise SpecError(f"formula {rhs!r} has several parts ('|'); give one right-hand side such as 'x + z'")
         variables = sorted(v for v in probe.model_spec.required_variables if v in df.columns)
-    except (FormulaicError, ValueError, SyntaxError, TypeError, NameError) as exc:
+    except SpecError:
+        raise
+    except (FormulaicError, ValueError, SyntaxError, TypeError, NameError, AttributeError, IndexError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         named = re.search(r"`(\w+)` is not present in the dataset", text)
         hint = suggest(named.group(1), map(str, df.columns)) if named else ""
@@ -171,14 +195,18 @@ def build(df: pd.DataFrame, rhs: str, *, roles: dict, missing: str):
     if problems:
         raise DataError(problems)
     try:
-        mm = model_matrix(rhs, raw[variables], na_action="raise", ensure_full_rank=True)
-    except (FormulaicError, ValueError, TypeError, NameError) as exc:
+        mm = model_matrix(rhs, raw[variables], na_action="raise", ensure_full_rank=True, context=CONTEXT)
+    except (FormulaicError, ValueError, TypeError, NameError, AttributeError, IndexError) as exc:
         raise SpecError(f"formula {rhs!r} cannot be evaluated on the data: {str(exc).splitlines()[0]}") from None
     names = list(mm.columns)
     if "Intercept" not in names:
         raise SpecError(f"formula {rhs!r} removes the intercept ('0 +' or '- 1'); the baseline hazard is the model's "
                         "intercept, so keep it (categorical terms then keep their reference level)")
     spec = mm.model_spec
+    empty = [str(t) for t, sl in spec.term_slices.items() if str(t) != "1" and sl.stop == sl.start]
+    if empty:
+        raise DataError(f"formula {rhs!r}: the terms {empty} give no column (a factor with a single level in the "
+                        "data, or a constant); drop them from the formula")
     terms, labels = {}, []
     for term, sl in spec.term_slices.items():
         for name in names[sl]:

@@ -47,7 +47,9 @@ def _is_binary(s: pd.Series) -> bool:
 
 
 def _smd_continuous(a: np.ndarray, b: np.ndarray) -> float:
-    sd = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2) if len(a) > 1 and len(b) > 1 else np.nan
+    if len(a) < 2 or len(b) < 2:  # no SD in a group: undefined, shown as '-'
+        return np.nan
+    sd = np.sqrt((np.var(a, ddof=1) + np.var(b, ddof=1)) / 2)
     return float(abs(a.mean() - b.mean()) / sd) if sd > 0 else (0.0 if a.mean() == b.mean() else np.inf)
 
 
@@ -56,16 +58,21 @@ def _smd_categorical(pa: np.ndarray, pb: np.ndarray) -> float:
     d = (pa - pb)[1:]
     cov = lambda p: np.diag(p[1:]) - np.outer(p[1:], p[1:])  # noqa: E731
     S = (cov(pa) + cov(pb)) / 2
+    if not np.isfinite(d).all():
+        return np.nan
     if not d.any():
         return 0.0
-    try:
-        return float(np.sqrt(d @ np.linalg.solve(S, d)))
-    except np.linalg.LinAlgError:
-        return float(np.sqrt(d @ np.linalg.pinv(S) @ d))
+    vals, vecs = np.linalg.eigh(S)
+    null = vecs[:, vals <= 1e-12 * max(vals.max(), 1e-300)]
+    if null.size and np.abs(null.T @ d).max() > 1e-9:  # the groups differ where neither varies: separated
+        return np.inf
+    keep = vals > 1e-12 * max(vals.max(), 1e-300)
+    proj = vecs[:, keep].T @ d
+    return float(np.sqrt(np.sum(proj ** 2 / vals[keep])))
 
 
 def _fmt(x: float, decimals: int) -> str:
-    return f"{x:.{decimals}f}"
+    return "-" if np.isnan(x) else f"{x:.{decimals}f}"
 
 
 def baseline_table(df: pd.DataFrame, by: str | None = None, columns: list[str] | None = None, *,
@@ -82,6 +89,11 @@ def baseline_table(df: pd.DataFrame, by: str | None = None, columns: list[str] |
         raise SpecError(f"df must be a pandas DataFrame, not {type(df).__name__}")
     if by is not None and by not in df.columns:
         raise SpecError(f"by={by!r} is not a column of the DataFrame.{suggest(str(by), map(str, df.columns))}")
+    if isinstance(columns, str) or (columns is not None and len(set(columns)) < len(list(columns))):
+        raise SpecError(f"columns={columns!r} must be a list of distinct column names, e.g. ['age', 'male']")
+    if df.columns.duplicated().any():
+        raise DataError(f"columns {sorted(set(map(str, df.columns[df.columns.duplicated()])))} appear more than once; "
+                        "rename them (df.columns.duplicated() finds them)")
     columns = [c for c in df.columns if c != by] if columns is None else list(columns)
     for arg, names in (("columns", columns), ("nonnormal", nonnormal), ("categorical", categorical)):
         for c in names:
@@ -101,6 +113,14 @@ def baseline_table(df: pd.DataFrame, by: str | None = None, columns: list[str] |
             raise DataError(f"by column {by!r} has {int(g.isna().sum())} missing values (rows {rows}); their rows "
                             "belong to no group: fill them in or drop them explicitly")
         levels = g.cat.categories if isinstance(g.dtype, pd.CategoricalDtype) else sorted(pd.unique(g), key=str)
+        names = [str(v) for v in levels]
+        if len(set(names)) < len(names):
+            raise DataError(f"by column {by!r} has distinct values that print the same ({sorted(levels, key=str)}), "
+                            "e.g. 1 and '1'; make the column one type first")
+        empty = [str(v) for v in levels if not (g == v).any()]
+        if empty:
+            raise DataError(f"by column {by!r} has categories with no rows {empty}; drop them first "
+                            f"(df[{by!r}].cat.remove_unused_categories())")
         groups = {str(v): (g == v).to_numpy() for v in levels}
     cols = (["Overall"] if overall or by is None else []) + list(groups)
     masks = {"Overall": np.ones(len(df), bool), **groups}
@@ -116,6 +136,10 @@ def baseline_table(df: pd.DataFrame, by: str | None = None, columns: list[str] |
     row("n", "", {c: str(int(masks[c].sum())) for c in cols})
     for name in columns:
         s = df[name]
+        if s.isna().all():
+            row(f"{name}", "", {c: "-" for c in cols}, str(int(s.isna().sum())))
+            numbers[name] = {"kind": "all missing"}
+            continue
         kind = _kind(s, cat, name)
         if kind == "continuous" and name in cat:
             kind = "categorical"

@@ -166,3 +166,14 @@ def test_a_numeric_date_column_is_refused_with_the_conversion_to_use():
     df = pd.DataFrame({"implant": [40179.0], "death": [None]})
     with pytest.raises(bc.DataError, match="holds numbers .*origin='1899-12-30'"):
         bc.durations(df, start="implant", event_date="death", censor=ADMIN)
+
+
+def test_dates_beyond_pandas_range_are_named_and_attrs_are_copied_deeply():
+    df = pd.DataFrame({"s": ["2010-01-01"], "e": ["9999-12-31"]})
+    with pytest.raises(bc.DataError, match="dates outside 1678-2261 .*9999-12-31.*should be a missing value"):
+        bc.durations(df, start="s", event_date="e", censor=ADMIN)
+    df = pd.DataFrame({"s": ["2010-01-01"], "e": [None]})
+    df.attrs["meta"] = {"k": 1}
+    out = bc.durations(df, start="s", event_date="e", censor=ADMIN)
+    out.attrs["meta"]["k"] = 99
+    assert df.attrs == {"meta": {"k": 1}}

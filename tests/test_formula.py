@@ -177,3 +177,28 @@ def test_standardised_survival_of_a_formula_fit_moves_the_interaction_with_the_e
         r = np.exp(X @ beta.T)  # (N, D)
         want = np.exp(-H0[None, :, :] * r[:, :, None]).mean(axis=0)
         np.testing.assert_allclose(got[:, v_i, :], want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("formula, kw, error, message", [
+    ("age + one", {}, bc.DataError, "the terms \\['one'\\] give no column"),
+    ("age", {"missing": "dorp"}, bc.DataError, "missing='dorp' is not valid"),
+    ("age + C(missing)", {}, bc.SpecError, "name 'missing' is not defined"),  # not the library's own variables
+    ("age + I(df['time'])", {}, bc.SpecError, "name 'df' is not defined"),
+    ("age | sex", {}, bc.SpecError, "has several parts"),
+])
+def test_a_formula_sees_the_data_and_numpy_only_and_drops_nothing(lung, formula, kw, error, message):
+    with pytest.raises(error, match=message):
+        bc.CoxPH().prepare(lung.assign(one="X"), formula=formula, time="time", event="status", **kw)
+
+
+def test_string_dtypes_and_numpy_calls_work_and_sources_name_the_variables(lung):
+    df = lung.assign(sx=np.where(lung.sex == 1, "M", "F")).astype({"sx": "string"})
+    data = bc.CoxPH().prepare(df, formula="sx + np.log(age) + bs(age, df=3)", time="time", event="status")
+    assert data.covariates[:2] == ("sx[T.M vs F]", "np.log(age)")
+    assert data.sources == ("sx", "age", "age", "age", "age")
+
+
+def test_a_covariate_set_with_the_exposure_in_an_interaction_is_refused(lung):
+    with pytest.raises(bc.SpecError, match="puts the exposure 'sex' in the terms \\['sex:age'\\]"):
+        bc.fit_covariate_sets(bc.CoxPH(), lung, time="time", event="status", exposure="sex",
+                              sets={"a": "age + sex:age"})

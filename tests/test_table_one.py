@@ -92,3 +92,22 @@ def test_missing_groups_and_unsummarisable_columns_are_data_errors(cohort):
         bc.baseline_table(df, by="group")
     with pytest.raises(bc.DataError, match="column 'when' has dtype datetime64"):
         bc.baseline_table(cohort.assign(when=pd.Timestamp("2020-01-01")), by="group")
+
+
+def test_separated_groups_have_an_infinite_smd_and_undefined_ones_show_a_dash():
+    df = pd.DataFrame({"g": list("aaabbb"), "x": [1, 1, 1, 0, 0, 0], "s": list("MMMFFF"), "z": [None] * 6})
+    tab = bc.baseline_table(df, by="g")
+    assert tab.loc[("x, n (%)", ""), "SMD (a, b)"] == "inf" and tab.loc[("s, n (%)", "F"), "SMD (a, b)"] == "inf"
+    assert tab.loc[("z", ""), "Missing"] == "6" and tab.loc[("z", ""), "a"] == "-"  # an all-missing column stays
+    one = bc.baseline_table(pd.DataFrame({"g": ["a", "b", "b"], "x": [1.0, 2.0, 3.0]}), by="g")
+    assert one.loc[("x, mean (SD)", ""), "SMD (a, b)"] == "-"  # one row in a group: no SD, no SMD
+
+
+def test_groups_that_print_alike_and_empty_categories_are_errors():
+    with pytest.raises(bc.DataError, match="distinct values that print the same"):
+        bc.baseline_table(pd.DataFrame({"g": [1, "1"] * 3, "x": range(6)}), by="g")
+    g = pd.Categorical(["a", "a", "b"], categories=["a", "b", "c"])
+    with pytest.raises(bc.DataError, match="categories with no rows \\['c'\\]"):
+        bc.baseline_table(pd.DataFrame({"g": g, "x": [1.0, 2, 3]}), by="g")
+    with pytest.raises(bc.SpecError, match="columns='x' must be a list"):
+        bc.baseline_table(pd.DataFrame({"g": ["a", "b"], "x": [1.0, 2]}), by="g", columns="x")

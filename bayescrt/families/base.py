@@ -35,7 +35,7 @@ import xarray as xr
 
 from .. import validation
 from ..data import SurvivalData
-from ..errors import SpecError, suggest
+from ..errors import DiagnosticsWarning, SpecError, suggest
 from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
                    check_target_accept, sample_model)
 from ..priors import log_density, resolve_priors
@@ -162,7 +162,8 @@ class Estimator:
         frame, labels, design, dropped, n_dropped = formulas.build(df, rhs, roles=roles, missing=missing)
         data = SurvivalData.from_frame(frame, time=time, event=event, covariates=labels, entry=entry, strata=strata,
                                        weights=weights, missing="error", cluster=cluster, study=study)
-        return dataclasses.replace(data, dropped=dropped, n_dropped=n_dropped, design=design)
+        return dataclasses.replace(data, dropped=dropped, n_dropped=n_dropped, design=design,
+                                   sources=tuple(design.sources()))
 
     def build(self, data: SurvivalData, priors: dict | None = None, hierarchy: dict | None = None):
         """The PyMC model for validated data; returns ``(model, info, resolved priors)``."""
@@ -181,6 +182,12 @@ class Estimator:
             study: str | None = None, exposure: str | None = None, pooling: str = "partial", aggregate=None,
             study_prior: dict | None = None, scheduler=None, formula: str | None = None) -> Fit:
         """Fit the model to a DataFrame and return a :class:`~bayescrt.fit.Fit`.
+
+        ``df`` may also be a list of completed DataFrames of a multiple imputation: each is fitted with
+        its own seed (from ``random_seed``) and the draws are pooled into one
+        :class:`~bayescrt.pooling.PooledFit` (see :mod:`bayescrt.pooling`).
+        ``formula``: the covariates as a formula (``"upgrade + C(nyha) + bs(age, df=3)"``, or
+        ``"Surv(time, event) ~ ..."`` with the outcome; see :mod:`bayescrt.formula`), instead of ``covariates``.
 
         ``priors`` maps a covariate (its column name, or an encoded label such
         as ``"ecog[2 vs 0]"``) or ``"default"`` to a prior dict such as
@@ -206,6 +213,9 @@ class Estimator:
         several studies in one model, for a family with a study level
         (:class:`~bayescrt.CoxPH`; see there).
         """
+        if isinstance(df, (list, tuple)):  # completed data sets of a multiple imputation: one pooled posterior
+            kw = {k: v for k, v in locals().items() if k not in ("self", "df", "__class__")}
+            return self._fit_imputed(df, kw)
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         check_compiled_models(compiled_models, self.sampler)
         check_scheduler(scheduler, self.sampler, compiled_models)
@@ -253,6 +263,30 @@ class Estimator:
                        extra_groups=groups)
         fit.design = data.design  # in memory only: contrasts at other values, new rows through the formula
         return fit
+
+    def _fit_imputed(self, frames, kw: dict) -> Fit:
+        """Fit each completed DataFrame with its own seed and pool the draws (:mod:`bayescrt.pooling`)."""
+        from ..pooling import PooledFit, check_frames, imputation_seeds
+
+        frames = check_frames(frames)
+        check_sampling(sampler=self.sampler, draws=kw["draws"], tune=kw["tune"], chains=kw["chains"],
+                       random_seed=kw["random_seed"])
+        seed = kw["random_seed"] if kw["random_seed"] is not None else int(np.random.SeedSequence().entropy % 2**32)
+        seeds = imputation_seeds(seed, len(frames))
+        with warnings.catch_warnings(record=True) as caught:  # each imputation's warning goes into the pooled one
+            warnings.simplefilter("always")
+            fits = [self.fit(f, **{**kw, "random_seed": s}) for f, s in zip(frames, seeds)]
+        for w in caught:
+            if not issubclass(w.category, DiagnosticsWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        pooled = PooledFit(fits, random_seed=seed, seeds=seeds)
+        rep = pooled.diagnostics()
+        if not rep.ok:
+            warnings.warn("This pooled fit FAILED its convergence diagnostics in at least one imputation and its "
+                          "results cannot be trusted: " + "; ".join(rep.failures)
+                          + ". Run more tuning/draws, reparameterise, or check the data; see fit.diagnostics().",
+                          DiagnosticsWarning, stacklevel=3)
+        return pooled
 
     def _level_description(self, hierarchy: dict | None, levels: dict) -> dict:
         return {}
@@ -317,8 +351,17 @@ def data_groups(data: SurvivalData) -> dict:
     }
 
 
+def refuse_pooled(fit) -> None:
+    """What needs the fitted rows cannot use a fit that pools imputed data sets (their covariates differ)."""
+    if fit.model.get("imputation"):
+        raise SpecError("this fit pools imputed data sets, whose covariates differ: what needs the fitted rows "
+                        "(baseline hazard, standardised survival, predictive checks) is computed per imputation, "
+                        "from fit.imputations")
+
+
 def fit_data(fit) -> SurvivalData:
     """The fit's data as :class:`SurvivalData` (covariates already encoded), rebuilt from its DataTree."""
+    refuse_pooled(fit)
     obs, const = fit.idata["observed_data"], fit.idata["constant_data"]
     X = const["X"].values
     df = pd.DataFrame(X, columns=[f"x{k}" for k in range(X.shape[1])])
@@ -338,6 +381,7 @@ def fit_data(fit) -> SurvivalData:
 
 def check_marginal(fit) -> None:
     """Refuse fits whose baseline is conditional on cluster or study effects (no absolute effects for them)."""
+    refuse_pooled(fit)
     post = fit.idata["posterior"]
     if "frailty" in post or "study_log_hr" in post:
         raise SpecError("absolute effects are not available for fits with a frailty or a study level: their "

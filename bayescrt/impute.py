@@ -1,29 +1,37 @@
 """Multiple imputation of missing covariates, with the outcome in the imputation model.
 
-:func:`impute` makes ``m`` completed copies of a DataFrame with scikit-learn's ``IterativeImputer``
-(chained equations, each column regressed on the others by Bayesian ridge regression, and each
-imputed value drawn from its posterior predictive distribution: ``sample_posterior=True``), one
-random state per imputation. The outcome enters the imputation model as White and Royston (2009,
-Statistics in Medicine 28:1982-1998) recommend for a Cox analysis: the event indicator and the
-Nelson-Aalen cumulative hazard at each row's time, never the time itself. The exposure, when named,
-is a predictor like any other column. Fit the list with any estimator: ``fit(completed, ...)`` pools
-the posteriors (:mod:`bayescrt.pooling`).
+:func:`impute` makes ``m`` completed copies of a DataFrame by chained equations (fully conditional
+specification, van Buuren 2018, *Flexible Imputation of Missing Data*, 2nd ed., sections 4.5 and
+6.2): each incomplete column in turn is regressed on every other column and the outcome, and its
+missing values are drawn afresh, for ``max_iter`` rounds, starting from random draws of its observed
+values. The models are scikit-learn's, one per kind of column, and each draw carries the uncertainty
+of the model's parameters ("proper" imputation, Rubin 1987):
 
-Continuous columns are imputed. A binary or categorical column with missing values is refused for
-now (a linear model's draws are not 0/1; rounding them biases the imputations); complete binary and
-categorical columns are predictors (categories one-hot). :func:`missingness` reports what is missing,
-by column and by exposure group; :func:`impute` puts the same table in each copy's ``attrs``.
+- a continuous column: Bayesian linear regression (``BayesianRidge``); coefficients are drawn from
+  their posterior, then each value from the normal predictive around them (mice's ``norm``);
+- a binary or categorical column: logistic regression (``LogisticRegression``, multinomial for more
+  than two levels, a mild L2 penalty on standardised predictors that keeps separated data finite),
+  fitted to a bootstrap sample of the observed rows, each value drawn from its predicted
+  probabilities (mice's ``logreg.boot``); only levels that were observed are drawn.
+
+The outcome enters every model as White and Royston (2009, Statistics in Medicine 28:1982-1998)
+recommend for a Cox analysis: the event indicator and the Nelson-Aalen cumulative hazard at each
+row's time, never the time itself. The exposure, when named, is a predictor like any other column
+and must be complete. Fit the list with any estimator: ``fit(completed, ...)`` pools the posteriors
+(:mod:`bayescrt.pooling`). :func:`missingness` reports what is missing, by column and by exposure
+group; :func:`impute` puts the same table in each copy's ``attrs``.
 """
 
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from . import validation
-from .errors import DataError, SpecError, suggest
+from .errors import DataError, DataWarning, SpecError, suggest
 
 
 def nelson_aalen(time: np.ndarray, event: np.ndarray) -> np.ndarray:
@@ -52,29 +60,78 @@ def missingness(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     return out.rename_axis("column")
 
 
-def _binary(s: pd.Series) -> bool:
-    v = pd.unique(s.dropna())
+MAX_LEVELS = 50  # a text column with more levels than this is taken for an identifier, not a covariate
+
+
+def _kind(s: pd.Series) -> str:
+    """``"continuous"``, ``"discrete"`` (binary or categorical: drawn from observed levels) or ``"other"``."""
+    if pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+        return "discrete"
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_complex_dtype(s):
+        v = pd.unique(s.dropna())
+        return "discrete" if len(v) and set(np.asarray(v, float).tolist()) <= {0.0, 1.0} else "continuous"
+    if pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s):
+        return "discrete"
+    return "other"
+
+
+def _levels(s: pd.Series) -> list:
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        present = set(s.dropna().unique())
+        return [c for c in s.cat.categories if c in present]
+    v = list(pd.unique(s.dropna()))
     try:
-        return len(v) > 0 and set(np.asarray(v, float).tolist()) <= {0.0, 1.0}
-    except (TypeError, ValueError):
-        return False
+        return sorted(v)
+    except TypeError:
+        return sorted(v, key=str)
+
+
+def _encode(values: np.ndarray, kind: str, levels: list) -> np.ndarray:
+    """A column as predictors: itself (continuous) or one indicator per level but the first."""
+    if kind == "continuous":
+        return values.astype(float)[:, None]
+    return np.stack([values == lv for lv in levels[1:]], axis=1).astype(float) if len(levels) > 1 else \
+        np.zeros((len(values), 0))
+
+
+def _draw_continuous(X: np.ndarray, y: np.ndarray, Xmiss: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from sklearn.linear_model import BayesianRidge
+
+    br = BayesianRidge().fit(X, y)
+    beta = rng.multivariate_normal(br.coef_, br.sigma_, method="cholesky") if X.shape[1] else br.coef_
+    mu = br.intercept_ + br.X_offset_ @ br.coef_ + (Xmiss - br.X_offset_) @ beta
+    return mu + rng.normal(0.0, 1.0 / np.sqrt(br.alpha_), len(mu))
+
+
+def _draw_discrete(X: np.ndarray, y: np.ndarray, Xmiss: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices into the levels (y holds indices): a logistic fit to a bootstrap sample, draws from its probabilities."""
+    from sklearn.linear_model import LogisticRegression
+
+    boot = rng.integers(0, len(y), len(y))
+    yb = y[boot]
+    classes = np.unique(yb)
+    if len(classes) == 1:
+        return np.full(len(Xmiss), classes[0])
+    prob = LogisticRegression(max_iter=1000).fit(X[boot], yb).predict_proba(Xmiss)
+    u = rng.random(len(Xmiss))[:, None]
+    return classes[np.minimum((u > np.cumsum(prob, axis=1)).sum(axis=1), len(classes) - 1)]
 
 
 def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str] | None = None,
            exposure: str | None = None, random_seed: int, max_iter: int = 10) -> list[pd.DataFrame]:
-    """``m`` completed copies of ``df`` (a list), the continuous ``columns`` with missing values imputed.
+    """``m`` completed copies of ``df`` (a list), the missing values of ``columns`` imputed.
 
     ``time``, ``event``: the outcome, entered as the event indicator and the Nelson-Aalen cumulative
     hazard (module docstring). ``columns``: the columns in the imputation model (default: every column
-    but the outcome); those with missing values must be continuous. ``exposure``: a column that must be
+    but the outcome): numbers (continuous, or binary when every value is 0 or 1), booleans, and text or
+    categorical columns (drawn from their observed levels; a categorical keeps its dtype). ``exposure``: a column that must be
     complete, reported by group in the missingness table. ``random_seed``: the imputations' seeds come
     from it. ``max_iter``: rounds of chained equations per imputation. The caller's DataFrame is not
     changed; each copy's ``attrs["bayescrt_imputation"]`` records the method, its seed and the
     missingness table.
     """
     try:
-        from sklearn.experimental import enable_iterative_imputer  # noqa: F401
-        from sklearn.impute import IterativeImputer
+        import sklearn  # noqa: F401
     except ImportError:
         raise SpecError("impute needs scikit-learn: pip install 'bayescrt[impute]' (or scikit-learn)") from None
     if not isinstance(df, pd.DataFrame):
@@ -106,45 +163,82 @@ def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str
     if not problems and (not np.isfinite(t).all() or not set(pd.unique(e)) <= {0, 1, True, False}):
         problems.append(f"time {time!r} must be finite numbers and event {event!r} 0/1; check them with "
                         "bc.CoxPH().prepare(...) first")
+    kinds = {c: _kind(df[c]) for c in columns}
+    levels = {c: _levels(df[c]) for c in columns if kinds[c] == "discrete"}
+    for c in columns:
+        if kinds[c] == "other":
+            problems.append(f"column {c!r} has dtype {df[c].dtype}; impute() takes numbers, booleans and categories "
+                            f"(convert it, or leave it out with columns=)")
+        elif kinds[c] == "discrete" and len(levels[c]) > MAX_LEVELS:
+            problems.append(f"column {c!r} has {len(levels[c])} distinct values; an identifier is not a predictor "
+                            f"(leave it out with columns=, or make it numeric if it is a measurement)")
+        elif kinds[c] == "discrete" and df[c].isna().any() and len(levels[c]) < 2:
+            problems.append(f"column {c!r} has missing values and only one observed level, {levels[c][0]!r}; there "
+                            "is nothing to draw from")
     incomplete = [c for c in columns if df[c].isna().any()]
-    for c in incomplete:
-        s = df[c]
-        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or _binary(s):
-            problems.append(f"column {c!r} has {int(s.isna().sum())} missing values but is binary or categorical; "
-                            "impute() draws continuous columns only (a linear model's draws are not categories)")
     if problems:
         raise DataError(problems)
     if not incomplete:
         raise DataError(f"no column of {columns} has missing values; there is nothing to impute")
-    # the imputation model's matrix: numeric columns as they are, complete categoricals one-hot, the outcome
-    parts = []
-    for c in columns:
-        s = df[c]
-        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-            parts.append(s.astype(float).rename(c))
-        else:
-            parts.append(pd.get_dummies(s, prefix=f"{c}=", dtype=float, drop_first=True))
-    outcome = pd.DataFrame({"__event": e.astype(float), "__nelson_aalen": nelson_aalen(t, e.astype(float))},
-                           index=df.index)
-    Z = pd.concat([*parts, outcome], axis=1)
-    where = {c: Z.columns.get_loc(c) for c in incomplete}
+    for c in incomplete:
+        v = pd.unique(df[c].dropna())
+        if kinds[c] == "continuous" and len(v) <= 5 and np.all(np.mod(np.asarray(v, float), 1) == 0):
+            warnings.warn(f"column {c!r} has {len(v)} integer values ({sorted(int(x) for x in v)}) and is imputed "
+                          f"as continuous (draws between them); if it is a class, pass it as a category: "
+                          f"df.astype({{{c!r}: 'category'}})", DataWarning, stacklevel=2)
+    order = sorted(incomplete, key=lambda c: df[c].isna().sum())  # fewest missing first, as mice and scikit-learn
+    missing_rows = {c: df[c].isna().to_numpy() for c in incomplete}
+    ef = e.astype(float)
+    outcome = np.column_stack([ef, nelson_aalen(t, ef)])
     table = missingness(df[columns], by=exposure).to_dict()
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(m)]
     out = []
     for k, sk in enumerate(seeds):
-        imp = IterativeImputer(sample_posterior=True, random_state=sk, max_iter=max_iter, skip_complete=True)
-        filled = imp.fit_transform(Z.to_numpy(float))
+        rng = np.random.default_rng(sk)
+        # current values: continuous as floats, discrete as indices into their levels (-1 while missing)
+        cur = {}
+        for c in columns:
+            cur[c] = df[c].astype(float).to_numpy() if kinds[c] == "continuous" else _indices(df[c], levels[c])
+        for c in order:  # start from random draws of the observed values
+            miss = missing_rows[c]
+            cur[c][miss] = rng.choice(cur[c][~miss], miss.sum())
+        blocks = {c: _encode(cur[c], kinds[c], list(range(len(levels[c]))) if c in levels else None)
+                  for c in columns}
+        for _ in range(max_iter):
+            for c in order:
+                miss = missing_rows[c]
+                X = np.column_stack([*(blocks[o] for o in columns if o != c), outcome])
+                sd = X.std(axis=0)
+                X = (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+                draw = _draw_continuous if kinds[c] == "continuous" else _draw_discrete
+                cur[c][miss] = draw(X[~miss], cur[c][~miss], X[miss], rng)
+                blocks[c] = _encode(cur[c], kinds[c], list(range(len(levels[c]))) if c in levels else None)
         done = df.copy()
-        for c, j in where.items():
-            miss = df[c].isna().to_numpy()
-            vals = done[c].astype(float).to_numpy()
-            vals[miss] = filled[miss, j]
-            done[c] = vals
+        for c in incomplete:
+            miss = missing_rows[c]
+            col = done[c].copy()
+            if kinds[c] == "continuous":
+                col = col.astype(float)
+                col[miss] = cur[c][miss]
+            else:
+                col[miss] = pd.Series([levels[c][i] for i in cur[c][miss]], index=col.index[miss], dtype=col.dtype)
+                if col.dtype == object and kinds[c] == "discrete" and all(
+                        isinstance(v, (bool, np.bool_)) for v in levels[c]):
+                    col = col.astype(bool)
+            done[c] = col
         done.attrs = copy.deepcopy(df.attrs)
         done.attrs["bayescrt_imputation"] = {
-            "method": "chained equations (scikit-learn IterativeImputer, Bayesian ridge, posterior draws); "
-                      "outcome as event and Nelson-Aalen cumulative hazard (White and Royston 2009)",
+            "method": "chained equations (scikit-learn: BayesianRidge with coefficient draws for continuous columns, "
+                      "bootstrap LogisticRegression for binary and categorical ones); outcome as event and "
+                      "Nelson-Aalen cumulative hazard (White and Royston 2009)",
             "imputation": k, "m": m, "seed": sk, "random_seed": seed, "imputed": incomplete,
+            "kinds": {c: kinds[c] for c in incomplete}, "max_iter": max_iter,
             "missing": {c: int(df[c].isna().sum()) for c in incomplete}, "missingness": table}
         out.append(done)
     return out
+
+
+def _indices(s: pd.Series, levels: list) -> np.ndarray:
+    """Each value's index in ``levels``, -1 where missing."""
+    codes = pd.Categorical(s, categories=levels).codes
+    return np.asarray(codes, dtype=np.int64)

@@ -11,7 +11,9 @@ the exposure (missing at random given what is observed). Three Cox fits of x's l
 Prints each posterior's mean and SD, its distance from the truth and from the full-data fit in SDs,
 the fraction of missing information, and the time taken.
 
-    python benchmarks/imputation.py [--n 3000] [--m 20] [--seed 1]
+    python benchmarks/imputation.py [--n 3000] [--m 20] [--seed 1] [--binary]
+
+``--binary`` makes the confounder a 0/1 comorbidity, imputed by bootstrap logistic regression.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ import bayescrt as bc
 TRUE_X, TRUE_C = 0.3, 0.7
 
 
-def cohort(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cohort(n: int, seed: int, binary: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     x = (rng.random(n) < 0.4).astype(int)
-    c = 0.8 * x + rng.normal(0, 1, n)
+    if binary:  # a comorbidity: P(c = 1) = 0.38 unexposed, 0.62 exposed
+        c = (rng.random(n) < 1 / (1 + np.exp(-(-0.5 + 1.0 * x)))).astype(float)
+    else:
+        c = 0.8 * x + rng.normal(0, 1, n)
     t = (-np.log(rng.random(n)) / (0.2 * np.exp(TRUE_X * x + TRUE_C * c))) ** (1 / 1.3)
     cens = rng.uniform(0.5, 6, n)
     full = pd.DataFrame({"years": np.minimum(t, cens), "died": (t <= cens).astype(int), "x": x, "c": c})
@@ -48,8 +53,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000)
     ap.add_argument("--m", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--binary", action="store_true", help="the confounder is binary (imputed by logistic regression)")
     a = ap.parse_args()
-    full, holed = cohort(a.n, a.seed)
+    full, holed = cohort(a.n, a.seed, a.binary)
     kw = dict(time="years", event="died", covariates=["x", "c"], progress=False, random_seed=a.seed)
     rows = {}
     t0 = time.perf_counter()
@@ -66,7 +72,7 @@ def main() -> None:
     pooled = bc.CoxPH().fit(done, **kw)
     rows[f"imputed (m = {a.m})"] = (pooled.log_hr_draws()[:, 0], time.perf_counter() - t0)
     ref_mean = rows["full data"][0].mean()
-    print(f"N = {a.n}, {int(holed.c.isna().sum())} of c missing ({100 * holed.c.isna().mean():.1f}%), "
+    print(f"N = {a.n}, {int(holed.c.isna().sum())} of {'binary ' if a.binary else ''}c missing ({100 * holed.c.isna().mean():.1f}%), "
           f"true log-HR of x = {TRUE_X}; imputation took {t_imp:.1f} s")
     tab = pd.DataFrame({name: {"mean": d.mean(), "sd": d.std(), "(mean - truth) / sd": (d.mean() - TRUE_X) / d.std(),
                                "(mean - full) / sd": (d.mean() - ref_mean) / d.std(),

@@ -69,8 +69,14 @@ def test_the_missingness_table_by_exposure_group(holed):
 def test_impute_refuses_what_it_cannot_do_honestly(holed):
     _, df = holed
     kw = dict(m=3, time="years", event="died", random_seed=1)
-    with pytest.raises(bc.DataError, match="column 'x' has 2 missing values but is binary"):
-        bc.impute(df.assign(x=df.x.where(df.index > 1)), **kw)
+    with pytest.raises(bc.DataError, match="column 'when' has dtype datetime64.*leave it out with columns="):
+        bc.impute(df.assign(when=pd.Timestamp("2020-01-01")), **kw)
+    with pytest.raises(bc.DataError, match="column 'pid' has 4000 distinct values; an identifier"):
+        bc.impute(df.assign(pid=[f"p{i}" for i in range(len(df))]), **kw)
+    with pytest.raises(bc.DataError, match=r"column 'site' has missing values and only one observed level, 'a'"):
+        bc.impute(df.assign(site=np.where(df.index % 2 == 0, "a", None)), **kw)
+    with pytest.warns(bc.DataWarning, match=r"column 'nyha' has 3 integer values \(\[2, 3, 4\]\).*'category'"):
+        bc.impute(df.assign(nyha=np.where(df.index % 7 == 0, np.nan, 2 + df.index % 3)), **kw)
     with pytest.raises(bc.DataError, match="time column 'years' has 1 missing"):
         bc.impute(df.assign(years=df.years.where(df.index > 0)), **kw)
     with pytest.raises(bc.DataError, match="nothing to impute"):
@@ -81,3 +87,52 @@ def test_impute_refuses_what_it_cannot_do_honestly(holed):
         bc.impute(df, **{**kw, "random_seed": None})
     with pytest.raises(bc.SpecError, match="columns: 'cc' is not a column.*Did you mean 'c'"):
         bc.impute(df, columns=["cc"], **kw)
+
+
+def discrete_cohort(n, rng_seed):
+    """x, a binary comorbidity b and a three-level class k (both depend on x and raise the hazard), Weibull times;
+    b and k lose values more often among the deaths (missing at random given the outcome)."""
+    rng = np.random.default_rng(rng_seed)
+    x = (rng.random(n) < 0.4).astype(int)
+    b = (rng.random(n) < 1 / (1 + np.exp(-(-0.5 + 1.0 * x)))).astype(float)
+    cuts = np.column_stack([0.5 - 0.2 * x, 0.85 - 0.1 * x])  # P(II), P(II or III) given x
+    k = np.array(["II", "III", "IV"])[(rng.random(n)[:, None] > cuts).sum(axis=1)]
+    lp = 0.3 * x + 0.8 * b + np.select([k == "III", k == "IV"], [0.5, 1.2], 0.0)
+    t = (-np.log(rng.random(n)) / (0.2 * np.exp(lp))) ** (1 / 1.3)
+    cens = rng.uniform(0.5, 6, n)
+    died = (t <= cens).astype(int)
+    full = pd.DataFrame({"years": np.minimum(t, cens), "died": died, "x": x, "b": b,
+                         "k": pd.Categorical(k, categories=["II", "III", "IV"])})
+    p = 1 / (1 + np.exp(-(-2.5 + 1.5 * died)))
+    holed = full.copy()
+    holed.loc[rng.random(n) < p, "b"] = np.nan
+    holed.loc[rng.random(n) < p, "k"] = np.nan
+    return full, holed
+
+
+def test_binary_and_categorical_columns_are_drawn_from_their_levels_given_the_outcome():
+    full, df = discrete_cohort(6000, seed(5))
+    before = df.copy()
+    done = bc.impute(df, m=4, time="years", event="died", exposure="x", random_seed=seed(6))
+    pd.testing.assert_frame_equal(df, before)
+    mb, mk = df["b"].isna().to_numpy(), df["k"].isna().to_numpy()
+    deaths = df["died"].to_numpy() == 1
+    for f in done:
+        assert f["b"].dtype == float and set(f["b"].unique()) == {0.0, 1.0}
+        assert isinstance(f["k"].dtype, pd.CategoricalDtype) and list(f["k"].cat.categories) == ["II", "III", "IV"]
+        assert f["k"].notna().all()
+        pd.testing.assert_series_equal(f.loc[~mk, "k"], df.loc[~mk, "k"])
+        # the share of b = 1, and of each class, among the missing rows (and among the missing deaths) is the true
+        # share within 4 SEs of the difference of two independent Bernoulli means: sqrt(2 p (1 - p) / n)
+        for rows in (mb, mb & deaths):
+            p = full.loc[rows, "b"].mean()
+            assert abs(f.loc[rows, "b"].mean() - p) < 4 * np.sqrt(2 * p * (1 - p) / rows.sum())
+        for rows in (mk, mk & deaths):
+            for level in ("II", "III", "IV"):
+                p = (full.loc[rows, "k"] == level).mean()
+                assert abs((f.loc[rows, "k"] == level).mean() - p) < 4 * np.sqrt(2 * p * (1 - p) / rows.sum())
+    # the classes differ by outcome far beyond that tolerance (II: 0.37 of the deaths, 0.64 of the survivors among
+    # the missing rows), so a model that ignored the outcome could not have passed the check among the deaths
+    assert (full.loc[mk & ~deaths, "k"] == "II").mean() - (full.loc[mk & deaths, "k"] == "II").mean() > 0.15
+    info = done[0].attrs["bayescrt_imputation"]
+    assert info["kinds"] == {"b": "discrete", "k": "discrete"}

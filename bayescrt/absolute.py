@@ -194,15 +194,41 @@ def _posterior_cumhaz(fit, data, times, max_draws, rng):
 
 
 # ------------------------------------------------------------------ g-computation
-def _standardised(fit, exposure, times, values, max_draws, random_seed):
-    """Draws of the standardised survival, (draws, values, times), and the data."""
+def _members(fit) -> list:
+    """The fits whose subjects are averaged: the fit itself, or each imputation's fit of a pooled fit."""
+    if not fit.model.get("imputation"):
+        return [fit]
+    members = getattr(fit, "imputations", None)
+    if not members:
+        raise SpecError("this pooled fit of imputed data was read back from its file, which holds the pooled draws "
+                        "but not each imputation's fitted rows; absolute effects average over those rows: fit the "
+                        "completed DataFrames again in this session, then call again")
+    return members
+
+
+def _standardised(fit, exposure, times, values, max_draws, random_seed, check=True):
+    """Draws of the standardised survival, (draws, values, times), and the data.
+
+    A pooled fit of imputed data: each imputation's fit standardised over its own completed rows, with
+    its own share of ``max_draws`` and its own seed, and the draws mixed (as the posterior is)."""
+    members = _members(fit)
+    if len(members) > 1:
+        max_draws = _positive_int("max_draws", max_draws)
+        _exposure_column(members[0], exposure)
+        if check:
+            _diagnostics_ok(fit)
+        per = -(-max_draws // len(members))
+        seeds = np.random.SeedSequence(random_seed).spawn(len(members))
+        parts = [_standardised(f, exposure, times, values, per, sd, check=False) for f, sd in zip(members, seeds)]
+        return (np.concatenate([p[0] for p in parts]), *parts[0][1:])
     check_marginal(fit)
     j = _exposure_column(fit, exposure)
     values = _values(values)
     max_draws = _positive_int("max_draws", max_draws)
     data = survival_data(fit)
     times = _times(fit, times, data)
-    _diagnostics_ok(fit)
+    if check:
+        _diagnostics_ok(fit)
     H0, beta = _posterior_cumhaz(fit, data, times, max_draws, np.random.default_rng(random_seed))
     center = np.asarray(fit.model["center"], float)
     w = np.ones(data.n) if data.weights is None else np.asarray(data.weights, float)
@@ -312,7 +338,7 @@ def standardised_survival_draws(fit, exposure: str, times, *, values=(0, 1), max
 def _attrs(fit, exposure, values, prob, n_draws, data, random_seed, **extra) -> dict:
     return {"exposure": exposure, "values": list(values), "prob": prob, "interval": "equal-tailed",
             "n_draws": int(n_draws), "diagnostics_ok": bool(fit.diagnostics().ok), "family": fit.model["family"],
-            "n_subjects": int(data.n),
+            "n_subjects": int(data.n), "imputations": len(_members(fit)) if fit.model.get("imputation") else 0,
             "weighted": data.weights is not None, "curve": "step" if registry.of_fit(fit).step_baseline else "smooth",
             "follow_up_max": float(data.time.max()), "random_seed": random_seed,
             "baseline": _baseline_text(fit), **extra}
@@ -432,10 +458,11 @@ def rmst_difference(fit, exposure: str, horizon: float, *, values=(0, 1), prob: 
         raise SpecError(f"horizon={horizon!r} must be a positive time (in the units of the fit's time column), "
                         "e.g. horizon=5; the RMST integrates survival from 0 to horizon")
     horizon = float(horizon)
-    check_marginal(fit)
-    _exposure_column(fit, exposure)
+    first = _members(fit)[0]  # a pooled fit's imputations share time and event
+    check_marginal(first)
+    _exposure_column(first, exposure)
     values = _values(values, 2)
-    data = survival_data(fit)
+    data = survival_data(first)
     _follow_up(fit, horizon, float(data.time.max()), "horizon")
     step = registry.of_fit(fit).step_baseline
     if n_grid is None:

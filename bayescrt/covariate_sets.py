@@ -125,14 +125,39 @@ class CovariateSetFits:
             float_format=lambda v: f"{v:.3f}")
 
 
-def _covariates(covs) -> dict:
+def covariates_keyword(covs) -> dict:
     """A set's covariates as the keyword the estimators take: ``formula=`` for a formula, else ``covariates=``."""
     return {"formula": covs} if isinstance(covs, str) else {"covariates": covs}
 
 
-def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposure: str,
+def exposure_label(data, exposure: str, name: str) -> str:
+    """The one column the exposure is in ``data`` (prepared with covariate set ``name``), or a SpecError."""
+    if data.design is not None:
+        inter = [c for c in data.design.columns_of(exposure) if len(data.design.term_variables[data.design.terms[c]]) > 1]
+        if inter:
+            raise SpecError(f"covariate set {name!r} puts the exposure {exposure!r} in the terms {inter}: its "
+                            "main-effect HR would then be the HR where the other variable is 0; keep the exposure "
+                            "out of the set (the exposure is added to every set) and fit effect modification on its own")
+    mine = [lab for lab, src in zip(data.covariates, data.sources) if src == exposure]
+    if len(mine) != 1:
+        raise SpecError(
+            f"exposure {exposure!r} expands to {len(mine)} columns {mine}; it must be a single binary or "
+            "numeric column (recode a categorical exposure as one indicator)"
+        )
+    return mine[0]
+
+
+def set_covariates(exposure: str, cols) -> str | list[str]:
+    """A set's covariates with the exposure first: a formula ``"exposure + ..."`` or a list."""
+    return f"{exposure} + {cols}" if isinstance(cols, str) else [exposure] + [c for c in cols if c != exposure]
+
+
+def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str, exposure: str,
                        sets: CovariateSets | dict, **fit_kwargs) -> CovariateSetFits:
     """Fit ``model`` once per covariate set, each with ``exposure`` plus the set's covariates.
+
+    ``df``: a DataFrame, or the list of completed DataFrames of a multiple imputation (every set's
+    fit then pools them, as ``fit`` does).
 
     ``fit_kwargs`` (draws, chains, random_seed, priors, strata, ...) are passed
     to every fit; the same seed is used for each set. ``priors`` may name any
@@ -142,6 +167,13 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
     """
     if not isinstance(sets, CovariateSets):
         sets = CovariateSets(**sets)
+    if isinstance(df, (list, tuple)):  # completed data sets of a multiple imputation: each set's fit pools them
+        from .impute import check_frames
+
+        df = check_frames(df)
+        first = df[0]  # checked here; the others when each set's fit prepares them, before it samples
+    else:
+        first = df
     data_keys = ("entry", "strata", "weights", "reference", "missing")
     data_kw = {k: v for k, v in fit_kwargs.items() if k in data_keys}
     priors = fit_kwargs.pop("priors", None) or {}
@@ -149,31 +181,19 @@ def fit_covariate_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
         raise SpecError(f"priors must be a dict of covariate -> prior, got {type(priors).__name__}")
     plan, labels, set_priors, known = {}, {}, {}, {"default"}
     for name, cols in sets.items():  # validate every set before any sampling
-        covs = f"{exposure} + {cols}" if isinstance(cols, str) else [exposure] + [c for c in cols if c != exposure]
-        data = model.prepare(df, time=time, event=event, **_covariates(covs), **data_kw)
+        covs = set_covariates(exposure, cols)
+        data = model.prepare(first, time=time, event=event, **covariates_keyword(covs), **data_kw)
         keys = {"default", *data.covariates, *data.sources}
         known |= keys
         set_priors[name] = {k: v for k, v in priors.items() if k in keys}
         resolve_priors(data.covariates, data.sources, data.scale, set_priors[name])
-        if data.design is not None:
-            inter = [c for c in data.design.columns_of(exposure) if len(data.design.term_variables[data.design.terms[c]]) > 1]
-            if inter:
-                raise SpecError(f"covariate set {name!r} puts the exposure {exposure!r} in the terms {inter}: its "
-                                "main-effect HR would then be the HR where the other variable is 0; keep the exposure "
-                                "out of the set (fit_covariate_sets adds it) and fit effect modification on its own")
-        mine = [lab for lab, src in zip(data.covariates, data.sources) if src == exposure]
-        if len(mine) != 1:
-            raise SpecError(
-                f"exposure {exposure!r} expands to {len(mine)} columns {mine}; it must be a single binary or "
-                "numeric column (recode a categorical exposure as one indicator)"
-            )
-        plan[name], labels[name] = covs, mine[0]
+        plan[name], labels[name] = covs, exposure_label(data, exposure, name)
     stray = [k for k in priors if k not in known]
     if stray:
         raise SpecError(
             f"priors: {stray[0]!r} is not a covariate of any set.{suggest(stray[0], known)} "
             f"Valid keys: {sorted(known)}"
         )
-    fits = {name: model.fit(df, time=time, event=event, **_covariates(covs), priors=set_priors[name], **fit_kwargs)
+    fits = {name: model.fit(df, time=time, event=event, **covariates_keyword(covs), priors=set_priors[name], **fit_kwargs)
             for name, covs in plan.items()}
     return CovariateSetFits(fits, exposure, labels, sets)

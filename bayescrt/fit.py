@@ -24,13 +24,13 @@ import pandas as pd
 import xarray as xr
 
 from .diagnostics import DiagnosticReport, diagnose, diagnose_blocks
+from .impute import MIN_REPORTED_IMPUTATIONS
 from .effects import hazard_ratio_table
 from .errors import DiagnosticsWarning, ResultFileError, SpecError
 from . import validation
 from .priors import describe
 from .summaries import central_interval
 
-MIN_REPORTED_IMPUTATIONS = 20  # Zhou and Reiter (2010): fewer imputations give intervals that undercover
 
 FORMAT_VERSION = 2  # 2: every group and attribute hashed, and a checksum of the file's bytes
 SAMPLERS = ("nutpie", "pymc")

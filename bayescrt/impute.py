@@ -60,7 +60,28 @@ def missingness(df: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
     return out.rename_axis("column")
 
 
+MIN_REPORTED_IMPUTATIONS = 20  # Zhou and Reiter (2010): fewer imputations give intervals that undercover
 MAX_LEVELS = 50  # a text column with more levels than this is taken for an identifier, not a covariate
+
+
+def check_frames(frames) -> list[pd.DataFrame]:
+    """A list of completed DataFrames: at least two, with the same columns and the same rows."""
+    if isinstance(frames, pd.DataFrame) or not isinstance(frames, (list, tuple)):
+        raise SpecError("imputed data must be a list of completed DataFrames, e.g. bc.impute(df, m=20)")
+    frames = list(frames)
+    if len(frames) < 2:
+        raise SpecError(f"imputed data: {len(frames)} completed DataFrame given; pooling needs at least 2 "
+                        f"(Zhou and Reiter 2010 use 100; {MIN_REPORTED_IMPUTATIONS} is a floor for a reported analysis)")
+    for k, f in enumerate(frames):
+        if not isinstance(f, pd.DataFrame):
+            raise SpecError(f"imputed data: item {k} is a {type(f).__name__}, not a DataFrame")
+        if list(f.columns) != list(frames[0].columns):
+            raise SpecError(f"imputed data: DataFrame {k} has columns {list(f.columns)}, DataFrame 0 has "
+                            f"{list(frames[0].columns)}; every imputation must complete the same data")
+        if not f.index.equals(frames[0].index):
+            raise SpecError(f"imputed data: DataFrame {k} has other rows (index) than DataFrame 0; every "
+                            "imputation must complete the same rows")
+    return frames
 
 
 def _kind(s: pd.Series) -> str:

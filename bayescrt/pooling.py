@@ -22,33 +22,14 @@ import pandas as pd
 import xarray as xr
 
 from .errors import SpecError
-from .fit import MIN_REPORTED_IMPUTATIONS, Fit, seal
+from .fit import Fit, seal
+from .impute import check_frames  # noqa: F401  (here too: pooling is where a reader looks for it)
 
 
 def imputation_seeds(random_seed: int | None, m: int) -> list[int]:
     """A seed per imputation's fit from ``random_seed`` (the first k are the same whatever ``m``)."""
     seq = np.random.SeedSequence(random_seed)
     return [int(s.generate_state(1)[0]) for s in seq.spawn(m)]
-
-
-def check_frames(frames) -> list[pd.DataFrame]:
-    """A list of completed DataFrames: at least two, with the same columns and the same rows."""
-    if isinstance(frames, pd.DataFrame) or not isinstance(frames, (list, tuple)):
-        raise SpecError("imputed data must be a list of completed DataFrames, e.g. bc.impute(df, m=20)")
-    frames = list(frames)
-    if len(frames) < 2:
-        raise SpecError(f"imputed data: {len(frames)} completed DataFrame given; pooling needs at least 2 "
-                        f"(Zhou and Reiter 2010 use 100; {MIN_REPORTED_IMPUTATIONS} is a floor for a reported analysis)")
-    for k, f in enumerate(frames):
-        if not isinstance(f, pd.DataFrame):
-            raise SpecError(f"imputed data: item {k} is a {type(f).__name__}, not a DataFrame")
-        if list(f.columns) != list(frames[0].columns):
-            raise SpecError(f"imputed data: DataFrame {k} has columns {list(f.columns)}, DataFrame 0 has "
-                            f"{list(frames[0].columns)}; every imputation must complete the same data")
-        if not f.index.equals(frames[0].index):
-            raise SpecError(f"imputed data: DataFrame {k} has other rows (index) than DataFrame 0; every "
-                            "imputation must complete the same rows")
-    return frames
 
 
 class PooledFit(Fit):
@@ -59,7 +40,8 @@ class PooledFit(Fit):
             raise SpecError("a pooled fit needs the fits of at least 2 imputations")
         first = fits[0]
         groups = {}
-        for g in ("posterior", "sample_stats"):
+        shared = [g for g in ("log_likelihood",) if all(g in f.idata.children for f in fits)]
+        for g in ("posterior", "sample_stats", *shared):
             parts = []
             offset = 0
             for f in fits:

@@ -208,7 +208,7 @@ def test_exponential_in_a_spec_and_a_sensitivity_grid(tmp_path):
     assert [f for f, _ in grid._families.values()] == ["ExponentialPH", "CoxPH"]
     cohort = simulate_cohort(mine)
     cell = next(c for c in grid.cells() if grid._families[c.family][0] == "ExponentialPH")
-    est, rows, covs, _ = _cell_inputs(grid, cell, cohort, check=True)
+    est, rows, covs, _, _ = _cell_inputs(grid, cell, cohort, check=True)
     assert isinstance(est, bc.ExponentialPH) and covs[0] == grid.exposure and len(rows) == len(cohort)
     assert bc.ExponentialPH.fixed_priors is not None  # so the grid takes its total log-likelihood from logp
 

@@ -14,6 +14,7 @@ from ..errors import ResultFileError, SpecError
 from ..families import registry
 from ..priors import log_density, rescale, resolve_priors
 from ..summaries import central_interval
+from ..covariate_sets import covariates_keyword, exposure_label, set_covariates
 from .grid import Cell, Grid, _subset
 
 
@@ -25,25 +26,32 @@ def _log_prior(draws: np.ndarray, prior: dict, sd: float) -> np.ndarray:
     return log_density(draws, p)
 
 
-def _cell_inputs(grid: Grid, cell: Cell, df: pd.DataFrame, check: bool = False):
-    """(estimator, the subset's rows, covariates with the exposure first, priors); ``check`` validates them."""
+def _cell_inputs(grid: Grid, cell: Cell, df, check: bool = False):
+    """(estimator, the subset's rows, covariates with the exposure first, priors, the prior keys the set knows);
+    ``check`` validates them. ``df``: a DataFrame, or the completed DataFrames of an imputation (a list)."""
     fam, opts = grid._families[cell.family]
     est = registry.estimator_class(fam)(**opts)
     data = _subset(df, grid.subsets[cell.subset], cell.subset)
-    covs = [grid.exposure] + [c for c in grid.covariate_sets[cell.covariate_set] if c != grid.exposure]
+    covs = set_covariates(grid.exposure, grid.covariate_sets[cell.covariate_set])
     priors = dict(grid.base_priors)
     prior = grid.prior_of(cell)
     if prior is not None:
         priors[grid.exposure] = prior
-    keep = {"default", *covs}
+    if isinstance(covs, str):  # a formula's keys are its columns' labels and variables, known from the data
+        sd = est.prepare(data[0] if isinstance(data, list) else data, time=grid.time, event=grid.event, formula=covs)
+        keep = {"default", *sd.covariates, *sd.sources}
+    else:
+        sd, keep = None, {"default", *covs}
     priors = {k: v for k, v in priors.items() if k in keep}
     if check:
-        sd = est.prepare(data, time=grid.time, event=grid.event, covariates=covs)
-        if sd.sources.count(grid.exposure) != 1 or sd.covariates[0] != grid.exposure:
-            raise SpecError(f"exposure {grid.exposure!r} must be one 0/1 or numeric column (it expands to "
-                            f"{[c for c, s in zip(sd.covariates, sd.sources) if s == grid.exposure]})")
-        resolve_priors(sd.covariates, sd.sources, sd.scale, priors)
-    return est, data, covs, priors
+        for frame in (data if isinstance(data, list) else [data])[:1]:  # the rest: checked by the run, per set
+            sd = sd or est.prepare(frame, time=grid.time, event=grid.event, **covariates_keyword(covs))
+            label = exposure_label(sd, grid.exposure, cell.covariate_set)
+            if sd.covariates[0] != label:
+                raise SpecError(f"exposure {grid.exposure!r} must come first in covariate set "
+                                f"{cell.covariate_set!r}; it is {sd.covariates[0]!r}")
+            resolve_priors(sd.covariates, sd.sources, sd.scale, priors)
+    return est, data, covs, priors, keep
 
 
 def loglik_total(fit) -> np.ndarray | None:
@@ -73,10 +81,10 @@ def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, pro
     """Fit one cell; returns the Fit with ``log_prior`` (the exposure's prior) and per-draw ``log_likelihood``."""
     import xarray as xr
 
-    est, data, covs, priors = _cell_inputs(grid, cell, df)
+    est, data, covs, priors, _ = _cell_inputs(grid, cell, df)
     # the per-row log-likelihood is computed only for families whose total cannot come from the sampler's logp
     pointwise = type(est).fixed_priors is None
-    fit = est.fit(data, time=grid.time, event=grid.event, covariates=covs, priors=priors, draws=grid.draws,
+    fit = est.fit(data, time=grid.time, event=grid.event, **covariates_keyword(covs), priors=priors, draws=grid.draws,
                   tune=grid.tune, chains=grid.chains, random_seed=grid.seed_of(cell), progress=progress,
                   log_likelihood=pointwise, compiled_models=compiled_models)
     tree = fit.idata
@@ -125,9 +133,16 @@ def _summary_row(grid: Grid, cell: Cell, fit, prob: float) -> dict:
 
     x = fit.log_hr_draws()[:, 0]
     m = fit.model
+    imp = m.get("imputation")
+    # power-scaling reweights the draws of one posterior: for pooled imputations, each imputation's on its own,
+    # and the row reports the most sensitive
+    blocks = [fit.idata] if not imp else [
+        fit.idata.isel(chain=slice(k * imp["per_imputation_chains"], (k + 1) * imp["per_imputation_chains"]))
+        for k in range(imp["m"])]
     with warnings.catch_warnings(), _quiet("arviz_stats.psense"):  # its advice is our column and note
         warnings.simplefilter("ignore")
-        ps = psense_summary(fit.idata, var_names=["log_hr"], coords={"covariate": [fit.covariates[0]]})
+        sens = [psense_summary(b, var_names=["log_hr"], coords={"covariate": [fit.covariates[0]]}) for b in blocks]
+    ps = max(sens, key=lambda t: max(float(t["prior"].iloc[0]), float(t["likelihood"].iloc[0])))
     lo, med, hi = np.exp(central_interval(x, prob))
     row = {"cell": cell.id, **cell.params(), "n": m["n"], "n_events": m["n_events"], "hr_median": med,
            "hr_lower": lo, "hr_upper": hi, "p_hr_gt_1": float(np.mean(x > 0)), "log_hr_mean": float(x.mean()),

@@ -102,7 +102,7 @@ class Grid:
             raise SpecError(f"covariate set name {bad[0]!r} must be text, e.g. 'minimal'")
         sets = self.covariate_sets if isinstance(self.covariate_sets, CovariateSets) \
             else CovariateSets(**self.covariate_sets)
-        self.covariate_sets = {k: list(v) for k, v in sets.items()}
+        self.covariate_sets = dict(sets)  # a list of columns, or a formula (text) of the adjustment terms
         if not validation.is_number(self.important_hr) or not 0 < self.important_hr < math.inf \
                 or self.important_hr == 1:
             raise SpecError(f"important_hr={self.important_hr!r} must be a positive number other than 1, e.g. 1.25")
@@ -164,9 +164,12 @@ class Grid:
         if len(self._families) != len(self.families) or not self._families:
             raise SpecError(f"grid families {self.families!r}: give at least one; name repeated families "
                             "({'family': ..., 'name': ...})")
-        known = {"default", self.exposure, *(c for cols in self.covariate_sets.values() for c in cols)}
+        # a formula set's columns are known only from the data: its keys are checked when the grid runs
+        formulas = any(isinstance(cols, str) for cols in self.covariate_sets.values())
+        known = {"default", self.exposure,
+                 *(c for cols in self.covariate_sets.values() if not isinstance(cols, str) for c in cols)}
         for key in self.base_priors or {}:
-            if key not in known:
+            if key not in known and not formulas:
                 raise SpecError(f"priors: {key!r} is not the exposure or a covariate of any set.{suggest(key, known)} "
                                 f"Valid keys: {sorted(known)}")
         if not isinstance(self.subsets, dict) or not self.subsets:
@@ -280,7 +283,14 @@ class Grid:
         return cls(**kw)
 
 
-def _subset(df: pd.DataFrame, conds, name: str) -> pd.DataFrame:
+def _subset(df, conds, name: str):
+    """The rows of ``df`` (a DataFrame, or each completed DataFrame of an imputation) that meet every condition."""
+    if isinstance(df, list):
+        for col, *_ in conds:
+            if col in df[0].columns and not all(f[col].equals(df[0][col]) for f in df[1:]):
+                raise SpecError(f"subset {name!r}: column {col!r} differs between the imputations (it was imputed), "
+                                "so the subset would hold other rows in each; define subsets by complete columns")
+        return [_subset(f, conds, name) for f in df]
     keep = np.ones(len(df), bool)
     for col, op, val in conds:
         if col not in df.columns:
@@ -307,6 +317,9 @@ def _subset(df: pd.DataFrame, conds, name: str) -> pd.DataFrame:
     return df.loc[keep]
 
 
-def _data_hash(df: pd.DataFrame) -> str:
+def _data_hash(df) -> str:
+    """The data's SHA-256: of the DataFrame, or of every completed DataFrame of an imputation in order."""
+    if isinstance(df, list):
+        return hashlib.sha256(("imputations:" + ",".join(_data_hash(f) for f in df)).encode()).hexdigest()
     return hashlib.sha256(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes()
                           + ",".join(map(str, df.columns)).encode()).hexdigest()

@@ -14,7 +14,8 @@ import pandas as pd
 
 from .. import validation
 from ..cluster import connect
-from ..errors import DiagnosticsWarning, SpecError
+from ..covariate_sets import covariates_keyword
+from ..errors import DiagnosticsWarning, SpecError, suggest
 from ..progress import Bar
 from .cells import _cell_inputs, fit_cell
 from .grid import Cell, Grid, _data_hash
@@ -47,9 +48,15 @@ def run(grid, out, *, data: pd.DataFrame | None = None, scheduler=None, workers:
 
         data = simulate_cohort(spec)
     workers = validation.integer("workers", workers, low=1)
-    if not isinstance(data, pd.DataFrame):
-        raise SpecError(f"data= must be a pandas DataFrame, got {type(data).__name__}")
-    df = data.copy()
+    if isinstance(data, (list, tuple)):  # completed data sets of a multiple imputation: each cell pools them
+        from ..impute import check_frames
+
+        df = [f.copy() for f in check_frames(data)]
+    elif not isinstance(data, pd.DataFrame):
+        raise SpecError(f"data= must be a pandas DataFrame or a list of completed DataFrames (bc.impute), got "
+                        f"{type(data).__name__}")
+    else:
+        df = data.copy()
     (out / "cells").mkdir(parents=True, exist_ok=True)
     with _lock(out):
         return _run_locked(grid, out, df, scheduler, workers, progress)
@@ -58,8 +65,18 @@ def run(grid, out, *, data: pd.DataFrame | None = None, scheduler=None, workers:
 def _run_locked(grid, out, df, scheduler, workers, progress):
     data_hash = _data_hash(df)
     cells = grid.cells()
+    known = set()
     for cell in cells:  # every cell's data and priors are checked before any sampling
-        _cell_inputs(grid, cell, df, check=True)
+        known |= _cell_inputs(grid, cell, df, check=True)[4]
+    stray = sorted(set(grid.base_priors) - known - {grid.exposure})
+    if stray:  # keys of formula sets, known only now
+        raise SpecError(f"priors: {stray[0]!r} is not the exposure or a covariate of any set.{suggest(stray[0], known)} "
+                        f"Valid keys: {sorted(known)}")
+    if isinstance(df, list):  # every imputation's rows through every set, as the cells will fit them
+        for cell in {c.covariate_set: c for c in cells}.values():
+            est, _, covs, _, _ = _cell_inputs(grid, cell, df[:1])
+            for frame in df[1:]:
+                est.prepare(frame, time=grid.time, event=grid.event, **covariates_keyword(covs))
     groups: dict = {}
     for cell in cells:
         groups.setdefault(grid.group_of(cell), []).append(cell)

@@ -105,6 +105,29 @@ def _column(df, name, arg, required: bool):
     return name
 
 
+def _zone(v) -> str | None:
+    """The time zone of a datetime column or date, None when it has none."""
+    if isinstance(v, pd.Series):
+        return str(v.dt.tz) if pd.api.types.is_datetime64_any_dtype(v) and v.dt.tz is not None else None
+    return str(v.tzinfo) if isinstance(v, (pd.Timestamp, _dt.datetime)) and v.tzinfo is not None else None
+
+
+def _same_zones(df, columns: dict, censor) -> None:
+    """Refuse dates with a time zone beside datetime dates without one: which zone the others are in is a guess."""
+    given = [(arg, df[c]) for arg, c in columns.items() if c is not None]
+    given += [(f"censor={c!r}", c) for c in (censor if isinstance(censor, (list, tuple)) else [censor])
+              if isinstance(c, (pd.Timestamp, _dt.datetime))]
+    typed = [(arg, _zone(v)) for arg, v in given
+             if isinstance(v, (pd.Timestamp, _dt.datetime)) or pd.api.types.is_datetime64_any_dtype(v)]
+    aware = [f"{arg} ({z})" for arg, z in typed if z is not None]
+    naive = [arg for arg, z in typed if z is None]
+    if aware and naive:
+        raise DataError(f"dates with a time zone ({', '.join(aware)}) beside dates without one ({', '.join(naive)}): "
+                        "which zone the others are in would be a guess; make them alike, e.g. "
+                        "df[col].dt.tz_localize('Europe/Copenhagen') on the naive ones, or .dt.tz_convert(None) "
+                        "on the aware ones")
+
+
 def _censor_parts(df, censor) -> tuple[list[str], list[pd.Timestamp]]:
     """The censoring given as columns (a row's own end of follow-up) and dates (administrative)."""
     items = censor if isinstance(censor, (list, tuple)) else [censor]
@@ -115,7 +138,10 @@ def _censor_parts(df, censor) -> tuple[list[str], list[pd.Timestamp]]:
     for c in items:
         if isinstance(c, str) and c in df.columns:
             cols.append(c)
-        elif isinstance(c, (pd.Timestamp, _dt.date)) and not (isinstance(c, float) and np.isnan(c)):
+        elif isinstance(c, (pd.Timestamp, _dt.date, np.datetime64)):
+            if pd.isna(c):
+                raise SpecError(f"censor={c!r} is a missing date; give the administrative end of follow-up, "
+                                "e.g. censor='2018-08-31'")
             ts = pd.Timestamp(c)
             dates.append(ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts)
         elif isinstance(c, str):
@@ -171,6 +197,8 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
     if timescale == "time" and birth_date is not None:
         raise SpecError("birth_date= is used only with timescale='age'; drop it or pass timescale='age'")
     cols, admin = _censor_parts(df, censor)
+    _same_zones(df, {"start": start, "event_date": event_date, "entry_date": entry_date, "birth_date": birth_date,
+                     **{f"censor {c!r}": c for c in cols}}, censor)
     outputs = {"time": time, "event": event, **({"entry": entry} if entry_date is not None or timescale == "age"
                                                 else {})}
     for arg, name in outputs.items():

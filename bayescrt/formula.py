@@ -57,6 +57,46 @@ def split(formula, *, time: str | None, event: str | None, entry: str | None):
     return rhs, given.get("time", time), given.get("event", event), given.get("entry", entry)
 
 
+def referenced(rhs: str, categorical: bool = False) -> set[str] | None:
+    """The data variables a right-hand side refers to, read without data (``None`` if it cannot be read so).
+
+    A plain term is its own name; in a Python term (``C(nyha, Treatment(2))``, ``bs(age, df=3)``,
+    ``np.log(x)``) every name that is not called and not ``np`` is a variable. ``categorical=True``: only
+    the variables that appear nowhere but as ``C(variable, ...)``, declared categorical by the formula.
+    For early checks: the design built on the data remains the authority.
+    """
+    import ast
+
+    from formulaic import Formula
+
+    try:
+        factors = [f for term in Formula(rhs) for f in term.factors]
+    except Exception:  # formulaic's parser raises its own and Python's errors, or reads several parts
+        return None
+    out, declared, bare = set(), set(), set()
+    for factor in factors:
+        method = getattr(factor.eval_method, "value", str(factor.eval_method))
+        if method == "literal":
+            continue
+        if method == "lookup":
+            out.add(str(factor.expr))
+            bare.add(str(factor.expr))
+            continue
+        try:
+            tree = ast.parse(str(factor.expr), mode="eval")
+        except SyntaxError:
+            return None
+        called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        owners = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        in_c = {id(n.args[0]) for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                and n.func.id == "C" and n.args and isinstance(n.args[0], ast.Name)}
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Name) and id(n) not in called and id(n) not in owners and n.id not in CONTEXT:
+                out.add(n.id)
+                (declared if id(n) in in_c else bare).add(n.id)
+    return declared - bare if categorical else out
+
+
 @dataclass
 class Design:
     """A formula's design: the formulaic model spec, the labelled columns and what each term is."""
@@ -172,6 +212,20 @@ def build(df: pd.DataFrame, rhs: str, *, roles: dict, missing: str):
     # pandas' string dtype columns as plain objects: formulaic encodes those as categories
     df = df.astype({c: object for c in df.columns if isinstance(df[c].dtype, pd.StringDtype)})
 
+    from .data import _content_problem
+
+    static = referenced(rhs) or set()
+    if "Intercept" in static and "Intercept" in df.columns:
+        raise SpecError(f"formula {rhs!r} uses a column named 'Intercept', the name of the design's intercept "
+                        "column, which would be dropped with it; rename the column")
+    rows = df.index.to_numpy()
+    levels = referenced(rhs, categorical=True) or set()  # C(x): the formula says x's values are levels
+    bad = [p + (f", or write C({v}) in the formula" if "numbers stored as text" in p else "")
+           for v in sorted(static & set(df.columns))
+           if (p := _content_problem(df[v], f"formula variable {v!r}", v, rows)) is not None
+           and not (v in levels and "numbers stored as text" in p)]
+    if bad:  # dates, durations, complex numbers or numbers as text: never turned into numbers or levels unasked
+        raise DataError(bad)
     try:  # the variables a formula uses are known once it has been evaluated (a lone bs(age) names none before)
         probe = model_matrix(rhs, df, na_action="drop", ensure_full_rank=True, context=CONTEXT)
         if not isinstance(probe, pd.DataFrame):  # '|' or '~' inside: several matrices
@@ -218,12 +272,19 @@ def build(df: pd.DataFrame, rhs: str, *, roles: dict, missing: str):
     if not labels:
         raise SpecError(f"formula {rhs!r} has no covariate terms")
     X = np.asarray(mm, float)[:, 1:]
+
     frame = pd.DataFrame(X, index=raw.index, columns=labels)
     for col in role_cols.values():
         if col in frame.columns:
             raise SpecError(f"the formula's column {col!r} has the name of a role column; rename the column")
         frame[col] = raw[col]
     term_vars = {str(t): {v for v in vs if v in variables} for t, vs in spec.term_variables.items() if str(t) != "1"}
+    unused = [lab for k, lab in enumerate(labels) if not X[:, k].any() and len(term_vars[terms[lab]]) == 1
+              and isinstance(raw[next(iter(term_vars[terms[lab]]))].dtype, pd.CategoricalDtype)]
+    if unused:
+        var = next(iter(term_vars[terms[unused[0]]]))
+        raise DataError(f"formula {rhs!r}: the columns {unused} are all 0: categories of {var!r} with no rows (after "
+                        f"missing values were handled); drop them first: df[{var!r}].cat.remove_unused_categories()")
     summaries = {}
     for term, vs in term_vars.items():
         for v in vs:

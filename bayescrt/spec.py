@@ -27,6 +27,7 @@ from . import validation
 from .cohort_schema import (check_accrual, check_baseline, check_columns, check_correlation, check_covariate,
                             check_sizes, is_integer, mapping, number)
 from .covariate_sets import CovariateSets
+from .formula import referenced
 from .errors import SpecError, suggest
 from .families import registry
 
@@ -279,6 +280,8 @@ def check(raw: dict, where: str) -> None:
         _check_cohort(raw, where)
         covs = cohort.get("covariates", {})
         for set_name, cols in raw["covariate_sets"].items():
+            if isinstance(cols, str):  # a formula: the names it refers to (unreadable ones are the fit's to report)
+                cols = sorted(referenced(cols) or ())
             for col in cols:
                 if col not in covs:
                     raise SpecError(f"{where} [covariate_sets] {set_name}: {col!r} is not a simulated covariate."

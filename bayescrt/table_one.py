@@ -143,6 +143,10 @@ def baseline_table(df: pd.DataFrame, by: str | None = None, columns: list[str] |
         kind = _kind(s, cat, name)
         if kind == "continuous" and name in cat:
             kind = "categorical"
+        if kind != "continuous" and name in nonnormal:
+            raise SpecError(f"nonnormal: {name!r} is {kind} here (counts and percentages); nonnormal names continuous "
+                            f"columns to show as median [Q1, Q3]: drop it from nonnormal"
+                            + (" or from categorical" if name in cat else ""))
         n_miss = int(s.isna().sum())
         known = s.notna().to_numpy()
         if kind == "continuous":

@@ -99,6 +99,16 @@ def test_datetime_columns_date_objects_time_zones_and_date_format():
                           "e": ["2018-01-11"]})  # midnight in Copenhagen is 23:00 UTC the day before
     assert bc.durations(aware, start="s", event_date="e", censor=ADMIN, unit="days")["time"].iloc[0] == \
         pytest.approx(10 + 1 / 24)
+    mixed = aware.assign(e=pd.to_datetime(["2018-01-11"]))  # which zone is the naive column in? a guess: refused
+    with pytest.raises(bc.DataError, match=r"time zone \(start \(Europe/Copenhagen\)\) beside dates without one "
+                                           r"\(event_date\).*tz_localize"):
+        bc.durations(mixed, start="s", event_date="e", censor=ADMIN)
+    with pytest.raises(bc.DataError, match=r"beside dates without one \(censor=Timestamp"):
+        bc.durations(aware.assign(e=None), start="s", event_date="e", censor=pd.Timestamp(ADMIN))
+    assert bc.durations(naive, start="s", event_date=None, censor=np.datetime64("2018-01-21"),
+                        unit="days")["time"].tolist() == [20]
+    with pytest.raises(bc.SpecError, match="censor=.* is a missing date"):
+        bc.durations(naive, start="s", event_date="e", censor=np.datetime64("NaT", "D"))
     dmy = pd.DataFrame({"s": ["01/02/2018"], "e": ["11/02/2018"]})
     assert bc.durations(dmy, start="s", event_date="e", censor=ADMIN, unit="days",
                         date_format="%d/%m/%Y")["time"].tolist() == [10]

@@ -45,6 +45,9 @@ def test_the_design_is_lifelines_design(lung, lifelines_lung):
 
 def test_plain_string_factors_interactions_and_the_outcome_on_either_side(lung):
     est = bc.CoxPH()
+    with pytest.raises(bc.DataError, match=r"'ecog' holds numbers stored as text.*or write C\(ecog\) in the formula"):
+        est.prepare(lung, formula="ecog + sex", time="time", event="status")  # levels or numbers? the user says
+    lung = lung.assign(ecog=lung.ecog.astype("category"))
     a = est.prepare(lung, formula="ecog + sex + sex:age", time="time", event="status")
     b = est.prepare(lung, formula="Surv(time, status) ~ ecog + sex + sex:age")
     assert a.covariates == b.covariates == ("ecog[T.1 vs 0]", "ecog[T.2 vs 0]", "sex", "sex:age")
@@ -58,13 +61,13 @@ def test_plain_string_factors_interactions_and_the_outcome_on_either_side(lung):
 
 @pytest.mark.parametrize("kw, message", [
     (dict(formula="sex + agee"), "cannot be read or evaluated: .*agee.*Did you mean 'age'"),
-    (dict(formula="0 + ecog + sex"), "removes the intercept"),
+    (dict(formula="0 + C(ecog) + sex"), "removes the intercept"),
     (dict(formula="sex - 1"), "removes the intercept"),
     (dict(formula="sex + time"), "the time column 'time' is also a variable of the formula"),
     (dict(formula="Surv(time) ~ sex"), "left-hand side must be Surv\\(time, event\\)"),
     (dict(formula="Surv(time, status) ~ sex", time="days"), "time='days' disagrees with the formula's Surv"),
     (dict(formula="sex", covariates=["sex"]), "formula= or covariates=, not both"),
-    (dict(formula="ecog + sex", reference={"ecog": "1"}), "set a reference level in the formula itself"),
+    (dict(formula="C(ecog) + sex", reference={"ecog": "1"}), "set a reference level in the formula itself"),
     (dict(formula="sex + (age"), "cannot be read or evaluated"),
     (dict(formula="  "), "must be a non-empty string"),
     (dict(formula="sex", strata="centre"), "strata='centre' is not a column"),
@@ -189,6 +192,30 @@ def test_standardised_survival_of_a_formula_fit_moves_the_interaction_with_the_e
 def test_a_formula_sees_the_data_and_numpy_only_and_drops_nothing(lung, formula, kw, error, message):
     with pytest.raises(error, match=message):
         bc.CoxPH().prepare(lung.assign(one="X"), formula=formula, time="time", event="status", **kw)
+
+
+@pytest.mark.parametrize("column, formula, error, message", [
+    (lambda d: d.age + 1j, "sex + z", bc.DataError, "formula variable 'z' holds complex numbers .*row 0"),
+    (lambda d: pd.to_timedelta(d.age, unit="D"), "sex + bs(z, df=3)", bc.DataError, "'z' holds durations as timedeltas"),
+    (lambda d: pd.Timestamp("2020-01-01") + pd.to_timedelta(d.age, unit="D"), "sex + z", bc.DataError,
+     "'z' holds dates .*not numbers"),
+    (lambda d: d.age.astype(str), "sex + z", bc.DataError, "'z' holds numbers stored as text.*astype\\('category'\\)"),
+    (lambda d: pd.Categorical(d.ecog, categories=["0", "1", "2", "3"]), "sex + z", bc.DataError,
+     "columns \\['z\\[T.3 vs 0\\]'\\] are all 0: categories of 'z' with no rows.*remove_unused_categories"),
+])
+def test_a_formula_variable_is_never_coerced(lung, column, formula, error, message):
+    with pytest.raises(error, match=message):
+        bc.CoxPH().prepare(lung.assign(z=column(lung)), formula=formula, time="time", event="status")
+
+
+def test_a_column_named_intercept_is_refused_and_specs_read_a_formulas_variables(lung):
+    with pytest.raises(bc.SpecError, match="column named 'Intercept'.*rename the column"):
+        bc.CoxPH().prepare(lung.assign(Intercept=lung.age), formula="sex + Intercept", time="time", event="status")
+    from bayescrt.formula import referenced
+
+    assert referenced("age + C(nyha, Treatment('II')) + bs(egfr, df=3) + up:age + np.log(x) + I(a ** 2)") == \
+        {"age", "nyha", "egfr", "up", "x", "a"}
+    assert referenced("a ++") is None
 
 
 def test_string_dtypes_and_numpy_calls_work_and_sources_name_the_variables(lung):

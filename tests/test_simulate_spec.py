@@ -79,6 +79,11 @@ def test_spec_errors_name_the_key_and_the_fix(tmp_path):
     bad.write_text(text.replace('minimal = ["age", "male"]', 'minimal = ["age", "mal"]'))
     with pytest.raises(bc.SpecError, match=r"'mal' is not a simulated covariate\. Did you mean 'male'\?"):
         load_spec(bad)
+    bad.write_text(text.replace('minimal = ["age", "male"]', 'minimal = "bs(age, df=3) + C(mal)"'))
+    with pytest.raises(bc.SpecError, match=r"minimal: 'mal' is not a simulated covariate\. Did you mean 'male'\?"):
+        load_spec(bad)
+    bad.write_text(text.replace('minimal = ["age", "male"]', 'minimal = "bs(age, df=3) + C(male)"'))
+    assert load_spec(bad).covariate_sets["minimal"] == "bs(age, df=3) + C(male)"  # a formula set is a formula
     with pytest.raises(bc.SpecError, match=r"no spec named 'danis'\. Did you mean 'danish'\?"):
         load_spec("danis")
 

@@ -79,6 +79,9 @@ def test_without_by_the_table_is_overall_only(cohort):
     (dict(by="group", columns=["agee"]), bc.SpecError, "columns: 'agee' is not a column.*Did you mean 'age'"),
     (dict(by="group", nonnormal=["group"]), bc.SpecError, "nonnormal: 'group' is the grouping column"),
     (dict(by="group", decimals=1.5), bc.SpecError, "decimals=1.5 must be an integer"),
+    (dict(by="group", nonnormal=["nyha"]), bc.SpecError, "nonnormal: 'nyha' is categorical here.*drop it from nonnormal"),
+    (dict(by="group", nonnormal=["age"], categorical=["age"]), bc.SpecError, "nonnormal: 'age' is categorical.*or from "
+     "categorical"),
 ])
 def test_bad_arguments_name_the_argument(cohort, kw, error, message):
     with pytest.raises(error, match=message):

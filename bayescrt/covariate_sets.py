@@ -156,8 +156,9 @@ def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str,
                        sets: CovariateSets | dict, **fit_kwargs) -> CovariateSetFits:
     """Fit ``model`` once per covariate set, each with ``exposure`` plus the set's covariates.
 
-    ``df``: a DataFrame, or the list of completed DataFrames of a multiple imputation (every set's
-    fit then pools them, as ``fit`` does).
+    ``df``: a DataFrame, or the list of completed DataFrames of a multiple imputation: a set's fit
+    pools them, as ``fit`` does, unless the set uses no column that differs between them (then its
+    one data set is fitted once).
 
     ``fit_kwargs`` (draws, chains, random_seed, priors, strata, ...) are passed
     to every fit; the same seed is used for each set. ``priors`` may name any
@@ -167,10 +168,11 @@ def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str,
     """
     if not isinstance(sets, CovariateSets):
         sets = CovariateSets(**sets)
+    frames, same = None, {}
     if isinstance(df, (list, tuple)):  # completed data sets of a multiple imputation: each set's fit pools them
         from .impute import check_frames
 
-        df = check_frames(df)
+        df = frames = check_frames(df)
         first = df[0]  # checked here; the others when each set's fit prepares them, before it samples
     else:
         first = df
@@ -188,12 +190,17 @@ def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str,
         set_priors[name] = {k: v for k, v in priors.items() if k in keys}
         resolve_priors(data.covariates, data.sources, data.scale, set_priors[name])
         plan[name], labels[name] = covs, exposure_label(data, exposure, name)
+        if frames is not None:  # a set that uses no imputed column is fitted once: its data are the same in each
+            used = [c for c in dict.fromkeys([*data.sources, time, event, *(v for v in data_kw.values()
+                                                                           if isinstance(v, str))]) if c in first]
+            same[name] = all(f[used].equals(first[used]) for f in frames[1:])
     stray = [k for k in priors if k not in known]
     if stray:
         raise SpecError(
             f"priors: {stray[0]!r} is not a covariate of any set.{suggest(stray[0], known)} "
             f"Valid keys: {sorted(known)}"
         )
-    fits = {name: model.fit(df, time=time, event=event, **covariates_keyword(covs), priors=set_priors[name], **fit_kwargs)
+    fits = {name: model.fit(first if same.get(name) else df, time=time, event=event, **covariates_keyword(covs),
+                            priors=set_priors[name], **fit_kwargs)
             for name, covs in plan.items()}
     return CovariateSetFits(fits, exposure, labels, sets)

@@ -57,13 +57,13 @@ def split(formula, *, time: str | None, event: str | None, entry: str | None):
     return rhs, given.get("time", time), given.get("event", event), given.get("entry", entry)
 
 
-def referenced(rhs: str, categorical: bool = False) -> set[str] | None:
+def referenced(rhs: str, categorical: bool = False, ordered: bool = False) -> set[str] | list[str] | None:
     """The data variables a right-hand side refers to, read without data (``None`` if it cannot be read so).
 
     A plain term is its own name; in a Python term (``C(nyha, Treatment(2))``, ``bs(age, df=3)``,
     ``np.log(x)``) every name that is not called and not ``np`` is a variable. ``categorical=True``: only
     the variables that appear nowhere but as ``C(variable, ...)``, declared categorical by the formula.
-    For early checks: the design built on the data remains the authority.
+    ``ordered=True``: a list, in the order the formula names them. For early checks: the design built on the data remains the authority.
     """
     import ast
 
@@ -73,13 +73,13 @@ def referenced(rhs: str, categorical: bool = False) -> set[str] | None:
         factors = [f for term in Formula(rhs) for f in term.factors]
     except Exception:  # formulaic's parser raises its own and Python's errors, or reads several parts
         return None
-    out, declared, bare = set(), set(), set()
+    out, declared, bare = {}, set(), set()  # out: a dict as an ordered set
     for factor in factors:
         method = getattr(factor.eval_method, "value", str(factor.eval_method))
         if method == "literal":
             continue
         if method == "lookup":
-            out.add(str(factor.expr))
+            out[str(factor.expr)] = None
             bare.add(str(factor.expr))
             continue
         try:
@@ -90,11 +90,14 @@ def referenced(rhs: str, categorical: bool = False) -> set[str] | None:
         owners = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         in_c = {id(n.args[0]) for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                 and n.func.id == "C" and n.args and isinstance(n.args[0], ast.Name)}
-        for n in ast.walk(tree):
-            if isinstance(n, ast.Name) and id(n) not in called and id(n) not in owners and n.id not in CONTEXT:
-                out.add(n.id)
-                (declared if id(n) in in_c else bare).add(n.id)
-    return declared - bare if categorical else out
+        names = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called
+                 and id(n) not in owners and n.id not in CONTEXT]
+        for n in sorted(names, key=lambda n: n.col_offset):
+            out[n.id] = None
+            (declared if id(n) in in_c else bare).add(n.id)
+    if categorical:
+        return declared - bare
+    return list(out) if ordered else set(out)
 
 
 @dataclass

@@ -133,7 +133,7 @@ def _draw_discrete(X: np.ndarray, y: np.ndarray, Xmiss: np.ndarray, rng: np.rand
     classes = np.unique(yb)
     if len(classes) == 1:
         return np.full(len(Xmiss), classes[0])
-    prob = LogisticRegression(max_iter=1000).fit(X[boot], yb).predict_proba(Xmiss)
+    prob = LogisticRegression(solver="newton-cholesky", max_iter=100).fit(X[boot], yb).predict_proba(Xmiss)
     u = rng.random(len(Xmiss))[:, None]
     return classes[np.minimum((u > np.cumsum(prob, axis=1)).sum(axis=1), len(classes) - 1)]
 
@@ -154,7 +154,7 @@ def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise SpecError("impute needs scikit-learn: pip install 'bayescrt[impute]' (or scikit-learn)") from None
+        raise SpecError("impute needs scikit-learn, a dependency of bayescrt: pip install scikit-learn") from None
     if not isinstance(df, pd.DataFrame):
         raise SpecError(f"df must be a pandas DataFrame, not {type(df).__name__}")
     m = validation.integer("m", m, low=2)

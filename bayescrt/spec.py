@@ -31,10 +31,10 @@ from .formula import referenced
 from .errors import SpecError, suggest
 from .families import registry
 
-NAMED = {"danish": "danish_registry.toml"}
+NAMED = {"danish": "danish_registry.toml", "example": "example_registry.toml"}
 
-TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "covariate_sets", "model",
-            "priors", "sampler", "published", "sensitivity"}
+TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "data", "covariate_sets",
+            "model", "priors", "sampler", "published", "sensitivity"}
 COHORT_KEYS = {"n", "n_exposed", "correlation", "accrual", "baseline", "covariates", "hazard_ratios"}
 # Keys that document a cohort figure (where it comes from, whether it is assumed or checked); the simulation
 # does not use them. Each [cohort.covariates.X] and [cohort.hazard_ratios.X] may carry them.
@@ -45,6 +45,14 @@ CALIBRATED_HR = {"af": "af_hr"}       # the covariate HRs the calibration choose
 CALIBRATED_KEYS = {"accrual": {"trend": "accrual_trend"}, "baseline": {"scale_years": "scale_years"}}
 SAMPLER_KEYS = {"draws", "tune", "chains", "random_seed"}
 CALIBRATED = ("exposure_hr", "af_hr", "scale_years", "accrual_trend", "cohort_seed")
+# a [data] section: the user's own data file, read with pandas' readers (no code in specs)
+DATA_KEYS = {"file", "format", "description", "rename", "dates", "reference", "missing", "imputation",
+             "exposure_labels", "table_one", "synthetic_note"}
+DATA_FORMATS = {".csv": "csv", ".parquet": "parquet", ".dta": "stata", ".sas7bdat": "sas"}
+DATES_KEYS = {"start", "event_date", "censor", "entry_date", "birth_date", "timescale", "unit", "same_day",
+              "date_format"}
+IMPUTATION_KEYS = {"m", "random_seed", "columns", "max_iter"}
+TABLE_ONE_KEYS = {"columns", "nonnormal", "categorical"}
 # the keys of a [sensitivity] table (read by bayescrt.sensitivity.Grid.from_spec)
 SENSITIVITY_KEYS = {"priors", "covariate_sets", "families", "subsets", "important_hr", "draws", "tune", "chains",
                     "random_seed", "confounding"}
@@ -133,6 +141,18 @@ class AnalysisSpec:
         if fu.get("statistic") == "median" and fu.get("unit") == "years":
             out["follow_up_median_years"] = {"upgrade": fu["exposed"], "de_novo": fu["reference"]}
         return out
+
+    @property
+    def data(self) -> dict:
+        """The ``[data]`` section (a copy), ``{}`` for a spec that simulates its cohort."""
+        return copy.deepcopy(self.raw.get("data", {}))
+
+    @property
+    def data_path(self) -> Path | None:
+        """The data file the spec names, relative to the spec's folder (``None`` without ``[data]``)."""
+        if "data" not in self.raw:
+            return None
+        return self.path.parent / self.raw["data"]["file"]
 
     @property
     def model_options(self) -> dict:
@@ -255,7 +275,7 @@ def check(raw: dict, where: str) -> None:
     for key in ("time", "event", "exposure"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise SpecError(f"{where}: {key} = {raw[key]!r} must be a column name (text)")
-    for key in ("covariate_sets", "model", "sampler", "priors", "published", "sensitivity", "cohort"):
+    for key in ("covariate_sets", "model", "sampler", "priors", "published", "sensitivity", "cohort", "data"):
         if key in raw and not isinstance(raw[key], dict):
             raise SpecError(f"{where}: {key} must be a table ([{key}]), got {type(raw[key]).__name__} {raw[key]!r}")
     fam = raw["model"].get("family")
@@ -275,6 +295,8 @@ def check(raw: dict, where: str) -> None:
         CovariateSets(**raw["covariate_sets"])
     except SpecError as err:
         raise SpecError(f"{where} [covariate_sets]: {err}") from None
+    if "data" in raw:
+        _check_data(raw["data"], where)
     cohort = raw.get("cohort")
     if cohort is not None:
         _check_cohort(raw, where)
@@ -304,6 +326,89 @@ def check(raw: dict, where: str) -> None:
         if set_name not in raw["covariate_sets"] and set_name not in ("follow_up_median_years", "study"):
             raise SpecError(f"{where} [published]: {set_name!r} is not a covariate set."
                             f"{suggest(set_name, raw['covariate_sets'])}")
+
+
+def _text_list(value, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise SpecError(f"{key} = {value!r} must be a list of column names, e.g. [\"age\", \"egfr\"]")
+    return value
+
+
+def _check_data(data: dict, where: str) -> None:
+    """A spec's [data]: the file (relative to the spec), its format, the columns' conventions. The file itself
+    is read and its columns checked by :func:`bayescrt.extract.read_data`, which names these keys too."""
+    sec = f"{where} [data]"
+    _unknown(data, DATA_KEYS, sec)
+    if not isinstance(data.get("file"), str) or not data["file"].strip():
+        raise SpecError(f"{sec}: file = {data.get('file')!r} must name the data file, relative to the spec "
+                        "(e.g. file = \"extract.csv\"; CSV, Parquet, Stata .dta or SAS .sas7bdat)")
+    fmt = data.get("format")
+    if fmt is not None and fmt not in DATA_FORMATS.values():
+        raise SpecError(f"{sec}: format = {fmt!r} is not a format bayescrt reads.{suggest(str(fmt), DATA_FORMATS.values())} "
+                        f"Choose one of {sorted(set(DATA_FORMATS.values()))}")
+    if fmt is None and Path(data["file"]).suffix.lower() not in DATA_FORMATS:
+        raise SpecError(f"{sec}: file = {data['file']!r} has no known suffix ({', '.join(DATA_FORMATS)}); rename it "
+                        f"or give format = one of {sorted(set(DATA_FORMATS.values()))}")
+    for key in ("rename", "dates", "reference", "imputation", "exposure_labels", "table_one"):
+        if key in data and not isinstance(data[key], dict):
+            raise SpecError(f"{sec}: {key} must be a table ([data.{key}]), got {data[key]!r}")
+    for old, new in data.get("rename", {}).items():
+        if not isinstance(new, str) or not new:
+            raise SpecError(f"{where} [data.rename]: {old} = {new!r} must be the new column name (text)")
+    dates = data.get("dates", {})
+    _unknown(dates, DATES_KEYS, f"{where} [data.dates]")
+    if dates:
+        for key in ("start", "event_date"):
+            if key not in dates:
+                raise SpecError(f"{where} [data.dates]: missing required key {key!r} (the column of "
+                                + ("time-zero dates, e.g. the implant" if key == "start" else
+                                   "event dates, empty where there was no event") + ")")
+        if "censor" not in dates:
+            raise SpecError(f"{where} [data.dates]: missing required key 'censor': the administrative end of "
+                            "follow-up (censor = \"2018-08-31\"), a column of last-seen dates, or a list of both")
+        censor = dates["censor"]
+        if not (isinstance(censor, str) or (isinstance(censor, list) and censor
+                                            and all(isinstance(c, str) for c in censor))):
+            raise SpecError(f"{where} [data.dates]: censor = {censor!r} must be a date (\"2018-08-31\"), a column "
+                            "name, or a list of them")
+        for key in ("start", "event_date", "entry_date", "birth_date", "timescale", "unit", "date_format"):
+            if key in dates and not isinstance(dates[key], str):
+                raise SpecError(f"{where} [data.dates]: {key} = {dates[key]!r} must be text")
+    for col, level in data.get("reference", {}).items():
+        if not isinstance(level, (str, int)) or isinstance(level, bool):
+            raise SpecError(f"{where} [data.reference]: {col} = {level!r} must be the reference level (text or an "
+                            "integer), e.g. nyha = \"II\"")
+    missing = data.get("missing", "error")
+    if missing not in ("error", "drop"):
+        raise SpecError(f"{sec}: missing = {missing!r} must be \"error\" (the default) or \"drop\"; to impute, "
+                        "add [data.imputation] with m = 20 and random_seed")
+    imp = data.get("imputation")
+    if imp is not None:
+        _unknown(imp, IMPUTATION_KEYS, f"{where} [data.imputation]")
+        for key in ("m", "random_seed"):
+            if key not in imp:
+                raise SpecError(f"{where} [data.imputation]: missing required key {key!r} ("
+                                + ("the number of imputations, e.g. m = 20" if key == "m" else
+                                   "the seed of the imputations, e.g. random_seed = 1") + ")")
+        validation.integer(f"{where} [data.imputation] m", imp["m"], low=2)
+        validation.seed(f"{where} [data.imputation] random_seed", imp["random_seed"])
+        if "max_iter" in imp:
+            validation.integer(f"{where} [data.imputation] max_iter", imp["max_iter"], low=1)
+        if "columns" in imp:
+            _text_list(imp["columns"], f"{where} [data.imputation] columns")
+        if missing == "drop":
+            raise SpecError(f"{sec}: missing = \"drop\" and [data.imputation] contradict each other; keep one")
+    for label in data.get("exposure_labels", {}).values():
+        if not isinstance(label, str) or not label:
+            raise SpecError(f"{where} [data.exposure_labels]: {label!r} must be text, e.g. {{\"0\" = \"de novo\", "
+                            "\"1\" = \"upgrade\"}")
+    t1 = data.get("table_one", {})
+    _unknown(t1, TABLE_ONE_KEYS, f"{where} [data.table_one]")
+    for key, value in t1.items():
+        _text_list(value, f"{where} [data.table_one] {key}")
+    for key in ("description", "synthetic_note"):
+        if key in data and not isinstance(data[key], str):
+            raise SpecError(f"{sec}: {key} = {data[key]!r} must be text")
 
 
 def _check_cohort(raw: dict, where: str) -> None:

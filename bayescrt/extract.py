@@ -1,0 +1,210 @@
+"""A spec's own data: the file its ``[data]`` section names, read, checked and made ready to fit.
+
+:func:`read_data` reads the file with pandas' reader for its format (CSV, Parquet, Stata ``.dta``,
+SAS ``.sas7bdat``; nothing else, and no code from the spec), renames columns as ``[data.rename]``
+says, and checks that every column the spec names is in it. :func:`prepare` turns dates into
+durations (:func:`bayescrt.durations`) as ``[data.dates]`` says, checks the covariates for missing
+values and, with ``[data.imputation]``, makes the completed data sets (:func:`bayescrt.impute`).
+Every error names the spec's key and the fix, and comes before anything is fitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .durations import durations
+from .errors import DataError, SpecError, suggest
+from .formula import referenced
+from .impute import impute, missingness
+from .spec import DATA_FORMATS, AnalysisSpec, load_spec
+
+ENTRY = "entry"  # the entry column that [data.dates] makes with delayed entry or the age time scale
+
+
+@dataclass
+class PreparedData:
+    """The data a spec's fits take: ``frame`` (after durations), ``fits`` (the frame, or the completed frames
+    of the imputations), what the fits need to be told (``fit_kwargs``), and what was done to get there."""
+
+    source: str
+    raw: pd.DataFrame
+    frame: pd.DataFrame
+    fits: pd.DataFrame | list
+    fit_kwargs: dict
+    covariates: list[str]
+    missingness: pd.DataFrame
+    steps: list[str] = field(default_factory=list)
+
+
+def _where(spec: AnalysisSpec) -> str:
+    return f"{spec.path} [data]"
+
+
+def read_data(spec: AnalysisSpec, path=None) -> tuple[pd.DataFrame, Path]:
+    """The spec's data file (or ``path``, e.g. the CLI's ``--data``) as a DataFrame, columns renamed."""
+    if "data" not in spec.raw:
+        raise SpecError(f"spec {spec.name!r} ({spec.path}) has no [data] section naming a data file: add [data] "
+                        "with file = \"extract.csv\" (relative to the spec), or analyse its synthetic cohort with "
+                        "`bayescrt reproduce`")
+    data = spec.data
+    file = Path(path) if path is not None else spec.data_path
+    key = "--data" if path is not None else f"{_where(spec)} file = {data['file']!r}"
+    if not file.exists():
+        raise SpecError(f"{key}: {str(file)!r} does not exist; give the path "
+                        + ("of the data file" if path is not None else
+                           f"relative to the spec's folder ({spec.path.parent})") + ", or pass --data FILE")
+    if file.is_dir():
+        raise SpecError(f"{key}: {str(file)!r} is a folder; give the data file")
+    fmt = data.get("format") if path is None else None
+    fmt = fmt or DATA_FORMATS.get(file.suffix.lower())
+    if fmt is None:
+        raise SpecError(f"{key}: {file.name!r} has no known suffix ({', '.join(DATA_FORMATS)}); rename it or set "
+                        f"format in [data]")
+    readers = {"csv": pd.read_csv, "parquet": pd.read_parquet, "stata": pd.read_stata, "sas": pd.read_sas}
+    try:
+        df = readers[fmt](file)
+    except ImportError as exc:
+        raise SpecError(f"{key}: reading {fmt} needs a library pandas uses for it ({exc}); for Parquet: "
+                        "pip install pyarrow") from None
+    except Exception as exc:  # pandas' readers raise many kinds; the file is the user's to fix
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError(f"{key}: {file.name!r} cannot be read as {fmt}: {first}") from None
+    if not isinstance(df, pd.DataFrame) or len(df) == 0:
+        raise SpecError(f"{key}: {file.name!r} holds no rows")
+    df.columns = [str(c) for c in df.columns]
+    rename = data.get("rename", {})
+    for old in rename:
+        if old not in df.columns:
+            raise SpecError(f"{spec.path} [data.rename]: {old!r} is not a column of {file.name}."
+                            f"{suggest(old, df.columns)} Columns: {list(df.columns)}")
+    df = df.rename(columns=rename)
+    if df.columns.duplicated().any():
+        dup = sorted(set(df.columns[df.columns.duplicated()]))
+        raise SpecError(f"{_where(spec)}: columns {dup} appear more than once in {file.name} (after [data.rename]); "
+                        "rename them")
+    _check_columns(spec, df, file.name)
+    return df, file
+
+
+def set_variables(cols) -> list[str]:
+    """The columns a covariate set uses: its list, or the variables its formula refers to."""
+    return list(cols) if not isinstance(cols, str) else referenced(cols, ordered=True) or []
+
+
+def _check_columns(spec: AnalysisSpec, df: pd.DataFrame, name: str) -> None:
+    """Every column the spec names is in the file (after renaming), each error naming the key that names it."""
+    data = spec.data
+    dates = data.get("dates", {})
+    cols = set(df.columns)
+
+    def need(key: str, col: str) -> None:
+        if col not in cols:
+            raise SpecError(f"{key}: {col!r} is not a column of {name}.{suggest(col, cols)} Columns: {sorted(cols)}")
+
+    made = {spec.raw["time"], spec.raw["event"]} if dates else set()
+    if dates:
+        for k in ("start", "event_date", "entry_date", "birth_date"):
+            if k in dates:
+                need(f"{spec.path} [data.dates] {k}", dates[k])
+        for c in dates["censor"] if isinstance(dates["censor"], list) else [dates["censor"]]:
+            if not c[:4].isdigit():  # a date is the administrative end; anything else names a column
+                need(f"{spec.path} [data.dates] censor", c)
+        for out in sorted(made):
+            if out in cols:
+                raise SpecError(f"{spec.path}: time/event {out!r} is made from the dates by [data.dates], but the "
+                                f"file already has a column {out!r}; name the outputs otherwise (time = ..., event = ...)"
+                                " or drop [data.dates]")
+    else:
+        need(f"{spec.path} time", spec.raw["time"])
+        need(f"{spec.path} event", spec.raw["event"])
+    need(f"{spec.path} exposure", spec.raw["exposure"])
+    for set_name, covs in spec.raw["covariate_sets"].items():
+        for c in set_variables(covs):
+            if c not in made:
+                need(f"{spec.path} [covariate_sets] {set_name}", c)
+    for c in data.get("reference", {}):
+        need(f"{spec.path} [data.reference]", c)
+    for c in data.get("imputation", {}).get("columns", []):
+        need(f"{spec.path} [data.imputation] columns", c)
+    for key, vals in data.get("table_one", {}).items():
+        for c in vals:
+            need(f"{spec.path} [data.table_one] {key}", c)
+    if data.get("reference") and any(isinstance(c, str) for c in spec.raw["covariate_sets"].values()):
+        raise SpecError(f"{spec.path} [data.reference] sets reference levels for covariate sets given as lists; "
+                        "this spec has formula sets: write the reference in the formula, C(nyha, Treatment('II')), "
+                        "and drop [data.reference]")
+
+
+def model_columns(spec: AnalysisSpec) -> list[str]:
+    """The exposure and every covariate of every set, in order, once."""
+    out = [spec.raw["exposure"]]
+    for covs in spec.raw["covariate_sets"].values():
+        out += [c for c in set_variables(covs) if c not in out]
+    return out
+
+
+def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: bool = True) -> PreparedData:
+    """Durations from dates, the missing-value policy, and the imputations: what the fits take.
+    ``impute_now=False``: every check, without making the imputations (``fits`` is then the frame)."""
+    data = spec.data
+    time, event, exposure = spec.raw["time"], spec.raw["event"], spec.raw["exposure"]
+    steps, kw = [], {}
+    frame = df
+    dates = data.get("dates")
+    if dates:
+        opts = {k: v for k, v in dates.items() if k not in ("start", "event_date", "censor")}
+        if "entry_date" in dates or dates.get("timescale") == "age":
+            opts["entry"] = ENTRY
+            kw["entry"] = ENTRY
+        try:
+            frame = durations(df, start=dates["start"], event_date=dates["event_date"], censor=dates["censor"],
+                              time=time, event=event, **opts)
+        except DataError as err:
+            raise DataError([f"{spec.path} [data.dates]: {p}".replace("pass date_format=", "set date_format in "
+                                                                        "[data.dates], e.g. date_format = ")
+                             for p in err.problems]) from None
+        except SpecError as err:
+            raise SpecError(f"{spec.path} [data.dates]: {err}") from None
+        info = frame.attrs["bayescrt_durations"]
+        steps.append(f"durations from dates: {info.get('convention', '')}".strip())
+    covariates = model_columns(spec)
+    table = missingness(frame[[c for c in covariates if c != exposure] + [exposure]], by=exposure)
+    incomplete = [c for c in covariates if frame[c].isna().any()]
+    for c in (time, event, exposure):
+        if frame[c].isna().any():
+            raise DataError(f"{_where(spec)}: column {c!r} has {int(frame[c].isna().sum())} missing values; the "
+                            "outcome and the exposure must be complete (fix the extract or drop those rows)")
+    imp = data.get("imputation")
+    missing = data.get("missing", "error")
+    if incomplete and imp is None and missing == "error":
+        counts = ", ".join(f"{c} ({int(frame[c].isna().sum())})" for c in incomplete)
+        raise DataError(f"{_where(spec)}: covariates with missing values: {counts}; add [data.imputation] with "
+                        "m = 20 and random_seed = 1 to impute them (the outcome enters the imputation model), or set "
+                        "missing = \"drop\" in [data] for a complete-case analysis")
+    if missing == "drop":
+        kw["missing"] = "drop"
+    if data.get("reference"):
+        kw["reference"] = dict(data["reference"])
+    fits = frame
+    if imp is not None and incomplete and impute_now:
+        columns = imp.get("columns") or [c for c in covariates if c != exposure]
+        fits = impute(frame, m=imp["m"], time=time, event=event, columns=columns, exposure=exposure,
+                      random_seed=imp["random_seed"], max_iter=imp.get("max_iter", 10))
+        steps.append(f"multiple imputation of {', '.join(incomplete)}: m = {imp['m']} completed data sets by chained "
+                     "equations, the outcome as event and Nelson-Aalen cumulative hazard; the fits' draws pooled "
+                     "(Zhou and Reiter 2010)")
+    elif missing == "drop" and incomplete:
+        steps.append(f"complete cases: rows with a missing value in {', '.join(incomplete)} are dropped")
+    return PreparedData(source=source, raw=df, frame=frame, fits=fits, fit_kwargs=kw, covariates=covariates,
+                        missingness=table, steps=steps)
+
+
+def load_data(spec, data=None) -> tuple[AnalysisSpec, PreparedData]:
+    """The spec (a name, path or :class:`AnalysisSpec`) and its data file (or ``data``, a path) read,
+    checked and prepared: everything :func:`bayescrt.reproduce.analyse` does before it fits."""
+    spec = spec if isinstance(spec, AnalysisSpec) else load_spec(spec)
+    df, file = read_data(spec, data)
+    return spec, prepare(spec, df, source=str(file))

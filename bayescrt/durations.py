@@ -48,9 +48,12 @@ class _Problems:
     def __init__(self, df: pd.DataFrame):
         self.index = df.index
         self.items: list[str] = []
+        self.flagged = np.zeros(len(df), bool)  # rows with a problem so far
+        self.skip = np.zeros(len(df), bool)  # rows left out of later checks (a date that could not be read)
 
     def flag(self, bad, values, what: str, fix: str) -> None:
-        bad = np.asarray(bad, bool)
+        bad = np.asarray(bad, bool) & ~self.skip
+        self.flagged |= bad
         if bad.any():
             idx = self.index[bad]
             vals = [values] * len(idx) if isinstance(values, str) else list(np.asarray(values, object)[bad])
@@ -217,8 +220,9 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
     own = [_parse_column(df, c, "censor", date_format, problems) for c in cols]
     t_in = _parse_column(df, entry_date, "entry_date", date_format, problems) if entry_date is not None else None
     born = _parse_column(df, birth_date, "birth_date", date_format, problems) if birth_date is not None else None
-    if problems.items:  # unparseable dates: the comparisons below would only repeat them
-        raise DataError(problems.items)
+    # a row with a date that could not be read is left out of the checks below (they would only repeat it, e.g. as a
+    # missing start), so that every other row's problems are reported in the same error
+    problems.skip = problems.flagged.copy()
 
     problems.flag(t0.isna(), "missing", f"start column {start!r} has missing dates",
                   "every row needs its time-zero date; drop those rows explicitly or fill them in")

@@ -187,3 +187,16 @@ def test_dates_beyond_pandas_range_are_named_and_attrs_are_copied_deeply():
     out = bc.durations(df, start="s", event_date="e", censor=ADMIN)
     out.attrs["meta"]["k"] = 99
     assert df.attrs == {"meta": {"k": 1}}
+
+
+def test_every_kind_of_bad_date_is_reported_in_one_error():
+    """An unreadable date leaves its row out of the later checks, so the other rows' problems come with it."""
+    raw = bc.datasets.registry_extract(bad_rows=True)
+    with pytest.raises(bc.DataError) as err:
+        bc.durations(raw, start="implant_date", event_date="death_date", censor=["last_seen", "2018-08-31"],
+                     time="years", event="died")
+    problems = err.value.problems
+    assert len(problems) == 3, problems
+    assert "unparseable dates in 1 rows (row 17: '2012-02-30')" in problems[0]
+    assert "missing dates in 1 rows (row 42" in problems[1]
+    assert "before start 'implant_date' in 1 rows (row 5:" in problems[2]

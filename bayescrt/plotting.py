@@ -8,6 +8,34 @@ import numpy as np
 import pandas as pd
 
 
+HR_TICKS = (0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.75, 0.8, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.25, 1.4, 1.5, 2.0, 3.0, 4.0,
+            5.0, 10.0)
+
+
+def _hr_ticks(ax) -> None:
+    """Round hazard ratios as the ticks of a log axis (matplotlib's log ticks leave 1 to 2 unlabelled)."""
+    import matplotlib.ticker as mticker
+
+    lo, hi = ax.get_xlim()
+    inside = [t for t in HR_TICKS if lo <= t <= hi]
+    gap = (np.log(hi) - np.log(lo)) / 9  # at most about nine labels, evenly spread on the log scale
+    anchor = min(inside, key=lambda t: abs(np.log(t))) if inside else 1.0  # 1, or the tick nearest it
+    ticks = [anchor]
+    for side in (inside[inside.index(anchor) + 1:], inside[:inside.index(anchor)][::-1]) if inside else ():
+        last = anchor
+        for t in side:
+            if abs(np.log(t) - np.log(last)) >= gap:
+                ticks.append(t)
+                last = t
+    ticks = sorted(ticks)
+    enough = len(ticks) >= 3  # else (a very narrow axis) matplotlib's own ticks, every one labelled
+    if enough:
+        ax.xaxis.set_major_locator(mticker.FixedLocator(ticks))
+        ax.xaxis.set_minor_locator(mticker.NullLocator())
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(mticker.NullFormatter() if enough else mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+
+
 def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | None = None,
                 xlabel: str = "Hazard ratio (log scale)"):
     """Forest plot of HR medians and intervals, one row per index entry of ``table``.
@@ -46,9 +74,8 @@ def plot_forest(table: pd.DataFrame, *, ax=None, published=None, title: str | No
     ax.set_yticks(y, labels)
     ax.set_ylim(y.min() - 0.7, y.max() + 0.5)
     ax.set_xlabel(xlabel)
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.margins(x=0.05)
+    _hr_ticks(ax)
     from matplotlib.transforms import offset_copy
 
     # a fixed distance below the axes (under the x label), whatever the figure's height

@@ -29,7 +29,13 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
 
+# test-all also runs the slow tier and the browser test of the HTML report, installing Chromium from the
+# distribution's packages when no Chromium is on the PATH
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 test-all: $(VENV)/.installed-test
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+		echo "installing Chromium for the browser test (apt-get install chromium)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 	$(PY) -m pytest -m ""
 
 bench: $(VENV)/.installed-test

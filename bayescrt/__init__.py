@@ -27,13 +27,14 @@ _LAZY = {
     "MetaAnalysis": ("meta", "MetaAnalysis"), "MetaFit": ("meta", "MetaFit"),
     "compare_models": ("model_comparison", "compare_models"), "durations": ("durations", "durations"),
     "baseline_table": ("table_one", "baseline_table"),
+    "report": ("report", "report"), "analyse": ("reproduce", "analyse"),
     "impute": ("impute", "impute"), "missingness": ("impute", "missingness"), "simulate": ("simulate", "simulate"),
     # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
     **{name: ("estimators", name) for name in _registry.names()},
 }
-# Functions named like their own submodule: bc.compare, bc.simulate, bc.durations and bc.impute are the functions, also after the
+# Functions named like their own submodule: bc.compare, bc.simulate, bc.durations, bc.impute and bc.report are the functions, also after the
 # submodules bayescrt.compare and bayescrt.simulate have been imported (which would set the name to the module).
-_FUNCTIONS_NAMED_LIKE_MODULES = ("compare", "simulate", "durations", "impute")
+_FUNCTIONS_NAMED_LIKE_MODULES = ("compare", "simulate", "durations", "impute", "report")
 
 
 def __getattr__(name: str):

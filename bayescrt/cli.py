@@ -91,24 +91,44 @@ def _diagnostics_status(ok: bool) -> int:
 
 
 def _reproduce(args) -> int:
-    import json
-    from pathlib import Path
-
-    from .validation import output_file, output_folder
+    from .validation import output_folder
 
     # where the results go is checked first (light imports only: under a second), the spec next, and the
     # folder is made only once both are good
-    if args.out is not None:
-        output_folder(args.out, "--out", create=False)
-    if args.json is not None:
-        output_file(args.json, "--json")
-    from .reproduce import reproduce, write_outputs
+    _check_outputs(args)
+    from .reproduce import reproduce
     from .spec import load_spec
 
     load_spec(args.study)
     out = output_folder(args.out, "--out") if args.out is not None else None
     rep = reproduce(args.study, draws=args.draws, chains=args.chains, random_seed=args.seed,
                     progress=not args.no_progress, scheduler=args.scheduler)
+    return _finish(rep, args, out)
+
+
+def _check_outputs(args) -> None:
+    """--out, --json and --report checked before anything is read or fitted (light imports: under a second)."""
+    from .validation import output_file, output_folder
+
+    if args.out is not None:
+        output_folder(args.out, "--out", create=False)
+    if args.json is not None:
+        output_file(args.json, "--json")
+    if args.report is not None:
+        output_file(args.report, "--report")
+        if not str(args.report).lower().endswith((".html", ".htm")):
+            from .errors import SpecError
+
+            raise SpecError(f"--report {args.report!r}: the report is one HTML file; give a name ending in .html")
+
+
+def _finish(rep, args, out) -> int:
+    """Print the result; write the outputs, the JSON and the report asked for; the exit status of the diagnostics."""
+    import json
+    from pathlib import Path
+
+    from .reproduce import write_outputs
+
     print(rep)
     if out is not None:
         paths = write_outputs(rep, out)
@@ -116,7 +136,29 @@ def _reproduce(args) -> int:
     if args.json is not None:
         Path(args.json).write_text(json.dumps(rep.to_json(), indent=2))
         print(f"wrote {args.json}")
+    if args.report is not None:
+        from .report import report
+
+        print(f"wrote the report {report(rep, args.report)}")
     return _diagnostics_status(all(f.diagnostics().ok for f in rep.fits.fits.values()))
+
+
+def _analyse(args) -> int:
+    from .validation import output_folder
+
+    _check_outputs(args)
+    from .extract import prepare, read_data
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    # the spec, the file, its columns, dates and missing values checked before the folder is made or a fit
+    prepare(spec, read_data(spec, args.data)[0], impute_now=False)
+    out = output_folder(args.out, "--out")
+    from .reproduce import analyse
+
+    rep = analyse(spec, args.data, draws=args.draws, chains=args.chains, random_seed=args.seed,
+                  progress=not args.no_progress, scheduler=args.scheduler)
+    return _finish(rep, args, out)
 
 
 def _calibrate(args) -> int:
@@ -244,7 +286,21 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="hide the sampling progress bars")
     r.add_argument("--scheduler", help="run the chains on the workers of this dask.distributed scheduler "
                                        "(e.g. tcp://host:8786)")
+    r.add_argument("--report", help="write one self-contained HTML report here (its folder must exist)")
     r.set_defaults(func=_reproduce)
+    y = command("analyse", "fit a spec's covariate sets to the data file its [data] section names")
+    y.add_argument("spec", help="path to a spec .toml with a [data] section (or a spec name, e.g. example)")
+    y.add_argument("--data", help="analyse this data file instead of the one the spec names (same columns)")
+    y.add_argument("--out", required=True, help="folder for NetCDF fits, table.csv, table1, missingness.csv, "
+                                                "forest.png and the diagnostic report")
+    y.add_argument("--report", help="write one self-contained HTML report here (its folder must exist)")
+    y.add_argument("--json", help="write the table as JSON to this file (its folder must exist)")
+    y.add_argument("--draws", type=_count(1), help="draws per chain (and tuning steps); default from the spec")
+    y.add_argument("--chains", type=_count(1), help="number of chains; default from the spec")
+    y.add_argument("--seed", type=_seed, help="random seed; default from the spec")
+    y.add_argument("--no-progress", action="store_true", help="hide the sampling progress bars")
+    y.add_argument("--scheduler", help="run the chains on the workers of this dask.distributed scheduler")
+    y.set_defaults(func=_analyse)
     c = command("calibrate", "recompute a synthetic cohort's calibration (writes <spec>.calibration.toml)")
     c.add_argument("study", help="spec name (e.g. danish) or path to a spec .toml")
     c.add_argument("--factor", type=_count(1, 100), default=8,

@@ -1,9 +1,11 @@
-"""The main job: the Bayesian re-analysis of a published registry study on its synthetic cohort.
+"""The main job and its twin on the user's data: a spec's covariate sets fitted, beside published HRs.
 
-``reproduce("danish")`` loads the spec, simulates the calibrated synthetic
-cohort, fits the spec's model once per covariate set, and lines the exposure's
-posterior up against the published HRs. ``write_outputs`` saves one NetCDF per
-covariate set, the table as CSV, a forest plot and the diagnostic reports.
+``reproduce("danish")`` loads the spec, simulates the calibrated synthetic cohort, fits the spec's
+model once per covariate set, and lines the exposure's posterior up against the published HRs.
+``analyse(spec)`` does the same on the data file the spec's ``[data]`` section names (dates to
+durations, missing values, imputation: :mod:`bayescrt.extract`). Both return an :class:`Analysis`;
+``write_outputs`` saves one NetCDF per covariate set, the tables as CSV, a forest plot and the
+diagnostic reports. The word SYNTHETIC is written where, and only where, the data are synthetic.
 """
 
 from __future__ import annotations
@@ -24,17 +26,114 @@ SYNTHETIC_NOTE = (
     "SYNTHETIC DATA: the cohort analysed here is simulated, calibrated to the published tables of the "
     "{study}; it is not the study's patient data, which are not public."
 )
+PYTHON_SPEC = "bc.report"  # the spec path of an analysis done in Python (Analysis.from_fits)
+SYNTHETIC_FILE_NOTE = "SYNTHETIC DATA: the data analysed here ({file}) are simulated; they are no patient's data."
 
 
 @dataclass
-class Reproduction:
+class Analysis:
+    """A spec's covariate sets fitted: on its synthetic cohort (``prepared`` None) or on its data file."""
+
     spec: AnalysisSpec
     cohort: pd.DataFrame
     fits: CovariateSetFits
+    prepared: object = None  # bayescrt.extract.PreparedData for a data file
+
+    @classmethod
+    def from_fits(cls, fits: CovariateSetFits, data: pd.DataFrame, *, time: str, event: str, title: str,
+                  synthetic: bool = False, imputed: list | None = None, steps=(), published: dict | None = None,
+                  exposure_labels: dict | None = None, categorical=(), source: str = "", description: str = "",
+                  synthetic_note: str | None = None) -> Analysis:
+        """An analysis done in Python (``fit_covariate_sets``), put in the shape a report takes.
+
+        ``data``: the frame analysed (with its missing values, before imputation); ``imputed``: the
+        completed frames the fits pooled, if any; ``steps``: what was done to the data, in words;
+        ``published``: ``{set: {"hr": ..., "lower": ..., "upper": ...}}``, or a registry study and its
+        result ids as in a spec (``{"study": ..., set: result_id}``); ``synthetic``: whether the data
+        are simulated (the report then says SYNTHETIC in its title and beside every table)."""
+        from .errors import SpecError, suggest
+        from .extract import PreparedData
+        from .families import registry
+        from .impute import missingness
+        from .spec import check
+
+        if not isinstance(fits, CovariateSetFits):
+            raise SpecError(f"fits: expected the result of bc.fit_covariate_sets, got {type(fits).__name__}")
+        if not isinstance(data, pd.DataFrame):
+            raise SpecError(f"data: expected the DataFrame the fits took (before imputation), got {type(data).__name__}")
+        if not isinstance(title, str) or not title.strip():
+            raise SpecError(f"title={title!r}: give the report a title (text), e.g. title=\"Upgrade vs de novo CRT\"")
+        synthetic = validation.flag("synthetic", synthetic)
+        exposure = fits.exposure
+        for arg, col in (("time", time), ("event", event), ("exposure", exposure)):
+            if col not in data.columns:
+                raise SpecError(f"{arg}={col!r} is not a column of data.{suggest(str(col), map(str, data.columns))}")
+        first = next(iter(fits.fits.values())).model
+        fam = first["family"]
+        raw = {"name": "python", "title": title, "synthetic": synthetic, "time": time, "event": event,
+               "exposure": exposure, "covariate_sets": dict(fits.sets.items()),
+               "model": {"family": fam, **{k: first[k] for k in registry.REGISTRY[fam][2] if k in first}}}
+        data_section = {"exposure_labels": {str(k): str(v) for k, v in (exposure_labels or {}).items()},
+                        "table_one": {"categorical": list(categorical)}}
+        if description:
+            data_section["description"] = description
+        if synthetic_note:
+            data_section["synthetic_note"] = synthetic_note
+        inline = {}
+        if published:
+            if not isinstance(published, dict):
+                raise SpecError(f"published: expected a dict of covariate set -> {{hr, lower, upper}}, got "
+                                f"{type(published).__name__}")
+            if "study" in published:
+                raw["published"] = dict(published)
+            else:
+                for name, est in published.items():
+                    vals = [est.get(k) if isinstance(est, dict) else None for k in ("hr", "lower", "upper")]
+                    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in vals) \
+                            or not vals[1] <= vals[0] <= vals[2]:
+                        raise SpecError(f"published[{name!r}] = {est!r}: give {{'hr': ..., 'lower': ..., 'upper': "
+                                        "...}, positive numbers with lower <= hr <= upper")
+                    inline[name] = {k: float(v) for k, v in zip(("hr", "lower", "upper"), vals)}
+                raw["published"] = inline
+        check(raw, PYTHON_SPEC)  # a spec's checks of the sets, the model and the published results
+        raw["data"] = data_section  # (no file to check: the data are given)
+        spec = AnalysisSpec(name="python", title=title, path=Path(PYTHON_SPEC), raw=raw)
+        covs = list(dict.fromkeys([exposure] + [c for n in fits.sets for c in fits._adjusted(n)]))  # in set order
+        for c in covs:
+            if c not in data.columns:
+                raise SpecError(f"data: column {c!r}, which a covariate set uses, is not in data; pass the frame "
+                                "the fits took (before imputation)")
+        prepared = PreparedData(
+            source=source or "DataFrame", raw=data, frame=data, fits=list(imputed) if imputed else data, fit_kwargs={},
+            covariates=covs, missingness=missingness(data[[c for c in covs if c != exposure] + [exposure]],
+                                                     by=exposure),
+            steps=[str(s) for s in steps])
+        return cls(spec, data, fits, prepared)
+
+    @property
+    def made_in_python(self) -> bool:
+        """True for an analysis put together by :meth:`from_fits` rather than run from a spec."""
+        return str(self.spec.path) == PYTHON_SPEC
+
+    @property
+    def synthetic(self) -> bool:
+        return self.spec.synthetic
 
     @property
     def note(self) -> str:
-        return SYNTHETIC_NOTE.format(study=self.spec.raw.get("study", self.spec.title))
+        """What the data are, in one sentence: SYNTHETIC when they are, the file and its size otherwise."""
+        if self.prepared is None:
+            return SYNTHETIC_NOTE.format(study=self.spec.raw.get("study", self.spec.title))
+        name = Path(self.prepared.source).name
+        if self.synthetic:
+            return self.spec.data.get("synthetic_note") or SYNTHETIC_FILE_NOTE.format(file=name)
+        col = self.spec.columns
+        return (f"Data: {name} ({len(self.cohort):,} rows, {int(self.cohort[col['event']].sum()):,} events)"
+                + (f"; {self.spec.data['description']}" if self.spec.data.get("description") else ""))
+
+    @property
+    def imputations(self) -> int:
+        return len(self.prepared.fits) if self.prepared is not None and isinstance(self.prepared.fits, list) else 0
 
     def table(self) -> pd.DataFrame:
         """Posterior of the exposure HR per covariate set, beside the published HR and 95% CI."""
@@ -48,51 +147,83 @@ class Reproduction:
             "published_upper": [pub.get(s, {}).get("upper", np.nan) for s in tab.index],
             "diagnostics_ok": tab["diagnostics_ok"],
         }, index=tab.index)
-        out.attrs.update(synthetic=self.spec.synthetic, exposure=self.fits.exposure)
+        out.attrs.update(synthetic=self.synthetic, exposure=self.fits.exposure)
         return out
+
+    def group_labels(self) -> pd.Series:
+        """The exposure as group names for tables and plots (``[data.exposure_labels]``, else ``upgrade = 1``)."""
+        exposure = self.spec.raw["exposure"]
+        if self.prepared is None:
+            return self.cohort[exposure].map({1: "upgrade", 0: "de novo"})
+        given = self.spec.data.get("exposure_labels", {})
+        labels = {}
+        for v in pd.unique(self.cohort[exposure]):
+            match = [lab for k, lab in given.items() if k == str(v) or _same_number(k, v)]
+            labels[v] = match[0] if match else f"{exposure} = {v}"
+        return self.cohort[exposure].map(labels)
 
     def table_one(self) -> pd.DataFrame:
         """The cohort's baseline table (:func:`bayescrt.baseline_table`) by exposure group."""
         from .table_one import baseline_table
 
-        col = self.spec.columns
-        covs = list(self.spec.raw["cohort"]["covariates"])
-        groups = self.cohort[col["exposure"]].map({1: "upgrade", 0: "de novo"})
-        frame = self.cohort[covs].assign(**{"group (SYNTHETIC)": groups})
-        return baseline_table(frame, by="group (SYNTHETIC)", columns=covs, nonnormal=[
-            c for c, cs in self.spec.raw["cohort"]["covariates"].items() if cs["kind"] != "binary"])
+        if self.prepared is None:
+            covs = list(self.spec.raw["cohort"]["covariates"])
+            nonnormal = [c for c, cs in self.spec.raw["cohort"]["covariates"].items() if cs["kind"] != "binary"]
+            categorical = []
+        else:
+            t1 = self.spec.data.get("table_one", {})
+            covs = t1.get("columns") or [c for c in self.prepared.covariates if c != self.spec.raw["exposure"]]
+            categorical = t1.get("categorical", [])
+            nonnormal = t1.get("nonnormal", [c for c in covs if c not in categorical and _continuous(self.cohort[c])])
+        by = "group (SYNTHETIC)" if self.synthetic else "group"
+        frame = self.cohort[covs].assign(**{by: self.group_labels()})
+        return baseline_table(frame, by=by, columns=covs, nonnormal=nonnormal, categorical=categorical)
 
     def to_json(self) -> dict:
         rows = []
         for name, r in self.table().iterrows():
             rows.append({"covariate_set": name, **{k: (bool(v) if k == "diagnostics_ok" else float(v))
                                                    for k, v in r.items()}})
-        return {"synthetic": self.spec.synthetic, "spec": self.spec.name, "note": self.note, "rows": rows}
+        return {"synthetic": self.synthetic, "spec": self.spec.name, "note": self.note, "rows": rows}
 
     def __str__(self) -> str:
         t = self.table()
-        shown = pd.DataFrame({
+        shown = {
             "posterior HR (median)": t["hr_median"].map("{:.3f}".format),
             "95% credible interval": [f"{a:.3f} to {b:.3f}" for a, b in zip(t["hr_lower"], t["hr_upper"])],
             "P(HR > 1)": t["p_hr_gt_1"].map("{:.3f}".format),
-            "published HR": t["published_hr"].map("{:.2f}".format),
-            "published 95% CI": [f"{a:.2f} to {b:.2f}" for a, b in zip(t["published_lower"], t["published_upper"])],
-            "diagnostics": t["diagnostics_ok"].map({True: "ok", False: "FAILED"}),
-        }, index=t.index.rename("covariate set"))
-        return (f"{self.note}\n\nHR of {self.fits.exposure!r} by covariate set, posterior beside the published "
-                f"estimate ({self.spec.raw['model']['family']}, ties={self.spec.raw['model'].get('ties', 'efron')})\n"
+        }
+        if t["published_hr"].notna().any():
+            shown["published HR"] = t["published_hr"].map(lambda v: "" if np.isnan(v) else f"{v:.2f}")
+            shown["published 95% CI"] = ["" if np.isnan(a) else f"{a:.2f} to {b:.2f}"
+                                         for a, b in zip(t["published_lower"], t["published_upper"])]
+        shown["diagnostics"] = t["diagnostics_ok"].map({True: "ok", False: "FAILED"})
+        shown = pd.DataFrame(shown, index=t.index.rename("covariate set"))
+        beside = " beside the published estimate" if t["published_hr"].notna().any() else ""
+        pooled = f"; {self.imputations} imputations pooled" if self.imputations else ""
+        return (f"{self.note}\n\nHR of {self.fits.exposure!r} by covariate set, posterior{beside} "
+                f"({self.spec.raw['model']['family']}, ties={self.spec.raw['model'].get('ties', 'efron')}{pooled})\n"
                 + shown.to_string())
 
 
-def reproduce(name: str = "danish", *, draws: int | None = None, tune: int | None = None,
-              chains: int | None = None, random_seed: int | None = None, progress: bool = True,
-              scheduler=None) -> Reproduction:
-    """Run the re-analysis of spec ``name`` on its synthetic cohort; arguments override the spec's sampler.
+Reproduction = Analysis  # the main job's result has always been called so
 
-    ``scheduler``: a ``dask.distributed`` scheduler address or Client, on whose workers the chains
-    of every fit run (see :meth:`bayescrt.CoxPH.fit`)."""
-    spec = load_spec(name)
-    cohort = simulate_cohort(spec)
+
+def _same_number(text: str, value) -> bool:
+    """A [data.exposure_labels] key (TOML keys are text) read as the column's number: "1" is 1 and 1.0."""
+    try:
+        return not isinstance(value, (bool, np.bool_)) and float(text) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _continuous(s: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return False
+    return not set(pd.unique(s.dropna())) <= {0, 1}
+
+
+def _sampler(spec: AnalysisSpec, draws, tune, chains, random_seed, scheduler) -> dict:
     s = spec.sampler
     kw = {
         "draws": draws if draws is not None else s.get("draws", 1000),
@@ -102,14 +233,45 @@ def reproduce(name: str = "danish", *, draws: int | None = None, tune: int | Non
     }
     if scheduler is not None:
         kw["scheduler"] = scheduler
+    return kw
+
+
+def reproduce(name: str = "danish", *, draws: int | None = None, tune: int | None = None,
+              chains: int | None = None, random_seed: int | None = None, progress: bool = True,
+              scheduler=None) -> Analysis:
+    """Run the re-analysis of spec ``name`` on its synthetic cohort; arguments override the spec's sampler.
+
+    ``scheduler``: a ``dask.distributed`` scheduler address or Client, on whose workers the chains
+    of every fit run (see :meth:`bayescrt.CoxPH.fit`)."""
+    spec = load_spec(name)
+    cohort = simulate_cohort(spec)
+    kw = _sampler(spec, draws, tune, chains, random_seed, scheduler)
     col = spec.columns
     fits = fit_covariate_sets(estimator(spec), cohort, time=col["time"], event=col["event"], exposure=col["exposure"],
                               sets=spec.covariate_sets, priors=spec.priors, progress=progress, **kw)
-    return Reproduction(spec, cohort, fits)
+    return Analysis(spec, cohort, fits)
 
 
-def write_outputs(rep: Reproduction, out: Path) -> list[Path]:
-    """One NetCDF per covariate set, table.csv, forest.png, diagnostics.txt/json and a README."""
+def analyse(spec, data=None, *, draws: int | None = None, tune: int | None = None, chains: int | None = None,
+            random_seed: int | None = None, progress: bool = True, scheduler=None) -> Analysis:
+    """Fit a spec's covariate sets to the data file its ``[data]`` names (or ``data``, a path).
+
+    The file is read and checked, dates become durations, and missing covariates are imputed when
+    ``[data.imputation]`` says so (each set's fit then pools the imputations), all before sampling."""
+    from .extract import load_data
+
+    spec, prep = load_data(spec, data)
+    kw = _sampler(spec, draws, tune, chains, random_seed, scheduler)
+    col = spec.columns
+    fits = fit_covariate_sets(estimator(spec), prep.fits, time=col["time"], event=col["event"],
+                              exposure=col["exposure"], sets=spec.covariate_sets, priors=spec.priors,
+                              progress=progress, **prep.fit_kwargs, **kw)
+    return Analysis(spec, prep.frame, fits, prep)
+
+
+def write_outputs(rep: Analysis, out: Path) -> list[Path]:
+    """One NetCDF per covariate set, table.csv, table1, forest.png, diagnostics.txt/json and a README
+    (and missingness.csv for a data file)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -126,7 +288,11 @@ def write_outputs(rep: Reproduction, out: Path) -> list[Path]:
     (out / "table1.txt").write_text(f"Baseline characteristics by group, {rep.note}\n\n{t1.to_string()}\n")
     written += [out / "table.csv", out / "table1.csv", out / "table1.txt"]
     pub = tab[["published_hr", "published_lower", "published_upper"]].set_axis(["hr", "lower", "upper"], axis=1)
-    ax = rep.fits.plot_forest(published=pub, title=f"Upgrade vs de novo: HR by covariate set (SYNTHETIC cohort)")
+    if rep.prepared is not None:
+        rep.prepared.missingness.to_csv(out / "missingness.csv")
+        written.append(out / "missingness.csv")
+    title = f"HR of {rep.fits.exposure!r} by covariate set" + (" (SYNTHETIC cohort)" if rep.synthetic else "")
+    ax = rep.fits.plot_forest(published=pub if pub["hr"].notna().any() else None, title=title)
     ax.figure.savefig(out / "forest.png", dpi=120)
     written.append(out / "forest.png")
     diag_txt = "\n\n".join(f"== covariate set {n!r}\n{f.diagnostics()}" for n, f in rep.fits.fits.items())

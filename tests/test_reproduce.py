@@ -84,3 +84,18 @@ def test_each_covariate_set_is_compared_with_the_published_hr_of_its_adjustment(
     assert (crossed["overlap"] < tab["overlap"]).all()
     with pytest.raises(bc.SpecError, match="not covariate sets"):
         danish.fits.compare_published("danish-registry-2000-2018", results={"minimall": "mortality-full"})
+
+
+def test_the_danish_report_says_synthetic_in_its_title_and_beside_every_table(danish, tmp_path, monkeypatch, capsys):
+    from bayescrt.cli import main
+    from test_analyse import _page
+
+    monkeypatch.setattr(rp, "reproduce", lambda *a, **k: danish)
+    rc = main(["reproduce", "danish", "--report", str(tmp_path / "danish.html")])
+    assert rc == 0 and "wrote the report" in capsys.readouterr().out
+    page = _page(tmp_path / "danish.html")
+    assert page.title.startswith("SYNTHETIC DATA:")
+    assert len(page.tables) >= 8 and all("SYNTHETIC" in label for label in page.tables), page.tables
+    text = " ".join(page.text)
+    assert "published HR (95% CI)" in text and "1.13 (1.05 to 1.21)" in text  # beside the published estimates
+    assert "The cohort has no missing values." in text

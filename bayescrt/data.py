@@ -768,6 +768,9 @@ class SurvivalData:
     study: np.ndarray | None = None
     study_labels: tuple = ()
     design: object = field(default=None, compare=False, repr=False)  # formula.Design, for formula= data
+    # which covariates' log-HRs enter the model (None: all); the others stay in the design with their log-HR at 0,
+    # so that the fits of every subset of one covariate list share one compilation (bayescrt.multiverse)
+    active: np.ndarray | None = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -803,6 +806,8 @@ class SurvivalData:
             if arr is not None:
                 h.update(np.ascontiguousarray(arr).tobytes())
         h.update(repr(self.covariates).encode())
+        if self.active is not None:
+            h.update(b"active" + np.asarray(self.active, bool).tobytes())
         return h.hexdigest()
 
     def describe(self) -> str:

@@ -322,6 +322,9 @@ class Fit:
         needs the fit made in this session, which holds the formula's knots).
         """
         draws, labels = self._hr_rows(at)
+        if self.model.get("active") is not None:  # a covariate left out of the model has no HR to report
+            keep = [k for k, lab in enumerate(labels) if lab not in self.covariates or lab in self.model["active"]]
+            draws, labels = draws[:, keep], [labels[k] for k in keep]
         tab = hazard_ratio_table(draws, labels, prob=prob, hdi=hdi)
         tab.attrs["diagnostics_ok"] = self.diagnostics().ok
         if not tab.attrs["diagnostics_ok"]:
@@ -407,15 +410,22 @@ class Fit:
                 v for v in ("log_hr", "frailty_sd", "frailty", "study_sd", "study_log_hr", "log_scale", "shape",
                             "log_hazard", "rw_sd", "tv_log_hr") if v in post]
             imputation = self.model.get("imputation")
+            tree = self.idata
+            if self.model.get("active") is not None:  # covariates left out of the model (log-HR fixed at 0): not checked
+                import xarray as xr
+
+                tree = xr.DataTree.from_dict({
+                    "posterior": tree["posterior"].to_dataset().sel(covariate=list(self.model["active"])),
+                    "sample_stats": tree["sample_stats"].to_dataset()})
             if imputation:  # a pooled fit of imputed data: each imputation's chains checked on their own
-                self._report = diagnose_blocks(self.idata, names if len(names) > 1 else "log_hr",
+                self._report = diagnose_blocks(tree, names if len(names) > 1 else "log_hr",
                                                imputation["per_imputation_chains"])
                 if imputation["m"] < MIN_REPORTED_IMPUTATIONS:
                     self._report.notes.append(
                         f"{imputation['m']} imputations: Zhou and Reiter (2010) find that few imputations give "
                         f"intervals that cover too rarely; use m >= {MIN_REPORTED_IMPUTATIONS} (100 in their study)")
             else:
-                self._report = diagnose(self.idata, names if len(names) > 1 else "log_hr")
+                self._report = diagnose(tree, names if len(names) > 1 else "log_hr")
         return self._report
 
     def study_effects(self, prob: float = 0.95) -> pd.DataFrame:

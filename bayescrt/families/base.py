@@ -52,6 +52,7 @@ class Estimator:
     likelihood = "full"  # "partial": per-event terms; "full": per-row terms
     loglik_var = "loglik"
     step_baseline = False
+    masks_covariates = False  # takes fit(active=...): a subset's log-HRs in the full design's model
     fixed_priors: dict | None = {}
     # posterior variables the convergence gates check, in this order, those present in a fit
     diagnostic_vars: tuple[str, ...] = ("log_hr", "frailty_sd", "frailty")
@@ -180,7 +181,8 @@ class Estimator:
             tune: int = 1000, chains: int = 4, random_seed: int | None = None, progress: bool = True,
             log_likelihood: bool | None = None, chunk: int | None = None, compiled_models=None,
             study: str | None = None, exposure: str | None = None, pooling: str = "partial", aggregate=None,
-            study_prior: dict | None = None, scheduler=None, formula: str | None = None) -> Fit:
+            study_prior: dict | None = None, scheduler=None, formula: str | None = None,
+            active: list[str] | None = None) -> Fit:
         """Fit the model to a DataFrame and return a :class:`~bayescrt.fit.Fit`.
 
         ``df`` may also be a list of completed DataFrames of a multiple imputation: each is fitted with
@@ -212,6 +214,10 @@ class Estimator:
         ``study``, ``exposure``, ``pooling``, ``aggregate``, ``study_prior``:
         several studies in one model, for a family with a study level
         (:class:`~bayescrt.CoxPH`; see there).
+        ``active``: the covariates (labels) whose log-HRs enter the model; the others stay in the design with
+        their log-HR fixed at 0 (reported as 0 and left out of the diagnostics and the HR table), so that the
+        fits of every subset of one covariate list share one compilation (:func:`bayescrt.multiverse`). The
+        posterior of the active ones is that of a fit with only them (a family with ``masks_covariates``).
         """
         if isinstance(df, (list, tuple)):  # completed data sets of a multiple imputation: one pooled posterior
             kw = {k: v for k, v in locals().items() if k not in ("self", "df", "__class__")}
@@ -229,6 +235,8 @@ class Estimator:
         data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
                             weights=weights, reference=reference, missing=missing, cluster=cluster, study=study,
                             formula=formula)
+        if active is not None:
+            data = self._activate(data, active, study is not None or aggregate is not None)
         hierarchy = self._levels(data, levels) if self.has_levels else None
         model, info, resolved = self.build(data, priors, hierarchy)
         ta = self.target_accept or self._default_target_accept(data, hierarchy)
@@ -252,6 +260,8 @@ class Estimator:
             "log_likelihood": self._loglik_text(log_likelihood), **last,
             "diagnostic_vars": [v for v in self.diagnostic_vars if v in post],
         }
+        if data.active is not None:
+            description["active"] = [c for c, a in zip(data.covariates, data.active) if a]
         if data.design is not None:
             description["formula"] = data.design.to_json()
         description.update(self._level_description(hierarchy, levels))
@@ -290,6 +300,23 @@ class Estimator:
 
     def _level_description(self, hierarchy: dict | None, levels: dict) -> dict:
         return {}
+
+    def _activate(self, data: SurvivalData, active, levels: bool) -> SurvivalData:
+        """``data`` with only the ``active`` covariates' log-HRs in the model (see ``fit``)."""
+        import dataclasses
+
+        if not self.masks_covariates:
+            raise SpecError(f"active= is for CoxPH (the multiverse's one-compilation design); {self.family} fits "
+                            "take the covariates of each set instead")
+        if levels:
+            raise SpecError("active= cannot be combined with study= or aggregate=; fit the subset's covariates")
+        if isinstance(active, str) or not isinstance(active, (list, tuple)):
+            raise SpecError(f"active={active!r} must be a list of covariate labels, e.g. ['upgrade', 'age']")
+        unknown = [a for a in active if a not in data.covariates]
+        if unknown:
+            raise SpecError(f"active: {unknown[0]!r} is not a covariate of the fit.{suggest(str(unknown[0]), data.covariates)}"
+                            f" Covariates: {list(data.covariates)}")
+        return dataclasses.replace(data, active=np.array([c in active for c in data.covariates]))
 
     def _pointwise_group(self, post: xr.Dataset, data: SurvivalData, info: dict, hierarchy: dict | None,
                          chunk: int) -> xr.Dataset:

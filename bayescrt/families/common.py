@@ -66,10 +66,18 @@ def precondition(data: SurvivalData, priors: list[dict], ties: str = "breslow", 
     p = len(data.covariates)
     m, s_ = np.zeros(p), np.ones(p)
     record = {"preconditioned": False}
-    if enabled:
-        fit = mle(data, ties, risk_sets=risk_sets)
-        m_std = np.array(list(fit["coef"].values())) * data.scale
-        s_std = np.array(list(fit["se"].values())) * data.scale
+    on = np.ones(p, bool) if data.active is None else np.asarray(data.active, bool)
+    if enabled and on.any():
+        import dataclasses
+
+        # the MLE of the covariates in the model; one left out keeps m = 0, s = 1: its z is its prior's
+        sub = data if on.all() else dataclasses.replace(
+            data, X=data.X[:, on], covariates=tuple(np.asarray(data.covariates, object)[on]),
+            sources=tuple(np.asarray(data.sources, object)[on]), active=None)
+        fit = mle(sub, ties, risk_sets=risk_sets)
+        m_std, s_std = np.zeros(p), np.ones(p)
+        m_std[on] = np.array(list(fit["coef"].values())) * data.scale[on]
+        s_std[on] = np.array(list(fit["se"].values())) * data.scale[on]
         # a mode at infinity (separation) shows as a huge estimate or a flat likelihood;
         # an SE above 10 per SD means the prior, not the data, sets the posterior scale
         if fit["converged"] and np.all(np.isfinite(m_std)) and np.all(np.isfinite(s_std)) and np.all(s_std > 0) \

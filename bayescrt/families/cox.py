@@ -68,6 +68,7 @@ class CoxPH(Estimator):
     step_baseline = True
     fixed_priors = {}  # the sampler sees only the log-HRs
     diagnostic_vars = ("log_hr", "frailty_sd", "frailty", "study_sd", "study_log_hr")
+    masks_covariates = True
     posterior_vars = ("log_hr", "frailty", "study_log_hr")
     loglik_chunk = 256
     has_levels = True
@@ -312,8 +313,10 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
         # Data, risk-set indices and prior values enter as a few data containers (see data_block), not
         # as constants: the compiled function takes them as inputs, so compile time does not grow with
         # N, and fits that differ only in data or prior values share one compilation.
+        # a multiverse cell (data.active set) switches covariates off through data: its cells share one compilation
+        switch = {} if data.active is None else {"active": np.asarray(data.active, float)}
         per_cov = data_block("covariate_data", {**prior_rows(zpriors_model), "precond_mode": m, "precond_se": s_,
-                                                "x_scale": scale})
+                                                "x_scale": scale, **switch})
         per_event = data_block("event_index", {k: getattr(rs, k) for k in EVENT_INDEX})
         per_event.update(data_block("event_values", {k: getattr(rs, k) for k in EVENT_VALUES}))
         study_code = None if hierarchy is None else np.zeros(data.n, np.int64) if data.study is None else data.study
@@ -330,6 +333,8 @@ def build_model(data: SurvivalData, priors: list[dict], ties: str = "efron", *, 
             j = hierarchy["exposure"]
             if hierarchy["pooling"] == "none":  # no population effect: report the mean of the study effects
                 beta_std = pt.set_subtensor(beta_std[j], theta.mean() * scale[j])
+        if switch:  # a covariate left out (active 0) has its log-HR at 0 in the likelihood and in log_hr; its z is
+            beta_std = beta_std * per_cov["active"]  # sampled from its prior, apart from everything else
         pm.Deterministic("log_hr", beta_std / per_cov["x_scale"], dims="covariate")
         XT = per_row["XT"]
         offset, coef = None, beta_std

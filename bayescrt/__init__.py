@@ -28,13 +28,14 @@ _LAZY = {
     "compare_models": ("model_comparison", "compare_models"), "durations": ("durations", "durations"),
     "baseline_table": ("table_one", "baseline_table"),
     "report": ("report", "report"), "analyse": ("reproduce", "analyse"),
+    "multiverse": ("multiverse", "multiverse"), "Multiverse": ("multiverse", "Multiverse"),
     "impute": ("impute", "impute"), "missingness": ("impute", "missingness"), "simulate": ("simulate", "simulate"),
     # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
     **{name: ("estimators", name) for name in _registry.names()},
 }
 # Functions named like their own submodule: bc.compare, bc.simulate, bc.durations, bc.impute and bc.report are the functions, also after the
 # submodules bayescrt.compare and bayescrt.simulate have been imported (which would set the name to the module).
-_FUNCTIONS_NAMED_LIKE_MODULES = ("compare", "simulate", "durations", "impute", "report")
+_FUNCTIONS_NAMED_LIKE_MODULES = ("compare", "simulate", "durations", "impute", "report", "multiverse")
 
 
 def __getattr__(name: str):
@@ -68,6 +69,6 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 __all__ = [
     "absolute", "bias", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets",
     "DataError", "datasets", "DataWarning", "DiagnosticReport", "DiagnosticsWarning", "Fit",
-    "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "published",
+    "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "multiverse", "Multiverse", "published",
     "ResultFileError", "sensitivity", "simulate", "SpecError", "SurvivalData", *_registry.names(),
 ]

@@ -1,0 +1,318 @@
+"""The adjustment-set multiverse: the exposure's posterior under every subset of candidate confounders.
+
+:func:`multiverse` fits one model per subset of ``candidates`` (``2^k`` cells), each with the
+exposure and the ``always`` covariates. Every cell is a fit of the **full** design with the left-out
+candidates' log-HRs fixed at 0 (``fit(active=...)``): data and the switch are inputs of the compiled
+model, so all cells share one compilation, and a cell's posterior is that of a plain fit of its subset
+(the left-out coefficients are sampled from their priors, apart from everything else).
+
+Across the cells (:class:`Multiverse`):
+
+- ``table()``: per cell, the set, the exposure's posterior median HR, interval and P(HR > 1);
+- ``vibration()``: the vibration of effects (Patel, Burford and Ioannidis, J Clin Epidemiol
+  2015;68:1046-58): the range of the cells' median HRs, the relative HR (99th over 1st percentile of
+  the medians), and the shares of cells with P(HR > 1) > 0.975 and < 0.025 (a Janus effect when both
+  occur);
+- ``attribution()``: each candidate's Shapley value, its average marginal change of the exposure's
+  posterior mean log-HR over all subsets, weighted ``|S|! (k - |S| - 1)! / k!``. The values add up to
+  the full-minus-minimal shift exactly (the Shapley efficiency property). Each is a linear combination
+  of independent cells' posterior means, so its Monte Carlo error is ``sqrt(sum w^2 se^2)`` with each
+  cell's ``se = sd / sqrt(bulk ESS)``.
+
+With ``out=`` each finished cell is written to the folder at once (its draws of the exposure's log-HR
+and its diagnostics), and a later call with the same data and settings loads the cells it finds and
+fits only the others: a run that crashed resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import validation
+from .errors import DiagnosticsWarning, ResultFileError, SpecError, suggest
+from .progress import Bar
+from .summaries import central_interval
+
+MAX_CANDIDATES = 12  # 4,096 cells
+FORMAT = "bayescrt-multiverse-1"
+
+
+@dataclass(frozen=True)
+class MultiverseCell:
+    """One subset of the candidates: its included candidates, in the order given."""
+
+    included: tuple[str, ...]
+    mask: tuple[bool, ...]
+
+    @property
+    def id(self) -> str:
+        return "cell_" + "".join("1" if m else "0" for m in self.mask)
+
+
+def _check(df, time, event, exposure, always, candidates) -> tuple[list[str], list[str]]:
+    if not isinstance(df, pd.DataFrame):
+        raise SpecError(f"df must be a pandas DataFrame, not {type(df).__name__}")
+    for arg, col in (("time", time), ("event", event), ("exposure", exposure)):
+        if not isinstance(col, str) or col not in df.columns:
+            raise SpecError(f"{arg}={col!r} is not a column of the DataFrame.{suggest(str(col), map(str, df.columns))}")
+    lists = {}
+    for arg, cols in (("always", always), ("candidates", candidates)):
+        if isinstance(cols, str) or not isinstance(cols, (list, tuple)):
+            raise SpecError(f"{arg}={cols!r} must be a list of column names, e.g. ['age', 'male']")
+        cols = list(cols)
+        for c in cols:
+            if not isinstance(c, str) or c not in df.columns:
+                raise SpecError(f"{arg}: {c!r} is not a column of the DataFrame.{suggest(str(c), map(str, df.columns))}")
+            if c in (time, event, exposure):
+                raise SpecError(f"{arg}: {c!r} is the time, event or exposure column; it cannot be a covariate too")
+        if len(set(cols)) < len(cols):
+            raise SpecError(f"{arg}={cols!r} names a column twice")
+        lists[arg] = cols
+    both = sorted(set(lists["always"]) & set(lists["candidates"]))
+    if both:
+        raise SpecError(f"{both} are both in always= and in candidates=; a covariate is forced or a candidate")
+    k = len(lists["candidates"])
+    if not 1 <= k <= MAX_CANDIDATES:
+        raise SpecError(f"candidates: {k} given; the multiverse takes 1 to {MAX_CANDIDATES} candidates "
+                        f"({2 ** MAX_CANDIDATES:,} cells)")
+    return lists["always"], lists["candidates"]
+
+
+def cells_of(candidates: list[str]) -> list[MultiverseCell]:
+    """Every subset, the empty one first, then by size, each size in the order of the candidates."""
+    out = []
+    for size in range(len(candidates) + 1):
+        for combo in itertools.combinations(range(len(candidates)), size):
+            mask = tuple(j in combo for j in range(len(candidates)))
+            out.append(MultiverseCell(tuple(candidates[j] for j in combo), mask))
+    return out
+
+
+def _labels_of(data, sources: list[str]) -> list[str]:
+    """The design labels of the given columns (a categorical column has one label per level)."""
+    return [lab for lab, src in zip(data.covariates, data.sources) if src in sources]
+
+
+def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always=(), candidates, family=None,
+               priors: dict | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+               random_seed: int | None = None, out=None, progress: bool = True) -> "Multiverse":
+    """Fit the exposure's model under every subset of ``candidates`` (with ``always`` in every cell).
+
+    ``family``: an estimator that takes ``fit(active=...)`` (default ``bc.CoxPH()``). ``priors``: as for
+    ``fit``, for every covariate. Every cell uses ``random_seed``. ``out``: a folder for the cells, which
+    makes the run resumable (module docstring)."""
+    from .families import registry
+
+    always, candidates = _check(df, time, event, exposure, always, candidates)
+    est = family if family is not None else registry.estimator_class("CoxPH")()
+    if not getattr(est, "masks_covariates", False):
+        raise SpecError(f"family={est!r}: the multiverse's cells share one compilation through fit(active=...), "
+                        "which CoxPH takes; use bc.CoxPH()")
+    validation.integer("draws", draws, low=1)
+    validation.integer("tune", tune, low=0)
+    validation.integer("chains", chains, low=1)
+    seed = validation.seed("random_seed", random_seed)
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**32)
+    columns = [exposure, *always, *candidates]
+    data = est.prepare(df, time=time, event=event, covariates=columns)  # validated once, before any cell
+    if data.sources[0] != exposure or len(_labels_of(data, [exposure])) != 1:
+        raise SpecError(f"exposure {exposure!r} must be one numeric or binary column (one log-HR); it has "
+                        f"{len(_labels_of(data, [exposure]))} design columns")
+    settings = {"format": FORMAT, "time": time, "event": event, "exposure": exposure, "always": always,
+                "candidates": candidates, "family": repr(est), "priors": priors, "draws": draws, "tune": tune,
+                "chains": chains, "random_seed": seed}
+    fingerprint = hashlib.sha256((json.dumps(settings, sort_keys=True, default=str) + data.hash()).encode()).hexdigest()
+    folder = None
+    if out is not None:
+        folder = validation.output_folder(out, "out")
+        _claim(folder, settings, fingerprint)
+    cells = cells_of(candidates)
+    results: dict[str, dict] = {}
+    fitted = 0
+    fit_kw = dict(time=time, event=event, covariates=columns, priors=priors, draws=draws, tune=tune, chains=chains,
+                  random_seed=seed, progress=False)
+    base = [exposure, *always]
+    with Bar("multiverse", "cells", len(cells), 0, progress) as bar:
+        for cell in cells:
+            got = _load(folder, cell, fingerprint) if folder is not None else None
+            if got is None:
+                active = _labels_of(data, base + list(cell.included))
+                with warnings.catch_warnings():  # a failed cell is reported in the table and by the result
+                    warnings.simplefilter("ignore", DiagnosticsWarning)
+                    fit = est.fit(df, active=active, **fit_kw)
+                got = _summarise(fit)
+                fitted += 1
+                if folder is not None:
+                    _save(folder, cell, fingerprint, got)
+            results[cell.id] = got
+            bar.advance()
+    return Multiverse(cells, results, exposure=exposure, always=always, candidates=candidates, fitted=fitted,
+                      folder=folder)
+
+
+def _summarise(fit) -> dict:
+    """What the multiverse keeps of a cell's fit: the exposure's draws (chain, draw) and its diagnostics."""
+    post = fit.idata["posterior"]["log_hr"].isel(covariate=0).transpose("chain", "draw").values
+    rep = fit.diagnostics()
+    import arviz as az
+
+    ess = float(np.asarray(az.ess(post[..., None], chain_axis=0, draw_axis=1, method="bulk")).ravel()[0])
+    return {"draws": np.asarray(post, float), "ok": bool(rep.ok), "failures": list(rep.failures),
+            "ess_bulk": ess, "compiled": fit.sampling.get("compiled", "new"),
+            "seconds": float(fit.sampling.get("compile_seconds", 0.0)) + float(fit.sampling.get("sampling_seconds", 0.0))}
+
+
+def _claim(folder: Path, settings: dict, fingerprint: str) -> None:
+    """The folder's manifest: written by the first run, checked by every later one."""
+    manifest = folder / "multiverse.json"
+    if manifest.exists():
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, ValueError) as err:
+            raise ResultFileError(f"{manifest}: not a multiverse manifest ({err}); delete it or choose another "
+                                  "folder") from None
+        if old.get("fingerprint") != fingerprint:
+            raise SpecError(f"out={str(folder)!r} holds a multiverse of other data or settings; choose a new folder, "
+                            "or delete that one to start again")
+        return
+    tmp = manifest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "settings": settings}, indent=1, default=str))
+    os.replace(tmp, manifest)
+
+
+def _cell_path(folder: Path, cell: MultiverseCell) -> Path:
+    return validation.inside(folder, folder / f"{cell.id}.npz")
+
+
+def _save(folder: Path, cell: MultiverseCell, fingerprint: str, got: dict) -> None:
+    path = _cell_path(folder, cell)
+    meta = {k: v for k, v in got.items() if k != "draws"} | {"fingerprint": fingerprint, "included": cell.included}
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, draws=got["draws"], meta=np.array(json.dumps(meta)))
+    os.replace(tmp, path)  # a cell is on disk whole or not at all
+
+
+def _load(folder: Path, cell: MultiverseCell, fingerprint: str) -> dict | None:
+    path = _cell_path(folder, cell)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta, draws = json.loads(str(z["meta"])), np.array(z["draws"], float)
+    except (OSError, ValueError, KeyError):
+        return None  # a damaged cell is fitted again
+    if meta.get("fingerprint") != fingerprint or tuple(meta.get("included", ())) != cell.included:
+        return None
+    return {**{k: v for k, v in meta.items() if k not in ("fingerprint", "included")}, "draws": draws,
+            "compiled": "loaded"}
+
+
+class Multiverse:
+    """Every cell's posterior of the exposure's log-HR, and what they say together (module docstring)."""
+
+    def __init__(self, cells, results, *, exposure, always, candidates, fitted, folder):
+        self.cells, self.results = list(cells), results
+        self.exposure, self.always, self.candidates = exposure, list(always), list(candidates)
+        self.fitted, self.folder = fitted, folder
+
+    @property
+    def compilations(self) -> int:
+        """How many compilations this run paid (the first cell's, when the process had none cached)."""
+        return sum(r["compiled"] == "new" for r in self.results.values())
+
+    @property
+    def ok(self) -> bool:
+        return all(r["ok"] for r in self.results.values())
+
+    def _warn_if_failed(self) -> None:
+        bad = [c.id for c in self.cells if not self.results[c.id]["ok"]]
+        if bad:
+            warnings.warn(f"{len(bad)} of {len(self.cells)} multiverse cells FAILED their diagnostics "
+                          f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); numbers built on them cannot be "
+                          "trusted: run more draws", DiagnosticsWarning, stacklevel=3)
+
+    def table(self, prob: float = 0.95) -> pd.DataFrame:
+        """One row per cell: the candidates it adds, the exposure's posterior median HR, interval, P(HR > 1)."""
+        prob = validation.probability("prob", prob)
+        rows = []
+        for c in self.cells:
+            r = self.results[c.id]
+            x = r["draws"].ravel()
+            lo, med, hi = np.exp(central_interval(x, prob))
+            rows.append({"cell": c.id, "adjusted_for": ", ".join([*self.always, *c.included]) or "(none)",
+                         "n_candidates": len(c.included), **{f"with {k}": m for k, m in zip(self.candidates, c.mask)},
+                         "hr_median": med, "hr_lower": lo, "hr_upper": hi, "p_hr_gt_1": float(np.mean(x > 0)),
+                         "log_hr_mean": float(x.mean()), "log_hr_sd": float(x.std(ddof=1)),
+                         "mc_se": float(x.std(ddof=1) / math.sqrt(max(r["ess_bulk"], 1.0))),
+                         "diagnostics_ok": r["ok"]})
+        tab = pd.DataFrame(rows).set_index("cell")
+        tab.attrs.update(exposure=self.exposure, prob=prob)
+        return tab
+
+    def vibration(self, prob: float = 0.95) -> pd.Series:
+        """The vibration of effects across the cells (Patel et al. 2015; module docstring)."""
+        self._warn_if_failed()
+        t = self.table(prob)
+        med = t["hr_median"].to_numpy()
+        p = t["p_hr_gt_1"].to_numpy()
+        above, below = float(np.mean(p > 0.975)), float(np.mean(p < 0.025))
+        return pd.Series({
+            "cells": len(t), "hr_median_min": med.min(), "hr_median_max": med.max(),
+            "relative_hr": float(np.percentile(med, 99) / np.percentile(med, 1)),
+            "share_p_gt_0.975": above, "share_p_lt_0.025": below, "janus": bool(above > 0 and below > 0),
+        }, name="vibration of effects")
+
+    def attribution(self) -> pd.DataFrame:
+        """Each candidate's Shapley contribution to the change in the exposure's posterior mean log-HR from the
+        forced-only cell to the full cell, with its Monte Carlo error; rows sum to the total shift."""
+        self._warn_if_failed()
+        k = len(self.candidates)
+        mean = {c.mask: float(self.results[c.id]["draws"].mean()) for c in self.cells}
+        se2 = {c.mask: float(self.results[c.id]["draws"].var(ddof=1) / max(self.results[c.id]["ess_bulk"], 1.0))
+               for c in self.cells}
+        rows = []
+        for j, name in enumerate(self.candidates):
+            coef: dict[tuple, float] = {}
+            for mask in mean:
+                if mask[j]:
+                    continue
+                size = sum(mask)
+                w = math.factorial(size) * math.factorial(k - size - 1) / math.factorial(k)
+                with_j = tuple(True if i == j else m for i, m in enumerate(mask))
+                coef[with_j] = coef.get(with_j, 0.0) + w
+                coef[mask] = coef.get(mask, 0.0) - w
+            phi = sum(w * mean[m] for m, w in coef.items())
+            rows.append({"candidate": name, "contribution": phi,
+                         "mc_error": math.sqrt(sum(w * w * se2[m] for m, w in coef.items()))})
+        tab = pd.DataFrame(rows).set_index("candidate")
+        full, none = tuple([True] * k), tuple([False] * k)
+        tab.attrs.update(total=mean[full] - mean[none], minimal=mean[none], full=mean[full],
+                         scale="log-HR of the exposure (posterior mean)")
+        return tab
+
+    def __str__(self) -> str:
+        t = self.table()
+        v = self.vibration() if self.ok else None
+        head = (f"Multiverse of {len(t)} covariate sets for {self.exposure!r} (always: {', '.join(self.always) or 'none'}; "
+                f"candidates: {', '.join(self.candidates)}); {self.fitted} fitted this run, {self.compilations} "
+                f"compilation(s)")
+        shown = pd.DataFrame({
+            "adjusted for": t["adjusted_for"], "HR (median)": t["hr_median"].map("{:.3f}".format),
+            "95% interval": [f"{a:.3f} to {b:.3f}" for a, b in zip(t["hr_lower"], t["hr_upper"])],
+            "P(HR > 1)": t["p_hr_gt_1"].map("{:.3f}".format),
+            "diagnostics": t["diagnostics_ok"].map({True: "ok", False: "FAILED"})})
+        tail = "" if v is None else (f"\nmedian HRs {v.hr_median_min:.3f} to {v.hr_median_max:.3f}; relative HR "
+                                     f"{v.relative_hr:.3f}; P(HR > 1) > 0.975 in {100 * v['share_p_gt_0.975']:.0f}% "
+                                     f"of cells, < 0.025 in {100 * v['share_p_lt_0.025']:.0f}%")
+        return head + "\n" + shown.to_string() + tail

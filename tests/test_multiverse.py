@@ -1,0 +1,169 @@
+"""The multiverse: every subset of candidate confounders in one compilation, the Shapley attribution of the
+exposure's shift, the vibration of effects, resuming from a folder; fit(active=...) underneath it."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescrt as bc
+from bayescrt.multiverse import Multiverse, cells_of
+from seeds import seed
+
+CANDIDATES = ["strong", "weak1", "weak2", "noise"]
+
+
+def _cohort(n=1500, k=seed(5)):
+    """One strong confounder, two weak ones and an irrelevant covariate; the exposure's true log-HR is 0.3."""
+    rng = np.random.default_rng(k)
+    c = rng.normal(size=(n, 4))
+    x = (rng.random(n) < 1 / (1 + np.exp(-(1.0 * c[:, 0] + 0.4 * c[:, 1] + 0.4 * c[:, 2])))).astype(int)
+    t = rng.exponential(1 / (0.2 * np.exp(0.3 * x + 0.8 * c[:, 0] + 0.3 * c[:, 1] + 0.3 * c[:, 2])))
+    cens = rng.uniform(0, 8, n)
+    return pd.DataFrame({"time": np.minimum(t, cens), "event": (t <= cens).astype(int), "x": x,
+                         "age": rng.normal(size=n), **dict(zip(CANDIDATES, c.T))})
+
+
+# ------------------------------------------------------------------ no sampling
+def test_cells_are_every_subset_once_the_empty_one_first():
+    cells = cells_of(["a", "b", "c"])
+    assert len(cells) == 8 and len({c.id for c in cells}) == 8
+    assert cells[0].included == () and cells[-1].included == ("a", "b", "c")
+    assert [len(c.included) for c in cells] == [0, 1, 1, 1, 2, 2, 2, 3]
+    assert cells[4].id == "cell_110" and cells[4].included == ("a", "b")
+
+
+def _fake(means, candidates, sd=0.1, ess=1000.0):
+    """A Multiverse whose cell posteriors have the given means (by mask), for the arithmetic of attribution."""
+    cells = cells_of(candidates)
+    rng = np.random.default_rng(0)
+    results = {}
+    for c in cells:
+        z = rng.normal(size=(1, 500))
+        z = np.vstack([z, -z])  # symmetric: the median is the mean
+        z = z / z.std(ddof=1)
+        results[c.id] = {"draws": means(c.mask) + sd * z, "ok": True, "failures": [], "ess_bulk": ess,
+                         "compiled": "reused", "seconds": 0.0}
+    return Multiverse(cells, results, exposure="x", always=["age"], candidates=candidates, fitted=0, folder=None)
+
+
+def test_the_shapley_values_of_an_additive_shift_are_its_terms_and_an_interaction_is_split_evenly():
+    a = {"p": -0.4, "q": 0.1, "r": 0.0}
+    mv = _fake(lambda m: 0.5 + sum(v for v, on in zip(a.values(), m) if on), list(a))
+    t = mv.attribution()
+    np.testing.assert_allclose(t["contribution"], list(a.values()), atol=1e-12)
+    # every candidate's value averages 4 differences of independent cells with weights 1/3, 1/6, 1/6, 1/3
+    assert t["mc_error"].to_numpy() == pytest.approx(np.full(3, 0.1 / math.sqrt(1000) * math.sqrt(2 * (2 / 9 + 2 / 36))))
+    mv = _fake(lambda m: -0.3 * (m[0] and m[1]), ["p", "q", "r"])  # only p and q together move it
+    t = mv.attribution()
+    np.testing.assert_allclose(t["contribution"], [-0.15, -0.15, 0.0], atol=1e-12)
+    assert t["contribution"].sum() == pytest.approx(t.attrs["total"], abs=1e-12)
+
+
+def test_vibration_counts_cells_on_each_side_and_calls_both_janus():
+    mv = _fake(lambda m: 0.3 if m[0] else -0.3, ["p", "q"], sd=0.1)
+    v = mv.vibration()
+    assert v["share_p_gt_0.975"] == 0.5 and v["share_p_lt_0.025"] == 0.5 and v["janus"]
+    assert v["relative_hr"] == pytest.approx(math.exp(0.6), rel=1e-3)
+    assert not _fake(lambda m: 0.3, ["p", "q"]).vibration()["janus"]
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"candidates": "strong"}, r"candidates='strong' must be a list of column names"),
+    ({"candidates": ["strong", "stong"]}, r"candidates: 'stong' is not a column.*Did you mean 'strong'"),
+    ({"always": ["age", "strong"]}, r"\['strong'\] are both in always= and in candidates="),
+    ({"candidates": []}, r"candidates: 0 given; the multiverse takes 1 to 12"),
+    ({"candidates": ["x"]}, r"candidates: 'x' is the time, event or exposure column"),
+    ({"exposure": "xx"}, r"exposure='xx' is not a column.*Did you mean 'x'"),
+    ({"family": bc.WeibullPH()}, r"fit\(active=...\), which CoxPH takes"),
+    ({"draws": 0}, r"draws"),
+])
+def test_bad_arguments_are_spec_errors_naming_them(kw, message):
+    args = dict(time="time", event="event", exposure="x", always=["age"], candidates=CANDIDATES, progress=False)
+    with pytest.raises(bc.SpecError, match=message):
+        bc.multiverse(_cohort(200), **{**args, **kw})
+
+
+def test_active_names_covariates_of_the_fit_and_only_coxph_takes_it():
+    df = _cohort(200)
+    with pytest.raises(bc.SpecError, match=r"active: 'strng' is not a covariate of the fit\. Did you mean 'strong'"):
+        bc.CoxPH().fit(df, time="time", event="event", covariates=["x", "strong"], active=["x", "strng"])
+    with pytest.raises(bc.SpecError, match=r"active= is for CoxPH"):
+        bc.WeibullPH().fit(df, time="time", event="event", covariates=["x", "strong"], active=["x"])
+    with pytest.raises(bc.SpecError, match=r"active='x' must be a list"):
+        bc.CoxPH().fit(df, time="time", event="event", covariates=["x", "strong"], active="x")
+
+
+# ------------------------------------------------------------------ one small multiverse
+KW = dict(draws=500, tune=500, chains=4)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    df = _cohort()
+    out = tmp_path_factory.mktemp("multiverse")
+    mv = bc.multiverse(df, time="time", event="event", exposure="x", always=["age"], candidates=CANDIDATES,
+                       random_seed=seed(3), out=out, progress=False, **KW)
+    return df, out, mv
+
+
+@pytest.mark.mcmc
+def test_all_cells_share_one_compilation_and_pass_their_gates(run):
+    _, _, mv = run
+    assert mv.ok and mv.fitted == 16
+    assert mv.compilations <= 1  # the first cell's, unless this process had compiled the structure already
+    assert sum(r["compiled"] == "reused" for r in mv.results.values()) >= 15
+
+
+@pytest.mark.mcmc
+def test_a_masked_cell_is_a_plain_fit_of_its_subset(run):
+    """Within Monte Carlo error: the difference of two independent posterior means has SD
+    sd * sqrt(1/ESS_a + 1/ESS_b); an SD estimate's relative error is about 1/sqrt(2 ESS)."""
+    df, _, mv = run
+    import arviz as az
+
+    for cell_id, added in [("cell_0000", []), ("cell_1000", ["strong"]), ("cell_0111", ["weak1", "weak2", "noise"])]:
+        plain = bc.CoxPH().fit(df, time="time", event="event", covariates=["x", "age", *added],
+                               random_seed=seed(40), progress=False, **KW)
+        b = plain.idata["posterior"]["log_hr"].isel(covariate=0).transpose("chain", "draw").values
+        a = mv.results[cell_id]["draws"]
+        ess_a, ess_b = mv.results[cell_id]["ess_bulk"], float(az.ess(b[..., None], chain_axis=0, draw_axis=1).ravel()[0])
+        sd = b.std(ddof=1)
+        assert abs(a.mean() - b.mean()) < 5 * sd * math.sqrt(1 / ess_a + 1 / ess_b), cell_id
+        assert abs(a.std(ddof=1) / sd - 1) < 5 * math.sqrt(1 / (2 * ess_a) + 1 / (2 * ess_b)), cell_id
+
+
+@pytest.mark.mcmc
+def test_attribution_ranks_strong_weak_irrelevant_and_adds_up_to_the_shift(run):
+    _, _, mv = run
+    t = mv.attribution()
+    assert t["contribution"].sum() == pytest.approx(t.attrs["total"], abs=1e-12)  # efficiency: exact
+    size = t["contribution"].abs()
+    gap = 5 * t["mc_error"].max()
+    assert size["strong"] > max(size["weak1"], size["weak2"]) + gap
+    assert min(size["weak1"], size["weak2"]) > size["noise"] + gap
+    # the confounders push the crude HR up (they raise both exposure and hazard): adjusting moves it down
+    assert (t.loc[["strong", "weak1", "weak2"], "contribution"] < 0).all()
+    tab = mv.table()
+    assert list(tab.columns[:6]) == ["adjusted_for", "n_candidates", "with strong", "with weak1", "with weak2",
+                                     "with noise"]
+    assert tab.loc["cell_1111", "hr_lower"] < math.exp(0.3) < tab.loc["cell_1111", "hr_upper"]
+    assert "16 covariate sets" in str(mv) and "relative HR" in str(mv)
+
+
+@pytest.mark.mcmc
+def test_a_second_run_loads_every_cell_and_a_damaged_one_is_fitted_again(run):
+    df, out, mv = run
+    kw = dict(time="time", event="event", exposure="x", always=["age"], candidates=CANDIDATES, random_seed=seed(3),
+              out=out, progress=False, **KW)
+    again = bc.multiverse(df, **kw)
+    assert again.fitted == 0 and again.compilations == 0
+    pd.testing.assert_frame_equal(again.table(), mv.table())
+    (out / "cell_0101.npz").write_bytes(b"not a cell")
+    (out / "cell_0110.npz").unlink()
+    third = bc.multiverse(df, **kw)
+    assert third.fitted == 2
+    pd.testing.assert_frame_equal(third.table(), mv.table())  # same seed, same data: the same draws
+    with pytest.raises(bc.SpecError, match=r"holds a multiverse of other data or settings"):
+        bc.multiverse(df, **{**kw, "random_seed": seed(4)})

@@ -13,6 +13,9 @@ Across the cells (:class:`Multiverse`):
   2015;68:1046-58): the range of the cells' median HRs, the relative HR (99th over 1st percentile of
   the medians), and the shares of cells with P(HR > 1) > 0.975 and < 0.025 (a Janus effect when both
   occur);
+- ``weights()`` and ``averaged()``: stacking (or pseudo-BMA+) weights of the cells from the PSIS-LOO
+  pointwise ELPD of the partial likelihood they share, and the weighted mixture of their draws: a
+  predictive average, not a causal one (``AVERAGING_STATEMENT``);
 - ``attribution()``: each candidate's Shapley value, its average marginal change of the exposure's
   posterior mean log-HR over all subsets, weighted ``|S|! (k - |S| - 1)! / k!``. The values add up to
   the full-minus-minimal shift exactly (the Shapley efficiency property). Each is a linear combination
@@ -44,6 +47,12 @@ from .progress import Bar
 from .summaries import central_interval
 
 MAX_CANDIDATES = 12  # 4,096 cells
+WEIGHT_METHODS = ("stacking", "pseudo-bma+")
+AVERAGING_STATEMENT = (
+    "The weights measure how well each covariate set predicts who dies next (PSIS-LOO of the partial likelihood); "
+    "they are not a judgement on confounding. A set that leaves out a confounder can predict as well as one that "
+    "adjusts for it, so the averaged HR is a summary of the multiverse, not a causal estimate: choose the "
+    "adjustment set from subject-matter knowledge (e.g. a causal diagram) and read the average beside it.")
 FORMAT = "bayescrt-multiverse-1"
 
 
@@ -141,7 +150,7 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
     results: dict[str, dict] = {}
     fitted = 0
     fit_kw = dict(time=time, event=event, covariates=columns, priors=priors, draws=draws, tune=tune, chains=chains,
-                  random_seed=seed, progress=False)
+                  random_seed=seed, progress=False, log_likelihood=True)
     base = [exposure, *always]
     with Bar("multiverse", "cells", len(cells), 0, progress) as bar:
         for cell in cells:
@@ -151,7 +160,7 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
                 with warnings.catch_warnings():  # a failed cell is reported in the table and by the result
                     warnings.simplefilter("ignore", DiagnosticsWarning)
                     fit = est.fit(df, active=active, **fit_kw)
-                got = _summarise(fit)
+                got = _summarise(fit, est.loglik_var)
                 fitted += 1
                 if folder is not None:
                     _save(folder, cell, fingerprint, got)
@@ -161,15 +170,20 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
                       folder=folder)
 
 
-def _summarise(fit) -> dict:
-    """What the multiverse keeps of a cell's fit: the exposure's draws (chain, draw) and its diagnostics."""
-    post = fit.idata["posterior"]["log_hr"].isel(covariate=0).transpose("chain", "draw").values
-    rep = fit.diagnostics()
+def _summarise(fit, loglik_var: str) -> dict:
+    """What the multiverse keeps of a cell's fit: the exposure's draws (chain, draw), its diagnostics, and
+    the PSIS-LOO pointwise ELPD of the partial likelihood (one term per event, the same events in every cell)."""
     import arviz as az
 
+    post = fit.idata["posterior"]["log_hr"].isel(covariate=0).transpose("chain", "draw").values
+    rep = fit.diagnostics()
     ess = float(np.asarray(az.ess(post[..., None], chain_axis=0, draw_axis=1, method="bulk")).ravel()[0])
-    return {"draws": np.asarray(post, float), "ok": bool(rep.ok), "failures": list(rep.failures),
-            "ess_bulk": ess, "compiled": fit.sampling.get("compiled", "new"),
+    with warnings.catch_warnings():  # a high Pareto k is reported in the table, not as a warning per cell
+        warnings.simplefilter("ignore")
+        loo = az.loo(fit.idata, var_name=loglik_var, pointwise=True)
+    return {"draws": np.asarray(post, float), "elpd_i": np.asarray(loo.elpd_i, float).ravel(), "ok": bool(rep.ok),
+            "failures": list(rep.failures), "ess_bulk": ess, "max_pareto_k": float(np.max(loo.pareto_k)),
+            "compiled": fit.sampling.get("compiled", "new"),
             "seconds": float(fit.sampling.get("compile_seconds", 0.0)) + float(fit.sampling.get("sampling_seconds", 0.0))}
 
 
@@ -197,9 +211,10 @@ def _cell_path(folder: Path, cell: MultiverseCell) -> Path:
 
 def _save(folder: Path, cell: MultiverseCell, fingerprint: str, got: dict) -> None:
     path = _cell_path(folder, cell)
-    meta = {k: v for k, v in got.items() if k != "draws"} | {"fingerprint": fingerprint, "included": cell.included}
+    meta = {k: v for k, v in got.items() if k not in ("draws", "elpd_i")} | {"fingerprint": fingerprint,
+                                                                             "included": cell.included}
     tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, draws=got["draws"], meta=np.array(json.dumps(meta)))
+    np.savez(tmp, draws=got["draws"], elpd_i=got["elpd_i"], meta=np.array(json.dumps(meta)))
     os.replace(tmp, path)  # a cell is on disk whole or not at all
 
 
@@ -209,13 +224,13 @@ def _load(folder: Path, cell: MultiverseCell, fingerprint: str) -> dict | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta, draws = json.loads(str(z["meta"])), np.array(z["draws"], float)
+            meta, draws, elpd = json.loads(str(z["meta"])), np.array(z["draws"], float), np.array(z["elpd_i"], float)
     except (OSError, ValueError, KeyError):
         return None  # a damaged cell is fitted again
     if meta.get("fingerprint") != fingerprint or tuple(meta.get("included", ())) != cell.included:
         return None
     return {**{k: v for k, v in meta.items() if k not in ("fingerprint", "included")}, "draws": draws,
-            "compiled": "loaded"}
+            "elpd_i": elpd, "compiled": "loaded"}
 
 
 class Multiverse:
@@ -255,6 +270,7 @@ class Multiverse:
                          "hr_median": med, "hr_lower": lo, "hr_upper": hi, "p_hr_gt_1": float(np.mean(x > 0)),
                          "log_hr_mean": float(x.mean()), "log_hr_sd": float(x.std(ddof=1)),
                          "mc_se": float(x.std(ddof=1) / math.sqrt(max(r["ess_bulk"], 1.0))),
+                         "elpd_loo": float(r["elpd_i"].sum()), "max_pareto_k": r["max_pareto_k"],
                          "diagnostics_ok": r["ok"]})
         tab = pd.DataFrame(rows).set_index("cell")
         tab.attrs.update(exposure=self.exposure, prob=prob)
@@ -301,6 +317,112 @@ class Multiverse:
                          scale="log-HR of the exposure (posterior mean)")
         return tab
 
+    def weights(self, method: str = "stacking", random_seed: int = 0) -> pd.Series:
+        """Predictive weights of the cells from the PSIS-LOO pointwise ELPD of the partial likelihood they share:
+        ``"stacking"`` (Yao, Vehtari, Simpson and Gelman 2018) or ``"pseudo-bma+"`` (Bayesian-bootstrap
+        pseudo-BMA, 1,000 replicates seeded by ``random_seed``). They weigh how well each set predicts the
+        events, not whether it deals with confounding."""
+        if method not in WEIGHT_METHODS:
+            raise SpecError(f"method={method!r}: choose one of {list(WEIGHT_METHODS)}.{suggest(str(method), WEIGHT_METHODS)}")
+        elpd = np.column_stack([self.results[c.id]["elpd_i"] for c in self.cells])  # (events, cells)
+        w = stacking_weights(elpd) if method == "stacking" else pseudo_bma_plus(elpd, random_seed)
+        return pd.Series(w, index=pd.Index([c.id for c in self.cells], name="cell"), name=f"{method} weight")
+
+    def averaged(self, method: str = "stacking", prob: float = 0.95, random_seed: int = 0) -> pd.Series:
+        """The model-averaged posterior of the exposure HR: the cells' draws mixed in proportion to their
+        ``weights(method)`` (resampled with ``random_seed``). A predictive average, not a causal estimate."""
+        self._warn_if_failed()
+        prob = validation.probability("prob", prob)
+        w = self.weights(method, random_seed)
+        rng = np.random.default_rng(random_seed)
+        pools = [self.results[c].get("draws").ravel() for c in w.index]
+        n = min(len(p) for p in pools)
+        counts = rng.multinomial(n * 4, w.to_numpy())
+        x = np.concatenate([rng.choice(p, size=k, replace=True) for p, k in zip(pools, counts) if k])
+        lo, med, hi = np.exp(central_interval(x, prob))
+        out = pd.Series({"hr_median": med, "hr_lower": lo, "hr_upper": hi, "p_hr_gt_1": float(np.mean(x > 0)),
+                         "log_hr_mean": float(x.mean()), "log_hr_sd": float(x.std(ddof=1)),
+                         "cells_with_weight_over_0.01": int((w > 0.01).sum())}, name=f"averaged ({method})")
+        out.attrs.update(weights=w, method=method, prob=prob, statement=AVERAGING_STATEMENT)
+        return out
+
+    def plot_vibration(self, color_by: str | None = None, published: dict | None = None, ax=None,
+                       title: str | None = None):
+        """Each cell's median HR against -log10 of its two-sided posterior tail probability
+        (2 min(P(HR > 1), P(HR < 1))), coloured by whether ``color_by`` (a candidate) is in the set;
+        ``published``: ``{label: hr}`` drawn as vertical lines."""
+        import matplotlib.pyplot as plt
+
+        from .plotting import _hr_ticks
+
+        t = self.table()
+        if color_by is not None and color_by not in self.candidates:
+            raise SpecError(f"color_by={color_by!r} is not a candidate.{suggest(str(color_by), self.candidates)}")
+        n = min(r["draws"].size for r in self.results.values())
+        p = t["p_hr_gt_1"].to_numpy()
+        tail = np.maximum(2 * np.minimum(p, 1 - p), 1.0 / n)  # no draw beyond 1: at most 1/n
+        y = -np.log10(tail)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4.5))
+        groups = [(np.ones(len(t), bool), "cells", "#4c72b0")] if color_by is None else [
+            (t[f"with {color_by}"].to_numpy(bool), f"with {color_by}", "#dd8452"),
+            (~t[f"with {color_by}"].to_numpy(bool), f"without {color_by}", "#4c72b0")]
+        capped = tail <= 1.0 / n
+        for mask, label, colour in groups:
+            for cap, marker in ((False, "o"), (True, "^")):
+                sel = mask & (capped == cap)
+                if sel.any():
+                    ax.scatter(t["hr_median"].to_numpy()[sel], y[sel], s=30, color=colour, alpha=0.85, marker=marker,
+                               label=label if not cap or not (mask & ~capped).any() else None,
+                               edgecolor="white", linewidth=0.5)
+        if capped.any():
+            ax.scatter([], [], marker="^", color="0.5", label=f"no draw beyond HR 1: at the cap 1/{n:,} draws")
+        ax.axhline(-np.log10(0.05), color="0.6", ls=":", lw=1)
+        ax.text(ax.get_xlim()[0], -np.log10(0.05), " two-sided tail 0.05", va="bottom", fontsize=8, color="0.4")
+        ax.axvline(1.0, color="0.5", ls="--", lw=1)
+        for k, (label, hr) in enumerate((published or {}).items()):
+            ax.axvline(hr, color=f"C{k + 2}", lw=1.5, label=f"published: {label} ({hr:g})")
+        ax.set_xscale("log")
+        ax.margins(x=0.08)
+        _hr_ticks(ax)
+        ax.set_xlabel(f"posterior median HR of {self.exposure!r}")
+        ax.set_ylabel("-log10 two-sided tail probability")
+        v = self.vibration()
+        ax.set_title(title or f"Vibration of effects: {len(t)} covariate sets, relative HR {v.relative_hr:.2f}")
+        ax.legend(fontsize=8, loc="best")
+        ax.figure.tight_layout()
+        return ax
+
+    def plot_attribution(self, ax=None, title: str | None = None):
+        """A waterfall from the forced-only set's HR to the full set's: each candidate's Shapley contribution,
+        largest first, with its Monte Carlo error."""
+        import matplotlib.pyplot as plt
+
+        a = self.attribution()
+        a = a.reindex(a["contribution"].abs().sort_values(ascending=False).index)
+        if ax is None:
+            _, ax = plt.subplots(figsize=(7, 4))
+        level = a.attrs["minimal"]
+        ax.bar(0, np.exp(level) - 1, bottom=1, color="0.55", width=0.6)
+        ax.text(0, np.exp(level), f"{np.exp(level):.3f}", ha="center", va="bottom", fontsize=8)
+        for k, (name, row) in enumerate(a.iterrows(), start=1):
+            new = level + row["contribution"]
+            lo, hi = sorted((np.exp(level), np.exp(new)))
+            ax.bar(k, hi - lo, bottom=lo, color="#c44e52" if row["contribution"] > 0 else "#4c72b0", width=0.6)
+            ax.errorbar(k, np.exp(new), yerr=np.exp(new) * row["mc_error"], color="0.2", capsize=3, lw=1)
+            ax.plot([k - 1.3, k + 0.3], [np.exp(level)] * 2, color="0.6", lw=0.8, ls=":")
+            ax.text(k, hi, f"{row['contribution']:+.3f}", ha="center", va="bottom", fontsize=8)
+            level = new
+        n = len(a) + 1
+        ax.bar(n, np.exp(level) - 1, bottom=1, color="0.3", width=0.6)
+        ax.text(n, max(np.exp(level), 1), f"{np.exp(level):.3f}", ha="center", va="bottom", fontsize=8)
+        ax.axhline(1.0, color="0.5", ls="--", lw=1)
+        ax.set_xticks(range(n + 1), ["forced only", *a.index, "full set"], rotation=30, ha="right")
+        ax.set_ylabel(f"HR of {self.exposure!r} (posterior mean log-HR)")
+        ax.set_title(title or "Each candidate's share of the shift (Shapley values on the log-HR scale)")
+        ax.figure.tight_layout()
+        return ax
+
     def __str__(self) -> str:
         t = self.table()
         v = self.vibration() if self.ok else None
@@ -316,3 +438,45 @@ class Multiverse:
                                      f"{v.relative_hr:.3f}; P(HR > 1) > 0.975 in {100 * v['share_p_gt_0.975']:.0f}% "
                                      f"of cells, < 0.025 in {100 * v['share_p_lt_0.025']:.0f}%")
         return head + "\n" + shown.to_string() + tail
+
+
+def stacking_weights(elpd: np.ndarray) -> np.ndarray:
+    """Stacking of predictive distributions (Yao et al. 2018): ``w`` on the simplex maximising
+    ``sum_i log sum_k w_k exp(elpd_ik)``, from the pointwise LOO ELPD ``(terms, models)``."""
+    from scipy.optimize import minimize
+
+    elpd = np.asarray(elpd, float)
+    K = elpd.shape[1]
+    if K == 1:
+        return np.ones(1)
+    top = elpd.max(axis=1, keepdims=True)
+    dens = np.exp(elpd - top)  # each term's densities, scaled by its largest (the scale drops out)
+
+    def objective(z):
+        a = np.append(z, 0.0)
+        w = np.exp(a - a.max())
+        w /= w.sum()
+        mix = dens @ w
+        value = -np.sum(np.log(mix))
+        g_w = -(dens / mix[:, None]).sum(axis=0)  # d value / d w
+        g_a = w * (g_w - w @ g_w)  # through the softmax
+        return value, g_a[:-1]
+
+    res = minimize(objective, np.zeros(K - 1), jac=True, method="L-BFGS-B")
+    a = np.append(res.x, 0.0)
+    w = np.exp(a - a.max())
+    return w / w.sum()
+
+
+def pseudo_bma_plus(elpd: np.ndarray, random_seed: int = 0, replicates: int = 1000) -> np.ndarray:
+    """Pseudo-BMA+ weights (Yao et al. 2018): softmax of the ELPDs, averaged over Bayesian-bootstrap
+    (Dirichlet(1, ..., 1)) reweightings of the terms, which accounts for the ELPDs' uncertainty."""
+    elpd = np.asarray(elpd, float)
+    n = elpd.shape[0]
+    rng = np.random.default_rng(random_seed)
+    alpha = rng.dirichlet(np.ones(n), size=replicates)  # (replicates, terms)
+    z = n * alpha @ elpd  # (replicates, models)
+    z -= z.max(axis=1, keepdims=True)
+    w = np.exp(z)
+    w /= w.sum(axis=1, keepdims=True)
+    return w.mean(axis=0)

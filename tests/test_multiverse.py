@@ -44,7 +44,7 @@ def _fake(means, candidates, sd=0.1, ess=1000.0):
         z = np.vstack([z, -z])  # symmetric: the median is the mean
         z = z / z.std(ddof=1)
         results[c.id] = {"draws": means(c.mask) + sd * z, "ok": True, "failures": [], "ess_bulk": ess,
-                         "compiled": "reused", "seconds": 0.0}
+                         "elpd_i": np.full(10, -1.0), "max_pareto_k": 0.1, "compiled": "reused", "seconds": 0.0}
     return Multiverse(cells, results, exposure="x", always=["age"], candidates=candidates, fitted=0, folder=None)
 
 
@@ -167,3 +167,57 @@ def test_a_second_run_loads_every_cell_and_a_damaged_one_is_fitted_again(run):
     pd.testing.assert_frame_equal(third.table(), mv.table())  # same seed, same data: the same draws
     with pytest.raises(bc.SpecError, match=r"holds a multiverse of other data or settings"):
         bc.multiverse(df, **{**kw, "random_seed": seed(4)})
+
+
+def test_stacking_and_pseudo_bma_weights_are_arviz_s_on_the_same_pointwise_elpd():
+    """Two models each right about part of the data and one vague: stacking mixes the first two (ArviZ gives
+    0.37 and 0.63 here), pseudo-BMA+ picks the vague one whose total ELPD is best."""
+    import warnings
+
+    import arviz as az
+    import xarray as xr
+
+    from bayescrt.multiverse import pseudo_bma_plus, stacking_weights
+
+    rng = np.random.default_rng(seed(1))
+    y = np.concatenate([rng.normal(-1.5, 1, 70), rng.normal(1.5, 1, 130)])
+    trees = {}
+    for k, (mu, sd) in enumerate([(-1.5, 1), (1.5, 1), (0, 1.8)]):
+        m = rng.normal(mu, 0.05, size=(2, 300, 1))
+        ll = -0.5 * ((y - m) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
+        trees[f"m{k}"] = xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw"), m[..., 0])}),
+                                               "log_likelihood": xr.Dataset({"y": (("chain", "draw", "obs"), ll)})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        elpd = np.column_stack([np.asarray(az.loo(t, pointwise=True).elpd_i).ravel() for t in trees.values()])
+        ref = az.compare(trees, method="stacking", round_to="none")["weight"].reindex(list(trees)).to_numpy(float)
+        bb = az.compare(trees, method="bb-pseudo-bma", round_to="none")["weight"].reindex(list(trees)).to_numpy(float)
+    w = stacking_weights(elpd)
+    assert 0.2 < w[0] < 0.5 and w[2] < 0.01  # an interior optimum: the comparison can fail
+    np.testing.assert_allclose(w, ref, atol=0.01)
+    np.testing.assert_allclose(pseudo_bma_plus(elpd, random_seed=seed(2)), bb, atol=0.01)
+
+
+@pytest.mark.mcmc
+def test_weights_the_averaged_posterior_and_the_plots(run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, _, mv = run
+    for method in ("stacking", "pseudo-bma+"):
+        w = mv.weights(method)
+        assert (w >= 0).all() and w.sum() == pytest.approx(1.0) and len(w) == 16
+    av = mv.averaged()
+    tab = mv.table()
+    assert tab["hr_lower"].min() < av["hr_median"] < tab["hr_upper"].max()
+    assert "not a judgement on confounding" in av.attrs["statement"]
+    assert av.attrs["weights"].equals(mv.weights())
+    with pytest.raises(bc.SpecError, match=r"method='stack': choose one of \['stacking', 'pseudo-bma\+'\]"):
+        mv.weights("stack")
+    ax = mv.plot_vibration(color_by="strong", published={"registry": 1.13})
+    points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert points == 16  # every cell once (the legend's marker has no point)
+    with pytest.raises(bc.SpecError, match=r"color_by='age' is not a candidate"):
+        mv.plot_vibration(color_by="age")
+    ax = mv.plot_attribution()
+    assert [t.get_text() for t in ax.get_xticklabels()][0] == "forced only" and len(ax.patches) == 6

@@ -29,6 +29,7 @@ _LAZY = {
     "baseline_table": ("table_one", "baseline_table"),
     "report": ("report", "report"), "analyse": ("reproduce", "analyse"),
     "multiverse": ("multiverse", "multiverse"), "Multiverse": ("multiverse", "Multiverse"),
+    "propensity_weights": ("propensity", "propensity_weights"),
     "impute": ("impute", "impute"), "missingness": ("impute", "missingness"), "simulate": ("simulate", "simulate"),
     # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
     **{name: ("estimators", name) for name in _registry.names()},
@@ -69,6 +70,6 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 __all__ = [
     "absolute", "bias", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets",
     "DataError", "datasets", "DataWarning", "DiagnosticReport", "DiagnosticsWarning", "Fit",
-    "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "multiverse", "Multiverse", "published",
+    "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "multiverse", "Multiverse", "propensity_weights", "published",
     "ResultFileError", "sensitivity", "simulate", "SpecError", "SurvivalData", *_registry.names(),
 ]

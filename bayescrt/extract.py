@@ -164,7 +164,7 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
                               time=time, event=event, **opts)
         except DataError as err:
             raise DataError([f"{spec.path} [data.dates]: {p}".replace("pass date_format=", "set date_format in "
-                                                                        "[data.dates], e.g. date_format = ")
+                                                                        "[data.dates]")
                              for p in err.problems]) from None
         except SpecError as err:
             raise SpecError(f"{spec.path} [data.dates]: {err}") from None

@@ -26,6 +26,7 @@ SYNTHETIC_NOTE = (
     "SYNTHETIC DATA: the cohort analysed here is simulated, calibrated to the published tables of the "
     "{study}; it is not the study's patient data, which are not public."
 )
+EXAMPLES = {"steps": ["3 rows with impossible dates dropped"], "categorical": ["nyha"]}
 PYTHON_SPEC = "bc.report"  # the spec path of an analysis done in Python (Analysis.from_fits)
 SYNTHETIC_FILE_NOTE = "SYNTHETIC DATA: the data analysed here ({file}) are simulated; they are no patient's data."
 
@@ -64,11 +65,36 @@ class Analysis:
         if not isinstance(title, str) or not title.strip():
             raise SpecError(f"title={title!r}: give the report a title (text), e.g. title=\"Upgrade vs de novo CRT\"")
         synthetic = validation.flag("synthetic", synthetic)
+        for arg, val in (("description", description), ("source", source)):
+            if not isinstance(val, str):
+                raise SpecError(f"{arg}={val!r} must be text")
+        if synthetic_note is not None and not isinstance(synthetic_note, str):
+            raise SpecError(f"synthetic_note={synthetic_note!r} must be text")
+        for arg, val in (("steps", steps), ("categorical", categorical)):
+            if isinstance(val, str) or not isinstance(val, (list, tuple)) or not all(isinstance(v, str) for v in val):
+                raise SpecError(f"{arg}={val!r} must be a list of text, e.g. {EXAMPLES[arg]!r}")
         exposure = fits.exposure
         for arg, col in (("time", time), ("event", event), ("exposure", exposure)):
             if col not in data.columns:
                 raise SpecError(f"{arg}={col!r} is not a column of data.{suggest(str(col), map(str, data.columns))}")
         first = next(iter(fits.fits.values())).model
+        # the description must be of the data the fits took: the outcome columns, the rows, the imputations
+        for arg, col in (("time", time), ("event", event)):
+            if first["columns"].get(arg) != col:
+                raise SpecError(f"{arg}={col!r}: the fits took {arg} from {first['columns'].get(arg)!r}")
+        pooled = [f.model["imputation"]["m"] for f in fits.fits.values() if f.model.get("imputation")]
+        if imputed is not None and (isinstance(imputed, (str, pd.DataFrame)) or not isinstance(imputed, (list, tuple))
+                                    or not all(isinstance(f, pd.DataFrame) for f in imputed)):
+            raise SpecError(f"imputed: expected the list of completed DataFrames the fits pooled, got "
+                            f"{type(imputed).__name__}")
+        if pooled and (imputed is None or len(imputed) != pooled[0]):
+            raise SpecError(f"imputed: the fits pooled {pooled[0]} imputations; pass that list of completed DataFrames "
+                            f"(got {'none' if imputed is None else len(imputed)})")
+        n_fit = first["n"] + first.get("n_dropped", 0)
+        if len(data) != n_fit or int(data[event].sum()) < first["n_events"]:
+            raise SpecError(f"data: {len(data):,} rows with {int(data[event].sum()):,} events, but the fits took "
+                            f"{n_fit:,} rows with {first['n_events']:,} events; pass the frame they were fitted on "
+                            "(before imputation)")
         fam = first["family"]
         raw = {"name": "python", "title": title, "synthetic": synthetic, "time": time, "event": event,
                "exposure": exposure, "covariate_sets": dict(fits.sets.items()),
@@ -89,10 +115,11 @@ class Analysis:
             else:
                 for name, est in published.items():
                     vals = [est.get(k) if isinstance(est, dict) else None for k in ("hr", "lower", "upper")]
-                    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in vals) \
-                            or not vals[1] <= vals[0] <= vals[2]:
+                    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+                               for v in vals) or not vals[1] <= vals[0] <= vals[2] \
+                            or (isinstance(est, dict) and set(est) - {"hr", "lower", "upper"}):
                         raise SpecError(f"published[{name!r}] = {est!r}: give {{'hr': ..., 'lower': ..., 'upper': "
-                                        "...}, positive numbers with lower <= hr <= upper")
+                                        "...}, finite positive numbers with lower <= hr <= upper")
                     inline[name] = {k: float(v) for k, v in zip(("hr", "lower", "upper"), vals)}
                 raw["published"] = inline
         check(raw, PYTHON_SPEC)  # a spec's checks of the sets, the model and the published results

@@ -322,6 +322,19 @@ def check(raw: dict, where: str) -> None:
                                         "needs a published ratio with its CI")
         except SpecError as err:
             raise SpecError(f"{where} [published]: {err}") from None
+    if "study" not in pub:  # inline estimates: each a table of finite positive hr, lower, upper in order
+        for set_name, est in pub.items():
+            if set_name == "follow_up_median_years":
+                continue
+            if not isinstance(est, dict):
+                raise SpecError(f"{where} [published.{set_name}]: must be a table with hr, lower and upper, got {est!r}")
+            for key in ("hr", "lower", "upper"):
+                v = est.get(key)
+                if not validation.is_number(v) or not 0 < float(v) < float("inf"):
+                    raise SpecError(f"{where} [published.{set_name}] {key} = {v!r}: give a finite positive ratio")
+            if not est["lower"] <= est["hr"] <= est["upper"]:
+                raise SpecError(f"{where} [published.{set_name}]: lower <= hr <= upper must hold, got "
+                                f"{est['lower']}, {est['hr']}, {est['upper']}")
     for set_name in pub:
         if set_name not in raw["covariate_sets"] and set_name not in ("follow_up_median_years", "study"):
             raise SpecError(f"{where} [published]: {set_name!r} is not a covariate set."

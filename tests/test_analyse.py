@@ -243,6 +243,12 @@ def test_a_report_on_data_not_marked_synthetic_never_says_it_and_failed_gates_ar
         (dict(kw, published={"minimal": {"hr": 1.3, "lower": 1.05, "upper": 1.21}}), r"lower <= hr <= upper"),
         (dict(kw, published={"minimum": {"hr": 1.13, "lower": 1.05, "upper": 1.21}}),
          r"\[published\]: 'minimum' is not a covariate set"),
+        (dict(kw, published={"minimal": {"hr": 1.0, "lower": 0.5, "upper": float("inf")}}), r"finite positive"),
+        (dict(kw, data=rep.cohort.iloc[:100]), r"data: 100 rows .* but the fits took"),
+        (dict(kw, event="upgrade"), r"event='upgrade': the fits took event from 'died'"),
+        (dict(kw, imputed="abc"), r"imputed: expected the list of completed DataFrames"),
+        (dict(kw, steps="imputed age"), r"steps='imputed age' must be a list of text"),
+        (dict(kw, categorical="nyha"), r"categorical='nyha' must be a list of text"),
     ]:
         with pytest.raises(bc.SpecError, match=message):
             bc.report(rep.fits, tmp_path / "bad.html", **bad)
@@ -271,3 +277,15 @@ def test_the_report_loads_in_a_real_browser_without_console_errors(example_run):
     subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                     "--window-size=1280,2400", f"--screenshot={shot}", url], capture_output=True, timeout=120)
     assert shot.stat().st_size > 50_000  # a page with tables and two plots, not a blank one
+
+
+@pytest.mark.parametrize("table, message", [
+    ('hr = "x"\nlower = 0.5\nupper = 2', r"\[published.minimal\] hr = 'x': give a finite positive ratio"),
+    ("hr = 1.2\nlower = 3\nupper = 2", r"lower <= hr <= upper must hold"),
+    ("hr = 1.2\nlower = 0.5\nupper = inf", r"upper = inf: give a finite positive ratio"),
+    ("hr = 1.2\nlower = 0.5", r"upper = None"),
+])
+def test_inline_published_estimates_are_checked_when_the_spec_loads(tmp_path, table, message):
+    path = _spec(tmp_path, SPEC + f"\n[published.minimal]\n{table}\n")
+    with pytest.raises(bc.SpecError, match=message):
+        load_spec(path)

@@ -46,6 +46,9 @@ def _design(df: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
             raise DataError(f"covariate {c!r} has {int(s.isna().sum())} missing values; the propensity model needs "
                             "complete covariates (impute them first, bc.impute)")
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            if not np.isfinite(s.astype(float)).all():
+                raise DataError(f"covariate {c!r} has infinite values (rows {list(df.index[~np.isfinite(s.astype(float))][:5])}); "
+                                "fix or drop them before fitting a propensity model")
             parts.append(s.astype(float).rename(c))
         elif isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(s) \
                 or pd.api.types.is_string_dtype(s):
@@ -92,6 +95,8 @@ def propensity_weights(df: pd.DataFrame, *, exposure: str, covariates, estimand:
             raise SpecError(f"covariates: {c!r} is not a column of the DataFrame.{suggest(str(c), map(str, df.columns))}")
         if c == exposure:
             raise SpecError(f"covariates: {c!r} is the exposure; the propensity model predicts it from the others")
+    if len(df) == 0:
+        raise DataError("df has no rows; a propensity model needs both exposure groups")
     z = df[exposure]
     if z.isna().any() or not set(pd.unique(z)) <= {0, 1}:
         raise DataError(f"exposure {exposure!r} must be 0/1 with no missing values for a propensity model; it has "

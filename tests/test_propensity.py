@@ -69,6 +69,10 @@ def test_bad_data_are_data_errors_naming_the_column():
     df = _cohort(200)
     with pytest.raises(bc.DataError, match=r"covariate 'c1' has 1 missing values.*bc.impute"):
         bc.propensity_weights(df.assign(c1=df.c1.where(df.index != 3)), exposure="x", covariates=["c1"])
+    with pytest.raises(bc.DataError, match=r"covariate 'c1' has infinite values \(rows \[2\]\)"):
+        bc.propensity_weights(df.assign(c1=np.where(df.index == 2, np.inf, df.c1)), exposure="x", covariates=["c1"])
+    with pytest.raises(bc.DataError, match=r"df has no rows"):
+        bc.propensity_weights(df.iloc[:0], exposure="x", covariates=["c1"])
     with pytest.raises(bc.DataError, match=r"exposure 'x' must be 0/1"):
         bc.propensity_weights(df.assign(x=df.x * 2), exposure="x", covariates=["c1"])
 

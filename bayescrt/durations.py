@@ -250,10 +250,16 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
     pair = [f"start {_show(a)}, exit {_show(b)}" for a, b in zip(t0, exit_)]
     problems.flag(before & is_event, pair, f"event_date {event_date!r} is before start {start!r}",
                   "correct the dates: an event cannot come before time zero")
-    problems.flag(before & ~is_event, pair, "the end of follow-up is before start "
-                  + (f"(the administrative date {_show(admin_end)} comes before the start: rows that start after "
-                     "the study ends)" if admin_end is not None else ""),
-                  "correct the dates, or drop rows that start after the end of follow-up explicitly")
+    # which end came first says whose date is wrong: the row's own censoring date, or the study's end
+    at_admin = (np.zeros(len(df), bool) if admin_end is None
+                else (own_end.isna() | (own_end > admin_end)).to_numpy())
+    problems.flag(before & ~is_event & ~at_admin, pair,
+                  "the end of follow-up in the censor column" + ("s" if len(cols) > 1 else "")
+                  + f" {', '.join(map(repr, cols))} is before start {start!r}",
+                  "correct the dates: a row's own end of follow-up cannot come before its time zero")
+    problems.flag(before & ~is_event & at_admin, pair,
+                  f"the administrative date {_show(admin_end)} comes before the start (rows that start after "
+                  "the study ends)", "correct the dates, or drop rows that start after the end of follow-up explicitly")
     same = (both & (exit_ == t0)).to_numpy()
     if same_day is None:
         problems.flag(same, [f"start and exit {_show(a)}" for a in t0], "follow-up ends on its start day",

@@ -120,7 +120,8 @@ BAD = [
     ("day-first-without-format", dict(implant="31/01/2010"), "unparseable .*date_format="),
     ("missing-start", dict(implant=None), "start column 'implant' has missing dates"),
     ("event-before-start", dict(death="2009-12-31"), "event_date 'death' is before start 'implant'.*row 'r0'"),
-    ("own-end-before-start", dict(seen="2009-01-01"), "end of follow-up is before start"),
+    ("own-end-before-start", dict(seen="2009-01-01"),
+     "end of follow-up in the censor column 'seen' is before start 'implant'.*start 2010-01-01, exit 2009-01-01"),
     ("event-after-own-end", dict(death="2016-01-01", seen="2015-01-01"),
      "event_date 'death' is after the end of follow-up in censor column 'seen'.*event 2016-01-01 after 2015-01-01"),
     ("same-day", dict(death="2010-01-01"), "follow-up ends on its start day .*same_day=0.5"),
@@ -137,6 +138,10 @@ def test_each_bad_date_is_a_data_error_naming_column_row_and_fix(what, row, mess
     df = pd.DataFrame([{**good, **row}, good], index=["r0", "r1"])
     with pytest.raises(bc.DataError, match=message):
         bc.durations(df, start="implant", event_date="death", censor=["seen", ADMIN], entry_date="enrolled")
+    if what == "own-end-before-start":  # the row's own date is wrong, not the study's end
+        with pytest.raises(bc.DataError) as info:
+            bc.durations(df, start="implant", event_date="death", censor=["seen", ADMIN], entry_date="enrolled")
+        assert "administrative" not in str(info.value)
 
 
 def test_every_bad_row_is_reported_at_once():

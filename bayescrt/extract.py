@@ -10,6 +10,8 @@ Every error names the spec's key and the fix, and comes before anything is fitte
 
 from __future__ import annotations
 
+import csv
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from .durations import durations
 from .errors import DataError, SpecError, suggest
 from .formula import referenced
 from .impute import impute, missingness
-from .spec import DATA_FORMATS, AnalysisSpec, load_spec
+from .spec import DATA_FORMATS, AnalysisSpec, exposure_label_map, load_spec
 
 ENTRY = "entry"  # the entry column that [data.dates] makes with delayed entry or the age time scale
 
@@ -58,20 +60,29 @@ def read_data(spec: AnalysisSpec, path=None) -> tuple[pd.DataFrame, Path]:
                            f"relative to the spec's folder ({spec.path.parent})") + ", or pass --data FILE")
     if file.is_dir():
         raise SpecError(f"{key}: {str(file)!r} is a folder; give the data file")
-    fmt = data.get("format") if path is None else None
-    fmt = fmt or DATA_FORMATS.get(file.suffix.lower())
+    suffix_fmt = DATA_FORMATS.get(file.suffix.lower())
+    # the spec's format names its own file; for --data the suffix decides, and the format is the fallback
+    fmt = (data.get("format") or suffix_fmt) if path is None else (suffix_fmt or data.get("format"))
     if fmt is None:
         raise SpecError(f"{key}: {file.name!r} has no known suffix ({', '.join(DATA_FORMATS)}); rename it or set "
-                        f"format in [data]")
+                        f"format in [data] (one of {sorted(set(DATA_FORMATS.values()))})")
+    if fmt == "csv":
+        _check_csv_header(file, key)
     readers = {"csv": pd.read_csv, "parquet": pd.read_parquet, "stata": pd.read_stata, "sas": pd.read_sas}
     try:
-        df = readers[fmt](file)
+        with warnings.catch_warnings():  # a reader's warnings about a file it then fails on are noise before the error
+            warnings.simplefilter("ignore")
+            df = readers[fmt](file)
     except ImportError as exc:
         raise SpecError(f"{key}: reading {fmt} needs a library pandas uses for it ({exc}); for Parquet: "
                         "pip install pyarrow") from None
     except Exception as exc:  # pandas' readers raise many kinds; the file is the user's to fix
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecError(f"{key}: {file.name!r} cannot be read as {fmt}: {first}") from None
+        hint = ""
+        if suffix_fmt and suffix_fmt != fmt:
+            hint = (f"; its suffix {file.suffix!r} says {suffix_fmt}: drop format = {fmt!r} from [data] or give "
+                    f"the {fmt} file")
+        raise SpecError(f"{key}: {file.name!r} cannot be read as {fmt} ({type(exc).__name__}: {first}){hint}") from None
     if not isinstance(df, pd.DataFrame) or len(df) == 0:
         raise SpecError(f"{key}: {file.name!r} holds no rows")
     df.columns = [str(c) for c in df.columns]
@@ -87,6 +98,23 @@ def read_data(spec: AnalysisSpec, path=None) -> tuple[pd.DataFrame, Path]:
                         "rename them")
     _check_columns(spec, df, file.name)
     return df, file
+
+
+def _check_csv_header(file: Path, key: str) -> None:
+    """Duplicate names in a CSV header, caught before pandas renames the second 'age' to 'age.1'."""
+    try:
+        with open(file, newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return  # pandas' reader then says what is wrong with the file
+    seen, dup = set(), []
+    for name in header:
+        if name in seen and name not in dup:
+            dup.append(name)
+        seen.add(name)
+    if dup:
+        raise SpecError(f"{key}: the header of {file.name!r} names {dup} more than once; give every column its own "
+                        "name in the file (bayescrt does not guess which is which)")
 
 
 def set_variables(cols) -> list[str]:
@@ -177,8 +205,15 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
         if frame[c].isna().any():
             raise DataError(f"{_where(spec)}: column {c!r} has {int(frame[c].isna().sum())} missing values; the "
                             "outcome and the exposure must be complete (fix the extract or drop those rows)")
+    check_exposure(frame, exposure, _where(spec) + " exposure")
     imp = data.get("imputation")
     missing = data.get("missing", "error")
+    chosen = (imp or {}).get("columns")
+    left_out = [c for c in incomplete if chosen is not None and c not in chosen and c != exposure]
+    if left_out:
+        counts = ", ".join(f"{c} ({int(frame[c].isna().sum())} missing)" for c in left_out)
+        raise SpecError(f"{spec.path} [data.imputation] columns = {chosen!r} leaves out {counts}, which a covariate "
+                        "set uses; add them to columns, or drop the key to impute every incomplete covariate")
     if incomplete and imp is None and missing == "error":
         counts = ", ".join(f"{c} ({int(frame[c].isna().sum())})" for c in incomplete)
         raise DataError(f"{_where(spec)}: covariates with missing values: {counts}; add [data.imputation] with "
@@ -198,8 +233,67 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
                      "(Zhou and Reiter 2010)")
     elif missing == "drop" and incomplete:
         steps.append(f"complete cases: rows with a missing value in {', '.join(incomplete)} are dropped")
+    t1 = data.get("table_one", {})
+    baseline(frame, exposure, covariates, data.get("exposure_labels", {}), columns=t1.get("columns"),
+             categorical=t1.get("categorical", []), nonnormal=t1.get("nonnormal"),
+             where=f"{spec.path} [data.table_one]")  # checked now, not after the sampling
     return PreparedData(source=source, raw=df, frame=frame, fits=fits, fit_kwargs=kw, covariates=covariates,
                         missingness=table, steps=steps)
+
+
+def check_exposure(frame: pd.DataFrame, exposure: str, where: str) -> None:
+    """The tables compare two groups: the exposure is coded 0/1 and both groups have rows."""
+    s = frame[exposure]
+    values = pd.unique(s.dropna())
+    try:
+        codes = {float(v) for v in values}
+    except (TypeError, ValueError):
+        codes = None
+    if codes is None or not codes <= {0.0, 1.0} or pd.api.types.is_string_dtype(s):
+        shown = sorted(map(str, values))[:6]
+        raise DataError(f"{where}: column {exposure!r} has values {shown}; the tables and the report compare two "
+                        "groups, so code it 0/1 (1 = exposed), e.g. df[col] = (df[col] == 'upgrade').astype(int)")
+    if len(codes) < 2:
+        raise DataError(f"{where}: column {exposure!r} is {int(next(iter(codes)))} in every row; an HR of the "
+                        "exposure needs rows in both groups")
+
+
+def group_names(frame: pd.DataFrame, exposure: str, labels: dict) -> pd.Series:
+    """The exposure's codes as the group names of the tables (``labels``, else ``upgrade = 1``)."""
+    names = exposure_label_map(labels, "exposure_labels") or {0: f"{exposure} = 0", 1: f"{exposure} = 1"}
+    return frame[exposure].map(lambda v: names[int(v)])
+
+
+def baseline(frame: pd.DataFrame, exposure: str, covariates: list[str], labels: dict, *, columns=None,
+             categorical=(), nonnormal=None, synthetic: bool = False, where: str = "table_one") -> pd.DataFrame:
+    """The report's Table 1 by exposure group; every problem an error naming ``where`` (the spec's key)."""
+    from .table_one import baseline_table
+
+    covs = list(columns) if columns else [c for c in covariates if c != exposure]
+    for key, names in (("columns", covs), ("categorical", categorical), ("nonnormal", nonnormal or [])):
+        for c in names:
+            if c == exposure:
+                raise SpecError(f"{where} {key}: {c!r} is the exposure, whose groups are the table's columns; "
+                                "drop it")
+            if c not in frame.columns:
+                raise SpecError(f"{where} {key}: {c!r} is not a column of the data.{suggest(c, frame.columns)}")
+            if key != "columns" and c not in covs:
+                raise SpecError(f"{where} {key}: {c!r} is not in the table (its columns are {covs}); add it to "
+                                "columns or drop it here")
+    if nonnormal is None:
+        nonnormal = [c for c in covs if c not in categorical and _continuous(frame[c])]
+    by = "group (SYNTHETIC)" if synthetic else "group"
+    table = frame[covs].assign(**{by: group_names(frame, exposure, labels)})
+    try:
+        return baseline_table(table, by=by, columns=covs, nonnormal=nonnormal, categorical=list(categorical))
+    except (DataError, SpecError) as err:
+        raise type(err)(f"{where}: {err}") from None
+
+
+def _continuous(s: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        return False
+    return not set(pd.unique(s.dropna())) <= {0, 1}
 
 
 def load_data(spec, data=None) -> tuple[AnalysisSpec, PreparedData]:

@@ -56,7 +56,8 @@ class Analysis:
         from .extract import PreparedData
         from .families import registry
         from .impute import missingness
-        from .spec import check
+        from .extract import baseline, check_exposure
+        from .spec import check, exposure_label_map
 
         if not isinstance(fits, CovariateSetFits):
             raise SpecError(f"fits: expected the result of bc.fit_covariate_sets, got {type(fits).__name__}")
@@ -99,7 +100,9 @@ class Analysis:
         raw = {"name": "python", "title": title, "synthetic": synthetic, "time": time, "event": event,
                "exposure": exposure, "covariate_sets": dict(fits.sets.items()),
                "model": {"family": fam, **{k: first[k] for k in registry.REGISTRY[fam][2] if k in first}}}
-        data_section = {"exposure_labels": {str(k): str(v) for k, v in (exposure_labels or {}).items()},
+        labels = exposure_label_map({} if exposure_labels is None else exposure_labels, "exposure_labels")
+        check_exposure(data, exposure, "data")
+        data_section = {"exposure_labels": {str(k): v for k, v in labels.items()},
                         "table_one": {"categorical": list(categorical)}}
         if description:
             data_section["description"] = description
@@ -135,6 +138,8 @@ class Analysis:
             covariates=covs, missingness=missingness(data[[c for c in covs if c != exposure] + [exposure]],
                                                      by=exposure),
             steps=[str(s) for s in steps])
+        baseline(data, exposure, covs, data_section["exposure_labels"], categorical=list(categorical),
+                 where="bc.report")  # Table 1's problems now, not when the report is written
         return cls(spec, data, fits, prepared)
 
     @property
@@ -179,32 +184,29 @@ class Analysis:
 
     def group_labels(self) -> pd.Series:
         """The exposure as group names for tables and plots (``[data.exposure_labels]``, else ``upgrade = 1``)."""
+        from .extract import group_names
+
         exposure = self.spec.raw["exposure"]
         if self.prepared is None:
             return self.cohort[exposure].map({1: "upgrade", 0: "de novo"})
-        given = self.spec.data.get("exposure_labels", {})
-        labels = {}
-        for v in pd.unique(self.cohort[exposure]):
-            match = [lab for k, lab in given.items() if k == str(v) or _same_number(k, v)]
-            labels[v] = match[0] if match else f"{exposure} = {v}"
-        return self.cohort[exposure].map(labels)
+        return group_names(self.cohort, exposure, self.spec.data.get("exposure_labels", {}))
 
     def table_one(self) -> pd.DataFrame:
         """The cohort's baseline table (:func:`bayescrt.baseline_table`) by exposure group."""
+        from .extract import baseline
         from .table_one import baseline_table
 
         if self.prepared is None:
             covs = list(self.spec.raw["cohort"]["covariates"])
             nonnormal = [c for c, cs in self.spec.raw["cohort"]["covariates"].items() if cs["kind"] != "binary"]
-            categorical = []
-        else:
-            t1 = self.spec.data.get("table_one", {})
-            covs = t1.get("columns") or [c for c in self.prepared.covariates if c != self.spec.raw["exposure"]]
-            categorical = t1.get("categorical", [])
-            nonnormal = t1.get("nonnormal", [c for c in covs if c not in categorical and _continuous(self.cohort[c])])
-        by = "group (SYNTHETIC)" if self.synthetic else "group"
-        frame = self.cohort[covs].assign(**{by: self.group_labels()})
-        return baseline_table(frame, by=by, columns=covs, nonnormal=nonnormal, categorical=categorical)
+            by = "group (SYNTHETIC)" if self.synthetic else "group"
+            frame = self.cohort[covs].assign(**{by: self.group_labels()})
+            return baseline_table(frame, by=by, columns=covs, nonnormal=nonnormal)
+        t1 = self.spec.data.get("table_one", {})
+        return baseline(self.cohort, self.spec.raw["exposure"], self.prepared.covariates,
+                        self.spec.data.get("exposure_labels", {}), columns=t1.get("columns"),
+                        categorical=t1.get("categorical", []), nonnormal=t1.get("nonnormal"), synthetic=self.synthetic,
+                        where=f"{self.spec.path} [data.table_one]")
 
     def to_json(self) -> dict:
         rows = []
@@ -234,20 +236,6 @@ class Analysis:
 
 
 Reproduction = Analysis  # the main job's result has always been called so
-
-
-def _same_number(text: str, value) -> bool:
-    """A [data.exposure_labels] key (TOML keys are text) read as the column's number: "1" is 1 and 1.0."""
-    try:
-        return not isinstance(value, (bool, np.bool_)) and float(text) == float(value)
-    except (TypeError, ValueError):
-        return False
-
-
-def _continuous(s: pd.Series) -> bool:
-    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
-        return False
-    return not set(pd.unique(s.dropna())) <= {0, 1}
 
 
 def _sampler(spec: AnalysisSpec, draws, tune, chains, random_seed, scheduler) -> dict:

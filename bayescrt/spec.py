@@ -347,6 +347,36 @@ def _text_list(value, key: str) -> list[str]:
     return value
 
 
+def exposure_label_map(labels, where: str) -> dict[int, str]:
+    """Group names for the exposure's codes, ``{0: "de novo", 1: "upgrade"}``, from ``{"0": ..., "1": ...}``
+    (TOML keys are text): both codes named, each once, with distinct labels, so that no group is lost or merged."""
+    example = "{\"0\" = \"de novo\", \"1\" = \"upgrade\"}"
+    if not isinstance(labels, dict):
+        raise SpecError(f"{where}: expected exposure code -> group name pairs, e.g. {example}; got {labels!r}")
+    out: dict[int, str] = {}
+    for key, label in labels.items():
+        code = None
+        if not isinstance(key, bool):
+            try:
+                code = float(key)
+            except (TypeError, ValueError):
+                pass
+        if code not in (0.0, 1.0):
+            raise SpecError(f"{where}: key {key!r} is not a code of the exposure, which is coded 0/1 (1 = exposed); "
+                            f"give {example}")
+        if int(code) in out:
+            raise SpecError(f"{where}: code {int(code)} is named twice ({list(labels)}); name each code once")
+        if not isinstance(label, str) or not label.strip():
+            raise SpecError(f"{where}: {key} = {label!r} must be the group's name (text), e.g. {example}")
+        out[int(code)] = label
+    if out and set(out) != {0, 1}:
+        raise SpecError(f"{where}: only code {sorted(out)[0]} is named; name both groups, e.g. {example}")
+    if len(set(out.values())) < len(out):
+        raise SpecError(f"{where}: both codes are labelled {next(iter(out.values()))!r}, which would merge the groups "
+                        "in the tables; give each group its own name")
+    return out
+
+
 def _check_data(data: dict, where: str) -> None:
     """A spec's [data]: the file (relative to the spec), its format, the columns' conventions. The file itself
     is read and its columns checked by :func:`bayescrt.extract.read_data`, which names these keys too."""
@@ -409,12 +439,13 @@ def _check_data(data: dict, where: str) -> None:
             validation.integer(f"{where} [data.imputation] max_iter", imp["max_iter"], low=1)
         if "columns" in imp:
             _text_list(imp["columns"], f"{where} [data.imputation] columns")
+            if not imp["columns"]:
+                raise SpecError(f"{where} [data.imputation] columns = [] imputes nothing; list the covariates to "
+                                "impute, or drop the key to impute every incomplete covariate")
         if missing == "drop":
             raise SpecError(f"{sec}: missing = \"drop\" and [data.imputation] contradict each other; keep one")
-    for label in data.get("exposure_labels", {}).values():
-        if not isinstance(label, str) or not label:
-            raise SpecError(f"{where} [data.exposure_labels]: {label!r} must be text, e.g. {{\"0\" = \"de novo\", "
-                            "\"1\" = \"upgrade\"}")
+    if "exposure_labels" in data:
+        exposure_label_map(data["exposure_labels"], f"{where} [data.exposure_labels]")
     t1 = data.get("table_one", {})
     _unknown(t1, TABLE_ONE_KEYS, f"{where} [data.table_one]")
     for key, value in t1.items():

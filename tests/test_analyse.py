@@ -123,6 +123,70 @@ def test_data_section_errors_name_the_key(tmp_path, edit, message):
         load_spec(_spec(tmp_path, text))
 
 
+@pytest.mark.parametrize("edit, message", [
+    (('"1" = "upgrade"', '"1" = "de novo"'), r"both codes are labelled 'de novo', which would merge the groups"),
+    (('"1" = "upgrade"', '"2" = "upgrade"'), r"\[data.exposure_labels\]: key '2' is not a code of the exposure"),
+    (('{ "0" = "de novo", "1" = "upgrade" }', '{ "1" = "upgrade" }'), r"only code 1 is named; name both groups"),
+    (('{ "0" = "de novo", "1" = "upgrade" }', '{ "0" = "de novo", "0.0" = "x", "1" = "upgrade" }'),
+     r"code 0 is named twice"),
+    (("random_seed = 1\n", "random_seed = 1\ncolumns = []\n"), r"\[data.imputation\] columns = \[\] imputes nothing"),
+])
+def test_exposure_labels_and_imputation_columns_are_checked_when_the_spec_loads(tmp_path, edit, message):
+    text = SPEC.replace(*edit)
+    assert text != SPEC
+    with pytest.raises(bc.SpecError, match=message):
+        load_spec(_spec(tmp_path, text))
+
+
+@pytest.mark.parametrize("edit, data, error, message", [
+    (('categorical = ["nyha"]', 'categorical = ["nyha"]\ncolumns = ["upgrade", "age", "nyha"]'), None, bc.SpecError,
+     r"\[data.table_one\] columns: 'upgrade' is the exposure"),
+    (('categorical = ["nyha"]', 'categorical = ["nyha"]\nnonnormal = ["male"]'), None, bc.SpecError,
+     r"\[data.table_one\]: nonnormal: 'male' is binary here"),
+    (('categorical = ["nyha"]', 'categorical = ["nyha"]\ncolumns = ["age", "egfr"]'), None, bc.SpecError,
+     r"\[data.table_one\] categorical: 'nyha' is not in the table \(its columns are \['age', 'egfr'\]\)"),
+    (("random_seed = 1\n", 'random_seed = 1\ncolumns = ["nyha", "diabetes"]\n'), None, bc.SpecError,
+     r"\[data.imputation\] columns = \['nyha', 'diabetes'\] leaves out egfr \(116 missing\), which a covariate set"),
+    ((), bc.datasets.registry_extract().assign(upgrade=lambda d: d.upgrade * 2), bc.DataError,
+     r"exposure: column 'upgrade' has values \['0', '2'\]; .* code it 0/1"),
+    ((), bc.datasets.registry_extract().assign(upgrade=1), bc.DataError, r"'upgrade' is 1 in every row"),
+])
+def test_table_one_imputation_and_exposure_problems_are_found_before_sampling(tmp_path, edit, data, error, message):
+    """prepare() runs before anything is fitted: each of these used to surface after the sampling, or never."""
+    text = SPEC.replace(*edit) if edit else SPEC
+    assert not edit or text != SPEC
+    spec = load_spec(_spec(tmp_path, text, data))
+    with pytest.raises(error, match=message):
+        prepare(spec, read_data(spec)[0], impute_now=False)
+
+
+def test_a_csv_header_naming_a_column_twice_is_refused_before_pandas_renames_it(tmp_path):
+    df = bc.datasets.registry_extract()
+    spec = load_spec(_spec(tmp_path))
+    text = df.to_csv(index=False).replace(",egfr,", ",age,", 1)  # two columns called 'age'
+    (tmp_path / "example_extract.csv").write_text(text)
+    with pytest.raises(bc.SpecError, match=r"the header of 'example_extract.csv' names \['age'\] more than once"):
+        read_data(spec)
+
+
+def test_a_format_that_does_not_fit_the_file_is_one_clean_line(tmp_path):
+    text = SPEC.replace('file = "example_extract.csv"', 'file = "example_extract.csv"\nformat = "stata"')
+    rc, err = _cli("analyse", _spec(tmp_path, text), "--out", tmp_path / "out")
+    assert rc == 2
+    lines = err.strip().splitlines()  # no reader warnings before the error
+    assert len(lines) == 1 and re.search(r"cannot be read as stata .*its suffix '.csv' says csv: drop format = "
+                                         r"'stata'", lines[0]), err
+
+
+def test_data_given_on_the_command_line_goes_by_its_suffix_then_the_specs_format(tmp_path):
+    path = _spec(tmp_path, SPEC.replace('file = "example_extract.csv"', 'file = "example_extract.csv"\nformat = "csv"'))
+    shutil.copy(tmp_path / "example_extract.csv", tmp_path / "extract.txt")
+    got, _ = read_data(load_spec(path), tmp_path / "extract.txt")  # unknown suffix: the spec's format
+    assert len(got) == 1200
+    with pytest.raises(bc.SpecError, match=r"--data: 'extract.txt' has no known suffix .* or set format in \[data\]"):
+        read_data(load_spec(_spec(tmp_path)), tmp_path / "extract.txt")
+
+
 def test_every_reader_pandas_has_for_a_spec_format(tmp_path):
     df = bc.datasets.registry_extract(n=60)
     df.to_parquet(tmp_path / "x.parquet")
@@ -249,6 +313,10 @@ def test_a_report_on_data_not_marked_synthetic_never_says_it_and_failed_gates_ar
         (dict(kw, imputed="abc"), r"imputed: expected the list of completed DataFrames"),
         (dict(kw, steps="imputed age"), r"steps='imputed age' must be a list of text"),
         (dict(kw, categorical="nyha"), r"categorical='nyha' must be a list of text"),
+        (dict(kw, categorical=["upgrade"]), r"bc.report categorical: 'upgrade' is the exposure"),
+        (dict(kw, exposure_labels=["a", "b"]), r"exposure_labels: expected exposure code -> group name pairs"),
+        (dict(kw, exposure_labels={0: None, 1: "upgrade"}), r"exposure_labels: 0 = None must be the group's name"),
+        (dict(kw, exposure_labels={0: "x", 1: "x"}), r"both codes are labelled 'x'"),
     ]:
         with pytest.raises(bc.SpecError, match=message):
             bc.report(rep.fits, tmp_path / "bad.html", **bad)

@@ -1,0 +1,87 @@
+"""Pareto-smoothed importance sampling leave-one-out (PSIS-LOO), every observation at once.
+
+ArviZ's ``loo`` fits the generalised Pareto tail one observation at a time in Python, which costs
+about 1.7 ms per observation: 8 s for the 4,900 events of a Cox fit at 4 x 1,000 draws, twice the
+sampling. :func:`psis_loo` is the same algorithm (Vehtari, Simpson, Gelman, Yao and Gabry 2024,
+arXiv:1507.02646; the tail fit of Zhang and Stephens 2009 with its weakly informative prior on the
+shape) on a (draws, observations) array, in numpy, in blocks of observations so that memory stays
+bounded. The tests hold it to ArviZ's ``loo`` to 1e-10 in every pointwise ELPD and Pareto k.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PRIOR_BS, PRIOR_K = 3, 10  # the tail fit's prior: the grid of b scaled by 3 x the first quartile; k ~ N(0.5, .) as 10 obs
+BLOCK = 256  # observations fitted together (memory: about 45 x tail x BLOCK floats)
+
+
+def tail_length(draws: int, r_eff: float) -> int:
+    """The number of draws in the fitted tail: 3 sqrt(S / r_eff), or S / 5 for small S r_eff."""
+    return int(np.floor(3 * np.sqrt(draws / r_eff)) if draws * r_eff > 225 else np.floor(draws / 5))
+
+
+def _logsumexp(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    top = np.max(a, axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
+
+
+def _gpd_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shape k and scale sigma of a generalised Pareto fitted to each column of ``x`` (sorted, above 0)."""
+    n, cols = x.shape
+    m = 30 + int(n ** 0.5)
+    xstar = x[int(n / 4 + 0.5) - 1]
+    grid = 1 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        b = grid[:, None] / (PRIOR_BS * xstar)[None, :] + 1 / x[-1][None, :]  # (m, cols)
+        k = np.log1p(-b[:, None, :] * x[None, :, :]).mean(axis=1)  # (m, cols)
+        profile = n * (np.log(-b / k) - k - 1)
+        w = np.exp(profile - _logsumexp(profile, axis=0)[None, :])
+        w = np.where(w >= 10 * np.finfo(float).eps, w, 0.0)
+        w /= w.sum(axis=0, keepdims=True)
+        b_post = (b * w).sum(axis=0)
+        kappa = np.log1p(-b_post[None, :] * x).mean(axis=0)
+        sigma = -kappa / b_post
+    kappa = (n * kappa + PRIOR_K * 0.5) / (n + PRIOR_K)
+    sigma = np.where(np.isnan(kappa), np.nan, sigma)
+    kappa = np.where(np.isnan(kappa), np.inf, kappa)
+    far = xstar <= x[0]  # the first quartile is the minimum: far from a generalised Pareto
+    return np.where(far, np.nan, kappa), np.where(far, np.nan, sigma)
+
+
+def psis_loo(loglik: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise PSIS-LOO ELPD and Pareto k of ``loglik``, shape (draws, observations).
+
+    ``r_eff``: the relative efficiency of the draws (ESS / draws), which sets the tail's length."""
+    loglik = np.asarray(loglik, float)
+    if loglik.ndim != 2 or loglik.shape[0] < 5:
+        raise ValueError(f"loglik must be (draws, observations) with at least 5 draws, got shape {loglik.shape}")
+    S, n = loglik.shape
+    M = tail_length(S, r_eff)
+    elpd, khat = np.empty(n), np.empty(n)
+    p = (np.arange(M) + 0.5) / M
+    for lo in range(0, n, BLOCK):
+        ll = loglik[:, lo:lo + BLOCK]
+        lw = -ll - np.max(-ll, axis=0, keepdims=True)
+        top = np.argpartition(lw, S - M - 1, axis=0)[S - M - 1:]  # the tail and the largest value below it
+        vals = np.take_along_axis(lw, top, axis=0)
+        order = np.argsort(vals, axis=0)
+        idx, srt = np.take_along_axis(top, order, axis=0), np.take_along_axis(vals, order, axis=0)
+        tail_idx, tail, cutoff = idx[1:], srt[1:], srt[0]
+        flat = (tail.max(axis=0) - tail.min(axis=0)) < np.finfo(float).tiny
+        k, sigma = _gpd_fit(np.exp(tail) - np.exp(cutoff)[None, :])
+        k = np.where(flat, np.inf, k)
+        smooth = np.isfinite(k)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ks = np.where(smooth, k, 1.0)[None, :]
+            q = np.where(ks == 0, -np.log1p(-p)[:, None], np.expm1(-ks * np.log1p(-p)[:, None]) / ks)
+            new = np.exp(cutoff)[None, :] + np.where(sigma > 0, sigma, np.nan)[None, :] * q
+            new = np.log(new)
+        new = np.where(new > tail.max(axis=0)[None, :], tail.max(axis=0)[None, :], new)
+        cols = np.nonzero(smooth)[0]
+        lw[tail_idx[:, cols], cols[None, :]] = new[:, cols]
+        lw -= _logsumexp(lw, axis=0)[None, :]
+        elpd[lo:lo + BLOCK] = _logsumexp(lw + ll, axis=0)
+        khat[lo:lo + BLOCK] = k
+    return elpd, khat

@@ -24,7 +24,9 @@ Across the cells (:class:`Multiverse`):
 
 With ``out=`` each finished cell is written to the folder at once (its draws of the exposure's log-HR
 and its diagnostics), and a later call with the same data and settings loads the cells it finds and
-fits only the others: a run that crashed resumes where it stopped.
+fits only the others: a run that crashed resumes where it stopped. ``scheduler=`` sends the cells to the
+workers of a ``dask.distributed`` cluster (``workers=``: local processes); each process compiles once, and a
+cell's draws do not depend on where it ran.
 """
 
 from __future__ import annotations
@@ -115,13 +117,18 @@ def _labels_of(data, sources: list[str]) -> list[str]:
 
 def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always=(), candidates, family=None,
                priors: dict | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
-               random_seed: int | None = None, missing: str = "error", out=None, progress: bool = True) -> "Multiverse":
+               random_seed: int | None = None, missing: str = "error", out=None, scheduler=None, workers: int = 1,
+               progress: bool = True) -> "Multiverse":
     """Fit the exposure's model under every subset of ``candidates`` (with ``always`` in every cell).
 
     ``family``: an estimator that takes ``fit(active=...)`` (default ``bc.CoxPH()``). ``priors``: as for
     ``fit``, for every covariate. Every cell uses ``random_seed``. ``missing="drop"``: complete cases on
     every column of the full set, so that every cell fits the same rows (reported once, as ``fit`` does).
-    ``out``: a folder for the cells, which makes the run resumable (module docstring)."""
+    ``out``: a folder for the cells, which makes the run resumable (module docstring). ``scheduler``: a
+    ``dask.distributed`` scheduler address or Client, whose workers fit the cells (the data scattered once to
+    each; each worker compiles once); otherwise ``workers`` local processes (1: this process). The cells'
+    numbers do not depend on where they ran: each cell uses ``random_seed``. Finished cells are written by
+    this process as they arrive, so ``out`` need not be shared with the workers."""
     from .families import registry
 
     always, candidates = _check(df, time, event, exposure, always, candidates)
@@ -132,6 +139,7 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
     validation.integer("draws", draws, low=1)
     validation.integer("tune", tune, low=0)
     validation.integer("chains", chains, low=1)
+    workers = validation.integer("workers", workers, low=1)
     seed = validation.seed("random_seed", random_seed)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**32)
@@ -150,27 +158,74 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
         _claim(folder, settings, fingerprint)
     cells = cells_of(candidates)
     results: dict[str, dict] = {}
-    fitted = 0
     fit_kw = dict(time=time, event=event, covariates=columns, priors=priors, draws=draws, tune=tune, chains=chains,
                   random_seed=seed, progress=False, log_likelihood=True, missing=missing)
     base = [exposure, *always]
     with Bar("multiverse", "cells", len(cells), 0, progress) as bar:
+        todo = []
         for cell in cells:
             got = _load(folder, cell, fingerprint) if folder is not None else None
             if got is None:
-                active = _labels_of(data, base + list(cell.included))
-                with warnings.catch_warnings():  # a failed cell is reported in the table and by the result
-                    warnings.simplefilter("ignore", DiagnosticsWarning)
-                    warnings.simplefilter("ignore", DataWarning)  # the dropped rows were reported by prepare
-                    fit = est.fit(df, active=active, **fit_kw)
-                got = _summarise(fit, est.loglik_var)
-                fitted += 1
-                if folder is not None:
-                    _save(folder, cell, fingerprint, got)
+                todo.append((cell, _labels_of(data, base + list(cell.included))))
+            else:
+                results[cell.id] = got
+                bar.advance()
+
+        def finished(cell, got):
+            if folder is not None:
+                _save(folder, cell, fingerprint, got)  # at once: a crash later keeps this cell
             results[cell.id] = got
             bar.advance()
-    return Multiverse(cells, results, exposure=exposure, always=always, candidates=candidates, fitted=fitted,
+
+        if not todo:
+            pass
+        elif scheduler is not None:
+            _cells_on_dask(scheduler, est, df, todo, fit_kw, finished)
+        elif workers > 1 and len(todo) > 1:
+            _cells_in_processes(workers, est, df, todo, fit_kw, finished)
+        else:
+            for cell, active in todo:
+                finished(cell, fit_cell(est, df, active, fit_kw))
+    return Multiverse(cells, results, exposure=exposure, always=always, candidates=candidates, fitted=len(todo),
                       folder=folder)
+
+
+def fit_cell(est, df: pd.DataFrame, active: list[str], fit_kw: dict) -> dict:
+    """One cell: the full design with only ``active`` switched on, summarised (:func:`_summarise`). It runs
+    wherever the cell is sent (this process, a local process or a Dask worker) and compiles only where that
+    process has not compiled the structure yet."""
+    with warnings.catch_warnings():  # a failed cell is reported in the table and by the result
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        warnings.simplefilter("ignore", DataWarning)  # the dropped rows were reported by prepare, once
+        fit = est.fit(df, active=active, **fit_kw)
+    return _summarise(fit, est.loglik_var)
+
+
+def _cells_in_processes(workers: int, est, df, todo, fit_kw, finished) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a forked child of a process holding compiler and sampler threads can deadlock
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
+        futures = {ex.submit(fit_cell, est, df, active, fit_kw): cell for cell, active in todo}
+        for f in as_completed(futures):
+            finished(futures[f], f.result())
+
+
+def _cells_on_dask(scheduler, est, df, todo, fit_kw, finished) -> None:
+    import time as _time
+
+    from distributed import as_completed
+
+    from .cluster import connect
+
+    with connect(scheduler) as client:
+        df_f = client.scatter(df, broadcast=True)  # the data once per worker, not once per cell
+        stamp = f"{os.getpid()}-{_time.time_ns()}"
+        futures = {client.submit(fit_cell, est, df_f, active, fit_kw, pure=False,
+                                 key=f"bayescrt-multiverse-{cell.id}-{stamp}"): cell for cell, active in todo}
+        for f in as_completed(futures):  # a task whose worker died is rerun by the scheduler
+            finished(futures[f], f.result())
 
 
 def _summarise(fit, loglik_var: str) -> dict:
@@ -468,7 +523,9 @@ def stacking_weights(elpd: np.ndarray) -> np.ndarray:
         g_a = w * (g_w - w @ g_w)  # through the softmax
         return value, g_a[:-1]
 
-    res = minimize(objective, np.zeros(K - 1), jac=True, method="L-BFGS-B")
+    # tight tolerances: weights that rounding in the ELPD (1e-15) cannot move by more than about 1e-9
+    res = minimize(objective, np.zeros(K - 1), jac=True, method="L-BFGS-B",
+                   options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10_000})
     a = np.append(res.x, 0.0)
     w = np.exp(a - a.max())
     return w / w.sum()

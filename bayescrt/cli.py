@@ -253,6 +253,50 @@ def _sensitivity(args) -> int:
     return EXIT_OK
 
 
+def _multiverse(args) -> int:
+    from .validation import output_folder
+
+    output_folder(args.out, "--out", create=False)  # first, with light imports only
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    spec.multiverse  # a spec without the section is refused before anything is read or simulated
+    from .multiverse_run import run_multiverse, write_outputs
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    run = run_multiverse(spec, out=args.out, data=args.data, draws=args.draws, tune=args.tune, chains=args.chains,
+                         random_seed=args.seed, scheduler=args.scheduler, workers=args.workers,
+                         progress=not args.no_progress)
+    import warnings
+
+    from .errors import DiagnosticsWarning
+
+    with warnings.catch_warnings():  # failures are said below, in capitals, and by the exit status
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        print(run.note() + "\n")
+        print(run.multiverse)
+        att = run.multiverse.attribution()
+        print(f"\nEach candidate's share of the shift in the log-HR (Shapley values; total {att.attrs['total']:+.4f}):")
+        print(att.to_string(float_format="{:+.4f}".format))
+        avg = run.multiverse.averaged()
+        print(f"\nModel-averaged HR (stacking): {avg['hr_median']:.3f} [{avg['hr_lower']:.3f}, {avg['hr_upper']:.3f}]"
+              f", P(HR > 1) = {avg['p_hr_gt_1']:.3f}. {avg.attrs['statement']}")
+        ps = run.propensity()
+        print("\nPropensity-score weighted fits of the exposure alone:")
+        print(ps[["hr_median", "hr_lower", "hr_upper", "p_hr_gt_1", "max_smd_after", "diagnostics_ok"]]
+              .to_string(float_format="{:.3f}".format))
+        print(next(iter(run.weights.values())).statement)
+    paths = write_outputs(run, args.out)
+    print(f"\nwrote {', '.join(p.name for p in paths)} and cells/ to {args.out}")
+    if not run.ok:
+        print("\nDIAGNOSTICS FAILED in at least one cell or weighted fit: see diagnostics_ok in table.csv and "
+              "propensity.csv; those numbers cannot be trusted")
+        return EXIT_DIAGNOSTICS
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     debug = _Parser(add_help=False)
     debug.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -332,6 +376,19 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--chains", type=_count(1), help="chains per cell; default from the spec")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.set_defaults(func=_sensitivity)
+    m = command("multiverse", "fit a spec's adjustment-set multiverse: every subset of its candidate confounders "
+                              "(resumes an interrupted run in --out)")
+    m.add_argument("spec", help="spec name (e.g. danish) or path to a spec .toml with a [multiverse] section")
+    m.add_argument("--out", required=True, help="folder for cells/, the tables (CSV), the plots (PNG) and README.txt")
+    m.add_argument("--data", help="fit this data file instead of the one the spec's [data] names (same columns)")
+    m.add_argument("--draws", type=_count(1), help="draws per chain; default from the spec's [multiverse]")
+    m.add_argument("--tune", type=_count(0), help="tuning steps per chain; default from the spec's [multiverse]")
+    m.add_argument("--chains", type=_count(1), help="chains per cell; default from the spec's [multiverse]")
+    m.add_argument("--seed", type=_seed, help="random seed of every cell; default from the spec")
+    m.add_argument("--scheduler", help="address of a dask.distributed scheduler whose workers fit the cells")
+    m.add_argument("--workers", type=_count(1), default=1, help="local processes when no scheduler is given")
+    m.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    m.set_defaults(func=_multiverse)
     return top
 
 
@@ -365,7 +422,8 @@ def main(argv=None) -> int:
         where = f"{err.filename!r}: " if getattr(err, "filename", None) else ""
         return fail(EXIT_USAGE, f"{where}{err.strerror or one_line(err)}; check the path and its permissions")
     except KeyboardInterrupt:
-        return fail(EXIT_INTERRUPTED, "interrupted; a sensitivity run resumes where it stopped when run again")
+        return fail(EXIT_INTERRUPTED, "interrupted; a sensitivity or multiverse run resumes where it stopped when run "
+                                      "again")
     except Exception as err:  # a bug: one line, the traceback on request
         return fail(EXIT_INTERNAL, f"internal error ({type(err).__name__}: {one_line(err)}); rerun with --debug "
                                    "for the traceback and report it")

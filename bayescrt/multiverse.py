@@ -116,13 +116,13 @@ def _labels_of(data, sources: list[str]) -> list[str]:
 
 
 def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always=(), candidates, family=None,
-               priors: dict | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
+               entry: str | None = None, reference: dict | None = None, priors: dict | None = None, draws: int = 1000, tune: int = 1000, chains: int = 4,
                random_seed: int | None = None, missing: str = "error", out=None, scheduler=None, workers: int = 1,
                progress: bool = True) -> "Multiverse":
     """Fit the exposure's model under every subset of ``candidates`` (with ``always`` in every cell).
 
-    ``family``: an estimator that takes ``fit(active=...)`` (default ``bc.CoxPH()``). ``priors``: as for
-    ``fit``, for every covariate. Every cell uses ``random_seed``. ``missing="drop"``: complete cases on
+    ``family``: an estimator that takes ``fit(active=...)`` (default ``bc.CoxPH()``). ``entry`` (delayed
+    entry), ``reference`` (reference levels of categorical columns) and ``priors``: as for ``fit``. Every cell uses ``random_seed``. ``missing="drop"``: complete cases on
     every column of the full set, so that every cell fits the same rows (reported once, as ``fit`` does).
     ``out``: a folder for the cells, which makes the run resumable (module docstring). ``scheduler``: a
     ``dask.distributed`` scheduler address or Client, whose workers fit the cells (the data scattered once to
@@ -144,12 +144,13 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**32)
     columns = [exposure, *always, *candidates]
-    data = est.prepare(df, time=time, event=event, covariates=columns, missing=missing)  # once, before any cell
+    data = est.prepare(df, time=time, event=event, covariates=columns, entry=entry, reference=reference,
+                       missing=missing)  # once, before any cell
     if data.sources[0] != exposure or len(_labels_of(data, [exposure])) != 1:
         raise SpecError(f"exposure {exposure!r} must be one numeric or binary column (one log-HR); it has "
                         f"{len(_labels_of(data, [exposure]))} design columns")
     settings = {"format": FORMAT, "time": time, "event": event, "exposure": exposure, "always": always,
-                "candidates": candidates, "family": repr(est), "priors": priors, "draws": draws, "tune": tune,
+                "candidates": candidates, "family": repr(est), "entry": entry, "reference": reference, "priors": priors, "draws": draws, "tune": tune,
                 "chains": chains, "random_seed": seed, "missing": missing}
     fingerprint = hashlib.sha256((json.dumps(settings, sort_keys=True, default=str) + data.hash()).encode()).hexdigest()
     folder = None
@@ -158,7 +159,7 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
         _claim(folder, settings, fingerprint)
     cells = cells_of(candidates)
     results: dict[str, dict] = {}
-    fit_kw = dict(time=time, event=event, covariates=columns, priors=priors, draws=draws, tune=tune, chains=chains,
+    fit_kw = dict(time=time, event=event, covariates=columns, entry=entry, reference=reference, priors=priors, draws=draws, tune=tune, chains=chains,
                   random_seed=seed, progress=False, log_likelihood=True, missing=missing)
     base = [exposure, *always]
     with Bar("multiverse", "cells", len(cells), 0, progress) as bar:

@@ -10,6 +10,9 @@ bounded. The tests hold it to ArviZ's ``loo`` to 1e-10 in every pointwise ELPD a
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 PRIOR_BS, PRIOR_K = 3, 10  # the tail fit's prior: the grid of b scaled by 3 x the first quartile; k ~ N(0.5, .) as 10 obs
@@ -53,35 +56,54 @@ def _gpd_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def psis_loo(loglik: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise PSIS-LOO ELPD and Pareto k of ``loglik``, shape (draws, observations).
 
-    ``r_eff``: the relative efficiency of the draws (ESS / draws), which sets the tail's length."""
+    ``r_eff``: the relative efficiency of the draws (ESS / draws), which sets the tail's length. Blocks of
+    observations run on threads (numpy's sorting and arithmetic release the GIL); every observation's
+    numbers are computed alone, so they do not depend on the number of threads."""
     loglik = np.asarray(loglik, float)
     if loglik.ndim != 2 or loglik.shape[0] < 5:
         raise ValueError(f"loglik must be (draws, observations) with at least 5 draws, got shape {loglik.shape}")
+    if not (isinstance(r_eff, (int, float, np.floating)) and 0 < r_eff < np.inf):
+        raise ValueError(f"r_eff={r_eff!r} must be a finite positive number (ESS / draws)")
+    bad = ~np.isfinite(loglik)
+    if bad.any():
+        cols = np.nonzero(bad.any(axis=0))[0]
+        kinds = sorted({"NaN" if np.isnan(v) else ("+inf" if v > 0 else "-inf") for v in loglik[bad][:1000]})
+        raise ValueError(f"loglik has {int(bad.sum())} non-finite values ({', '.join(kinds)}) in {len(cols)} "
+                         f"observations (columns {cols[:5].tolist()}{' ...' if len(cols) > 5 else ''}); PSIS-LOO needs a "
+                         "finite log-likelihood for every draw and observation: check the model and data there")
     S, n = loglik.shape
     M = tail_length(S, r_eff)
-    elpd, khat = np.empty(n), np.empty(n)
+    starts = range(0, n, BLOCK)
+    threads = min(len(starts), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as ex:
+            parts = list(ex.map(lambda lo: _block(loglik[:, lo:lo + BLOCK], M), starts))
+    else:
+        parts = [_block(loglik[:, lo:lo + BLOCK], M) for lo in starts]
+    return np.concatenate([e for e, _ in parts]), np.concatenate([k for _, k in parts])
+
+
+def _block(ll: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS-LOO of a block of observations (draws, block): the ELPD and Pareto k of each."""
+    S = ll.shape[0]
     p = (np.arange(M) + 0.5) / M
-    for lo in range(0, n, BLOCK):
-        ll = loglik[:, lo:lo + BLOCK]
-        lw = -ll - np.max(-ll, axis=0, keepdims=True)
-        top = np.argpartition(lw, S - M - 1, axis=0)[S - M - 1:]  # the tail and the largest value below it
-        vals = np.take_along_axis(lw, top, axis=0)
-        order = np.argsort(vals, axis=0)
-        idx, srt = np.take_along_axis(top, order, axis=0), np.take_along_axis(vals, order, axis=0)
-        tail_idx, tail, cutoff = idx[1:], srt[1:], srt[0]
-        flat = (tail.max(axis=0) - tail.min(axis=0)) < np.finfo(float).tiny
-        k, sigma = _gpd_fit(np.exp(tail) - np.exp(cutoff)[None, :])
-        k = np.where(flat, np.inf, k)
-        smooth = np.isfinite(k)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ks = np.where(smooth, k, 1.0)[None, :]
-            q = np.where(ks == 0, -np.log1p(-p)[:, None], np.expm1(-ks * np.log1p(-p)[:, None]) / ks)
-            new = np.exp(cutoff)[None, :] + np.where(sigma > 0, sigma, np.nan)[None, :] * q
-            new = np.log(new)
-        new = np.where(new > tail.max(axis=0)[None, :], tail.max(axis=0)[None, :], new)
-        cols = np.nonzero(smooth)[0]
-        lw[tail_idx[:, cols], cols[None, :]] = new[:, cols]
-        lw -= _logsumexp(lw, axis=0)[None, :]
-        elpd[lo:lo + BLOCK] = _logsumexp(lw + ll, axis=0)
-        khat[lo:lo + BLOCK] = k
-    return elpd, khat
+    lw = -ll - np.max(-ll, axis=0, keepdims=True)
+    top = np.argpartition(lw, S - M - 1, axis=0)[S - M - 1:]  # the tail and the largest value below it
+    vals = np.take_along_axis(lw, top, axis=0)
+    order = np.argsort(vals, axis=0)
+    idx, srt = np.take_along_axis(top, order, axis=0), np.take_along_axis(vals, order, axis=0)
+    tail_idx, tail, cutoff = idx[1:], srt[1:], srt[0]
+    flat = (tail.max(axis=0) - tail.min(axis=0)) < np.finfo(float).tiny
+    k, sigma = _gpd_fit(np.exp(tail) - np.exp(cutoff)[None, :])
+    k = np.where(flat, np.inf, k)
+    smooth = np.isfinite(k)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ks = np.where(smooth, k, 1.0)[None, :]
+        q = np.where(ks == 0, -np.log1p(-p)[:, None], np.expm1(-ks * np.log1p(-p)[:, None]) / ks)
+        new = np.exp(cutoff)[None, :] + np.where(sigma > 0, sigma, np.nan)[None, :] * q
+        new = np.log(new)
+    new = np.where(new > tail.max(axis=0)[None, :], tail.max(axis=0)[None, :], new)
+    cols = np.nonzero(smooth)[0]
+    lw[tail_idx[:, cols], cols[None, :]] = new[:, cols]
+    lw -= _logsumexp(lw, axis=0)[None, :]
+    return _logsumexp(lw + ll, axis=0), k

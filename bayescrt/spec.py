@@ -34,7 +34,7 @@ from .families import registry
 NAMED = {"danish": "danish_registry.toml", "example": "example_registry.toml"}
 
 TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "data", "covariate_sets",
-            "model", "priors", "sampler", "published", "sensitivity"}
+            "model", "priors", "sampler", "published", "sensitivity", "multiverse"}
 COHORT_KEYS = {"n", "n_exposed", "correlation", "accrual", "baseline", "covariates", "hazard_ratios"}
 # Keys that document a cohort figure (where it comes from, whether it is assumed or checked); the simulation
 # does not use them. Each [cohort.covariates.X] and [cohort.hazard_ratios.X] may carry them.
@@ -56,6 +56,11 @@ TABLE_ONE_KEYS = {"columns", "nonnormal", "categorical"}
 # the keys of a [sensitivity] table (read by bayescrt.sensitivity.Grid.from_spec)
 SENSITIVITY_KEYS = {"priors", "covariate_sets", "families", "subsets", "important_hr", "draws", "tune", "chains",
                     "random_seed", "confounding"}
+
+# the keys of a [multiverse] table (read by bayescrt.multiverse_run): the forced covariates, the candidates
+# whose every subset is a cell, the candidate that colours the vibration plot, and the sampler of the cells
+MULTIVERSE_KEYS = {"always", "candidates", "color_by", "draws", "tune", "chains", "random_seed"}
+MULTIVERSE_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 4}
 
 
 def models_dir() -> Path:
@@ -141,6 +146,16 @@ class AnalysisSpec:
         if fu.get("statistic") == "median" and fu.get("unit") == "years":
             out["follow_up_median_years"] = {"upgrade": fu["exposed"], "de_novo": fu["reference"]}
         return out
+
+    @property
+    def multiverse(self) -> dict:
+        """The ``[multiverse]`` section with its defaults filled in (``random_seed`` from ``[sampler]``)."""
+        if "multiverse" not in self.raw:
+            raise SpecError(f"{self.path}: no [multiverse] section; add one with always = [...] and candidates = "
+                            "[...] (see models/danish_registry.toml)")
+        out = {**MULTIVERSE_DEFAULTS, "always": [], "color_by": None,
+               "random_seed": self.raw.get("sampler", {}).get("random_seed")}
+        return out | copy.deepcopy(self.raw["multiverse"])
 
     @property
     def data(self) -> dict:
@@ -275,7 +290,8 @@ def check(raw: dict, where: str) -> None:
     for key in ("time", "event", "exposure"):
         if not isinstance(raw[key], str) or not raw[key]:
             raise SpecError(f"{where}: {key} = {raw[key]!r} must be a column name (text)")
-    for key in ("covariate_sets", "model", "sampler", "priors", "published", "sensitivity", "cohort", "data"):
+    for key in ("covariate_sets", "model", "sampler", "priors", "published", "sensitivity", "multiverse", "cohort",
+                "data"):
         if key in raw and not isinstance(raw[key], dict):
             raise SpecError(f"{where}: {key} must be a table ([{key}]), got {type(raw[key]).__name__} {raw[key]!r}")
     fam = raw["model"].get("family")
@@ -291,6 +307,8 @@ def check(raw: dict, where: str) -> None:
     if "random_seed" in raw.get("sampler", {}):
         validation.seed(f"{where} [sampler] random_seed", raw["sampler"]["random_seed"])
     _unknown(raw.get("sensitivity", {}), SENSITIVITY_KEYS, f"{where} [sensitivity]")
+    if "multiverse" in raw:
+        _check_multiverse(raw, where)
     try:
         CovariateSets(**raw["covariate_sets"])
     except SpecError as err:
@@ -339,6 +357,46 @@ def check(raw: dict, where: str) -> None:
         if set_name not in raw["covariate_sets"] and set_name not in ("follow_up_median_years", "study"):
             raise SpecError(f"{where} [published]: {set_name!r} is not a covariate set."
                             f"{suggest(set_name, raw['covariate_sets'])}")
+
+
+def _check_multiverse(raw: dict, where: str) -> None:
+    """``[multiverse]``: column names (simulated covariates where the spec has a cohort), 1-12 candidates,
+    nothing both forced and a candidate, ``color_by`` a candidate, the sampler's counts."""
+    from .multiverse import MAX_CANDIDATES
+
+    mv, at = raw["multiverse"], f"{where} [multiverse]"
+    _unknown(mv, MULTIVERSE_KEYS, at)
+    if "candidates" not in mv:
+        raise SpecError(f"{at}: missing required key 'candidates' (the covariates whose every subset is fitted)")
+    always = _text_list(mv.get("always", []), f"{at} always")
+    candidates = _text_list(mv["candidates"], f"{at} candidates")
+    if not 1 <= len(candidates) <= MAX_CANDIDATES:
+        raise SpecError(f"{at} candidates: {len(candidates)} given; give 1 to {MAX_CANDIDATES} "
+                        f"({2 ** MAX_CANDIDATES:,} cells)")
+    for key, cols in (("always", always), ("candidates", candidates)):
+        twice = sorted({c for c in cols if cols.count(c) > 1})
+        if twice:
+            raise SpecError(f"{at} {key}: {twice} named twice; name each column once")
+        for c in cols:
+            if c in (raw["time"], raw["event"], raw["exposure"]):
+                raise SpecError(f"{at} {key}: {c!r} is the time, event or exposure column; it cannot be a covariate")
+    both = sorted(set(always) & set(candidates))
+    if both:
+        raise SpecError(f"{at}: {both} are in always and in candidates; a covariate is forced or a candidate")
+    covs = raw.get("cohort", {}).get("covariates") if "data" not in raw else None
+    if covs is not None:
+        for c in always + candidates:
+            if c not in covs:
+                raise SpecError(f"{at}: {c!r} is not a simulated covariate.{suggest(c, covs)} Covariates: {list(covs)}")
+    color = mv.get("color_by")
+    if color is not None and color not in candidates:
+        raise SpecError(f"{at} color_by = {color!r} is not a candidate.{suggest(str(color), candidates)} "
+                        f"Candidates: {candidates}")
+    for key, low in (("draws", 1), ("tune", 0), ("chains", 1)):
+        if key in mv:
+            validation.integer(f"{at} {key}", mv[key], low=low)
+    if "random_seed" in mv:
+        validation.seed(f"{at} random_seed", mv["random_seed"])
 
 
 def _text_list(value, key: str) -> list[str]:

@@ -146,6 +146,15 @@ def test_event_terms_equal_the_numpy_twin(opts):
                                rtol=1e-12, atol=1e-12)
 
 
+def test_event_terms_split_over_threads_are_those_of_one_thread(monkeypatch):
+    data = _data(**OPTIONS[-1])
+    rs = RiskSets.from_data(data, "efron")
+    eta = np.random.default_rng(6).normal(0, 1, (301, data.n))  # enough draws for two threads, unevenly split
+    threaded = fused.partial_loglik_events(eta, rs)
+    monkeypatch.setattr(fused.os, "sched_getaffinity", lambda pid: {0})
+    np.testing.assert_array_equal(fused.partial_loglik_events(eta, rs), threaded)
+
+
 def test_a_non_finite_linear_predictor_gives_a_non_finite_value():
     """NaN must reach the sampler (it rejects the point) rather than become a finite number."""
     data = _data()

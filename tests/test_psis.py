@@ -1,11 +1,15 @@
 """PSIS-LOO on a (draws, observations) array: the same numbers as ArviZ's loo, observation by observation."""
 
+import os
+import re
+
 import arviz as az
 import numpy as np
 import pytest
 import xarray as xr
 
 from bayescrt.psis import psis_loo, tail_length
+from seeds import seed
 
 
 def _idata(ll: np.ndarray, rng) -> xr.DataTree:
@@ -40,3 +44,23 @@ def test_the_tail_length_follows_the_draws_and_their_efficiency():
 def test_a_matrix_of_too_few_draws_is_refused():
     with pytest.raises(ValueError, match="at least 5 draws"):
         psis_loo(np.zeros((3, 10)))
+
+
+@pytest.mark.parametrize("bad, kind", [(np.nan, "NaN"), (-np.inf, "-inf"), (np.inf, "+inf")])
+def test_a_non_finite_log_likelihood_is_refused_naming_the_observations(bad, kind):
+    ll = np.random.default_rng(seed(1)).normal(size=(100, 300))
+    ll[7, 260] = bad
+    with pytest.raises(ValueError, match=rf"1 non-finite values \({re.escape(kind)}\) in 1 observations \(columns \[260\]\)"):
+        psis_loo(ll)
+    with pytest.raises(ValueError, match="r_eff=0"):
+        psis_loo(np.zeros((100, 3)), r_eff=0)
+
+
+def test_blocks_on_threads_give_the_numbers_of_one_block_at_a_time(monkeypatch):
+    rng = np.random.default_rng(seed(2))
+    ll = -np.abs(rng.standard_t(4, size=(800, 1000)))
+    threaded = psis_loo(ll, 0.8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    single = psis_loo(ll, 0.8)
+    for a, b in zip(threaded, single):
+        np.testing.assert_array_equal(a, b)

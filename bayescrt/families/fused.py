@@ -41,6 +41,8 @@ weights, delayed entry and offset.
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -279,10 +281,21 @@ def fields(rs, empty=None) -> tuple:
 
 
 def partial_loglik_events(eta: np.ndarray, rs) -> np.ndarray:
-    """``partial_loglik_terms(eta, rs)`` (numpy, draws x rows) by the compiled kernel: each event's term per draw."""
+    """``partial_loglik_terms(eta, rs)`` (numpy, draws x rows) by the compiled kernel: each event's term per draw.
+
+    The draws are split between threads (the kernel holds no GIL); each draw's terms are computed alone,
+    so the numbers do not depend on the split."""
     f, weighted, delayed = fields(rs)
     eta = np.ascontiguousarray(np.atleast_2d(eta), dtype=float)
-    return event_terms(eta, *[np.ascontiguousarray(x) for x in f], weighted, delayed)
+    f = [np.ascontiguousarray(x) for x in f]
+    threads = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                  eta.shape[0] // 64)
+    if threads <= 1:
+        return event_terms(eta, *f, weighted, delayed)
+    bounds = np.linspace(0, eta.shape[0], threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as ex:
+        parts = list(ex.map(lambda k: event_terms(eta[bounds[k]:bounds[k + 1]], *f, weighted, delayed), range(threads)))
+    return np.concatenate(parts)
 
 
 def _op_class():

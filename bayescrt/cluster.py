@@ -17,9 +17,7 @@ def connect(scheduler):
     if isinstance(scheduler, Client):
         yield scheduler
         return
-    if not isinstance(scheduler, str) or not scheduler.strip():
-        raise SpecError(f"scheduler={scheduler!r}: give the address of a dask.distributed scheduler "
-                        "(e.g. 'tcp://host:8786') or a distributed.Client")
+    check(scheduler)
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:
@@ -29,3 +27,12 @@ def connect(scheduler):
         yield client
     finally:
         client.close()
+
+
+def check(scheduler) -> None:
+    """Refuse what cannot be a scheduler (before any work): an address is non-empty text, else a Client."""
+    if type(scheduler).__name__ == "Client" and type(scheduler).__module__.startswith("distributed"):
+        return
+    if not isinstance(scheduler, str) or not scheduler.strip():
+        raise SpecError(f"scheduler={scheduler!r}: give the address of a dask.distributed scheduler "
+                        "(e.g. 'tcp://host:8786') or a distributed.Client")

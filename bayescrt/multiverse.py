@@ -140,6 +140,10 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
     validation.integer("tune", tune, low=0)
     validation.integer("chains", chains, low=1)
     workers = validation.integer("workers", workers, low=1)
+    if scheduler is not None:
+        from .cluster import check
+
+        check(scheduler)
     seed = validation.seed("random_seed", random_seed)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**32)

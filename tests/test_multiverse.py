@@ -78,6 +78,9 @@ def test_vibration_counts_cells_on_each_side_and_calls_both_janus():
     ({"exposure": "xx"}, r"exposure='xx' is not a column.*Did you mean 'x'"),
     ({"family": bc.WeibullPH()}, r"fit\(active=...\), which CoxPH takes"),
     ({"draws": 0}, r"draws"),
+    ({"workers": 0}, r"workers"),
+    ({"scheduler": 8786}, r"scheduler=8786: give the address of a dask.distributed scheduler"),
+    ({"scheduler": " "}, r"scheduler=' ': give the address"),
 ])
 def test_bad_arguments_are_spec_errors_naming_them(kw, message):
     args = dict(time="time", event="event", exposure="x", always=["age"], candidates=CANDIDATES, progress=False)
@@ -197,6 +200,22 @@ def test_cells_resumed_on_a_dask_local_cluster_give_the_same_numbers(run, tmp_pa
     pd.testing.assert_frame_equal(on_dask.table().drop(columns="elpd_loo"), mv.table().drop(columns="elpd_loo"),
                                   check_exact=True)
     pd.testing.assert_series_equal(on_dask.weights(), mv.weights(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.mcmc
+def test_cells_resumed_in_two_local_processes_give_the_same_draws(run, tmp_path):
+    import shutil
+
+    df, out, mv = run
+    copy = tmp_path / "mv"
+    shutil.copytree(out, copy)
+    for c in ("cell_0101", "cell_1010"):
+        (copy / f"{c}.npz").unlink()
+    again = bc.multiverse(df, time="time", event="event", exposure="x", always=["age"], candidates=CANDIDATES,
+                          random_seed=seed(3), out=copy, progress=False, workers=2, **KW)
+    assert again.fitted == 2 and again.compilations == 2  # one per process
+    for c in ("cell_0101", "cell_1010"):
+        np.testing.assert_array_equal(again.results[c]["draws"], mv.results[c]["draws"])
 
 
 def test_stacking_and_pseudo_bma_weights_are_arviz_s_on_the_same_pointwise_elpd():

@@ -134,8 +134,8 @@ def run_multiverse(spec, *, out, data=None, draws: int | None = None, tune: int 
     if not getattr(est, "masks_covariates", False):
         raise SpecError(f"{spec.path} [model] family = {spec.raw['model']['family']!r}: the multiverse's cells share "
                         "one compilation through CoxPH.fit(active=...); set family = \"CoxPH\" (in a copy of the spec)")
+    frame, kw, source = _data(spec, data, columns)  # refused before the folder is made
     out = validation.output_folder(out, "out")
-    frame, kw, source = _data(spec, data, columns)
     try:
         result = multiverse(frame, time=time, event=event, exposure=exposure, always=mv["always"],
                             candidates=mv["candidates"], family=est, priors=spec.priors or None,

@@ -39,6 +39,7 @@ class PreparedData:
     covariates: list[str]
     missingness: pd.DataFrame
     steps: list[str] = field(default_factory=list)
+    table_one: pd.DataFrame | None = None  # Table 1 of ``frame`` as the spec asks for it, made once in prepare
 
 
 def _where(spec: AnalysisSpec) -> str:
@@ -233,12 +234,17 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
                      "(Zhou and Reiter 2010)")
     elif missing == "drop" and incomplete:
         steps.append(f"complete cases: rows with a missing value in {', '.join(incomplete)} are dropped")
-    t1 = data.get("table_one", {})
-    baseline(frame, exposure, covariates, data.get("exposure_labels", {}), columns=t1.get("columns"),
-             categorical=t1.get("categorical", []), nonnormal=t1.get("nonnormal"),
-             where=f"{spec.path} [data.table_one]")  # checked now, not after the sampling
+    t1 = spec_baseline(spec, frame, covariates)  # made (and checked) now, not after the sampling
     return PreparedData(source=source, raw=df, frame=frame, fits=fits, fit_kwargs=kw, covariates=covariates,
-                        missingness=table, steps=steps)
+                        missingness=table, steps=steps, table_one=t1)
+
+
+def spec_baseline(spec: AnalysisSpec, frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+    """Table 1 of ``frame`` as the spec's ``[data.table_one]`` and ``exposure_labels`` ask for it."""
+    t1 = spec.data.get("table_one", {})
+    return baseline(frame, spec.raw["exposure"], covariates, spec.data.get("exposure_labels", {}),
+                    columns=t1.get("columns"), categorical=t1.get("categorical", []), nonnormal=t1.get("nonnormal"),
+                    synthetic=spec.synthetic, where=f"{spec.path} [data.table_one]")
 
 
 def check_exposure(frame: pd.DataFrame, exposure: str, where: str) -> None:

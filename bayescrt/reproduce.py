@@ -138,8 +138,9 @@ class Analysis:
             covariates=covs, missingness=missingness(data[[c for c in covs if c != exposure] + [exposure]],
                                                      by=exposure),
             steps=[str(s) for s in steps])
-        baseline(data, exposure, covs, data_section["exposure_labels"], categorical=list(categorical),
-                 where="bc.report")  # Table 1's problems now, not when the report is written
+        prepared.table_one = baseline(data, exposure, covs, data_section["exposure_labels"],
+                                      categorical=list(categorical), synthetic=synthetic,
+                                      where="bc.report")  # Table 1's problems now, not when the report is written
         return cls(spec, data, fits, prepared)
 
     @property
@@ -193,7 +194,7 @@ class Analysis:
 
     def table_one(self) -> pd.DataFrame:
         """The cohort's baseline table (:func:`bayescrt.baseline_table`) by exposure group."""
-        from .extract import baseline
+        from .extract import spec_baseline
         from .table_one import baseline_table
 
         if self.prepared is None:
@@ -202,11 +203,9 @@ class Analysis:
             by = "group (SYNTHETIC)" if self.synthetic else "group"
             frame = self.cohort[covs].assign(**{by: self.group_labels()})
             return baseline_table(frame, by=by, columns=covs, nonnormal=nonnormal)
-        t1 = self.spec.data.get("table_one", {})
-        return baseline(self.cohort, self.spec.raw["exposure"], self.prepared.covariates,
-                        self.spec.data.get("exposure_labels", {}), columns=t1.get("columns"),
-                        categorical=t1.get("categorical", []), nonnormal=t1.get("nonnormal"), synthetic=self.synthetic,
-                        where=f"{self.spec.path} [data.table_one]")
+        if self.prepared.table_one is not None and self.prepared.frame is self.cohort:
+            return self.prepared.table_one.copy()  # made by prepare from this frame
+        return spec_baseline(self.spec, self.cohort, self.prepared.covariates)
 
     def to_json(self) -> dict:
         rows = []

@@ -319,7 +319,7 @@ class Fit:
         A formula's spline or polynomial term (several columns in one variable) is shown as the HRs of
         values of its variable against a reference value: by default the first and third quartiles
         against the median; ``at={"age": {"values": [60, 80], "reference": 70}}`` chooses them (this
-        needs the fit made in this session, which holds the formula's knots).
+        works on a saved fit too: the curve terms' knots are stored with it).
         """
         draws, labels = self._hr_rows(at)
         if self.model.get("active") is not None:  # a covariate left out of the model has no HR to report
@@ -366,20 +366,25 @@ class Fit:
         contrasts = {}
         for c in info["contrasts"]:
             contrasts.setdefault(c["label"].split(": ")[0], []).append(c)
+        design = self.design
+        if at and design is None:  # a saved fit: its curve terms from their stored knots
+            from .formula import StoredCurves
+
+            if "curves" not in info:
+                raise SpecError("at= needs the formula's knots, which this fit did not store (a transform whose "
+                                "state is not plain numbers); refit in this session, or read the default contrasts")
+            design = StoredCurves(info)
         for var, spec in (at or {}).items():
-            if self.design is None:
-                raise SpecError("at= needs the formula's knots, which only the fit made in this session holds; "
-                                "refit, or read the default contrasts")
-            terms = [t for t, v in self.design.curve_terms().items() if v == var]
+            terms = [t for t, v in design.curve_terms().items() if v == var]
             if not terms:
                 raise SpecError(f"at: {var!r} is not the variable of a spline or polynomial term; those are "
-                                f"{sorted(set(self.design.curve_terms().values()))}")
+                                f"{sorted(set(design.curve_terms().values()))}")
             if not isinstance(spec, dict) or set(spec) != {"values", "reference"}:
                 raise SpecError(f"at[{var!r}]={spec!r} must be {{'values': [...], 'reference': value}}")
             values = [validation.real(f"at[{var!r}]['values']", v) for v in np.atleast_1d(spec["values"])]
             ref = validation.real(f"at[{var!r}]['reference']", spec["reference"])
             for t in terms:
-                contrasts[t] = self.design.contrast(t, values, ref)
+                contrasts[t] = design.contrast(t, values, ref)
         cols, labels, done = [], [], set()
         index = {c: i for i, c in enumerate(covs)}
         for i, c in enumerate(covs):

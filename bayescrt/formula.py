@@ -149,16 +149,11 @@ class Design:
     def contrast(self, term: str, values, reference: float) -> list[dict]:
         """For a curve term: per value ``v``, the weights ``B(v) - B(reference)`` on the term's columns, so that
         the log-HR of ``v`` against ``reference`` is those weights times the term's log-HRs."""
-        var = self.curve_terms().get(term)
-        if var is None:
-            raise SpecError(f"{term!r} is not a spline or polynomial term of the formula; curve terms: "
-                            f"{sorted(self.curve_terms())}")
+        var = _curve_variable(self.curve_terms(), term)
         cols = [i for i, c in enumerate(self.labels) if self.terms[c] == term]
         rows = pd.concat([self.template] * (len(values) + 1), ignore_index=True)
         rows[var] = [float(reference), *map(float, values)]
-        B = self.matrix(rows)[:, cols]
-        return [{"label": f"{term}: {var} {_g(v)} vs {_g(reference)}", "columns": [self.labels[i] for i in cols],
-                 "weights": (B[k + 1] - B[0]).tolist()} for k, v in enumerate(values)]
+        return _contrast_rows(term, var, self.matrix(rows)[:, cols], [self.labels[i] for i in cols], values, reference)
 
     def default_contrasts(self) -> list[dict]:
         out = []
@@ -174,9 +169,85 @@ class Design:
                 else c for c in self.labels]
 
     def to_json(self) -> dict:
-        return {"rhs": self.rhs, "labels": list(self.labels), "terms": self.terms,
-                "term_variables": {t: sorted(v) for t, v in self.term_variables.items()},
-                "contrasts": self.default_contrasts()}
+        out = {"rhs": self.rhs, "labels": list(self.labels), "terms": self.terms,
+               "term_variables": {t: sorted(v) for t, v in self.term_variables.items()},
+               "contrasts": self.default_contrasts()}
+        curves = self.curve_terms()
+        if curves:
+            try:  # the curve terms' knots and coefficients, so that a saved fit takes at= too (StoredCurves)
+                out["curves"] = {"terms": curves, "state": _plain(dict(self.spec.transform_state))}
+            except TypeError:
+                pass  # a transform whose state is not plain numbers and text: at= needs the fit in memory
+        return out
+
+
+class StoredCurves:
+    """A saved formula fit's curve terms, rebuilt from their transform state (the knots of ``bs``, the
+    coefficients of ``poly``) as formulaic keeps it: :meth:`contrast` gives what :meth:`Design.contrast`
+    gave in the session that made the fit."""
+
+    def __init__(self, info: dict):
+        self.labels, self.terms = list(info["labels"]), dict(info["terms"])
+        self._curves, self._state = dict(info["curves"]["terms"]), _unplain(info["curves"]["state"])
+
+    def curve_terms(self) -> dict:
+        return dict(self._curves)
+
+    def contrast(self, term: str, values, reference: float) -> list[dict]:
+        from formulaic import ModelSpec
+
+        var = _curve_variable(self._curves, term)
+        cols = [c for c in self.labels if self.terms[c] == term]
+        rows = pd.DataFrame({var: [float(reference), *map(float, values)]})
+        mm = ModelSpec(formula=term, transform_state=self._state).get_model_matrix(rows, na_action="raise",
+                                                                                   context=CONTEXT)
+        B = np.asarray(mm, float)[:, 1:]  # the term's columns, in the order the fit's design had them
+        if B.shape[1] != len(cols):
+            raise SpecError(f"{term!r}: the saved fit's {len(cols)} columns do not match the {B.shape[1]} its stored "
+                            "state gives (another formulaic version?); refit to use at=")
+        return _contrast_rows(term, var, B, cols, values, reference)
+
+
+def _curve_variable(curves: dict, term: str) -> str:
+    if term not in curves:
+        raise SpecError(f"{term!r} is not a spline or polynomial term of the formula; curve terms: {sorted(curves)}")
+    return curves[term]
+
+
+def _contrast_rows(term, var, B, columns, values, reference) -> list[dict]:
+    """Rows of the HR table for a curve term: ``B`` holds its basis at the reference (row 0) and each value."""
+    return [{"label": f"{term}: {var} {_g(v)} vs {_g(reference)}", "columns": list(columns),
+             "weights": (B[k + 1] - B[0]).tolist()} for k, v in enumerate(values)]
+
+
+def _plain(obj):
+    """A transform state as JSON: dicts as key-value pairs (keys keep their type: poly's are integers),
+    arrays as lists; anything else is a TypeError."""
+    if isinstance(obj, dict):
+        return {"pairs": [[_plain(k), _plain(v)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    raise TypeError(f"not plain data: {type(obj).__name__}")
+
+
+def _unplain(obj):
+    if isinstance(obj, dict):
+        return {_key(_unplain(k)): _unplain(v) for k, v in obj["pairs"]}
+    if isinstance(obj, list):
+        return [_unplain(v) for v in obj]
+    return obj
+
+
+def _key(k):
+    return tuple(k) if isinstance(k, list) else k
 
 
 def _g(v: float) -> str:

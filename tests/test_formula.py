@@ -117,7 +117,7 @@ def test_a_formula_fit_gives_the_column_list_fits_draws_on_rossi():
 
 
 @pytest.mark.mcmc
-def test_categorical_and_spline_terms_agree_with_lifelines_formula_fit(lung, lifelines_lung):
+def test_categorical_and_spline_terms_agree_with_lifelines_formula_fit(lung, lifelines_lung, tmp_path):
     """The categorical log-HRs within 0.1 posterior SD of lifelines' MLE; the spline's contrasts (the rows of
     the HR table) within 0.2 SD: with 164 events the posterior of the spline is skewed, so its mean lies
     about 0.1 SD from the mode (a flat prior gives the same), beside Monte Carlo error of about 0.02 SD."""
@@ -137,8 +137,29 @@ def test_categorical_and_spline_terms_agree_with_lifelines_formula_fit(lung, lif
         assert tab.loc[r["label"], "log_hr_mean"] == pytest.approx(d.mean())
     chosen = fit.hazard_ratios(at={"age": {"values": [50, 80], "reference": 65}})
     assert list(chosen.index[3:]) == ["bs(age, df=3): age 50 vs 65", "bs(age, df=3): age 80 vs 65"]
+    back = bc.load(fit.save(tmp_path / "lung.nc"))  # the knots travel with the saved fit
+    assert back.design is None
+    pd.testing.assert_frame_equal(back.hazard_ratios(at={"age": {"values": [50, 80], "reference": 65}}), chosen)
     with pytest.raises(bc.SpecError, match="at: 'sex' is not the variable of a spline"):
         fit.hazard_ratios(at={"sex": {"values": [1], "reference": 2}})
+
+
+def test_the_curve_terms_stored_with_a_fit_give_the_contrasts_of_the_design_in_memory(lung):
+    """What a saved fit keeps (the transform state as JSON, integer keys of poly's state included) rebuilds
+    each curve term's basis exactly, so at= on a loaded fit is at= on the fit in memory."""
+    import json
+
+    from bayescrt.formula import StoredCurves
+
+    df = lung.dropna(subset=["ph.karno"]).rename(columns={"ph.karno": "karno"})
+    data = bc.CoxPH().prepare(df, formula="Surv(time, status) ~ sex + bs(age, df=4) + poly(karno, degree=3)")
+    stored = StoredCurves(json.loads(json.dumps(data.design.to_json())))
+    assert stored.curve_terms() == data.design.curve_terms() == {"bs(age, df=4)": "age", "poly(karno, degree=3)": "karno"}
+    for term in stored.curve_terms():
+        values, ref = ([45, 55.5, 81], 62) if term.startswith("bs") else ([60, 95], 80)
+        assert stored.contrast(term, values, ref) == data.design.contrast(term, values, ref)
+    with pytest.raises(bc.SpecError, match=r"'sex' is not a spline or polynomial term"):
+        stored.contrast("sex", [1], 2)
 
 
 def _interaction_cohort(n=600):

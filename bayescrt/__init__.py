@@ -30,6 +30,7 @@ _LAZY = {
     "report": ("report", "report"), "analyse": ("reproduce", "analyse"),
     "multiverse": ("multiverse", "multiverse"), "Multiverse": ("multiverse", "Multiverse"),
     "propensity_weights": ("propensity", "propensity_weights"),
+    "CompetingRisks": ("competing", "CompetingRisks"), "CompetingRisksFit": ("competing", "CompetingRisksFit"),
     "impute": ("impute", "impute"), "missingness": ("impute", "missingness"), "simulate": ("simulate", "simulate"),
     # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
     **{name: ("estimators", name) for name in _registry.names()},
@@ -68,7 +69,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "absolute", "bias", "compare", "compare_models", "Comparison", "CovariateSetFits", "CovariateSets",
+    "absolute", "bias", "compare", "compare_models", "Comparison", "CompetingRisks", "CompetingRisksFit", "CovariateSetFits", "CovariateSets",
     "DataError", "datasets", "DataWarning", "DiagnosticReport", "DiagnosticsWarning", "Fit",
     "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "multiverse", "Multiverse", "propensity_weights", "published",
     "ResultFileError", "sensitivity", "simulate", "SpecError", "SurvivalData", *_registry.names(),

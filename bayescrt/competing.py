@@ -1,0 +1,349 @@
+"""Competing risks: cause-specific hazards and the cumulative incidence of each cause, with credible bands.
+
+An event column codes what ended follow-up: ``0`` censored and ``1..K`` the causes (or text labels, with
+``censored=`` naming the label of censoring). :func:`event_causes` checks it: missing or unknown codes, a
+cause with no events and censoring named as a cause are ``DataError``/``SpecError`` naming the column and
+the values.
+
+:class:`CompetingRisks` fits one proportional-hazards model per cause (any family per cause), each with
+the other causes treated as censoring. The likelihood of cause-specific hazards factorises over the causes
+and the priors are independent, so the causes are sampled separately and the joint posterior is their
+product: draw ``d`` of every cause together is a draw of the joint posterior. :class:`CompetingRisksFit`
+holds the per-cause fits, one ``xr.DataTree`` with a child per cause, per-cause HR tables and diagnostics
+over every cause.
+
+:meth:`CompetingRisksFit.cumulative_incidence`: the cumulative incidence of cause ``k``,
+``F_k(t | x) = int_0^t S(u- | x) dH_k(u | x)`` with ``S = exp(-sum_j H_j)``, per posterior draw. On a
+grid of times ``t_0 = 0 < t_1 < ...`` (every event time, thinned to at most ``grid`` points, plus the
+times asked for) each interval adds ``(dH_k / dH) (S(t_{i-1}) - S(t_i))``: exact where the causes' hazards
+are proportional within the interval, and for the Cox model's step baselines when the grid holds every
+event time. It is averaged over the cohort with a 0/1 exposure set to each value (g-computation, as
+:func:`bayescrt.absolute.standardised_survival`; the Cox baselines carry the same gamma-process noise),
+or computed for given covariate values.
+
+Not yet here: the subdistribution (Fine-Gray) model, specs, the CLI and the report.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import validation
+from .errors import DataError, DiagnosticsWarning, SpecError, suggest
+
+CENSORED = 0
+EVENT_COLUMN = "_cause_event"  # the 0/1 column of one cause's fit (added to a copy of the frame)
+
+
+def event_causes(df: pd.DataFrame, event: str, causes=None, censored="censored") -> tuple[np.ndarray, list[str]]:
+    """The event column as integer codes (0 censored, 1..K the causes) and the causes' names, in code order.
+
+    A numeric column: integer codes ``0..K``; ``causes`` may name them (``{1: "hf_hosp", 2: "death"}`` or a
+    list for codes 1..K), else they are ``"cause 1"``, ... A text or categorical column: ``censored`` is the
+    label of censoring, the other labels are the causes (in the order of ``causes``, a list, if given; else
+    sorted). Every cause must have events."""
+    if not isinstance(df, pd.DataFrame):
+        raise SpecError(f"df must be a pandas DataFrame, not {type(df).__name__}")
+    if not isinstance(event, str) or event not in df.columns:
+        raise SpecError(f"event={event!r} is not a column of the DataFrame.{suggest(str(event), map(str, df.columns))}")
+    s = df[event]
+    if s.isna().any():
+        rows = list(df.index[s.isna()][:5])
+        raise DataError(f"event column {event!r} has {int(s.isna().sum())} missing values (rows {rows}); every row "
+                        "needs 0 (censored) or a cause")
+    numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+    if numeric:
+        v = s.to_numpy(float)
+        bad = (v != np.round(v)) | (v < 0)
+        if bad.any():
+            shown = sorted({f"{x:g}" for x in v[bad]})[:5]
+            raise DataError(f"event column {event!r} has values {shown} (rows {list(df.index[bad][:5])}); code it 0 for "
+                            "censored and 1, 2, ... for the causes")
+        codes = v.astype(np.int64)
+        present = sorted(set(codes.tolist()) - {CENSORED})
+        if causes is None:
+            names = {k: f"cause {k}" for k in present}
+        elif isinstance(causes, dict):
+            names = dict(causes)
+        elif isinstance(causes, (list, tuple)):
+            names = {k + 1: c for k, c in enumerate(causes)}
+        else:
+            raise SpecError(f"causes={causes!r} must map codes to names ({{1: 'hf_hosp', 2: 'death'}}) or list the "
+                            "names of codes 1, 2, ...")
+        if CENSORED in names:
+            raise SpecError(f"causes={causes!r} names code 0, which is censoring, not a cause; name codes 1, 2, ... only")
+        for k, name in names.items():
+            if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+                raise SpecError(f"causes: key {k!r} must be a cause's code, an integer >= 1")
+        unknown = sorted(set(present) - set(names))
+        if unknown:
+            raise DataError(f"event column {event!r} has codes {unknown} that causes={causes!r} does not name; name "
+                            "every cause, or recode those rows")
+        order = sorted(names)
+    else:
+        labels = s.astype(str).to_numpy()
+        present = sorted(set(labels.tolist()) - {str(censored)})
+        if causes is not None and not (isinstance(causes, (list, tuple)) and all(isinstance(c, str) for c in causes)):
+            raise SpecError(f"causes={causes!r}: for a text event column, list the cause labels, e.g. "
+                            f"causes={present[:2]}")
+        if causes is None and str(censored) not in set(labels.tolist()):  # censoring may be coded as a "cause"
+            guess = next((x for x in present if any(w in x.lower() for w in ("cens", "alive", "none"))), present[0])
+            raise DataError(f"event column {event!r} has labels {present} and none is censored={censored!r}; if "
+                            f"{guess!r} means censored, pass censored={guess!r}; if no row is censored, list the "
+                            "causes with causes=[...]")
+        listed = list(causes) if causes is not None else present
+        if str(censored) in listed:
+            raise SpecError(f"causes={listed!r} lists {censored!r}, the label of censoring (censored={censored!r}); "
+                            "censoring is not a cause")
+        unknown = sorted(set(present) - set(listed))
+        if unknown:
+            raise DataError(f"event column {event!r} has labels {unknown} that are neither censored={censored!r} nor a "
+                            f"listed cause {listed}; list them in causes=, or pass censored= the label of censoring")
+        lookup = {c: k + 1 for k, c in enumerate(listed)}
+        codes = np.array([0 if x == str(censored) else lookup[x] for x in labels], np.int64)
+        names = {k + 1: c for k, c in enumerate(listed)}
+        order = sorted(names)
+    out = [str(names[k]) for k in order]
+    if len(set(out)) < len(out):
+        raise SpecError(f"causes: the names {out} repeat; give each cause its own name")
+    counts = {name: int((codes == k).sum()) for k, name in zip(order, out)}
+    empty = [n for n, c in counts.items() if c == 0]
+    if empty:
+        raise DataError(f"cause {empty[0]!r} has no events in column {event!r}; a cause-specific hazard needs events: "
+                        "drop it from causes=")
+    if len(order) < 2:
+        raise DataError(f"event column {event!r} has one cause only ({out}); with one cause there is no competing "
+                        "event: fit it with bc.CoxPH() (or another family) and event = that cause")
+    recode = np.zeros(len(codes), np.int64)
+    for new, k in enumerate(order, start=1):
+        recode[codes == k] = new
+    return recode, out
+
+
+class CompetingRisks:
+    """Cause-specific proportional hazards: ``families={"hf_hosp": bc.WeibullPH(), "death": bc.CoxPH()}``, or one
+    ``family`` for every cause (default ``bc.CoxPH()``). See the module docstring."""
+
+    def __init__(self, families: dict | None = None, family=None):
+        if families is not None and family is not None:
+            raise SpecError("give families= (one estimator per cause) or family= (the same for every cause), not both")
+        if families is not None and (not isinstance(families, dict) or not families):
+            raise SpecError(f"families={families!r} must map each cause's name to an estimator, e.g. "
+                            "{'hf_hosp': bc.WeibullPH(), 'death': bc.CoxPH()}")
+        for name, est in (families or {}).items():
+            if not hasattr(est, "fit") or not hasattr(est, "prepare"):
+                raise SpecError(f"families[{name!r}]={est!r} is not an estimator; give e.g. bc.CoxPH()")
+        if family is not None and not (hasattr(family, "fit") and hasattr(family, "prepare")):
+            raise SpecError(f"family={family!r} is not an estimator; give e.g. bc.CoxPH()")
+        self.families, self.family = families, family
+
+    def _estimator(self, cause: str):
+        from .families import registry
+
+        if self.families is None:
+            return self.family if self.family is not None else registry.estimator_class("CoxPH")()
+        return self.families[cause]  # fit checked that every cause has one
+
+    def fit(self, df: pd.DataFrame, *, time: str | None = None, event: str, causes=None, censored="censored",
+            random_seed: int | None = None, progress: bool = True, **fit_kwargs) -> "CompetingRisksFit":
+        """One fit per cause of ``event`` (:func:`event_causes`), the others censored; ``fit_kwargs`` go to every
+        cause's ``fit`` (``covariates``, ``formula``, ``strata``, ``weights``, ``entry``, ``cluster``, ``priors``,
+        ``draws``, ``tune``, ``chains``, ...). Each cause gets its own seed spawned from ``random_seed``."""
+        codes, names = event_causes(df, event, causes, censored)
+        if self.families is not None:
+            extra = sorted(set(self.families) - set(names))
+            if extra:
+                raise SpecError(f"families names {extra}, which are not causes of {event!r}; the causes are {names}")
+            missing = [n for n in names if n not in self.families]
+            if missing:
+                raise SpecError(f"families has no estimator for the causes {missing}; give one for each of {names}, or "
+                                "family= for all")
+        if EVENT_COLUMN in df.columns:
+            raise SpecError(f"df has a column {EVENT_COLUMN!r}; rename it (each cause's fit uses that name)")
+        if "~" in str(fit_kwargs.get("formula", "")):
+            raise SpecError("formula= takes the covariates only here (no 'Surv(...) ~'): the event is set per cause "
+                            "by the competing-risks fit; pass time= and event=")
+        seed = validation.seed("random_seed", random_seed)
+        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(len(names))]
+        fits, data = {}, {}
+        for k, (name, sd) in enumerate(zip(names, seeds), start=1):
+            frame = df.assign(**{EVENT_COLUMN: (codes == k).astype(int)})
+            est = self._estimator(name)
+            keys = {a: fit_kwargs[a] for a in ("covariates", "formula", "strata", "weights", "entry", "cluster",
+                                               "reference", "missing") if a in fit_kwargs}
+            data[name] = est.prepare(frame, time=time, event=EVENT_COLUMN, **keys)
+            fits[name] = est.fit(frame, time=time, event=EVENT_COLUMN, random_seed=sd, progress=progress, **fit_kwargs)
+        return CompetingRisksFit(fits, data, event=event)
+
+
+class CompetingRisksFit:
+    """The fits of every cause (``fits``), their joint posterior as one DataTree (``idata``), tables, diagnostics
+    and cumulative incidence (module docstring)."""
+
+    def __init__(self, fits: dict, data: dict, event: str):
+        self.fits, self._data, self.event = dict(fits), dict(data), event
+        self.causes = list(fits)
+        self.idata = xr.DataTree(children={name: f.idata.copy() for name, f in self.fits.items()})
+        self.idata.attrs.update(bayescrt_competing_causes=",".join(self.causes), bayescrt_event=event)
+
+    def _cause(self, cause) -> str:
+        if cause not in self.fits:
+            raise SpecError(f"cause={cause!r} is not a cause of this fit.{suggest(str(cause), self.causes)} "
+                            f"Causes: {self.causes}")
+        return cause
+
+    def hazard_ratios(self, cause: str | None = None, prob: float = 0.95, **kw) -> pd.DataFrame:
+        """One cause's cause-specific HR table (the columns of every fit's), or every cause's, indexed by
+        (cause, covariate)."""
+        if cause is not None:
+            return self.fits[self._cause(cause)].hazard_ratios(prob, **kw)
+        return pd.concat({c: f.hazard_ratios(prob, **kw) for c, f in self.fits.items()}, names=["cause", "covariate"])
+
+    def diagnostics(self) -> dict:
+        """Each cause's :class:`~bayescrt.diagnostics.DiagnosticReport`."""
+        return {c: f.diagnostics() for c, f in self.fits.items()}
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.diagnostics().values())
+
+    def failures(self) -> list[str]:
+        return [f"{c}: {msg}" for c, r in self.diagnostics().items() for msg in r.failures]
+
+    def cumulative_incidence_draws(self, times, *, exposure: str | None = None, values=(0, 1),
+                                   covariates: dict | None = None, max_draws: int = 400, grid: int = 400,
+                                   random_seed=0) -> np.ndarray:
+        """Draws of the cumulative incidence, array (draws, causes, groups, times): the groups are the exposure's
+        ``values`` (standardised over the cohort) or one subject with ``covariates`` (a dict of design values)."""
+        from .absolute import _posterior_cumhaz, _positive_int, _values
+
+        if (exposure is None) == (covariates is None):
+            raise SpecError("give exposure= (standardise over the cohort by a 0/1 exposure) or covariates= (one "
+                            "subject's covariate values), not both and not neither")
+        max_draws, grid = _positive_int("max_draws", max_draws), _positive_int("grid", grid)
+        times = np.atleast_1d(np.asarray(times, float)).ravel()
+        first = self._data[self.causes[0]]
+        t_max = float(first.time.max())
+        if times.size == 0 or not np.isfinite(times).all() or (times < 0).any():
+            raise SpecError(f"times={times.tolist()!r} must be finite times >= 0, e.g. times=[1, 2, 5]")
+        if times.max() > t_max:
+            raise SpecError(f"times reach {times.max():g}, past the last follow-up time {t_max:g}; the cumulative "
+                            f"incidence is estimated up to {t_max:g}")
+        for c, f in self.fits.items():
+            if f.model.get("frailty") or f.model.get("study") or f.model.get("time_varying"):
+                raise SpecError(f"cause {c!r}: a fit with a frailty, study level or time-varying effect has no "
+                                "marginal cumulative incidence here")
+        if not self.ok:
+            warnings.warn("this cumulative incidence comes from fits that FAILED their diagnostics and cannot be "
+                          "trusted: " + "; ".join(self.failures()), DiagnosticsWarning, stacklevel=3)
+        ev = np.unique(first.time[np.concatenate([d.event.astype(bool)[:, None] for d in self._data.values()],
+                                                  axis=1).any(axis=1)])
+        ev = ev[ev <= times.max()]
+        if len(ev) > grid:
+            ev = np.quantile(ev, np.linspace(0, 1, grid))
+        tg = np.unique(np.concatenate([[0.0], ev, times]))
+        rng = np.random.default_rng(random_seed)
+        # each cause: H0 (D, strata, T) on the grid, and every subject's relative hazard, in the caller's row order
+        parts = []
+        for c in self.causes:
+            fit, data = self.fits[c], self._data[c]
+            H0, beta = _posterior_cumhaz(fit, data, tg, max_draws, rng)
+            center = np.asarray(fit.model["center"], float)
+            X = np.empty_like(data.X)
+            X[data.order] = data.X
+            strata = np.empty_like(data.strata)
+            strata[data.order] = data.strata
+            parts.append((H0, beta, center, X, strata, list(fit.covariates)))
+        D = min(p[0].shape[0] for p in parts)
+        if exposure is not None:
+            values = _values(values)
+            groups = []
+            w = None
+            for v in values:
+                rows = []
+                for H0, beta, center, X, strata, covs in parts:
+                    if exposure not in covs:
+                        raise SpecError(f"exposure={exposure!r} is not a covariate of every cause's fit; covariates: {covs}")
+                    Xv = X.copy()
+                    Xv[:, covs.index(exposure)] = v
+                    rows.append((Xv, strata))
+                groups.append(rows)
+        else:
+            covs0 = parts[0][5]
+            if not isinstance(covariates, dict):
+                raise SpecError(f"covariates={covariates!r} must map each covariate of the fits to a value")
+            missing = [c for c in covs0 if c not in covariates]
+            unknown = [c for c in covariates if c not in covs0]
+            if missing or unknown:
+                raise SpecError(f"covariates: give a value for each of {covs0}" + (f"; {unknown} are not covariates"
+                                                                                   if unknown else ""))
+            x = np.array([[validation.real(f"covariates[{c!r}]", covariates[c]) for c in covs0]])
+            if any(d.n_strata > 1 for d in self._data.values()):
+                raise SpecError("covariates= describes one subject, but the fits have strata; standardise with "
+                                "exposure= instead")
+            groups = [[(x, np.zeros(1, np.int64)) for _ in parts]]
+            w = None
+        n_rows = groups[0][0][0].shape[0]
+        if w is None:  # the cohort's case weights, if the fits had any, in the caller's row order
+            w = np.ones(n_rows)
+            if exposure is not None and first.weights is not None:
+                w = np.empty(first.n)
+                w[first.order] = first.weights
+        out = np.empty((D, len(self.causes), len(groups), len(times)))
+        at = np.searchsorted(tg, times)
+        for g, rows in enumerate(groups):
+            # subjects with the same strata and covariates in every cause have the same curves: pool their weights
+            key = np.column_stack([np.column_stack([sg, Xg]) for Xg, sg in rows])
+            uniq, inv = np.unique(key, axis=0, return_inverse=True)
+            wu = np.bincount(inv.ravel(), weights=w, minlength=len(uniq))
+            first_of = np.zeros(len(uniq), np.int64)
+            first_of[inv.ravel()[::-1]] = np.arange(len(inv.ravel()))[::-1]
+            rows = [(Xg[first_of], sg[first_of]) for Xg, sg in rows]
+            chunk = max(1, 2_000_000 // max(1, len(uniq) * len(tg)))
+            for a in range(0, D, chunk):
+                b = slice(a, min(D, a + chunk))
+                H = []
+                for (H0, beta, center, _, _, _), (Xg, sg) in zip(parts, rows):
+                    r = np.exp((Xg - center) @ beta[b].T).T  # (d, n)
+                    H.append(H0[b][:, sg, :] * r[:, :, None])  # (d, n, T)
+                Htot = sum(H)
+                S = np.exp(-Htot)
+                dS = -np.diff(S, axis=2, prepend=1.0)  # S(t_{i-1}) - S(t_i)
+                dtot = np.diff(Htot, axis=2, prepend=0.0)
+                for k, Hk in enumerate(H):
+                    dk = np.diff(Hk, axis=2, prepend=0.0)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        share = np.where(dtot > 0, dk / dtot, 0.0)
+                    F = np.cumsum(share * dS, axis=2)  # (d, n, T)
+                    out[b, k, g, :] = (F[:, :, at] * wu[None, :, None]).sum(axis=1) / wu.sum()
+        return out
+
+    def cumulative_incidence(self, times, *, cause: str | None = None, exposure: str | None = None, values=(0, 1),
+                             covariates: dict | None = None, prob: float = 0.95, max_draws: int = 400,
+                             random_seed=0) -> pd.DataFrame:
+        """A tidy table of the cumulative incidence: per cause, group and time, the posterior median and the
+        central ``prob`` band; ``attrs["draws"]`` holds the draws behind it (see
+        :meth:`cumulative_incidence_draws`)."""
+        from .summaries import central_interval
+
+        prob = validation.probability("prob", prob)
+        draws = self.cumulative_incidence_draws(times, exposure=exposure, values=values, covariates=covariates,
+                                                max_draws=max_draws, random_seed=random_seed)
+        causes = self.causes if cause is None else [self._cause(cause)]
+        groups = [f"{exposure} = {v}" for v in values] if exposure is not None else ["subject"]
+        rows = []
+        times = np.atleast_1d(np.asarray(times, float)).ravel()
+        for c in causes:
+            k = self.causes.index(c)
+            for g, label in enumerate(groups):
+                for t_i, t in enumerate(times):
+                    lo, med, hi = central_interval(draws[:, k, g, t_i], prob)
+                    rows.append({"cause": c, "group": label, "time": t, "cif_median": med, "cif_lower": lo,
+                                 "cif_upper": hi})
+        tab = pd.DataFrame(rows)
+        tab.attrs.update(draws=draws, causes=self.causes, groups=groups, prob=prob)
+        return tab

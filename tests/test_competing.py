@@ -1,0 +1,137 @@
+"""Competing risks: the event column's causes checked, one cause-specific fit per cause in one DataTree, and
+the cumulative incidence against the simulation's truth and lifelines' Aalen-Johansen estimator."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescrt as bc
+from bayescrt.competing import event_causes
+from seeds import seed
+
+RATES, LOG_HR = (0.10, 0.05), (0.5, -0.3)  # per year; the exposure's log-HR for each cause
+
+
+def _cohort(n=1500, k=seed(31)):
+    """Two causes with constant cause-specific hazards ``rate_k exp(log_hr_k x)``, censoring uniform on 0-10."""
+    rng = np.random.default_rng(k)
+    x = (rng.random(n) < 0.4).astype(int)
+    lam = np.column_stack([r * np.exp(b * x) for r, b in zip(RATES, LOG_HR)])
+    t = rng.exponential(1 / lam.sum(axis=1))
+    cause = 1 + (rng.random(n) < lam[:, 1] / lam.sum(axis=1)).astype(int)
+    c = rng.uniform(0, 10, n)
+    return pd.DataFrame({"years": np.minimum(t, c), "status": np.where(t <= c, cause, 0), "x": x})
+
+
+def _true_cif(t, x):
+    lam = np.array([r * np.exp(b * x) for r, b in zip(RATES, LOG_HR)])
+    return lam / lam.sum() * (1 - np.exp(-lam.sum() * np.asarray(t)[:, None]))  # (times, causes)
+
+
+# ------------------------------------------------------------------ the event column, no sampling
+def test_codes_and_labels_become_causes_in_order():
+    df = pd.DataFrame({"e": [0, 1, 2, 2, 1, 0]})
+    codes, names = event_causes(df, "e", {1: "hf_hosp", 2: "death"})
+    assert names == ["hf_hosp", "death"] and codes.tolist() == [0, 1, 2, 2, 1, 0]
+    lab = pd.DataFrame({"e": ["censored", "death", "hf", "hf", "death", "censored"]})
+    codes, names = event_causes(lab, "e", ["hf", "death"])
+    assert names == ["hf", "death"] and codes.tolist() == [0, 2, 1, 1, 2, 0]
+    assert event_causes(lab, "e")[1] == ["death", "hf"]  # sorted when not listed
+
+
+@pytest.mark.parametrize("values, kw, error, message", [
+    ([0, 1, np.nan, 2], {}, bc.DataError, r"'e' has 1 missing values \(rows \[2\]\)"),
+    ([0, 1, -1, 2], {}, bc.DataError, r"values \['-1'\].*code it 0 for censored"),
+    ([0, 1, 1.5, 2], {}, bc.DataError, r"values \['1.5'\]"),
+    ([0, 1, 3, 2], {"causes": {1: "a", 2: "b"}}, bc.DataError, r"codes \[3\] that causes=.* does not name"),
+    ([0, 1, 2], {"causes": {0: "none", 1: "a", 2: "b"}}, bc.SpecError, r"names code 0, which is censoring"),
+    ([0, 1, 1, 2], {"causes": {1: "a", 2: "b", 3: "c"}}, bc.DataError, r"cause 'c' has no events"),
+    ([0, 1, 1, 0], {}, bc.DataError, r"one cause only"),
+    (["censored", "a", "b"], {"causes": ["a", "b", "censored"]}, bc.SpecError, r"lists 'censored', the label of censoring"),
+    (["cens", "a", "b"], {}, bc.DataError, r"labels \['a', 'b', 'cens'\] and none is censored='censored'; if 'cens' "
+                                          r"means censored, pass censored='cens'"),
+    (["censored", "a", "b"], {"causes": ["a"]}, bc.DataError, r"labels \['b'\] that are neither"),
+    ([0, 1, 2], {"causes": {1: "a", 2: "a"}}, bc.SpecError, r"the names \['a', 'a'\] repeat"),
+], ids=["missing", "negative", "fraction", "unknown code", "censoring named", "no events", "one cause",
+        "censored listed", "no censored label", "unlisted label", "repeated names"])
+def test_a_bad_event_column_names_the_problem(values, kw, error, message):
+    with pytest.raises(error, match=message):
+        event_causes(pd.DataFrame({"e": values}), "e", **kw)
+
+
+def test_bad_families_and_frames_are_refused_before_sampling():
+    df = _cohort(300)
+    with pytest.raises(bc.SpecError, match=r"families has no estimator for the causes \['cause 2'\]"):
+        bc.CompetingRisks(families={"cause 1": bc.CoxPH()}).fit(df, time="years", event="status", covariates=["x"])
+    with pytest.raises(bc.SpecError, match=r"not both"):
+        bc.CompetingRisks(families={"a": bc.CoxPH()}, family=bc.CoxPH())
+    with pytest.raises(bc.SpecError, match=r"is not an estimator"):
+        bc.CompetingRisks(family="CoxPH")
+    with pytest.raises(bc.SpecError, match=r"no 'Surv\(\.\.\.\) ~'"):
+        bc.CompetingRisks().fit(df, time="years", event="status", formula="Surv(years, status) ~ x")
+    before = df.copy()
+    with pytest.raises(bc.SpecError, match=r"event='stat' is not a column.*'status'"):
+        bc.CompetingRisks().fit(df, time="years", event="stat", covariates=["x"])
+    pd.testing.assert_frame_equal(df, before)
+
+
+# ------------------------------------------------------------------ one fit per cause
+@pytest.fixture(scope="module")
+def crfit():
+    df = _cohort()
+    fit = bc.CompetingRisks(family=bc.CoxPH()).fit(df, time="years", event="status", causes={1: "hf_hosp", 2: "death"},
+                                                  covariates=["x"], draws=500, tune=500, chains=4,
+                                                  random_seed=seed(2), progress=False)
+    return df, fit
+
+
+@pytest.mark.mcmc
+def test_each_cause_specific_log_hr_recovers_its_truth_in_one_tree(crfit):
+    df, fit = crfit
+    assert fit.causes == ["hf_hosp", "death"] and fit.ok
+    assert set(fit.idata.children) == {"hf_hosp", "death"}
+    tab = fit.hazard_ratios()
+    assert list(tab.index) == [("hf_hosp", "x"), ("death", "x")]
+    for cause, truth in zip(fit.causes, LOG_HR):
+        row = fit.hazard_ratios(cause=cause).loc["x"]
+        assert abs(row["log_hr_mean"] - truth) < 3 * row["log_hr_sd"], cause
+    # each cause's fit saw the other cause as censoring: its event count is that cause's
+    assert int(fit.fits["death"].idata["observed_data"]["event"].sum()) == int((df["status"] == 2).sum())
+    with pytest.raises(bc.SpecError, match=r"cause='hf' is not a cause of this fit"):
+        fit.hazard_ratios(cause="hf")
+
+
+@pytest.mark.mcmc
+def test_cumulative_incidence_covers_the_truth_and_agrees_with_aalen_johansen(crfit):
+    """The standardised CIF of x = v is the CIF of a subject with x = v (x is the only covariate): within 3
+    posterior SDs of the simulation's truth, and of lifelines' Aalen-Johansen estimate in the group x = v, which
+    estimates the same curve from that group alone without the PH model: within 3 SDs of their difference,
+    taken as sqrt(posterior var + AJ var) (an upper bound, since the two share the data)."""
+    from lifelines import AalenJohansenFitter
+
+    df, fit = crfit
+    times = [1.0, 3.0, 6.0]
+    tab = fit.cumulative_incidence(times, exposure="x", random_seed=seed(3))
+    draws = tab.attrs["draws"]  # (draws, causes, groups, times)
+    assert draws.shape[1:] == (2, 2, 3) and np.all(np.diff(draws, axis=3) >= -1e-12)
+    for v in (0, 1):
+        truth = _true_cif(times, v)
+        sub = df[df.x == v]
+        for k in range(2):
+            sd = draws[:, k, v, :].std(axis=0)
+            med = np.median(draws[:, k, v, :], axis=0)
+            assert np.all(np.abs(med - truth[:, k]) < 3 * sd), (v, k, med, truth[:, k])
+            aj = AalenJohansenFitter(calculate_variance=True)
+            aj.fit(sub["years"], sub["status"], event_of_interest=k + 1)
+            ref, var = aj.cumulative_density_.iloc[:, 0], aj.variance_
+            at = np.array([ref[ref.index <= t].iloc[-1] for t in times])
+            se = np.sqrt([var[var.index <= t].iloc[-1] for t in times])
+            assert np.all(np.abs(med - at) < 3 * np.sqrt(sd**2 + se**2)), (v, k, med, at, sd, se)
+    both = tab[(tab.cause == "death") & (tab.group == "x = 1")]
+    assert list(both.time) == times and (both.cif_lower < both.cif_median).all()
+    one = fit.cumulative_incidence([2.0], covariates={"x": 1}, cause="hf_hosp", random_seed=seed(3))
+    assert list(one.group) == ["subject"] and one.cif_lower.iloc[0] < _true_cif([2.0], 1)[0, 0] < one.cif_upper.iloc[0]
+    with pytest.raises(bc.SpecError, match=r"past the last follow-up time"):
+        fit.cumulative_incidence([50.0], exposure="x")
+    with pytest.raises(bc.SpecError, match=r"not both and not neither"):
+        fit.cumulative_incidence([1.0])

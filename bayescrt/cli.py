@@ -254,11 +254,15 @@ def _sensitivity(args) -> int:
 
 
 def _multiverse(args) -> int:
+    from .errors import SpecError
     from .validation import output_folder
 
     output_folder(args.out, "--out", create=False)  # first, with light imports only
     from .spec import load_spec
 
+    if args.scheduler is not None and args.workers != 1:
+        raise SpecError("--scheduler and --workers: the cells run on the scheduler's workers or in --workers local "
+                        "processes; give one of them")
     spec = load_spec(args.spec)
     spec.multiverse  # a spec without the section is refused before anything is read or simulated
     from .multiverse_run import run_multiverse, write_outputs

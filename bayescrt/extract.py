@@ -39,7 +39,6 @@ class PreparedData:
     covariates: list[str]
     missingness: pd.DataFrame
     steps: list[str] = field(default_factory=list)
-    table_one: pd.DataFrame | None = None  # Table 1 of ``frame`` as the spec asks for it, made once in prepare
 
 
 def _where(spec: AnalysisSpec) -> str:
@@ -234,9 +233,9 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
                      "(Zhou and Reiter 2010)")
     elif missing == "drop" and incomplete:
         steps.append(f"complete cases: rows with a missing value in {', '.join(incomplete)} are dropped")
-    t1 = spec_baseline(spec, frame, covariates)  # made (and checked) now, not after the sampling
+    spec_baseline(spec, frame, covariates)  # checked now, not after the sampling
     return PreparedData(source=source, raw=df, frame=frame, fits=fits, fit_kwargs=kw, covariates=covariates,
-                        missingness=table, steps=steps, table_one=t1)
+                        missingness=table, steps=steps)
 
 
 def spec_baseline(spec: AnalysisSpec, frame: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:

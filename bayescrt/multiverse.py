@@ -144,7 +144,11 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
         from .cluster import check
 
         check(scheduler)
+    if draws * chains < 5:
+        raise SpecError(f"draws={draws}, chains={chains}: PSIS-LOO of a cell needs at least 5 draws in all; give more")
     seed = validation.seed("random_seed", random_seed)
+    if seed is None and out is not None:  # a run without a seed resumes with the seed it drew
+        seed = _recorded_seed(out)
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**32)
     columns = [exposure, *always, *candidates]
@@ -157,6 +161,7 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
                 "candidates": candidates, "family": repr(est), "entry": entry, "reference": reference, "priors": priors, "draws": draws, "tune": tune,
                 "chains": chains, "random_seed": seed, "missing": missing}
     fingerprint = hashlib.sha256((json.dumps(settings, sort_keys=True, default=str) + data.hash()).encode()).hexdigest()
+    settings["seed_drawn"] = random_seed is None  # recorded, not part of the fingerprint
     folder = None
     if out is not None:
         folder = validation.output_folder(out, "out")
@@ -211,10 +216,13 @@ def _cells_in_processes(workers: int, est, df, todo, fit_kw, finished) -> None:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: a forked child of a process holding compiler and sampler threads can deadlock
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn")) as ex:
+    ex = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=mp.get_context("spawn"))
+    try:
         futures = {ex.submit(fit_cell, est, df, active, fit_kw): cell for cell, active in todo}
         for f in as_completed(futures):
-            finished(futures[f], f.result())
+            finished(futures[f], f.result())  # the finished cells are saved; an error stops the queued ones
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _cells_on_dask(scheduler, est, df, todo, fit_kw, finished) -> None:
@@ -229,8 +237,12 @@ def _cells_on_dask(scheduler, est, df, todo, fit_kw, finished) -> None:
         stamp = f"{os.getpid()}-{_time.time_ns()}"
         futures = {client.submit(fit_cell, est, df_f, active, fit_kw, pure=False,
                                  key=f"bayescrt-multiverse-{cell.id}-{stamp}"): cell for cell, active in todo}
-        for f in as_completed(futures):  # a task whose worker died is rerun by the scheduler
-            finished(futures[f], f.result())
+        try:
+            for f in as_completed(futures):  # a task whose worker died is rerun by the scheduler
+                finished(futures[f], f.result())
+        except BaseException:
+            client.cancel(list(futures))  # an error (or Ctrl-C) stops the cells not yet fitted
+            raise
 
 
 def _summarise(fit, loglik_var: str) -> dict:
@@ -246,11 +258,25 @@ def _summarise(fit, loglik_var: str) -> dict:
     # the relative efficiency as ArviZ's loo takes it: the posterior's mean ESS over its draws
     mean_ess = az.ess(fit.idata["posterior"], method="mean")
     r_eff = float(np.mean(np.hstack([np.ravel(mean_ess[v].values) for v in mean_ess.data_vars]))) / ll.shape[0]
-    elpd_i, pareto_k = psis_loo(ll, r_eff)  # ArviZ's loo, vectorised: 8 s of a cell's 12 became 0.3 s
-    return {"draws": np.asarray(post, float), "elpd_i": elpd_i, "ok": bool(rep.ok),
-            "failures": list(rep.failures), "ess_bulk": ess, "max_pareto_k": float(np.max(pareto_k)),
+    failures = list(rep.failures)
+    if np.isfinite(ll).all() and np.isfinite(r_eff) and r_eff > 0:
+        elpd_i, pareto_k = psis_loo(ll, r_eff)  # ArviZ's loo, vectorised: 8 s of a cell's 12 became 0.3 s
+    else:  # the cell failed; it gets no predictive weight (an ELPD of -inf) and says why
+        elpd_i, pareto_k = np.full(ll.shape[1], -np.inf), np.full(ll.shape[1], np.inf)
+        failures.append("non-finite pointwise log-likelihood or ESS: no PSIS-LOO")
+    return {"draws": np.asarray(post, float), "elpd_i": elpd_i, "ok": bool(rep.ok) and len(failures) == len(rep.failures),
+            "failures": failures, "ess_bulk": ess, "max_pareto_k": float(np.max(pareto_k)),
             "compiled": fit.sampling.get("compiled", "new"),
             "seconds": float(fit.sampling.get("compile_seconds", 0.0)) + float(fit.sampling.get("sampling_seconds", 0.0))}
+
+
+def _recorded_seed(out) -> int | None:
+    """The seed a run in ``out`` drew for itself (``random_seed=None``), so that a rerun without one resumes."""
+    try:
+        settings = json.loads((Path(out) / "multiverse.json").read_text())["settings"]
+        return int(settings["random_seed"]) if settings.get("seed_drawn") else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _claim(folder: Path, settings: dict, fingerprint: str) -> None:

@@ -134,24 +134,39 @@ def run_multiverse(spec, *, out, data=None, draws: int | None = None, tune: int 
     if not getattr(est, "masks_covariates", False):
         raise SpecError(f"{spec.path} [model] family = {spec.raw['model']['family']!r}: the multiverse's cells share "
                         "one compilation through CoxPH.fit(active=...); set family = \"CoxPH\" (in a copy of the spec)")
+    priors = _priors(spec, columns)
     frame, kw, source = _data(spec, data, columns)  # refused before the folder is made
+    rows = frame.dropna(subset=columns) if kw.get("missing") == "drop" else frame  # the rows the cells fit
+    # the propensity weights first: cheap, and a problem with them is found before hours of sampling
+    weights = {name: propensity_weights(rows, exposure=exposure, covariates=[*mv["always"], *mv["candidates"]],
+                                        estimand=name) for name in ESTIMANDS}
     out = validation.output_folder(out, "out")
-    try:
-        result = multiverse(frame, time=time, event=event, exposure=exposure, always=mv["always"],
-                            candidates=mv["candidates"], family=est, priors=spec.priors or None,
-                            out=out / CELLS, scheduler=scheduler, workers=workers, progress=progress, **sampler, **kw)
-    except SpecError as err:
-        raise SpecError(f"{spec.path} [multiverse]: {err}") from None
-    rows = frame.dropna(subset=columns) if kw.get("missing") == "drop" else frame  # the rows the cells fitted
-    run = MultiverseRun(spec, rows, result, source=source)
+    result = multiverse(frame, time=time, event=event, exposure=exposure, always=mv["always"],
+                        candidates=mv["candidates"], family=est, priors=priors, out=out / CELLS, scheduler=scheduler,
+                        workers=workers, progress=progress, **sampler, **kw)
+    run = MultiverseRun(spec, rows, result, source=source, weights=weights)
     ps_kw = {k: v for k, v in kw.items() if k == "entry"}
-    for name in ESTIMANDS:
-        pw = propensity_weights(rows, exposure=exposure, covariates=[*mv["always"], *mv["candidates"]], estimand=name)
+    ps_priors = {k: v for k, v in (priors or {}).items() if k in ("default", exposure)} or None
+    for name, pw in weights.items():
         with warnings.catch_warnings():  # a failed fit is reported in its row and by the exit status
             warnings.simplefilter("ignore", DiagnosticsWarning)
-            run.fits[name] = pw.fit(rows, time=time, event=event, family=est, progress=False, **sampler, **ps_kw)
-        run.weights[name] = pw
+            run.fits[name] = pw.fit(rows, time=time, event=event, family=est, priors=ps_priors, progress=False,
+                                    **sampler, **ps_kw)
     return run
+
+
+def _priors(spec: AnalysisSpec, columns: list[str]) -> dict | None:
+    """The spec's ``[priors]`` for the multiverse's columns: a key for a covariate of a covariate set that the
+    multiverse does not use does not apply; a key that names no column anywhere is a mistake."""
+    from .extract import model_columns
+
+    priors = spec.priors
+    known = set(columns) | set(model_columns(spec)) | {"default"}
+    for key in priors:
+        if key not in known:
+            raise SpecError(f"{spec.path} [priors]: {key!r} is not the exposure or a covariate of the covariate sets or "
+                            f"[multiverse].{suggest(key, sorted(known))}")
+    return {k: v for k, v in priors.items() if k == "default" or k in columns} or None
 
 
 def write_outputs(run: MultiverseRun, out) -> list[Path]:

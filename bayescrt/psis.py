@@ -62,7 +62,7 @@ def psis_loo(loglik: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, np.nda
     loglik = np.asarray(loglik, float)
     if loglik.ndim != 2 or loglik.shape[0] < 5:
         raise ValueError(f"loglik must be (draws, observations) with at least 5 draws, got shape {loglik.shape}")
-    if not (isinstance(r_eff, (int, float, np.floating)) and 0 < r_eff < np.inf):
+    if isinstance(r_eff, (bool, np.bool_)) or not (isinstance(r_eff, (int, float, np.floating)) and 0 < r_eff < np.inf):
         raise ValueError(f"r_eff={r_eff!r} must be a finite positive number (ESS / draws)")
     bad = ~np.isfinite(loglik)
     if bad.any():
@@ -72,6 +72,8 @@ def psis_loo(loglik: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, np.nda
                          f"observations (columns {cols[:5].tolist()}{' ...' if len(cols) > 5 else ''}); PSIS-LOO needs a "
                          "finite log-likelihood for every draw and observation: check the model and data there")
     S, n = loglik.shape
+    if n == 0:
+        return np.empty(0), np.empty(0)
     M = tail_length(S, r_eff)
     starts = range(0, n, BLOCK)
     threads = min(len(starts), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -138,9 +138,8 @@ class Analysis:
             covariates=covs, missingness=missingness(data[[c for c in covs if c != exposure] + [exposure]],
                                                      by=exposure),
             steps=[str(s) for s in steps])
-        prepared.table_one = baseline(data, exposure, covs, data_section["exposure_labels"],
-                                      categorical=list(categorical), synthetic=synthetic,
-                                      where="bc.report")  # Table 1's problems now, not when the report is written
+        baseline(data, exposure, covs, data_section["exposure_labels"], categorical=list(categorical),
+                 where="bc.report")  # Table 1's problems now, not when the report is written
         return cls(spec, data, fits, prepared)
 
     @property
@@ -203,9 +202,7 @@ class Analysis:
             by = "group (SYNTHETIC)" if self.synthetic else "group"
             frame = self.cohort[covs].assign(**{by: self.group_labels()})
             return baseline_table(frame, by=by, columns=covs, nonnormal=nonnormal)
-        if self.prepared.table_one is not None and self.prepared.frame is self.cohort:
-            return self.prepared.table_one.copy()  # made by prepare from this frame
-        return spec_baseline(self.spec, self.cohort, self.prepared.covariates)
+        return spec_baseline(self.spec, self.cohort, self.prepared.covariates)  # from the frame as it is now
 
     def to_json(self) -> dict:
         rows = []

@@ -48,6 +48,43 @@ def _fake(means, candidates, sd=0.1, ess=1000.0):
     return Multiverse(cells, results, exposure="x", always=["age"], candidates=candidates, fitted=0, folder=None)
 
 
+def test_a_cell_without_a_finite_log_likelihood_fails_and_gets_no_weight(monkeypatch):
+    """_summarise of a fit whose pointwise log-likelihood has a NaN: the cell fails its diagnostics with the
+    reason, its ELPD is -inf, and both kinds of weights give it 0; the others still get theirs."""
+    import importlib
+
+    import xarray as xr
+
+    M = importlib.import_module("bayescrt.multiverse")  # the module (bc.multiverse is the function)
+
+    class Rep:
+        ok, failures = True, []
+
+    class FakeFit:
+        sampling = {}
+
+        def __init__(self, ll):
+            rng = np.random.default_rng(seed(8))
+            post = xr.Dataset({"log_hr": (("chain", "draw", "covariate"), rng.normal(size=(2, 100, 1)))})
+            self.idata = xr.DataTree.from_dict({"posterior": post, "log_likelihood": xr.Dataset(
+                {"ll": (("chain", "draw", "event"), ll)})})
+
+        def diagnostics(self):
+            return Rep()
+
+    ll = np.random.default_rng(seed(9)).normal(-2, 0.1, size=(2, 100, 10))
+    good = M._summarise(FakeFit(ll), "ll")
+    ll[1, 5, 3] = np.nan
+    bad = M._summarise(FakeFit(ll), "ll")
+    assert good["ok"] and not bad["ok"] and "no PSIS-LOO" in bad["failures"][-1]
+    assert np.isneginf(bad["elpd_i"]).all()
+    mv = _fake(lambda m: 0.0, ["p"])
+    mv.results["cell_1"] = {**mv.results["cell_1"], "elpd_i": np.full(10, -np.inf), "ok": False}
+    for method in ("stacking", "pseudo-bma+"):
+        w = mv.weights(method)
+        assert w["cell_1"] < 1e-9 and w["cell_0"] == pytest.approx(1)
+
+
 def test_the_shapley_values_of_an_additive_shift_are_its_terms_and_an_interaction_is_split_evenly():
     a = {"p": -0.4, "q": 0.1, "r": 0.0}
     mv = _fake(lambda m: 0.5 + sum(v for v, on in zip(a.values(), m) if on), list(a))
@@ -79,6 +116,7 @@ def test_vibration_counts_cells_on_each_side_and_calls_both_janus():
     ({"family": bc.WeibullPH()}, r"fit\(active=...\), which CoxPH takes"),
     ({"draws": 0}, r"draws"),
     ({"workers": 0}, r"workers"),
+    ({"draws": 2, "chains": 2}, r"needs at least 5 draws in all"),
     ({"scheduler": 8786}, r"scheduler=8786: give the address of a dask.distributed scheduler"),
     ({"scheduler": " "}, r"scheduler=' ': give the address"),
 ])

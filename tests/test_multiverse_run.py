@@ -83,12 +83,21 @@ def test_cli_refusals_are_one_line_before_any_sampling(tmp_path, capsys):
     spec = _danish(tmp_path)
     err = _one_line(capsys, ["multiverse", str(spec), "--out", str(tmp_path / "d"), "--data", "x.csv"])
     assert "has no [data] section" in err
+    err = _one_line(capsys, ["multiverse", str(spec), "--out", str(tmp_path / "d"), "--scheduler", "tcp://h:1",
+                             "--workers", "2"])
+    assert "give one of them" in err
+    text = spec.read_text().replace("[priors]\n", "[priors]\nbmi = { dist = \"Normal\", mu = 0, sigma = 1 }\n", 1)
+    spec.write_text(text)
+    err = _one_line(capsys, ["multiverse", str(spec), "--out", str(tmp_path / "d")])
+    assert "[priors]: 'bmi' is not the exposure or a covariate" in err
     assert not (tmp_path / "b" / "cells").exists() and not (tmp_path / "d" / "cells").exists()
 
 
 @pytest.mark.mcmc
 def test_a_small_synthetic_run_writes_every_file_says_synthetic_and_resumes(tmp_path, capsys):
     spec = _danish(tmp_path, SECTION + 'color_by = "af"\ndraws = 500\ntune = 500\nchains = 4\n', cohort=(2000, 500))
+    spec.write_text(spec.read_text().replace("random_seed = 2018\n", "", 1))  # no seed: the run draws one
+    assert load_spec(spec).multiverse["random_seed"] is None
     out = tmp_path / "out"
     assert main(["multiverse", str(spec), "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
@@ -107,7 +116,8 @@ def test_a_small_synthetic_run_writes_every_file_says_synthetic_and_resumes(tmp_
     assert list(ps.index) == ["ipw", "overlap"] and ps["diagnostics_ok"].all() and (ps["max_smd_after"] < 0.1).all()
     bal = pd.read_csv(out / "balance.csv", index_col="covariate")
     assert list(bal.index) == ["age", "male", "af", "ihd"] and bal.loc["af", "smd_before"] > 0.3
-    assert main(["multiverse", str(spec), "--out", str(out), "--no-progress"]) == 0  # resumed: nothing refitted
+    # resumed with the seed the first run drew and recorded: nothing refitted
+    assert main(["multiverse", str(spec), "--out", str(out), "--no-progress"]) == 0
     assert "0 fitted this run, 0 compilation(s)" in capsys.readouterr().out
     assert "0 cell(s) fitted, 4 loaded from cells/." in (out / "README.txt").read_text()
     pd.testing.assert_frame_equal(pd.read_csv(out / "table.csv", index_col="cell"), table)

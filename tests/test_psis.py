@@ -54,6 +54,10 @@ def test_a_non_finite_log_likelihood_is_refused_naming_the_observations(bad, kin
         psis_loo(ll)
     with pytest.raises(ValueError, match="r_eff=0"):
         psis_loo(np.zeros((100, 3)), r_eff=0)
+    with pytest.raises(ValueError, match="r_eff=True"):
+        psis_loo(np.zeros((100, 3)), r_eff=True)
+    elpd, k = psis_loo(np.zeros((100, 0)))  # no observations: nothing to compute
+    assert elpd.shape == k.shape == (0,)
 
 
 def test_blocks_on_threads_give_the_numbers_of_one_block_at_a_time(monkeypatch):

@@ -32,6 +32,8 @@ _LAZY = {
     "propensity_weights": ("propensity", "propensity_weights"),
     "CompetingRisks": ("competing", "CompetingRisks"), "CompetingRisksFit": ("competing", "CompetingRisksFit"),
     "impute": ("impute", "impute"), "missingness": ("impute", "missingness"), "simulate": ("simulate", "simulate"),
+    "simulate_competing": ("simulate", "simulate_competing"),
+    "true_cumulative_incidence": ("simulate", "true_cumulative_incidence"),
     # every registered model family's estimator: bc.CoxPH, bc.WeibullPH, ...
     **{name: ("estimators", name) for name in _registry.names()},
 }

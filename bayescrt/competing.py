@@ -347,3 +347,16 @@ class CompetingRisksFit:
         tab = pd.DataFrame(rows)
         tab.attrs.update(draws=draws, causes=self.causes, groups=groups, prob=prob)
         return tab
+
+    def plot_cumulative_incidence(self, times=None, *, exposure: str | None = None, values=(0, 1),
+                                  covariates: dict | None = None, prob: float = 0.95, title: str | None = None,
+                                  observed: dict | None = None, random_seed=0):
+        """Each cause's cumulative incidence by group (:meth:`cumulative_incidence` on ``times``, by default 60
+        points to the last follow-up) with its band, side by side (:func:`bayescrt.plotting.plot_cumulative_incidence`)."""
+        from .plotting import plot_cumulative_incidence
+
+        if times is None:
+            times = np.linspace(0.0, float(self._data[self.causes[0]].time.max()), 60)
+        tab = self.cumulative_incidence(times, exposure=exposure, values=values, covariates=covariates, prob=prob,
+                                        random_seed=random_seed)
+        return plot_cumulative_incidence(tab, title=title, observed=observed)

@@ -301,3 +301,40 @@ def plot_ppc_km(table: pd.DataFrame, *, ax=None, labels: dict | None = None, max
     ax.figure.tight_layout()
     ax.ppc_data = table.copy()
     return ax
+
+
+def plot_cumulative_incidence(table: pd.DataFrame, *, axes=None, title: str | None = None, xlabel: str = "Time",
+                              observed: dict | None = None):
+    """Cumulative incidence curves, one panel per cause, one line per group: posterior median and credible band.
+
+    ``table`` as from :meth:`bayescrt.competing.CompetingRisksFit.cumulative_incidence` (columns ``cause``,
+    ``group``, ``time``, ``cif_median``, ``cif_lower``, ``cif_upper``). ``observed``: ``{(cause, group):
+    (times, values)}`` drawn as dashed steps (e.g. Aalen-Johansen estimates). Returns the Axes."""
+    import matplotlib.pyplot as plt
+
+    causes = list(dict.fromkeys(table["cause"]))
+    if axes is None:
+        _, axes = plt.subplots(1, len(causes), figsize=(5.2 * len(causes), 4.2), sharey=True, squeeze=False)
+        axes = axes[0]
+    axes = list(np.atleast_1d(axes))
+    level = f"{100 * table.attrs.get('prob', 0.95):g}%"
+    top = float(table["cif_upper"].max())
+    for ax, cause in zip(axes, causes):
+        for k, (group, tab) in enumerate(table[table["cause"] == cause].groupby("group", sort=False)):
+            tab = tab.sort_values("time")
+            ax.plot(tab["time"], tab["cif_median"], color=f"C{k}", lw=2, label=f"{group}: median, {level} band")
+            ax.fill_between(tab["time"], tab["cif_lower"], tab["cif_upper"], color=f"C{k}", alpha=0.2, lw=0)
+            if observed and (cause, group) in observed:
+                t, v = observed[(cause, group)]
+                ax.step(t, v, where="post", color=f"C{k}", ls="--", lw=1, label=f"{group}: Aalen-Johansen")
+        ax.set_title(f"{cause}")
+        ax.set_xlabel(xlabel)
+        ax.set_xlim(left=0)
+        ax.set_ylim(0, min(1.0, 1.15 * top + 0.01))
+        ax.grid(alpha=0.3, lw=0.5)
+        ax.legend(frameon=False, fontsize=8, loc="upper left")
+    axes[0].set_ylabel("Cumulative incidence")
+    if title:
+        axes[0].figure.suptitle(title)
+    axes[0].figure.tight_layout()
+    return axes

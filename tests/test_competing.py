@@ -99,6 +99,14 @@ def test_each_cause_specific_log_hr_recovers_its_truth_in_one_tree(crfit):
     assert int(fit.fits["death"].idata["observed_data"]["event"].sum()) == int((df["status"] == 2).sum())
     with pytest.raises(bc.SpecError, match=r"cause='hf' is not a cause of this fit"):
         fit.hazard_ratios(cause="hf")
+    import arviz as az
+
+    loo = fit.loo()
+    ref = az.loo(fit.fits["death"].idata, var_name="partial_loglik")
+    assert loo.loc["death", "elpd_loo"] == pytest.approx(float(ref.elpd), abs=1e-6)
+    assert loo.loc["death", "p_loo"] == pytest.approx(float(ref.p), abs=1e-6)
+    assert loo.loc["all causes", "elpd_loo"] == pytest.approx(loo["elpd_loo"].iloc[:2].sum())
+    assert loo.loc["all causes", "terms"] == int((df["status"] > 0).sum())
 
 
 @pytest.mark.mcmc

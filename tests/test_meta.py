@@ -182,3 +182,23 @@ def test_unverified_figures_are_pooled_only_with_a_warning(monkeypatch):
         df = ma.fit_published(["leyva-2018/mortality-adjusted", "danish-registry-2000-2018/mortality-full"])
     assert any("unverified" in str(x.message) and "leyva-2018/mortality-adjusted" in str(x.message) for x in w)
     assert df.estimate.tolist() == pytest.approx([math.log(1.33), math.log(1.03)])
+
+
+def test_subdistribution_hrs_are_never_pooled_with_cause_specific_ones(monkeypatch):
+    import dataclasses
+
+    from bayescrt.published import estimates
+
+    real = estimates.get
+
+    def get(rid):
+        r = real(rid)
+        if rid.startswith("leyva-2018"):  # the same figures, published as a Fine-Gray SHR
+            r = dataclasses.replace(r, raw={**r.raw, "estimand": "SHR"})
+        return r
+
+    monkeypatch.setattr(estimates, "get", get)
+    ids = ["leyva-2018/mortality-adjusted", "danish-registry-2000-2018/mortality-full"]
+    for mixed in (False, True):
+        with pytest.raises(bc.SpecError, match=r"mix subdistribution HRs \(SHR, Fine-Gray\) with other ratios"):
+            estimates.published_log_estimates(ids, allow_mixed=mixed)

@@ -32,6 +32,12 @@ def published_log_estimates(ids, *, allow_mixed: bool = False, allow_same_study:
             raise SpecError(f"{r.id}: only ratio estimates with a CI can be pooled here (this is {r.kind!r}, "
                             f"{r.estimand}); pool counts with fit_counts.")
         results.append(r)
+    kinds = {r.id: r.estimand for r in results}
+    if "SHR" in kinds.values() and set(kinds.values()) - {"SHR"}:  # not even with allow_mixed
+        raise SpecError("these results mix subdistribution HRs (SHR, Fine-Gray) with other ratios: "
+                        + "; ".join(f"{k}: {v}" for k, v in kinds.items())
+                        + ". An SHR measures the effect on the risk of a cause, a cause-specific HR the effect on its "
+                          "rate; they are different quantities and are never pooled together: pool each on its own.")
     if not allow_mixed:
         for key in ("endpoint", "estimand", "comparison"):
             vals = {r.id: getattr(r, key) for r in results}

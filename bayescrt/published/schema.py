@@ -51,7 +51,7 @@ COMPARISONS = {
     "upgrade-vs-no-upgrade": "upgrade to CRT vs continued pacemaker or ICD therapy (no de novo arm)",
 }
 KINDS = ("estimate", "counts", "means", "test")
-RATIO_ESTIMANDS = ("HR", "RR", "OR", "IRR")
+RATIO_ESTIMANDS = ("HR", "SHR", "RR", "OR", "IRR")  # SHR: a subdistribution (Fine-Gray) hazard ratio
 DIFFERENCE_ESTIMANDS = ("mean difference", "risk difference")
 ESTIMANDS = RATIO_ESTIMANDS + DIFFERENCE_ESTIMANDS
 STATISTICS = ("median", "mean", "percent", "count")

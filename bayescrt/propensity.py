@@ -35,6 +35,7 @@ WEIGHTS_STATEMENT = (
     "Fixed weights: the propensity model's uncertainty is not propagated into the posterior, and the weighted "
     "partial likelihood is treated as a likelihood, so the interval is approximate.")
 WEIGHT_COLUMN = "propensity_weight"
+SEPARATION = 1e-8  # a score this close to 0 or 1: the covariates determine the exposure (positivity fails)
 
 
 def _design(df: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
@@ -109,6 +110,13 @@ def propensity_weights(df: pd.DataFrame, *, exposure: str, covariates, estimand:
     mu, sd = X.mean().to_numpy(), X.std(ddof=0).replace(0, 1).to_numpy()
     model.fit((X.to_numpy() - mu) / sd, z)
     e = model.predict_proba((X.to_numpy() - mu) / sd)[:, 1]
+    extreme = (e < SEPARATION) | (e > 1 - SEPARATION)
+    if extreme.any():  # the exposure is (nearly) determined by the covariates: the weights would mean nothing
+        coef = pd.Series(np.abs(model.coef_[0]), index=X.columns).sort_values(ascending=False)
+        raise DataError(f"the propensity model separates {exposure!r}: {int(extreme.sum())} of {len(e)} rows have a "
+                        f"score within {SEPARATION:g} of 0 or 1 (largest coefficients: {', '.join(coef.index[:3])}); "
+                        "positivity fails and no weighting can balance them. Drop or coarsen the covariate that "
+                        "determines the exposure, or restrict the cohort to where both exposures occur")
     if estimand == "ipw":
         w = np.where(z == 1, 1 / e, 1 / (1 - e))
     else:

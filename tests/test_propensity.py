@@ -100,3 +100,12 @@ def test_the_weighted_fit_recovers_the_marginal_hr_that_the_crude_fit_misses():
     assert "not propagated" in pw.statement
     with pytest.raises(bc.SpecError, match=r"covariates= is set by the weighted fit"):
         pw.fit(df, time="time", event="event", covariates=["x", "c1"])
+
+
+def test_a_covariate_that_determines_the_exposure_is_refused_not_weighted_to_nothing():
+    rng = np.random.default_rng(seed(13))
+    x = rng.integers(0, 2, 500)
+    df = pd.DataFrame({"x": x, "copy_of_x": x, "z": rng.normal(size=500)})
+    with pytest.raises(bc.DataError, match=r"separates .x.: 500 of 500 rows .*largest coefficients: copy_of_x"):
+        bc.propensity_weights(df, exposure="x", covariates=["copy_of_x", "z"])
+

@@ -85,6 +85,7 @@ def _is_categorical(s: pd.Series) -> bool:
 RESERVED_COVARIATES = ("default",)
 # Row names of Fit.frailty(): a cluster may not be called like the SD row.
 RESERVED_CLUSTERS = ("SD",)
+MAX_TEXT_LEVELS = 50  # a text covariate with more distinct values is refused unless it is a pandas Categorical
 _DATELIKE = (pd.Timestamp, pd.Timedelta, np.datetime64, np.timedelta64, _dt.date, _dt.timedelta)
 
 
@@ -499,6 +500,14 @@ def _covariate_type_problem(s: pd.Series, c, reference: dict, labels: np.ndarray
     content = _content_problem(s, f"covariate {c!r}", c, labels)
     if content is not None:
         return content
+    if (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)) and not isinstance(s.dtype, pd.CategoricalDtype):
+        values = s.dropna()
+        k = values.nunique()
+        if k > MAX_TEXT_LEVELS or (k > 10 and k == len(values)):  # a date or an identifier, not levels
+            shown = ", ".join(repr(v) for v in values.unique()[:3])
+            return (f"covariate {c!r} is text with {k:,} distinct values ({shown}, ...) in {len(values):,} rows: each "
+                    f"value but one would get its own log-HR. A date? make it a number or a duration (bc.durations); "
+                    f"an identifier? leave it out; if these are levels you mean, pass df[{c!r}].astype('category')")
     if s.dtype == object and len(s) and all(
         isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in s.dropna()
     ):

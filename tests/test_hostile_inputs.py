@@ -230,6 +230,11 @@ NO_NON_FINITE = r"\A(?![\s\S]*non-finite)[\s\S]*"  # the message never also call
 
 # ---------------------------------------------------------------------------------------------- item 2: data
 ITEM2: list[Case] = [
+    Case(2, "dates-as-text-covariate", lambda tmp: prep(with_cols(
+        age=[str(d.date()) for d in pd.date_range("2020-01-01", periods=len(frame()))])),
+         bc.DataError, r"covariate 'age' is text with 40 distinct values \('2020-01-01'.*A date\? make it a number"),
+    Case(2, "identifier-covariate", lambda tmp: prep(with_cols(age=[f"P{k:04d}" for k in range(len(frame()))])),
+         bc.DataError, r"covariate 'age' is text with 40 distinct values.*an identifier\? leave it out.*astype\('category'\)"),
     Case(2, "numbers-stored-as-text", lambda tmp: prep(with_cols(age=frame()["age"].astype(str))),
          bc.DataError, r"covariate 'age' holds numbers stored as text \(row 0: '[\d.]+'.*pd\.to_numeric\(df\['age'\]\)"),
     Case(2, "time-as-text", lambda tmp: prep(with_cols(t=frame()["t"].astype(str))),

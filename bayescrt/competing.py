@@ -124,6 +124,19 @@ def event_causes(df: pd.DataFrame, event: str, causes=None, censored="censored")
     return recode, out
 
 
+def incidence_from_hazards(H: np.ndarray) -> np.ndarray:
+    """Cumulative incidences from cumulative cause-specific hazards ``H`` (..., causes, grid), the grid starting
+    at time 0: each step adds ``(dH_k / dH) (S(t_{i-1}) - S(t_i))`` with ``S = exp(-sum_k H_k)``, exact where
+    the causes' hazards are proportional within the step (module docstring)."""
+    Htot = H.sum(axis=-2)
+    dS = -np.diff(np.exp(-Htot), axis=-1, prepend=1.0)  # S(t_{i-1}) - S(t_i)
+    dtot = np.diff(Htot, axis=-1, prepend=0.0)[..., None, :]
+    dH = np.diff(H, axis=-1, prepend=0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(dtot > 0, dH / dtot, 0.0)
+    return np.cumsum(share * dS[..., None, :], axis=-1)
+
+
 class CompetingRisks:
     """Cause-specific proportional hazards: ``families={"hf_hosp": bc.WeibullPH(), "death": bc.CoxPH()}``, or one
     ``family`` for every cause (default ``bc.CoxPH()``). See the module docstring."""
@@ -328,10 +341,8 @@ class CompetingRisksFit:
         for g, rows in enumerate(groups):
             # subjects with the same strata and covariates in every cause have the same curves: pool their weights
             key = np.column_stack([np.column_stack([sg, Xg]) for Xg, sg in rows])
-            uniq, inv = np.unique(key, axis=0, return_inverse=True)
+            uniq, first_of, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
             wu = np.bincount(inv.ravel(), weights=w, minlength=len(uniq))
-            first_of = np.zeros(len(uniq), np.int64)
-            first_of[inv.ravel()[::-1]] = np.arange(len(inv.ravel()))[::-1]
             rows = [(Xg[first_of], sg[first_of]) for Xg, sg in rows]
             chunk = max(1, 2_000_000 // max(1, len(uniq) * len(tg)))
             for a in range(0, D, chunk):
@@ -340,16 +351,8 @@ class CompetingRisksFit:
                 for (H0, beta, center, _, _, _), (Xg, sg) in zip(parts, rows):
                     r = np.exp((Xg - center) @ beta[b].T).T  # (d, n)
                     H.append(H0[b][:, sg, :] * r[:, :, None])  # (d, n, T)
-                Htot = sum(H)
-                S = np.exp(-Htot)
-                dS = -np.diff(S, axis=2, prepend=1.0)  # S(t_{i-1}) - S(t_i)
-                dtot = np.diff(Htot, axis=2, prepend=0.0)
-                for k, Hk in enumerate(H):
-                    dk = np.diff(Hk, axis=2, prepend=0.0)
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        share = np.where(dtot > 0, dk / dtot, 0.0)
-                    F = np.cumsum(share * dS, axis=2)  # (d, n, T)
-                    out[b, k, g, :] = (F[:, :, at] * wu[None, :, None]).sum(axis=1) / wu.sum()
+                F = incidence_from_hazards(np.stack(H, axis=-2))  # (d, n, K, T)
+                out[b, :, g, :] = np.einsum("dnkt,n->dkt", F[..., at], wu) / wu.sum()
         return out
 
     def cumulative_incidence(self, times, *, cause: str | None = None, exposure: str | None = None, values=(0, 1),

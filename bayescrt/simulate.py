@@ -338,8 +338,11 @@ def true_cumulative_incidence(df: pd.DataFrame, times, *, exposure_value: int | 
     """The true cumulative incidence of every cause of a :func:`simulate_competing` cohort, averaged over its
     rows (with the exposure set to ``exposure_value`` in every row, if given): a DataFrame (times x causes).
 
-    ``F_k(t) = int_0^t S(u) dH_k(u)``, on ``steps`` even steps to ``max(times)``: each adds
-    ``(dH_k / dH) (S(u_{i-1}) - S(u_i))``, exact where the causes' hazards are proportional within a step."""
+    ``F_k(t) = int_0^t S(u) dH_k(u)``, on ``steps`` even steps to ``max(times)`` (and the times themselves),
+    by :func:`bayescrt.competing.incidence_from_hazards`: exact where the causes' hazards are proportional
+    within a step, as for constant or common-shape hazards."""
+    from .competing import incidence_from_hazards  # the one formula, shared with the fitted model
+
     truth = df.attrs.get("truth", {})
     if "causes" not in truth:
         raise SpecError("df is not a simulate_competing cohort (its attrs['truth'] has no causes)")
@@ -357,12 +360,6 @@ def true_cumulative_incidence(df: pd.DataFrame, times, *, exposure_value: int | 
     Fbar = np.zeros((len(models), len(grid)))
     step = max(1, 4_000_000 // (len(models) * len(grid)))
     for a in range(0, len(uniq), step):  # blocks of distinct subjects: memory stays bounded
-        H = uniq[a:a + step, :, None] * H0[None]  # (u, K, T)
-        S = np.exp(-H.sum(axis=1))
-        dS = -np.diff(S, axis=1, prepend=1.0)
-        dH = np.diff(H, axis=2, prepend=0.0)
-        dtot = dH.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            F = np.cumsum(np.where(dtot > 0, dH / dtot, 0.0) * dS[:, None, :], axis=2)  # (u, K, T)
+        F = incidence_from_hazards(uniq[a:a + step, :, None] * H0[None])  # (u, K, T)
         Fbar += np.tensordot(counts[a:a + step] / counts.sum(), F, axes=1)
     return pd.DataFrame(Fbar[:, idx].T, index=pd.Index(times, name="time"), columns=list(truth["causes"]))

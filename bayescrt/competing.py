@@ -51,6 +51,8 @@ def event_causes(df: pd.DataFrame, event: str, causes=None, censored="censored")
     if not isinstance(event, str) or event not in df.columns:
         raise SpecError(f"event={event!r} is not a column of the DataFrame.{suggest(str(event), map(str, df.columns))}")
     s = df[event]
+    if len(s) == 0:
+        raise DataError("df has no rows; nothing to fit")
     if s.isna().any():
         rows = list(df.index[s.isna()][:5])
         raise DataError(f"event column {event!r} has {int(s.isna().sum())} missing values (rows {rows}); every row "
@@ -58,7 +60,7 @@ def event_causes(df: pd.DataFrame, event: str, causes=None, censored="censored")
     numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
     if numeric:
         v = s.to_numpy(float)
-        bad = (v != np.round(v)) | (v < 0)
+        bad = ~np.isfinite(v) | (v != np.round(v)) | (v < 0)
         if bad.any():
             shown = sorted({f"{x:g}" for x in v[bad]})[:5]
             raise DataError(f"event column {event!r} has values {shown} (rows {list(df.index[bad][:5])}); code it 0 for "

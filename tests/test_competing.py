@@ -43,6 +43,8 @@ def test_codes_and_labels_become_causes_in_order():
     ([0, 1, np.nan, 2], {}, bc.DataError, r"'e' has 1 missing values \(rows \[2\]\)"),
     ([0, 1, -1, 2], {}, bc.DataError, r"values \['-1'\].*code it 0 for censored"),
     ([0, 1, 1.5, 2], {}, bc.DataError, r"values \['1.5'\]"),
+    ([0, 1, np.inf, 2], {}, bc.DataError, r"values \['inf'\] \(rows \[2\]\)"),
+    (pd.Series([], dtype=float), {}, bc.DataError, r"df has no rows"),
     ([0, 1, 3, 2], {"causes": {1: "a", 2: "b"}}, bc.DataError, r"codes \[3\] that causes=.* does not name"),
     ([0, 1, 2], {"causes": {0: "none", 1: "a", 2: "b"}}, bc.SpecError, r"names code 0, which is censoring"),
     ([0, 1, 1, 2], {"causes": {1: "a", 2: "b", 3: "c"}}, bc.DataError, r"cause 'c' has no events"),
@@ -52,7 +54,7 @@ def test_codes_and_labels_become_causes_in_order():
                                           r"means censored, pass censored='cens'"),
     (["censored", "a", "b"], {"causes": ["a"]}, bc.DataError, r"labels \['b'\] that are neither"),
     ([0, 1, 2], {"causes": {1: "a", 2: "a"}}, bc.SpecError, r"the names \['a', 'a'\] repeat"),
-], ids=["missing", "negative", "fraction", "unknown code", "censoring named", "no events", "one cause",
+], ids=["missing", "negative", "fraction", "infinite", "empty", "unknown code", "censoring named", "no events", "one cause",
         "censored listed", "no censored label", "unlisted label", "repeated names"])
 def test_a_bad_event_column_names_the_problem(values, kw, error, message):
     with pytest.raises(error, match=message):

@@ -780,6 +780,9 @@ class SurvivalData:
     # which covariates' log-HRs enter the model (None: all); the others stay in the design with their log-HR at 0,
     # so that the fits of every subset of one covariate list share one compilation (bayescrt.multiverse)
     active: np.ndarray | None = None
+    # competing risks (the subdistribution model): each row's cause code, 0 censored, 1 the cause of the fit's
+    # events, 2.. a competing event (``event`` is then status == 1); None for one cause
+    status: np.ndarray | None = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -811,7 +814,8 @@ class SurvivalData:
     def hash(self) -> str:
         """SHA-256 of the validated arrays: the same data give the same hash."""
         h = hashlib.sha256()
-        for arr in (self.time, self.event, self.X, self.entry, self.weights, self.strata, self.cluster, self.study):
+        for arr in (self.time, self.event, self.X, self.entry, self.weights, self.strata, self.cluster, self.study,
+                    self.status):
             if arr is not None:
                 h.update(np.ascontiguousarray(arr).tobytes())
         h.update(repr(self.covariates).encode())

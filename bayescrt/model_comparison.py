@@ -19,7 +19,8 @@ from .errors import SpecError
 from .families import registry
 
 # a family's likelihood kind (see bayescrt.families.base) -> how the comparison table names it
-KINDS = {"partial": "partial (per event)", "full": "full (per row)"}
+KINDS = {"partial": "partial (per event)", "full": "full (per row)",
+         "subdistribution": "subdistribution partial (per event of the cause)"}
 
 CAVEAT = ("Cox fits are ranked only among themselves: their pointwise terms are per-event partial likelihoods "
           "(who fails at each event time), not per-subject densities of the follow-up, so their ELPD is on a "

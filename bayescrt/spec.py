@@ -295,7 +295,10 @@ def check(raw: dict, where: str) -> None:
         if key in raw and not isinstance(raw[key], dict):
             raise SpecError(f"{where}: {key} must be a table ([{key}]), got {type(raw[key]).__name__} {raw[key]!r}")
     fam = raw["model"].get("family")
-    families = registry.names()
+    families = registry.names(competing=False)
+    if fam in registry.COMPETING:
+        raise SpecError(f"{where} [model]: family={fam!r} models one cause among competing events, which a spec's "
+                        f"[model] does not describe; choose one of {sorted(families)}, or fit bc.{fam} in Python")
     if not isinstance(fam, str) or fam not in families:
         raise SpecError(f"{where} [model]: family={fam!r} is not known.{suggest(str(fam), families)} "
                         f"Choose one of {sorted(families)}")

@@ -365,6 +365,8 @@ def data_groups(data: SurvivalData) -> dict:
     observed = {"time": ("obs", data.time[inv]), "event": ("obs", data.event[inv])}
     if data.entry is not None:
         observed["entry"] = ("obs", data.entry[inv])
+    if data.status is not None:
+        observed["status"] = ("obs", data.status[inv])
     const = {"X": (("obs", "covariate"), data.X[inv])}
     if data.weights is not None:
         const["weights"] = ("obs", data.weights[inv])
@@ -402,8 +404,13 @@ def fit_data(fit) -> SurvivalData:
         df["_stratum"], kw["strata"] = const["stratum"].values, "_stratum"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # separation was reported when the fit was made
-        return SurvivalData.from_frame(df, time="_time", event="_event", covariates=list(df.columns[:X.shape[1]]),
+        data = SurvivalData.from_frame(df, time="_time", event="_event", covariates=list(df.columns[:X.shape[1]]),
                                        **kw)
+    if "status" in obs:
+        import dataclasses
+
+        data = dataclasses.replace(data, status=obs["status"].values.astype(np.int64)[data.order])
+    return data
 
 
 def check_marginal(fit) -> None:

@@ -55,13 +55,14 @@ def frailty(codes, prior: dict, centered: bool, pm):
 
 
 def precondition(data: SurvivalData, priors: list[dict], ties: str = "breslow", *, enabled: bool = True,
-                 risk_sets: RiskSets | None = None):
+                 risk_sets: RiskSets | None = None, sums=None):
     """``(m, s, zpriors, record)``: the affine map of the sampled ``z`` and the priors on ``z``.
 
     ``m`` and ``s`` are the partial-likelihood MLE and its standard errors per SD
     of each covariate when that MLE exists and converged (else 0 and 1); every
     supported prior is location-scale, so the prior on ``z`` is the same family
-    with ``(mu - m) / s`` and ``sigma / s``. ``record`` says which was used.
+    with ``(mu - m) / s`` and ``sigma / s``. ``record`` says which was used. ``sums``: the risk-set sums of
+    another partial likelihood (:func:`.partial_likelihood.mle`).
     """
     p = len(data.covariates)
     m, s_ = np.zeros(p), np.ones(p)
@@ -74,7 +75,7 @@ def precondition(data: SurvivalData, priors: list[dict], ties: str = "breslow", 
         sub = data if on.all() else dataclasses.replace(
             data, X=data.X[:, on], covariates=tuple(np.asarray(data.covariates, object)[on]),
             sources=tuple(np.asarray(data.sources, object)[on]), active=None)
-        fit = mle(sub, ties, risk_sets=risk_sets)
+        fit = mle(sub, ties, risk_sets=risk_sets, **({} if sums is None else {"sums": sums}))
         m_std, s_std = np.zeros(p), np.ones(p)
         m_std[on] = np.array(list(fit["coef"].values())) * data.scale[on]
         s_std[on] = np.array(list(fit["se"].values())) * data.scale[on]

@@ -137,22 +137,24 @@ def risk_set_sums(r, rs: RiskSets, xp=np):
     return xp.where(later < 0.5 * (R[..., g] - R[..., end]), risk - later, forward - rs.tie_fraction * tied)
 
 
-def partial_loglik_terms(eta, rs: RiskSets, xp=np):
+def partial_loglik_terms(eta, rs: RiskSets, xp=np, sums=risk_set_sums):
     """Partial log-likelihood contribution of each event (last axis: events).
 
     ``eta`` has shape ``(..., n)`` in sorted row order; ``xp`` is ``numpy`` or
     ``pytensor.tensor``. The sum over the last axis is the log partial
-    likelihood.
+    likelihood. ``sums(r, rs, xp)``: the per-event risk-set sums of the row
+    values ``r`` (linear in ``r``); another one changes who is at risk and
+    with what weight (the subdistribution model's, :mod:`.finegray`).
     """
     m = xp.max(eta, axis=-1, keepdims=True)
     r = xp.exp(eta - m)
     if rs.weights is not None:
         r = r * rs.weights
-    return rs.event_weight * eta[..., rs.event_rows] - rs.log_weight * (xp.log(risk_set_sums(r, rs, xp)) + m)
+    return rs.event_weight * eta[..., rs.event_rows] - rs.log_weight * (xp.log(sums(r, rs, xp)) + m)
 
 
 def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float = 1e-10,
-        risk_sets: RiskSets | None = None) -> dict:
+        risk_sets: RiskSets | None = None, sums=risk_set_sums) -> dict:
     """Maximum partial-likelihood estimate by Newton-Raphson with exact gradient and Hessian.
 
     The frequentist Cox fit, from the same sorted risk sets as the Bayesian
@@ -161,7 +163,8 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
     observed information) per covariate in original units, ``loglik``,
     ``iterations`` and ``converged``. Used to precondition the sampler, for
     calibration and for frequentist comparisons; validated against lifelines
-    and statsmodels in the tests.
+    and statsmodels in the tests. ``sums``: the risk-set sums, as in
+    :func:`partial_loglik_terms` (every derivative below is a sum of it, being linear).
     """
     rs = risk_sets if risk_sets is not None else RiskSets.from_data(data, ties)
     X = data.X - data.center
@@ -171,7 +174,7 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
     ev = rs.event_rows
 
     def risk(a):
-        return risk_set_sums(a, rs)
+        return sums(a, rs, np)
 
     def derivs(beta):
         eta = X @ beta

@@ -21,12 +21,17 @@ REGISTRY = {
     "WeibullPH": ("weibull", "WeibullPH", ()),
     "PiecewiseExponentialPH": ("piecewise", "PiecewiseExponentialPH", ("cuts", "n_intervals", "rw_order", "tv")),
     "ExponentialPH": ("exponential", "ExponentialPH", ()),
+    # the subdistribution hazard of one cause among competing events: fit(cause=...), not a one-cause family
+    "FineGray": ("finegray", "FineGray", ()),
 }
 
+# families whose fit models one cause among competing events (fit takes cause=); the others model one event
+COMPETING = ("FineGray",)
 
-def names() -> list[str]:
-    """The registered family names, in registration order."""
-    return list(REGISTRY)
+
+def names(competing: bool = True) -> list[str]:
+    """The registered family names, in registration order; ``competing=False`` leaves out :data:`COMPETING`."""
+    return [n for n in REGISTRY if competing or n not in COMPETING]
 
 
 def check_name(name, where: str = "family") -> str:

@@ -149,12 +149,15 @@ class Grid:
             raise SpecError(f"families={self.families!r} must be a list of family names or dicts with 'family'")
         for f in self.families:
             if not isinstance(f, (str, dict)):
-                raise SpecError(f"grid family {f!r}: give a family name {registry.names()} or a dict with 'family'")
+                raise SpecError(f"grid family {f!r}: give a family name {registry.names(competing=False)} or a dict with 'family'")
             opts = {"family": f} if isinstance(f, str) else dict(f)
             fam = opts.pop("family", None)
+            if fam in registry.COMPETING:
+                raise SpecError(f"grid family {f!r}: {fam} models one cause among competing events (fit(cause=...)); "
+                                f"a grid's families model one event: {registry.names(competing=False)}")
             if fam not in registry.names():
-                raise SpecError(f"grid family {f!r}: family must be one of {registry.names()}."
-                                f"{suggest(str(fam), registry.names())}")
+                raise SpecError(f"grid family {f!r}: family must be one of {registry.names(competing=False)}."
+                                f"{suggest(str(fam), registry.names(competing=False))}")
             name = validation.label("grid family", opts.pop("name", fam))
             try:  # the family's options are checked now, not when its first cell is fitted
                 registry.estimator_class(fam)(**opts)

@@ -202,3 +202,28 @@ def test_bad_causes_are_refused_naming_them():
                               accrual=ACCRUAL)
     with pytest.raises(bc.SpecError, match=r"no causes"):
         bc.true_cumulative_incidence(pd.DataFrame({"x": [1]}), [1.0])
+
+
+@pytest.mark.mcmc
+def test_the_contrast_of_cumulative_incidence_is_the_draws_difference_and_covers_the_truth(crfit):
+    """The difference x = 1 vs 0 at two horizons, per cause: the median of the per-draw differences of the same
+    draws, within 3 posterior SDs of the true difference; the ratio likewise on the log scale."""
+    _, fit = crfit
+    times = [2.0, 5.0]
+    tab = fit.cumulative_incidence_contrast(times, exposure="x", random_seed=seed(3))
+    draws = tab.attrs["draws"]
+    truth = _true_cif(times, 1) - _true_cif(times, 0)  # (times, causes)
+    ratio = _true_cif(times, 1) / _true_cif(times, 0)
+    for k, cause in enumerate(fit.causes):
+        rows = tab[tab.cause == cause]
+        rd = draws[:, k, 1, :] - draws[:, k, 0, :]
+        np.testing.assert_allclose(rows.rd_median, np.median(rd, axis=0))
+        assert np.all(np.abs(rows.rd_median.to_numpy() - truth[:, k]) < 3 * rd.std(axis=0)), cause
+        log_ratio = np.log(draws[:, k, 1, :] / draws[:, k, 0, :])
+        np.testing.assert_allclose(np.log(rows.ratio_median), np.median(log_ratio, axis=0), rtol=1e-4)  # even count
+        assert np.all(np.abs(np.log(rows.ratio_median.to_numpy() / ratio[:, k])) < 3 * log_ratio.std(axis=0)), cause
+    assert set(tab.contrast) == {"x = 1 vs 0"}
+    # hf_hosp's hazard is higher with x = 1 (log-HR 0.5): its risk difference is positive with certainty
+    assert tab[tab.cause == "hf_hosp"].p_rd_gt_0.min() > 0.99
+    with pytest.raises(bc.SpecError, match=r"two values of 'x'"):
+        fit.cumulative_incidence_contrast(times, exposure="x", values=(0, 1, 2))

@@ -227,3 +227,22 @@ def test_the_contrast_of_cumulative_incidence_is_the_draws_difference_and_covers
     assert tab[tab.cause == "hf_hosp"].p_rd_gt_0.min() > 0.99
     with pytest.raises(bc.SpecError, match=r"two values of 'x'"):
         fit.cumulative_incidence_contrast(times, exposure="x", values=(0, 1, 2))
+
+
+def test_the_compiled_standardised_incidence_is_the_one_formula_averaged_over_subjects():
+    """The loop over subjects that keeps memory small gives incidence_from_hazards' curves, weighted and
+    averaged, at unsorted and repeated times, with strata and unequal relative hazards per cause."""
+    from bayescrt.competing import incidence_from_hazards, standardised_incidence
+
+    rng = np.random.default_rng(seed(7))
+    K, D, S, T, n = 3, 5, 2, 40, 25
+    H0 = np.cumsum(rng.exponential(0.03, (K, D, S, T)), axis=-1)
+    H0[..., 0] = 0.0
+    r = np.exp(rng.normal(size=(K, D, n)))
+    strata = rng.integers(0, S, (K, n))
+    w = rng.random(n)
+    w /= w.sum()
+    at = np.array([30, 2, 39, 2])
+    H = np.stack([H0[k][:, strata[k], :] * r[k][:, :, None] for k in range(K)], axis=-2)  # (D, n, K, T)
+    want = np.einsum("dnkt,n->dkt", incidence_from_hazards(H)[..., at], w)
+    np.testing.assert_allclose(standardised_incidence(H0, r, strata, w, at), want, rtol=1e-12, atol=1e-15)

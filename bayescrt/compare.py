@@ -33,7 +33,8 @@ from .errors import SpecError, suggest
 from .summaries import central_interval
 from .validation import is_number, probability
 
-PUBLISHED_KEYS = ("hr", "lower", "upper", "level", "label")
+PUBLISHED_KEYS = ("hr", "lower", "upper", "level", "label", "estimand")
+SUBDISTRIBUTION = "SHR"  # the estimand of a Fine-Gray fit: never set beside another ratio
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Published:
     level: float = 0.95
     label: str = "published"
     verified: bool = True
+    estimand: str | None = None  # "HR", "SHR", ... where known (registry results; optional in a mapping)
 
     @property
     def log_hr(self) -> float:
@@ -73,7 +75,7 @@ def as_published(published) -> Published:
             raise SpecError(f"{published.id} is a {published.kind!r} result ({published.estimand}); a comparison needs "
                             "a published ratio (HR, RR, OR) with its CI.")
         return Published(published["value"], published["lower"], published["upper"], published.level,
-                         published.id, published.verified)
+                         published.id, published.verified, published.estimand)
     if isinstance(published, Mapping):
         stray = [k for k in published if k not in PUBLISHED_KEYS]
         if stray:
@@ -93,7 +95,10 @@ def as_published(published) -> Published:
         if not (0 < lo < hr < hi and 0 < level < 1):
             raise SpecError(f"published: need 0 < lower < hr < upper and 0 < level < 1; got hr={hr:g}, "
                             f"lower={lo:g}, upper={hi:g}, level={level:g}.")
-        return Published(hr, lo, hi, level, str(published.get("label", "published")))
+        estimand = published.get("estimand")
+        if estimand is not None and not isinstance(estimand, str):
+            raise SpecError(f"published: estimand={estimand!r} must be text, e.g. 'HR' or 'SHR'.")
+        return Published(hr, lo, hi, level, str(published.get("label", "published")), estimand=estimand)
     raise SpecError(f"published={published!r}: give a registry id '<study>/<result>', a registry Result or a "
                     "mapping with hr, lower, upper.")
 
@@ -117,6 +122,21 @@ def _fit_covariate(posterior, covariate) -> str:
     if covariate not in covs:
         raise SpecError(f"covariate={covariate!r} is not in the fit.{suggest(covariate, covs)} Covariates: {covs}.")
     return covariate
+
+
+def _check_estimands(fit, pub: Published) -> None:
+    """A subdistribution HR (Fine-Gray) and any other ratio measure different things: refuse to set one beside
+    the other."""
+    mine = getattr(fit, "model", {}).get("estimand", "HR")
+    if pub.estimand is None or (mine == SUBDISTRIBUTION) == (pub.estimand == SUBDISTRIBUTION):
+        return
+    if mine == SUBDISTRIBUTION:
+        raise SpecError(f"the fit's posterior is a subdistribution HR (SHR, Fine-Gray) and {pub.label} has estimand "
+                        f"{pub.estimand!r}: an SHR is an effect on the risk of one cause, a hazard ratio an effect on a "
+                        "rate; compare it with a cause-specific fit (bc.CompetingRisks), or compare this fit with a "
+                        "published SHR")
+    raise SpecError(f"{pub.label} is a subdistribution HR (SHR, Fine-Gray), and this fit's posterior has estimand "
+                    f"{mine!r}: compare it with a bc.FineGray fit of the same cause")
 
 
 def _as_draws(posterior, covariate) -> tuple[np.ndarray, str]:
@@ -237,6 +257,8 @@ def compare(posterior, published, *, covariate: str | None = None, prob: float =
     """
     prob = probability("prob", prob)
     pub = as_published(published)
+    if _is_fit(posterior):
+        _check_estimands(posterior, pub)
     x, default_label = _as_draws(posterior, covariate)
     label = default_label if label is None else label
     lo, med, hi = central_interval(x, prob)

@@ -34,7 +34,9 @@ def _expanded(df, weights=None):
     from lifelines import KaplanMeierFitter
 
     w = np.ones(len(df)) if weights is None else df[weights].to_numpy()
-    km = KaplanMeierFitter().fit(df["years"], df["status"] == 0, weights=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lifelines' note on non-integer weights (the estimate is what is used)
+        km = KaplanMeierFitter().fit(df["years"], df["status"] == 0, weights=w)
     sf = km.survival_function_.iloc[:, 0]
     grid, vals = sf.index.to_numpy(), sf.to_numpy()
 
@@ -164,3 +166,24 @@ def test_a_subdistribution_model_is_refused_where_one_event_or_cause_specific_ha
     with pytest.raises(bc.SpecError, match=r"FineGray models one cause among competing events.*a grid.s families model one event"):
         bc.sensitivity.Grid(time="years", event="status", exposure="x", covariate_sets={"none": []},
                             families=["FineGray"])
+
+
+def test_an_shr_is_compared_only_with_a_published_shr(fg_fit):
+    _, fit = fg_fit
+    shr = {"hr": 1.8, "lower": 1.4, "upper": 2.4, "estimand": "SHR", "label": "a published SHR"}
+    got = bc.compare(fit, shr, covariate="x")
+    assert got.published.estimand == "SHR" and 1.4 < got.posterior_median_hr < 2.4
+    with pytest.raises(bc.SpecError, match=r"posterior is a subdistribution HR \(SHR, Fine-Gray\) and a published HR "
+                                           r"has estimand 'HR'.*bc.CompetingRisks"):
+        bc.compare(fit, {**shr, "estimand": "HR", "label": "a published HR"}, covariate="x")
+    bc.compare(fit, {k: v for k, v in shr.items() if k != "estimand"}, covariate="x")  # unknown estimand: allowed
+
+    class CauseSpecific:  # what compare reads of a cause-specific fit: covariates, draws, the model's estimand
+        covariates = ["x"]
+        model = {"family": "CoxPH"}
+
+        def log_hr_draws(self):
+            return fit.log_hr_draws()[:, :1]
+
+    with pytest.raises(bc.SpecError, match=r"a published SHR is a subdistribution HR.*this fit's posterior has estimand 'HR'"):
+        bc.compare(CauseSpecific(), shr, covariate="x")

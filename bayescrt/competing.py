@@ -21,7 +21,9 @@ event time. It is averaged over the cohort with a 0/1 exposure set to each value
 :func:`bayescrt.absolute.standardised_survival`; the Cox baselines carry the same gamma-process noise),
 or computed for given covariate values.
 
-Not yet here: the subdistribution (Fine-Gray) model, specs, the CLI and the report.
+:meth:`CompetingRisksFit.cumulative_incidence_contrast` gives the difference and ratio of the standardised
+cumulative incidence at chosen times. The subdistribution (Fine-Gray) model is :class:`bayescrt.FineGray`.
+Not yet here: specs, the CLI and the report.
 """
 
 from __future__ import annotations

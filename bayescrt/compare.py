@@ -128,7 +128,7 @@ def _check_estimands(fit, pub: Published) -> None:
     """A subdistribution HR (Fine-Gray) and any other ratio measure different things: refuse to set one beside
     the other."""
     mine = getattr(fit, "model", {}).get("estimand", "HR")
-    if pub.estimand is None or (mine == SUBDISTRIBUTION) == (pub.estimand == SUBDISTRIBUTION):
+    if pub.estimand is None or (mine == SUBDISTRIBUTION) == (pub.estimand.upper() == SUBDISTRIBUTION):
         return
     if mine == SUBDISTRIBUTION:
         raise SpecError(f"the fit's posterior is a subdistribution HR (SHR, Fine-Gray) and {pub.label} has estimand "

@@ -354,18 +354,20 @@ class CompetingRisksFit:
         return tab
 
     def cumulative_incidence_contrast(self, times, *, exposure: str, values=(0, 1), cause: str | None = None,
-                                      prob: float = 0.95, max_draws: int = 400, random_seed=0) -> pd.DataFrame:
+                                      prob: float = 0.95, max_draws: int = 400, grid: int | None = None,
+                                      random_seed=0) -> pd.DataFrame:
         """The standardised cumulative incidence of ``exposure = values[1]`` against ``values[0]`` at each time:
         per cause, the posterior median and central ``prob`` band of the difference (``rd_*``, on the risk scale)
         and of the ratio (``ratio_*``), and ``p_rd_gt_0``; computed draw by draw from
         :meth:`cumulative_incidence_draws`."""
         from .summaries import central_interval
 
+        from .absolute import _values
+
         prob = validation.probability("prob", prob)
-        if isinstance(values, (str, bytes)) or len(values) != 2:
-            raise SpecError(f"values={values!r}: a contrast takes two values of {exposure!r}, (reference, compared)")
+        values = _values(values, n=2)
         draws = self.cumulative_incidence_draws(times, exposure=exposure, values=values, max_draws=max_draws,
-                                                random_seed=random_seed)
+                                                grid=grid, random_seed=random_seed)
         times = np.atleast_1d(np.asarray(times, float)).ravel()
         rows = []
         for c in self.causes if cause is None else [self._cause(cause)]:

@@ -225,8 +225,12 @@ def test_the_contrast_of_cumulative_incidence_is_the_draws_difference_and_covers
     assert set(tab.contrast) == {"x = 1 vs 0"}
     # hf_hosp's hazard is higher with x = 1 (log-HR 0.5): its risk difference is positive with certainty
     assert tab[tab.cause == "hf_hosp"].p_rd_gt_0.min() > 0.99
-    with pytest.raises(bc.SpecError, match=r"two values of 'x'"):
-        fit.cumulative_incidence_contrast(times, exposure="x", values=(0, 1, 2))
+    with pytest.raises(bc.SpecError, match=r"values=\(0, 1, 1\): the exposure is 0/1; give distinct values"):
+        fit.cumulative_incidence_contrast(times, exposure="x", values=(0, 1, 1))
+    with pytest.raises(bc.SpecError, match=r"values=\(1, 0, 1\)|exactly two values"):
+        fit.cumulative_incidence_contrast(times, exposure="x", values=(1, 0, 1))
+    with pytest.raises(bc.SpecError, match=r"values=1 must be a tuple of exposure values"):
+        fit.cumulative_incidence_contrast(times, exposure="x", values=1)
 
 
 def test_the_compiled_standardised_incidence_is_the_one_formula_averaged_over_subjects():

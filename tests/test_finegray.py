@@ -187,3 +187,16 @@ def test_an_shr_is_compared_only_with_a_published_shr(fg_fit):
 
     with pytest.raises(bc.SpecError, match=r"a published SHR is a subdistribution HR.*this fit's posterior has estimand 'HR'"):
         bc.compare(CauseSpecific(), shr, covariate="x")
+
+
+def test_the_censoring_distribution_counts_tied_events_at_risk_as_crr_does():
+    """Times 1 (competing), 2 (censored), 2 (the cause), 3 (censored): at 2 three rows are at risk of censoring,
+    the event at 2 included, so G(3-) = 1 - 1/3 (R's survival::finegray, which takes the event out first, gives
+    1/2); no row's own G(t-) sees a censoring at t."""
+    from bayescrt.families.finegray import censoring_survival
+
+    df = pd.DataFrame({"t": [1.0, 2.0, 2.0, 3.0], "e": [2, 0, 1, 0], "x": [0.1, 0.9, 0.4, 0.6]})
+    data = bc.FineGray().prepare(df, time="t", event="e", cause="cause 1", covariates=["x"])
+    np.testing.assert_allclose(censoring_survival(data), [1.0, 1.0, 1.0, 2 / 3])
+    with pytest.raises(bc.SpecError, match=r"study='s': FineGray has no study level"):
+        bc.FineGray().prepare(df.assign(s="a"), time="t", event="e", cause="cause 1", covariates=["x"], study="s")

@@ -12,9 +12,10 @@ of a cause-1 event the weighted risk set is therefore
 
 the first sum the Cox model's (a reverse cumulative sum, :mod:`.partial_likelihood`), the second a forward
 cumulative sum over the rows sorted by time. The likelihood is the Cox partial likelihood with these
-risk sets and Breslow's ties, as R's ``cmprsk::crr`` computes it and ``survival::finegray`` prepares it
-for ``coxph`` by splitting each competing subject's follow-up at the censoring times: the same sums,
-here without the split rows, so the cost per gradient stays O(N). ``G`` is fixed before sampling (a plug-in,
+risk sets and Breslow's ties, as R's ``cmprsk::crr`` computes it (and ``survival::finegray`` prepares it
+for ``coxph`` by splitting each competing subject's follow-up at the censoring times; its ``G`` differs
+after censorings tied with events, see :func:`censoring_survival`): the same sums, here without the split
+rows, so the cost per gradient stays O(N). ``G`` is fixed before sampling (a plug-in,
 as in the frequentist fit); the posterior does not carry its uncertainty.
 
 The event column holds 0 censored and 1..K the causes (or labels; :func:`bayescrt.causes.event_causes`);
@@ -65,7 +66,10 @@ class CensoringWeights:
 
 def censoring_survival(data: SurvivalData) -> np.ndarray:
     """``G(T_i-)`` per sorted row: the Kaplan-Meier survival of censoring (status 0 the 'events', with the case
-    weights) just before each row's time, within its stratum. Censorings tied with events come after them."""
+    weights) just before each row's time, within its stratum. At a time ``u`` every row with time ``>= u`` is at
+    risk of censoring, the events at ``u`` included, as in ``cmprsk::crr`` (R's ``survival::finegray`` takes
+    the events at ``u`` out of that risk set first, so the two differ a little after tied times); an event's
+    own ``G(t-)`` does not see censorings at ``t`` either way."""
     w = np.ones(data.n) if data.weights is None else data.weights
     out = np.empty(data.n)
     ends = data.stratum_ends()
@@ -133,6 +137,9 @@ class FineGray(Estimator):
         if cluster is not None:
             raise SpecError(f"cluster={cluster!r}: FineGray has no shared frailty; drop cluster=, or fit "
                             "cause-specific hazards with bc.CompetingRisks")
+        if study is not None:
+            raise SpecError(f"study={study!r}: FineGray has no study level; drop study= (strata= gives each group its "
+                            "own baseline and censoring distribution)")
         if formula is not None and "~" in str(formula):
             raise SpecError("formula= takes the covariates only for FineGray (no 'Surv(...) ~'): pass time=, event= "
                             "and cause=")
@@ -152,7 +159,10 @@ class FineGray(Estimator):
             frame = frame.reset_index(drop=True)
         data = super().prepare(frame, time=time, event=EVENT_COLUMN, formula=formula, **kwargs)
         rows = np.asarray(data.row_labels)
-        where = np.asarray(rows, np.int64) if positional else df.index.get_indexer(pd.Index(rows))
+        where = np.asarray(rows, np.int64) if positional else df.index.get_indexer(pd.Index(rows, tupleize_cols=False))
+        if (where < 0).any():  # every fitted row must be found back in the caller's frame
+            raise SpecError("FineGray could not match the fitted rows to df's index; reset it with "
+                            "df.reset_index(drop=True) and fit again")
         data = dataclasses.replace(data, status=status[where].astype(np.int64),
                                    columns={**data.columns, "event": event, "cause": str(cause),
                                             "causes": list(names)},

@@ -102,3 +102,13 @@ def event_causes(df: pd.DataFrame, event: str, causes=None, censored="censored")
     for new, k in enumerate(order, start=1):
         recode[codes == k] = new
     return recode, out
+
+
+def check_event_role(event: str, **roles) -> None:
+    """The event column must not also be the time, entry, weights, strata or cluster column, nor a covariate: the
+    fits replace it by a 0/1 column of their own, which would hide that clash from the data checks."""
+    for role, value in roles.items():
+        names = value if isinstance(value, (list, tuple)) else [value]
+        if event in [v for v in names if isinstance(v, str)]:
+            raise SpecError(f"event={event!r} is also {role}=; the event column codes the causes and must be a "
+                            "column of its own")

@@ -38,7 +38,7 @@ from numba import njit, prange
 from . import validation
 from .errors import DiagnosticsWarning, SpecError, suggest
 
-from .causes import CENSORED, EVENT_COLUMN, event_causes  # noqa: F401  (event_causes is part of this module's API)
+from .causes import CENSORED, EVENT_COLUMN, check_event_role, event_causes  # noqa: F401  (event_causes is part of this module's API)
 
 
 def incidence_from_hazards(H: np.ndarray) -> np.ndarray:
@@ -135,6 +135,8 @@ class CompetingRisks:
         """One fit per cause of ``event`` (:func:`event_causes`), the others censored; ``fit_kwargs`` go to every
         cause's ``fit`` (``covariates``, ``formula``, ``strata``, ``weights``, ``entry``, ``cluster``, ``priors``,
         ``draws``, ``tune``, ``chains``, ...). Each cause gets its own seed spawned from ``random_seed``."""
+        check_event_role(event, time=time, **{k: fit_kwargs.get(k) for k in ("entry", "strata", "weights", "cluster",
+                                                                             "covariates")})
         codes, names = event_causes(df, event, causes, censored)
         if self.families is not None:
             extra = sorted(set(self.families) - set(names))

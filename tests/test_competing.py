@@ -71,6 +71,10 @@ def test_bad_families_and_frames_are_refused_before_sampling():
         bc.CompetingRisks(family="CoxPH")
     with pytest.raises(bc.SpecError, match=r"no 'Surv\(\.\.\.\) ~'"):
         bc.CompetingRisks().fit(df, time="years", event="status", formula="Surv(years, status) ~ x")
+    with pytest.raises(bc.SpecError, match=r"event='years' is also time=; .*a column of its own"):
+        bc.CompetingRisks().fit(df, time="years", event="years", covariates=["x"])
+    with pytest.raises(bc.SpecError, match=r"event='status' is also covariates="):
+        bc.CompetingRisks().fit(df, time="years", event="status", covariates=["x", "status"])
     before = df.copy()
     with pytest.raises(bc.SpecError, match=r"event='stat' is not a column.*'status'"):
         bc.CompetingRisks().fit(df, time="years", event="stat", covariates=["x"])

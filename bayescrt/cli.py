@@ -140,7 +140,7 @@ def _finish(rep, args, out) -> int:
         from .report import report
 
         print(f"wrote the report {report(rep, args.report)}")
-    return _diagnostics_status(all(f.diagnostics().ok for f in rep.fits.fits.values()))
+    return _diagnostics_status(rep.diagnostics_ok)
 
 
 def _analyse(args) -> int:

@@ -152,6 +152,35 @@ def set_covariates(exposure: str, cols) -> str | list[str]:
     return f"{exposure} + {cols}" if isinstance(cols, str) else [exposure] + [c for c in cols if c != exposure]
 
 
+DATA_KEYS = ("entry", "strata", "weights", "reference", "missing")  # the fit arguments that prepare() takes too
+
+
+def plan_sets(model, df: pd.DataFrame, *, time: str, event: str, exposure: str, sets: CovariateSets, priors=None,
+              **data_kw) -> tuple[dict, dict, dict, dict]:
+    """Every set checked before any sampling: its covariates (the exposure first), the exposure's column label,
+    its priors (those of ``priors`` that name its covariates, and ``"default"``) and its prepared data, each
+    a dict by set. A prior that names a covariate of no set is an error."""
+    priors = priors or {}
+    if not isinstance(priors, dict):
+        raise SpecError(f"priors must be a dict of covariate -> prior, got {type(priors).__name__}")
+    plan, labels, set_priors, prepared, known = {}, {}, {}, {}, {"default"}
+    for name, cols in sets.items():
+        covs = set_covariates(exposure, cols)
+        data = model.prepare(df, time=time, event=event, **covariates_keyword(covs), **data_kw)
+        keys = {"default", *data.covariates, *data.sources}
+        known |= keys
+        set_priors[name] = {k: v for k, v in priors.items() if k in keys}
+        resolve_priors(data.covariates, data.sources, data.scale, set_priors[name])
+        plan[name], labels[name], prepared[name] = covs, exposure_label(data, exposure, name), data
+    stray = [k for k in priors if k not in known]
+    if stray:
+        raise SpecError(
+            f"priors: {stray[0]!r} is not a covariate of any set.{suggest(stray[0], known)} "
+            f"Valid keys: {sorted(known)}"
+        )
+    return plan, labels, set_priors, prepared
+
+
 def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str, exposure: str,
                        sets: CovariateSets | dict, **fit_kwargs) -> CovariateSetFits:
     """Fit ``model`` once per covariate set, each with ``exposure`` plus the set's covariates.
@@ -176,30 +205,14 @@ def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str,
         first = df[0]  # checked here; the others when each set's fit prepares them, before it samples
     else:
         first = df
-    data_keys = ("entry", "strata", "weights", "reference", "missing")
-    data_kw = {k: v for k, v in fit_kwargs.items() if k in data_keys}
-    priors = fit_kwargs.pop("priors", None) or {}
-    if not isinstance(priors, dict):
-        raise SpecError(f"priors must be a dict of covariate -> prior, got {type(priors).__name__}")
-    plan, labels, set_priors, known = {}, {}, {}, {"default"}
-    for name, cols in sets.items():  # validate every set before any sampling
-        covs = set_covariates(exposure, cols)
-        data = model.prepare(first, time=time, event=event, **covariates_keyword(covs), **data_kw)
-        keys = {"default", *data.covariates, *data.sources}
-        known |= keys
-        set_priors[name] = {k: v for k, v in priors.items() if k in keys}
-        resolve_priors(data.covariates, data.sources, data.scale, set_priors[name])
-        plan[name], labels[name] = covs, exposure_label(data, exposure, name)
+    data_kw = {k: v for k, v in fit_kwargs.items() if k in DATA_KEYS}
+    plan, labels, set_priors, prepared = plan_sets(model, first, time=time, event=event, exposure=exposure, sets=sets,
+                                                   priors=fit_kwargs.pop("priors", None), **data_kw)
+    for name, data in prepared.items():
         if frames is not None:  # a set that uses no imputed column is fitted once: its data are the same in each
             used = [c for c in dict.fromkeys([*data.sources, time, event, *(v for v in data_kw.values()
                                                                            if isinstance(v, str))]) if c in first]
             same[name] = all(f[used].equals(first[used]) for f in frames[1:])
-    stray = [k for k in priors if k not in known]
-    if stray:
-        raise SpecError(
-            f"priors: {stray[0]!r} is not a covariate of any set.{suggest(stray[0], known)} "
-            f"Valid keys: {sorted(known)}"
-        )
     fits = {name: model.fit(first if same.get(name) else df, time=time, event=event, **covariates_keyword(covs),
                             priors=set_priors[name], **fit_kwargs)
             for name, covs in plan.items()}

@@ -206,6 +206,14 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
             raise DataError(f"{_where(spec)}: column {c!r} has {int(frame[c].isna().sum())} missing values; the "
                             "outcome and the exposure must be complete (fix the extract or drop those rows)")
     check_exposure(frame, exposure, _where(spec) + " exposure")
+    cr = spec.competing
+    if cr is not None:  # the event column's codes or labels against [competing_risks] causes, before any fit
+        from .causes import event_causes
+
+        try:
+            event_causes(frame, event, cr["causes"], cr["censored"])
+        except (DataError, SpecError) as err:
+            raise type(err)(f"{spec.path} [competing_risks]: {err}") from None
     imp = data.get("imputation")
     missing = data.get("missing", "error")
     chosen = (imp or {}).get("columns")

@@ -43,11 +43,17 @@ def _figures(rep) -> dict:
 
     tab = rep.table()
     pub = tab[["published_hr", "published_lower", "published_upper"]].set_axis(["hr", "lower", "upper"], axis=1)
-    title = f"HR of {rep.fits.exposure!r} by covariate set" + (f" ({MARK} data)" if rep.synthetic else "")
+    title = f"{rep.hr_title} by covariate set" + (f" ({MARK} data)" if rep.synthetic else "")
     ax = rep.fits.plot_forest(published=pub if pub["hr"].notna().any() else None, title=title)
     forest = _png(ax.figure)
     col = rep.spec.columns
     groups = rep.group_labels()
+    if rep.competing is not None:  # 1 - Kaplan-Meier would overstate each cause's risk: the cumulative incidence
+        names = {f"{rep.fits.exposure} = {v}": str(groups[rep.cohort[rep.fits.exposure] == v].iloc[0]) for v in (0, 1)}
+        fig = rep.competing.plot_incidence(group_labels=names, xlabel=f"{col['time']}",
+                                           title="Standardised cumulative incidence by group, 95% band"
+                                                 + (f" ({MARK} data)" if rep.synthetic else ""))
+        return {"forest": forest, "cif": _png(fig), "km": None}
     from .plotting import plot_survival_curves
 
     curves = {}
@@ -58,7 +64,7 @@ def _figures(rep) -> dict:
     plot_survival_curves(curves, ax=ax, title="Kaplan-Meier survival by group, 95% pointwise band"
                          + (f" ({MARK} data)" if rep.synthetic else ""),
                          xlabel=f"{col['time']}", ylabel="Survival")
-    return {"forest": forest, "km": _png(ax.figure)}
+    return {"forest": forest, "km": _png(ax.figure), "cif": None}
 
 
 def _html_table(df: pd.DataFrame, *, classes: str = "", fmt=None) -> str:
@@ -92,10 +98,37 @@ def _worst(values: pd.Series, threshold: str) -> tuple[float, int]:
     return v[k], k
 
 
+def _fits(rep) -> list[tuple[str, object]]:
+    """Every fit of the analysis with its name in words: the set, and with competing risks its cause and estimand."""
+    if rep.competing is None:
+        return list(rep.fits.fits.items())
+    return [(f"{n}, {c}" + (", subdistribution" if e != "cause-specific HR" else ""), f)
+            for (n, c, e), f in rep.competing.items()]
+
+
+def _competing_rows(rep) -> list[dict]:
+    rows = []
+    for (name, cause, estimand), r in rep.competing_table().iterrows():
+        rows.append({"set": name, "cause": cause, "estimand": estimand, "hr": f"{r.hr_median:.3f}",
+                     "interval": f"{r.hr_lower:.3f} to {r.hr_upper:.3f}", "p": f"{r.p_hr_gt_1:.3f}",
+                     "ok": bool(r.diagnostics_ok)})
+    return rows
+
+
+def _incidence_rows(rep) -> list[dict]:
+    inc = rep.incidence_table()
+    if inc is None:
+        return []
+    return [{"set": name, "cause": cause, "time": f"{t:g}", "rd": f"{r.rd_median:+.3f}",
+             "rd_interval": f"{r.rd_lower:+.3f} to {r.rd_upper:+.3f}", "ratio": f"{r.ratio_median:.3f}",
+             "ratio_interval": f"{r.ratio_lower:.3f} to {r.ratio_upper:.3f}"}
+            for (name, cause, t), r in inc.iterrows()]
+
+
 def _diagnostics(rep) -> list[dict]:
     """Each set's gates; a pooled fit's per-imputation gates summarised by their worst imputation."""
     out = []
-    for name, fit in rep.fits.fits.items():
+    for name, fit in _fits(rep):
         d = fit.diagnostics()
         every = [{"gate": g, "value": f"{r.value:.4g}", "threshold": str(r.threshold), "passed": bool(r.passed),
                   "failed": []}
@@ -120,7 +153,7 @@ def _diagnostics(rep) -> list[dict]:
 
 def _priors(rep) -> list[dict]:
     out = []
-    for name, fit in rep.fits.fits.items():
+    for name, fit in _fits(rep):
         rows = [{"covariate": p["covariate"], "prior": describe(p["given"]),
                  "original": describe(p["original"]) if p.get("original") and p["original"] != p["given"] else ""}
                 for p in fit.priors]
@@ -131,11 +164,22 @@ def _priors(rep) -> list[dict]:
 def _data_summary(rep) -> list[tuple[str, str]]:
     col = rep.spec.columns
     df = rep.cohort
-    t, e = df[col["time"]].to_numpy(float), df[col["event"]].to_numpy(float)
+    t = df[col["time"]].to_numpy(float)
     items = []
     if rep.prepared is not None:
         items.append(("source", Path(rep.prepared.source).name))
-    items += [("rows", f"{len(df):,}"), ("events", f"{int(e.sum()):,} ({100 * e.mean():.1f}%)"),
+    if rep.competing is not None:  # the event column codes the causes: count each
+        from .causes import event_causes
+
+        cr = rep.spec.competing
+        codes, names = event_causes(df, col["event"], cr["causes"], cr["censored"])
+        e = (codes > 0).astype(float)
+        events = f"{int(e.sum()):,} ({100 * e.mean():.1f}%): " + ", ".join(
+            f"{n} {int((codes == k).sum()):,}" for k, n in enumerate(names, start=1))
+    else:
+        e = df[col["event"]].to_numpy(float)
+        events = f"{int(e.sum()):,} ({100 * e.mean():.1f}%)"
+    items += [("rows", f"{len(df):,}"), ("events", events),
               (f"time to event or censoring ({col['time']})", f"median {np.median(t):.2f}, longest {t.max():.2f}"),
               ("exposure", f"{col['exposure']}: " + ", ".join(f"{g} {n:,}" for g, n in
                                                                  rep.group_labels().value_counts().sort_index().items()))]
@@ -174,9 +218,12 @@ def render(rep) -> str:
         "exposure": rep.fits.exposure, "hr_rows": _hr_rows(rep),
         "published_any": bool(rep.table()["published_hr"].notna().any()),
         "hr_tables": {n: _html_table(f.hazard_ratios(), classes="hr", fmt=lambda v: f"{v:.3f}")
-                      for n, f in rep.fits.fits.items()},
+                      for n, f in _fits(rep)},
         "priors": _priors(rep), "diagnostics": _diagnostics(rep), "images": _figures(rep),
-        "all_ok": all(f.diagnostics().ok for f in rep.fits.fits.values()),
+        "all_ok": rep.diagnostics_ok,
+        "competing": None if rep.competing is None else {
+            "cause": rep.competing.cause, "causes": rep.competing.causes, "rows": _competing_rows(rep),
+            "incidence": _incidence_rows(rep)},
     }
     return _template().render(**context)
 

@@ -37,8 +37,37 @@ class Analysis:
 
     spec: AnalysisSpec
     cohort: pd.DataFrame
-    fits: CovariateSetFits
+    fits: CovariateSetFits  # with [competing_risks]: the cause of interest's cause-specific fits
     prepared: object = None  # bayescrt.extract.PreparedData for a data file
+    competing: object = None  # bayescrt.competing_sets.CompetingSetFits with [competing_risks]
+
+    @property
+    def hr_title(self) -> str:
+        """What the main table's HR is, in words: ``HR of 'upgrade'``, or the cause-specific HR of the cause of interest."""
+        if self.competing is not None:
+            return f"Cause-specific HR of {self.fits.exposure!r} for {self.competing.cause!r}"
+        return f"HR of {self.fits.exposure!r}"
+
+    @property
+    def diagnostics_ok(self) -> bool:
+        """Whether every fit passed its convergence diagnostics (every cause's and the Fine-Gray fits too)."""
+        fits = [f for _, f in self.competing.items()] if self.competing is not None else list(self.fits.fits.values())
+        return all(f.diagnostics().ok for f in fits)
+
+    def competing_table(self) -> pd.DataFrame | None:
+        """With ``[competing_risks]``: the exposure's HR per (set, cause, estimand), cause-specific and
+        subdistribution (:meth:`bayescrt.competing_sets.CompetingSetFits.table`); else None."""
+        return None if self.competing is None else self.competing.table()
+
+    def incidence_table(self) -> pd.DataFrame | None:
+        """With ``[competing_risks] horizons``: the standardised cumulative incidence difference and ratio by
+        exposure per (set, cause, horizon); else None. Computed once and kept."""
+        hz = (self.spec.competing or {}).get("horizons")
+        if self.competing is None or not hz:
+            return None
+        if getattr(self, "_incidence", None) is None:
+            self._incidence = self.competing.incidence(hz)
+        return self._incidence
 
     @classmethod
     def from_fits(cls, fits: CovariateSetFits, data: pd.DataFrame, *, time: str, event: str, title: str,
@@ -205,11 +234,24 @@ class Analysis:
         return spec_baseline(self.spec, self.cohort, self.prepared.covariates)  # from the frame as it is now
 
     def to_json(self) -> dict:
+        def plain(v):
+            return bool(v) if isinstance(v, (bool, np.bool_)) else v if isinstance(v, str) else float(v)
+
         rows = []
         for name, r in self.table().iterrows():
-            rows.append({"covariate_set": name, **{k: (bool(v) if k == "diagnostics_ok" else float(v))
-                                                   for k, v in r.items()}})
-        return {"synthetic": self.synthetic, "spec": self.spec.name, "note": self.note, "rows": rows}
+            rows.append({"covariate_set": name, **{k: plain(v) for k, v in r.items()}})
+        out = {"synthetic": self.synthetic, "spec": self.spec.name, "note": self.note, "rows": rows}
+        if self.competing is not None:
+            out["cause"] = self.competing.cause
+            out["competing_rows"] = [{**dict(zip(("covariate_set", "cause", "estimand"), idx)),
+                                      **{k: plain(v) for k, v in r.items()}}
+                                     for idx, r in self.competing_table().iterrows()]
+            inc = self.incidence_table()
+            if inc is not None:
+                out["incidence_rows"] = [{**dict(zip(("covariate_set", "cause", "time"), (idx[0], idx[1], float(idx[2])))),
+                                          **{k: plain(v) for k, v in r.items()}} for idx, r in inc.iterrows()]
+        out["diagnostics_ok"] = self.diagnostics_ok
+        return out
 
     def __str__(self) -> str:
         t = self.table()
@@ -226,9 +268,37 @@ class Analysis:
         shown = pd.DataFrame(shown, index=t.index.rename("covariate set"))
         beside = " beside the published estimate" if t["published_hr"].notna().any() else ""
         pooled = f"; {self.imputations} imputations pooled" if self.imputations else ""
-        return (f"{self.note}\n\nHR of {self.fits.exposure!r} by covariate set, posterior{beside} "
-                f"({self.spec.raw['model']['family']}, ties={self.spec.raw['model'].get('ties', 'efron')}{pooled})\n"
+        what = self.hr_title
+        fam = self.spec.raw["model"]["family"]
+        fam = self.spec.competing["families"].get(self.competing.cause, fam) if self.competing is not None else fam
+        fam = fam["family"] if isinstance(fam, dict) else fam
+        ties = f", ties={self.spec.raw['model'].get('ties', 'efron')}" if fam == "CoxPH" else ""
+        text = (f"{self.note}\n\n{what} by covariate set, posterior{beside} ({fam}{ties}{pooled})\n"
                 + shown.to_string())
+        return text + ("" if self.competing is None else "\n\n" + self._competing_text())
+
+    def _competing_text(self) -> str:
+        """The competing-risks tables in words: every cause's HR and the SHR per set, and the incidence contrasts."""
+        c = self.competing_table()
+        shown = pd.DataFrame({
+            "posterior HR (median)": c["hr_median"].map("{:.3f}".format),
+            "95% credible interval": [f"{a:.3f} to {b:.3f}" for a, b in zip(c["hr_lower"], c["hr_upper"])],
+            "P(HR > 1)": c["p_hr_gt_1"].map("{:.3f}".format),
+            "diagnostics": c["diagnostics_ok"].map({True: "ok", False: "FAILED"})}, index=c.index)
+        text = (f"Competing risks ({', '.join(self.competing.causes)}): HR of {self.fits.exposure!r} per cause "
+                "(cause-specific: the rate among those still free of every event) and for the cause of interest the "
+                "subdistribution HR (the risk, with competing events kept in the risk set)\n" + shown.to_string())
+        inc = self.incidence_table()
+        if inc is not None:
+            d = pd.DataFrame({
+                "difference (median)": inc["rd_median"].map("{:+.3f}".format),
+                "95% interval": [f"{a:+.3f} to {b:+.3f}" for a, b in zip(inc["rd_lower"], inc["rd_upper"])],
+                "ratio (median)": inc["ratio_median"].map("{:.3f}".format),
+                "ratio 95% interval": [f"{a:.3f} to {b:.3f}" for a, b in zip(inc["ratio_lower"], inc["ratio_upper"])]},
+                index=inc.index)
+            text += (f"\n\nStandardised cumulative incidence, {self.fits.exposure} = 1 against 0, at each horizon "
+                     "(in the time column's unit)\n" + d.to_string())
+        return text
 
 
 Reproduction = Analysis  # the main job's result has always been called so
@@ -274,6 +344,18 @@ def analyse(spec, data=None, *, draws: int | None = None, tune: int | None = Non
     spec, prep = load_data(spec, data)
     kw = _sampler(spec, draws, tune, chains, random_seed, scheduler)
     col = spec.columns
+    cr = spec.competing
+    if cr is not None:  # every cause's hazard per set, and the Fine-Gray model of the cause of interest if asked
+        from .analysis import competing_model
+        from .competing_sets import fit_competing_sets
+        from .families import registry
+
+        comp = fit_competing_sets(
+            competing_model(spec), prep.fits, time=col["time"], event=col["event"], exposure=col["exposure"],
+            sets=spec.covariate_sets, cause=cr["cause"], causes=cr["causes"], censored=cr["censored"],
+            subdistribution=registry.estimator_class("FineGray")() if cr["subdistribution"] else None,
+            priors=spec.priors, progress=progress, **prep.fit_kwargs, **kw)
+        return Analysis(spec, prep.frame, comp.of_interest(), prep, competing=comp)
     fits = fit_covariate_sets(estimator(spec), prep.fits, time=col["time"], event=col["event"],
                               exposure=col["exposure"], sets=spec.covariate_sets, priors=spec.priors,
                               progress=progress, **prep.fit_kwargs, **kw)
@@ -288,9 +370,12 @@ def write_outputs(rep: Analysis, out: Path) -> list[Path]:
     matplotlib.use("Agg", force=False)
     out = validation.output_folder(out, "out")
     written = []
-    for name, fit in rep.fits.fits.items():
+    # every fit by the names of its file: spec, covariate set (and cause, and the Fine-Gray fit's estimand)
+    saved = ({f"{n}_{c}" + ("_subdistribution" if e != "cause-specific HR" else ""): f
+              for (n, c, e), f in rep.competing.items()} if rep.competing is not None else dict(rep.fits.fits))
+    for name, fit in saved.items():
         fit.annotate(synthetic=int(rep.spec.synthetic))
-        # spec and covariate-set names are checked labels; inside() holds the line if that ever changes
+        # spec, covariate-set and cause names are checked labels; inside() holds the line if that ever changes
         written.append(fit.save(validation.inside(out, out / f"{rep.spec.name}_{name}.nc")))
     tab = rep.table()
     tab.to_csv(out / "table.csv")
@@ -302,16 +387,49 @@ def write_outputs(rep: Analysis, out: Path) -> list[Path]:
     if rep.prepared is not None:
         rep.prepared.missingness.to_csv(out / "missingness.csv")
         written.append(out / "missingness.csv")
-    title = f"HR of {rep.fits.exposure!r} by covariate set" + (" (SYNTHETIC cohort)" if rep.synthetic else "")
+    title = f"{rep.hr_title} by covariate set" + (" (SYNTHETIC cohort)" if rep.synthetic else "")
     ax = rep.fits.plot_forest(published=pub if pub["hr"].notna().any() else None, title=title)
     ax.figure.savefig(out / "forest.png", dpi=120)
     written.append(out / "forest.png")
-    diag_txt = "\n\n".join(f"== covariate set {n!r}\n{f.diagnostics()}" for n, f in rep.fits.fits.items())
+    if rep.competing is not None:
+        written += _write_competing(rep, out)
+    diag_txt = "\n\n".join(f"== covariate set {n!r}" + (f", {c}, {e}" if c else "") + f"\n{f.diagnostics()}"
+                             for (n, c, e), f in _every_fit(rep))
     (out / "diagnostics.txt").write_text(diag_txt + "\n")
     (out / "diagnostics.json").write_text(json.dumps(
-        {n: f.diagnostics().to_dict() for n, f in rep.fits.fits.items()}, indent=2))
+        {"/".join(k for k in key if k): f.diagnostics().to_dict() for key, f in _every_fit(rep)}, indent=2))
     (out / "README.txt").write_text(rep.note + "\n\n" + str(rep) + "\n")
     written += [out / "diagnostics.txt", out / "diagnostics.json", out / "README.txt"]
+    return written
+
+
+def _every_fit(rep: Analysis):
+    """``((set, cause, estimand), fit)`` for every fit of the analysis (cause and estimand empty for one event)."""
+    if rep.competing is not None:
+        return list(rep.competing.items())
+    return [((n, "", ""), f) for n, f in rep.fits.fits.items()]
+
+
+def _write_competing(rep: Analysis, out: Path) -> list[Path]:
+    """competing.csv (every cause's HR and the SHR per set), incidence.csv (the contrasts at the horizons) and
+    cif.png (the standardised cumulative incidence of every cause by group, per set)."""
+    import matplotlib.pyplot as plt
+
+    written = [out / "competing.csv"]
+    rep.competing_table().to_csv(written[0])
+    inc = rep.incidence_table()
+    if inc is not None:
+        inc.to_csv(out / "incidence.csv")
+        written.append(out / "incidence.csv")
+    labels = rep.group_labels()
+    exposure = rep.fits.exposure
+    names = {f"{exposure} = {v}": str(labels[rep.cohort[exposure] == v].iloc[0]) for v in (0, 1)}
+    fig = rep.competing.plot_incidence(group_labels=names, xlabel=f"time ({rep.spec.columns['time']})",
+                                       title="Standardised cumulative incidence by group"
+                                             + (" (SYNTHETIC data)" if rep.synthetic else ""))
+    fig.savefig(out / "cif.png", dpi=110)
+    plt.close(fig)
+    written.append(out / "cif.png")
     return written
 
 

@@ -31,10 +31,10 @@ from .formula import referenced
 from .errors import SpecError, suggest
 from .families import registry
 
-NAMED = {"danish": "danish_registry.toml", "example": "example_registry.toml"}
+NAMED = {"danish": "danish_registry.toml", "example": "example_registry.toml", "competing": "example_competing.toml"}
 
 TOP_KEYS = {"name", "title", "study", "synthetic", "time", "event", "exposure", "cohort", "data", "covariate_sets",
-            "model", "priors", "sampler", "published", "sensitivity", "multiverse"}
+            "model", "priors", "sampler", "published", "sensitivity", "multiverse", "competing_risks"}
 COHORT_KEYS = {"n", "n_exposed", "correlation", "accrual", "baseline", "covariates", "hazard_ratios"}
 # Keys that document a cohort figure (where it comes from, whether it is assumed or checked); the simulation
 # does not use them. Each [cohort.covariates.X] and [cohort.hazard_ratios.X] may carry them.
@@ -61,6 +61,10 @@ SENSITIVITY_KEYS = {"priors", "covariate_sets", "families", "subsets", "importan
 # whose every subset is a cell, the candidate that colours the vibration plot, and the sampler of the cells
 MULTIVERSE_KEYS = {"always", "candidates", "color_by", "draws", "tune", "chains", "random_seed"}
 MULTIVERSE_DEFAULTS = {"draws": 1000, "tune": 500, "chains": 4}
+# the keys of a [competing_risks] table (read by bayescrt.reproduce.analyse): the causes the event column codes,
+# the cause of interest, the label of censoring in a text column, a family per cause, the Fine-Gray model of the
+# cause of interest, and the horizons of the cumulative incidence contrasts
+COMPETING_KEYS = {"causes", "cause", "censored", "families", "subdistribution", "horizons"}
 
 
 def models_dir() -> Path:
@@ -156,6 +160,14 @@ class AnalysisSpec:
         out = {**MULTIVERSE_DEFAULTS, "always": [], "color_by": None,
                "random_seed": self.raw.get("sampler", {}).get("random_seed")}
         return out | copy.deepcopy(self.raw["multiverse"])
+
+    @property
+    def competing(self) -> dict | None:
+        """The ``[competing_risks]`` section with its defaults filled in, ``None`` without one."""
+        if "competing_risks" not in self.raw:
+            return None
+        out = {"censored": "censored", "families": {}, "subdistribution": False, "horizons": []}
+        return out | copy.deepcopy(self.raw["competing_risks"])
 
     @property
     def data(self) -> dict:
@@ -291,7 +303,7 @@ def check(raw: dict, where: str) -> None:
         if not isinstance(raw[key], str) or not raw[key]:
             raise SpecError(f"{where}: {key} = {raw[key]!r} must be a column name (text)")
     for key in ("covariate_sets", "model", "sampler", "priors", "published", "sensitivity", "multiverse", "cohort",
-                "data"):
+                "data", "competing_risks"):
         if key in raw and not isinstance(raw[key], dict):
             raise SpecError(f"{where}: {key} must be a table ([{key}]), got {type(raw[key]).__name__} {raw[key]!r}")
     fam = raw["model"].get("family")
@@ -312,6 +324,8 @@ def check(raw: dict, where: str) -> None:
     _unknown(raw.get("sensitivity", {}), SENSITIVITY_KEYS, f"{where} [sensitivity]")
     if "multiverse" in raw:
         _check_multiverse(raw, where)
+    if "competing_risks" in raw:
+        _check_competing(raw, where)
     try:
         CovariateSets(**raw["covariate_sets"])
     except SpecError as err:
@@ -400,6 +414,78 @@ def _check_multiverse(raw: dict, where: str) -> None:
             validation.integer(f"{at} {key}", mv[key], low=low)
     if "random_seed" in mv:
         validation.seed(f"{at} random_seed", mv["random_seed"])
+
+
+def _check_competing(raw: dict, where: str) -> None:
+    """``[competing_risks]``: the causes (file-name labels, each once), the cause of interest among them, a known
+    one-event family per cause, positive finite horizons; and the sections it does not combine with yet."""
+    cr, at = raw["competing_risks"], f"{where} [competing_risks]"
+    _unknown(cr, COMPETING_KEYS, at)
+    for key, why in (("cohort", "the synthetic cohort simulates one event; analyse a data file with [data], e.g. "
+                                "one made by bc.simulate_competing"),
+                     ("sensitivity", "sensitivity grids of competing risks are not built yet; remove [sensitivity]"),
+                     ("multiverse", "the multiverse of competing risks is not built yet; remove [multiverse]")):
+        if key in raw:
+            raise SpecError(f"{at}: a spec with competing risks cannot have [{key}]: {why}")
+    if "data" not in raw:
+        raise SpecError(f"{at}: competing risks are analysed on a data file; add [data] with file = \"extract.csv\"")
+    for key, why in (("imputation", "the competing-risks fits do not pool imputed data sets yet; use missing = "
+                                    "\"drop\" or complete the covariates first"),
+                     ("dates", "durations from dates take a 0/1 event; compute the time column and the cause code "
+                               "(0 censored, 1..K) in the extract")):
+        if key in raw["data"]:
+            raise SpecError(f"{at}: a spec with competing risks cannot have [data.{key}] yet: {why}")
+    for key in ("causes", "cause"):
+        if key not in cr:
+            raise SpecError(f"{at}: missing required key {key!r} ("
+                            + ("the names of the event codes 1..K, or the text labels, e.g. causes = "
+                               "[\"hf_hospitalisation\", \"death\"])" if key == "causes" else
+                               "the cause of interest, one of causes)") )
+    causes = cr["causes"]
+    if not isinstance(causes, list) or not all(isinstance(v, str) and v for v in causes):
+        raise SpecError(f"{at} causes = {causes!r}: give a list of the causes' names, the event codes 1..K in order "
+                        "(or the text labels), e.g. causes = [\"hf_hospitalisation\", \"death\"]")
+    if len(causes) < 2:
+        raise SpecError(f"{at} causes = {causes!r}: competing risks need at least two causes")
+    twice = sorted({c for c in causes if causes.count(c) > 1})
+    if twice:
+        raise SpecError(f"{at} causes: {twice} named twice; name each cause once")
+    for c in causes:
+        validation.label(f"{at} cause", c)
+    if cr["cause"] not in causes:
+        raise SpecError(f"{at} cause = {cr['cause']!r} is not one of causes.{suggest(str(cr['cause']), causes)} "
+                        f"Causes: {causes}")
+    censored = cr.get("censored", "censored")
+    if not isinstance(censored, str) or not censored or censored in causes:
+        raise SpecError(f"{at} censored = {censored!r}: give the text label of censoring in the event column "
+                        "(not a cause's name), e.g. censored = \"censored\"")
+    fams = cr.get("families", {})
+    if not isinstance(fams, dict):
+        raise SpecError(f"{at} families = {fams!r}: give a table of cause -> family, e.g. families = "
+                        "{death = \"WeibullPH\"}")
+    for c, fam in fams.items():
+        if c not in causes:
+            raise SpecError(f"{at} families: {c!r} is not a cause.{suggest(str(c), causes)} Causes: {causes}")
+        name = fam.get("family") if isinstance(fam, dict) else fam
+        known = registry.names(competing=False)
+        if name in registry.COMPETING:
+            raise SpecError(f"{at} families.{c} = {name!r} is a subdistribution model; a cause's family models its "
+                            f"cause-specific hazard ({sorted(known)}); ask for Fine-Gray with subdistribution = true")
+        if not isinstance(name, str) or name not in known:
+            raise SpecError(f"{at} families.{c} = {fam!r}: family must be one of {sorted(known)}."
+                            f"{suggest(str(name), known)}")
+        if isinstance(fam, dict):
+            _unknown(fam, {"family", *registry.options(name)}, f"{at} families.{c}")
+    sub = cr.get("subdistribution", False)
+    if not isinstance(sub, bool):
+        raise SpecError(f"{at} subdistribution = {sub!r}: give true (fit the Fine-Gray model of the cause of "
+                        "interest too) or false")
+    hz = cr.get("horizons", [])
+    if not isinstance(hz, list) or not all(validation.is_number(h) and 0 < float(h) < float("inf") for h in hz):
+        raise SpecError(f"{at} horizons = {hz!r}: give a list of positive finite times, in the time column's unit, "
+                        "e.g. horizons = [1.0, 3.0]")
+    if len(set(map(float, hz))) < len(hz):
+        raise SpecError(f"{at} horizons = {hz!r}: a horizon is given twice; give each once")
 
 
 def _text_list(value, key: str) -> list[str]:

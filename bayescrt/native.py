@@ -131,8 +131,23 @@ def _callback(template: str, name: str, inner, signature, **fields):
     return numba.cfunc(signature)(namespace[name])
 
 
+FASTMATH = False
+"""pytensor's ``numba__fastmath`` while a model compiles. Off: with LLVM's fast-math flags (reassociation,
+approximate functions) a log density compiled afresh and the same one loaded from pytensor's disk cache round
+differently (1e-12 in the draws, seen on a cold cache), so the same seed gave other draws on a machine's first run
+than on its second, or in a worker process than here; IEEE arithmetic makes the same seed the same draws
+wherever the model compiles. The fused likelihood kernels keep their own flags (their cache round-trips exactly)."""
+
+
 def compile_model(model):
     """The nutpie compiled model of ``model`` (data containers stay inputs), by the fast path where it applies."""
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=FASTMATH):
+        return _compile_model(model)
+
+
+def _compile_model(model):
     import nutpie
 
     def nutpies_own():

@@ -115,3 +115,41 @@ def test_a_non_finite_point_is_reported_to_the_sampler(frailty_cox):
     x = np.zeros(compiled.n_dim)
     x[0] = np.nan
     assert _call(compiled, x)[0] in (3, 4)  # nutpie's codes for a non-finite gradient or value
+
+
+_SAME_SEED = """
+import hashlib, sys
+import numpy as np, pandas as pd
+import bayescrt as bc
+from bayescrt import native
+native.FASTMATH = sys.argv[1] == "1"
+rng = np.random.default_rng(int(sys.argv[2]))
+n = 300
+df = pd.DataFrame({"t": rng.weibull(1.3, n) * 5, "d": (rng.random(n) < 0.7).astype(int), "x": rng.normal(size=n),
+                   "z": rng.normal(size=n)})
+fit = bc.WeibullPH().fit(df, time="t", event="d", covariates=["x", "z"], random_seed=1, chains=1, draws=200,
+                         tune=200, progress=False)
+print(hashlib.sha256(fit.idata["posterior"]["log_hr"].values.tobytes()).hexdigest())
+"""
+
+
+def _two_runs_on_a_cold_cache(tmp_path, fastmath: str) -> list[str]:
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "same_seed.py"
+    script.write_text(_SAME_SEED, encoding="utf-8")
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / ('cache' + fastmath)}"}
+    return [subprocess.run([sys.executable, str(script), fastmath, str(seed(60))], env=env, capture_output=True,
+                           text=True, check=True).stdout.strip().splitlines()[-1] for _ in range(2)]
+
+
+@pytest.mark.mcmc
+def test_the_same_seed_gives_the_same_draws_on_a_cold_and_a_warm_compile_cache(tmp_path):
+    """The first process compiles the log density afresh, the second loads it from pytensor's disk cache: with
+    LLVM's fast-math flags the two round differently and the draws part (1e-12 at first, then anything once an
+    accept or a U-turn flips); models compile without them, so a rerun, a resumed grid cell or a worker process
+    gives the draws this process gave."""
+    first, second = _two_runs_on_a_cold_cache(tmp_path, "0")
+    assert first == second

@@ -43,7 +43,9 @@ def _figures(rep) -> dict:
 
     tab = rep.table()
     pub = tab[["published_hr", "published_lower", "published_upper"]].set_axis(["hr", "lower", "upper"], axis=1)
-    title = f"{rep.hr_title} by covariate set" + (f" ({MARK} data)" if rep.synthetic else "")
+    title = f"{rep.hr_title} by covariate set"
+    if rep.synthetic:  # on a second line when the first is long (the forest plot is narrow)
+        title += ("\n" if len(title) > 50 else " ") + f"({MARK} data)"
     ax = rep.fits.plot_forest(published=pub if pub["hr"].notna().any() else None, title=title)
     forest = _png(ax.figure)
     col = rep.spec.columns

@@ -387,7 +387,9 @@ def write_outputs(rep: Analysis, out: Path) -> list[Path]:
     if rep.prepared is not None:
         rep.prepared.missingness.to_csv(out / "missingness.csv")
         written.append(out / "missingness.csv")
-    title = f"{rep.hr_title} by covariate set" + (" (SYNTHETIC cohort)" if rep.synthetic else "")
+    title = f"{rep.hr_title} by covariate set"
+    if rep.synthetic:  # on a second line when the first is long (the forest plot is narrow)
+        title += ("\n" if len(title) > 50 else " ") + ("(SYNTHETIC cohort)" if rep.prepared is None else "(SYNTHETIC data)")
     ax = rep.fits.plot_forest(published=pub if pub["hr"].notna().any() else None, title=title)
     ax.figure.savefig(out / "forest.png", dpi=120)
     written.append(out / "forest.png")

@@ -22,8 +22,8 @@ event time. It is averaged over the cohort with a 0/1 exposure set to each value
 or computed for given covariate values.
 
 :meth:`CompetingRisksFit.cumulative_incidence_contrast` gives the difference and ratio of the standardised
-cumulative incidence at chosen times. The subdistribution (Fine-Gray) model is :class:`bayescrt.FineGray`.
-Not yet here: specs, the CLI and the report.
+cumulative incidence at chosen times. The subdistribution (Fine-Gray) model is :class:`bayescrt.FineGray`; a spec's
+``[competing_risks]`` runs both over its covariate sets (:mod:`bayescrt.competing_sets`).
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def check_scheduler(scheduler, sampler: str = "nutpie", compiled_models=None) ->
 
 
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
-                 target_accept: float = 0.8, compiled_models=None, scheduler=None):
+                 target_accept: float = 0.8, compiled_models=None, scheduler=None, adaptation: str | None = None):
     """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict).
 
     With nutpie each chain is a one-chain run with its own seed from ``random_seed``
@@ -108,6 +108,8 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     ``compiled_models``: a :class:`~bayescrt.compiled.CompiledModels` cache; a model whose
     structure it has compiled before is served from it (nutpie only). ``None`` (the default)
     uses the process-wide :func:`~bayescrt.compiled.process_cache`; ``False`` compiles afresh.
+    ``adaptation``: nutpie's mass-matrix adaptation, ``"low_rank"`` (``None``: :data:`bayescrt.chains.ADAPTATION`)
+    or ``"diag"``; recorded in the info.
     ``scheduler``: a ``dask.distributed`` scheduler address or Client; the chains then run as
     tasks on its workers, each holding the data once, with the draws a local fit would give.
     """
@@ -116,23 +118,29 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     seed = resolve_seed(random_seed)
     check_compiled_models(compiled_models, sampler)
     check_scheduler(scheduler, sampler, compiled_models)
+    from . import chains as _chains
+
+    adaptation = adaptation or _chains.ADAPTATION
+    if adaptation not in _chains.ADAPTATIONS:
+        raise SpecError(f"adaptation={adaptation!r} must be one of {list(_chains.ADAPTATIONS)}")
     info = {"sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains), "random_seed": seed,
             "target_accept": target_accept}
     if sampler == "nutpie":
-        tree, run = _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler)
+        tree, run = _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler,
+                                adaptation)
     else:
         tree, run = _run_pymc(model, draws, tune, chains, seed, progress, target_accept)
     return tree, {**info, **run}
 
 
-def _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler):
+def _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler, adaptation):
     from . import chains as _chains
 
     seeds = _chains.chain_seeds(seed, chains)
     if scheduler is not None:
         traces, run = _chains.sample_on_cluster(model, seeds, scheduler, draws=draws, tune=tune,
-                                                target_accept=target_accept, progress=progress)
-        return _chains.combine(traces), {**run, "chain_seeds": seeds}
+                                                target_accept=target_accept, progress=progress, adaptation=adaptation)
+        return _chains.combine(traces), {**run, "chain_seeds": seeds, "adaptation": adaptation}
     t0 = _time.perf_counter()
     if compiled_models is False:
         from .native import compile_model
@@ -146,10 +154,11 @@ def _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compi
         compiled, new = compiled_models.compile(model)
     t1 = _time.perf_counter()
     traces = _chains.sample_here(compiled, seeds, draws=draws, tune=tune, target_accept=target_accept,
-                                 cores=min(chains, os.cpu_count() or 1), progress=progress)
+                                 cores=min(chains, os.cpu_count() or 1), progress=progress, adaptation=adaptation)
     return _chains.combine(traces), {"compile_seconds": round(t1 - t0, 3),
                                      "sampling_seconds": round(_time.perf_counter() - t1, 3),
-                                     "compiled": "new" if new else "reused", "chain_seeds": seeds}
+                                     "compiled": "new" if new else "reused", "chain_seeds": seeds,
+                                     "adaptation": adaptation}
 
 
 def _run_pymc(model, draws, tune, chains, seed, progress, target_accept):

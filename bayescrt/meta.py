@@ -309,10 +309,11 @@ class MetaAnalysis:
 
 
 def _sample(model, draws, tune, chains, random_seed, progress, target_accept=0.8):
+    from .chains import FEW_STUDIES_ADAPTATION
     from .fit import sample_model
 
     return sample_model(model, draws=draws, tune=tune, chains=chains, random_seed=random_seed, progress=progress,
-                        target_accept=target_accept)
+                        target_accept=target_accept, adaptation=FEW_STUDIES_ADAPTATION)
 
 
 def _wquantile(x: np.ndarray, w: np.ndarray, q) -> np.ndarray:

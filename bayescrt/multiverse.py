@@ -150,7 +150,7 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
     if seed is None and out is not None:  # a run without a seed resumes with the seed it drew
         seed = _recorded_seed(out)
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % 2**32)
+        seed = _draw_seed()
     columns = [exposure, *always, *candidates]
     data = est.prepare(df, time=time, event=event, covariates=columns, entry=entry, reference=reference,
                        missing=missing)  # once, before any cell
@@ -197,7 +197,7 @@ def multiverse(df: pd.DataFrame, *, time: str, event: str, exposure: str, always
             for cell, active in todo:
                 finished(cell, fit_cell(est, df, active, fit_kw))
     return Multiverse(cells, results, exposure=exposure, always=always, candidates=candidates, fitted=len(todo),
-                      folder=folder)
+                      folder=folder, random_seed=seed)
 
 
 def fit_cell(est, df: pd.DataFrame, active: list[str], fit_kw: dict) -> dict:
@@ -267,6 +267,11 @@ def _summarise(fit, loglik_var: str) -> dict:
             "seconds": float(fit.sampling.get("compile_seconds", 0.0)) + float(fit.sampling.get("sampling_seconds", 0.0))}
 
 
+def _draw_seed() -> int:
+    """A fresh seed from the operating system's entropy, for a run given none (recorded, so that it resumes)."""
+    return int(np.random.SeedSequence().entropy % 2**32)
+
+
 def _recorded_seed(out) -> int | None:
     """The seed a run in ``out`` drew for itself (``random_seed=None``), so that a rerun without one resumes."""
     try:
@@ -325,10 +330,11 @@ def _load(folder: Path, cell: MultiverseCell, fingerprint: str) -> dict | None:
 class Multiverse:
     """Every cell's posterior of the exposure's log-HR, and what they say together (module docstring)."""
 
-    def __init__(self, cells, results, *, exposure, always, candidates, fitted, folder):
+    def __init__(self, cells, results, *, exposure, always, candidates, fitted, folder, random_seed=None):
         self.cells, self.results = list(cells), results
         self.exposure, self.always, self.candidates = exposure, list(always), list(candidates)
         self.fitted, self.folder = fitted, folder
+        self.random_seed = random_seed  # the seed every cell used: given, recorded by an earlier run, or drawn
 
     @property
     def compilations(self) -> int:

@@ -147,11 +147,13 @@ def run_multiverse(spec, *, out, data=None, draws: int | None = None, tune: int 
     run = MultiverseRun(spec, rows, result, source=source, weights=weights)
     ps_kw = {k: v for k, v in kw.items() if k == "entry"}
     ps_priors = {k: v for k, v in (priors or {}).items() if k in ("default", exposure)} or None
+    # the cells' seed, also when the run drew it: a resumed run refits these with the first run's numbers
+    ps_sampler = {**sampler, "random_seed": result.random_seed}
     for name, pw in weights.items():
         with warnings.catch_warnings():  # a failed fit is reported in its row and by the exit status
             warnings.simplefilter("ignore", DiagnosticsWarning)
             run.fits[name] = pw.fit(rows, time=time, event=event, family=est, priors=ps_priors, progress=False,
-                                    **sampler, **ps_kw)
+                                    **ps_sampler, **ps_kw)
     return run
 
 

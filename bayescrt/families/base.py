@@ -240,9 +240,12 @@ class Estimator:
         hierarchy = self._levels(data, levels) if self.has_levels else None
         model, info, resolved = self.build(data, priors, hierarchy)
         ta = self.target_accept or self._default_target_accept(data, hierarchy)
+        from ..chains import FEW_STUDIES_ADAPTATION
+
+        adaptation = FEW_STUDIES_ADAPTATION if study is not None or aggregate is not None else None
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
-                                      compiled_models=compiled_models, scheduler=scheduler)
+                                      compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation)
         post = tree["posterior"]
         n_draws = post.sizes["chain"] * post.sizes["draw"]
         groups = data_groups(data)

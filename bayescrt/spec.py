@@ -423,7 +423,6 @@ def _check_competing(raw: dict, where: str) -> None:
     _unknown(cr, COMPETING_KEYS, at)
     for key, why in (("cohort", "the synthetic cohort simulates one event; analyse a data file with [data], e.g. "
                                 "one made by bc.simulate_competing"),
-                     ("sensitivity", "sensitivity grids of competing risks are not built yet; remove [sensitivity]"),
                      ("multiverse", "the multiverse of competing risks is not built yet; remove [multiverse]")):
         if key in raw:
             raise SpecError(f"{at}: a spec with competing risks cannot have [{key}]: {why}")

@@ -1,7 +1,8 @@
 """Sensitivity analyses: grids of fits that resume after a crash and scale out on Dask.
 
 A :class:`Grid` crosses priors on the exposure's log-HR, covariate sets, model
-families and data subsets; every combination is a *cell*. :func:`run` fits
+families and data subsets; every combination is a *cell*. With competing risks (``Grid(cause=...)``, or
+a spec's ``[competing_risks]``) each cell is the cause-specific HR of the cause of interest. :func:`run` fits
 every cell and writes ``OUT/cells/<cell>.nc`` (a saved :class:`~bayescrt.Fit`)
 and ``OUT/manifest.json`` (each cell's parameters, seed, status, time and file).
 

@@ -70,6 +70,9 @@ class Grid:
     ``subsets``: name -> list of ``[column, operator, value]`` conditions
     (all must hold); default ``{"all": []}``. ``base_priors``: priors of the
     other covariates (and ``default``), as for ``fit(priors=...)``.
+    ``cause``: competing risks, with ``event`` coding the causes (``bc.event_causes``: 0 censored and 1..K,
+    ``causes`` naming them, or text labels with ``censored`` the label of censoring): each cell fits the
+    cause-specific hazard of ``cause``, the other causes censoring it.
     """
 
     time: str
@@ -89,6 +92,9 @@ class Grid:
     published: dict = field(default_factory=dict)  # covariate set -> {hr, lower, upper}
     synthetic: bool = False
     title: str = ""
+    cause: str | None = None  # competing risks: the cause whose cause-specific hazard each cell fits
+    causes: list | dict | None = None  # the names of the event codes 1..K, or the text labels (bc.event_causes)
+    censored: str = "censored"  # the label of censoring in a text event column
 
     def __post_init__(self):
         for key in ("time", "event", "exposure"):
@@ -108,6 +114,7 @@ class Grid:
             raise SpecError(f"important_hr={self.important_hr!r} must be a positive number other than 1, e.g. 1.25")
         self.important_hr = float(self.important_hr)
         self.synthetic = validation.flag("synthetic", self.synthetic)
+        self._check_cause()
         if not isinstance(self.base_priors, dict):
             raise SpecError(f"base_priors={self.base_priors!r} must be a dict of covariate (or 'default') -> prior")
         for k, p in self.base_priors.items():
@@ -154,7 +161,8 @@ class Grid:
             fam = opts.pop("family", None)
             if fam in registry.COMPETING:
                 raise SpecError(f"grid family {f!r}: {fam} models one cause among competing events (fit(cause=...)); "
-                                f"a grid's families model one event: {registry.names(competing=False)}")
+                                f"a grid's families model one event, or with cause= its cause-specific hazard: "
+                                f"{registry.names(competing=False)}")
             if fam not in registry.names():
                 raise SpecError(f"grid family {f!r}: family must be one of {registry.names(competing=False)}."
                                 f"{suggest(str(fam), registry.names(competing=False))}")
@@ -207,6 +215,71 @@ class Grid:
             for k, v in self.confounding.items():
                 check_prior(v, k, k == "confounder_hr", k != "confounder_hr")
 
+    def _check_cause(self) -> None:
+        """``cause``, ``causes`` and ``censored``: competing risks, or none of them."""
+        if not isinstance(self.censored, str) or not self.censored:
+            raise SpecError(f"censored={self.censored!r} must be the text label of censoring in the event column, "
+                            "e.g. 'censored'")
+        if self.cause is None:
+            if self.causes is not None:
+                example = next(iter(self.causes.values() if isinstance(self.causes, dict) else self.causes), "death")
+                raise SpecError(f"causes={self.causes!r} is given without cause=: name the cause of interest, e.g. "
+                                f"cause={example!r}")
+            if self.censored != "censored":
+                raise SpecError(f"censored={self.censored!r} applies to competing risks; give cause= too (the cause "
+                                "of interest), or leave censored out")
+            return
+        if not isinstance(self.cause, str) or not self.cause:
+            raise SpecError(f"cause={self.cause!r} must be the name of the cause of interest (text), e.g. 'death'")
+        if self.causes is not None:
+            if isinstance(self.causes, dict):
+                names = [str(v) for v in self.causes.values()]
+            elif isinstance(self.causes, (list, tuple)) and all(isinstance(c, str) for c in self.causes):
+                names = list(self.causes)
+            else:
+                raise SpecError(f"causes={self.causes!r} must list the causes' names (the event codes 1..K in order, "
+                                "or the text labels), or map codes to names, e.g. {1: 'hf_hosp', 2: 'death'}")
+            if self.cause not in names:
+                raise SpecError(f"cause={self.cause!r} is not one of causes={names!r}.{suggest(self.cause, names)}")
+        from ..causes import check_event_role
+        from ..formula import referenced
+
+        used = [v for cols in self.covariate_sets.values()
+                for v in ((referenced(cols) or []) if isinstance(cols, str) else cols)]
+        check_event_role(self.event, time=self.time, exposure=self.exposure, covariates=used)
+
+    @property
+    def fit_event(self) -> str:
+        """The event column the cells fit: ``event``, or with competing risks the 0/1 column of ``cause``."""
+        from ..causes import EVENT_COLUMN
+
+        return self.event if self.cause is None else EVENT_COLUMN
+
+    def cause_data(self, df):
+        """``df`` (or each completed DataFrame of an imputation) with the 0/1 event column of ``cause`` added (a
+        copy; the other causes censor it); ``df`` itself without competing risks. The codes are checked first."""
+        if self.cause is None:
+            return df
+        if isinstance(df, list):
+            return [self.cause_data(f) for f in df]
+        from ..causes import EVENT_COLUMN, event_causes
+
+        if EVENT_COLUMN in df.columns:
+            raise SpecError(f"the data have a column {EVENT_COLUMN!r}, the name a grid of competing risks gives the "
+                            f"0/1 event of cause {self.cause!r}; rename it")
+        codes, names = event_causes(df, self.event, self.causes, self.censored)
+        if self.cause not in names:
+            raise SpecError(f"cause={self.cause!r} is not a cause of event column {self.event!r}."
+                            f"{suggest(self.cause, names)} Causes: {names}")
+        return df.assign(**{EVENT_COLUMN: (codes == names.index(self.cause) + 1).astype(np.int64)})
+
+    @property
+    def estimand(self) -> str:
+        """What each cell's HR is, for titles: ``HR of 'upgrade'`` or its cause-specific HR for one cause."""
+        if self.cause is None:
+            return f"HR of {self.exposure!r}"
+        return f"cause-specific HR of {self.exposure!r} for {self.cause!r}"
+
     # ------------------------------------------------------------------ cells
     def cells(self) -> list[Cell]:
         return [Cell(f, s, p, d) for f in self._families for s in self.covariate_sets for p in self._priors
@@ -236,12 +309,14 @@ class Grid:
                "prior": self.prior_of(cell), "base_priors": self.base_priors, "subset": self.subsets[cell.subset],
                "exposure": self.exposure, "time": self.time, "event": self.event, "seed": self.seed_of(cell),
                "sampler": [self.draws, self.tune, self.chains], "data": data_hash}
+        if self.cause is not None:  # only then: the fingerprints of grids of one event stay what they were
+            rec.update(cause=self.cause, causes=self.causes, censored=self.censored)
         return hashlib.sha256(json.dumps(rec, sort_keys=True, default=str).encode()).hexdigest()
 
     def to_dict(self) -> dict:
         keys = ("time", "event", "exposure", "covariate_sets", "priors", "families", "subsets", "important_hr",
                 "base_priors", "draws", "tune", "chains", "random_seed", "confounding", "published", "synthetic",
-                "title")
+                "title", "cause", "causes", "censored")
         return {k: copy.deepcopy(getattr(self, k)) for k in keys}
 
     @classmethod
@@ -266,7 +341,10 @@ class Grid:
                                 f"{suggest(s, sets)} Sets: {list(sets)}")
         fams = []
         model = {k: v for k, v in spec.raw["model"].items() if k != "family"}
-        for f in sec.get("families", [spec.raw["model"]["family"]]):
+        cr = spec.competing or {}
+        # with competing risks the default family is that of the cause of interest ([competing_risks] families)
+        default = cr.get("families", {}).get(cr.get("cause"), spec.raw["model"]["family"])
+        for f in sec.get("families", [default]):
             # the spec's [model] options go to each grid family that takes them all (ties: CoxPH)
             if isinstance(f, str) and f in registry.REGISTRY and model and set(model) <= set(registry.options(f)):
                 f = {"family": f, **model}
@@ -282,6 +360,8 @@ class Grid:
                   random_seed=sec.get("random_seed", sampler.get("random_seed", 0)),
                   confounding=sec.get("confounding"), published=pub, synthetic=spec.synthetic,
                   title=spec.title)
+        if cr:
+            kw.update(cause=cr["cause"], causes=cr["causes"], censored=cr["censored"])
         kw.update(overrides)
         return cls(**kw)
 

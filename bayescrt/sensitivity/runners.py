@@ -42,11 +42,7 @@ def run(grid, out, *, data: pd.DataFrame | None = None, scheduler=None, workers:
     elif overrides:
         raise SpecError(f"{sorted(overrides)}: overrides apply to a spec; set them on the Grid instead")
     if data is None:
-        if spec is None or "cohort" not in spec.raw:
-            raise SpecError("data= is required: this grid has no spec with a synthetic cohort")
-        from ..analysis import simulate_cohort
-
-        data = simulate_cohort(spec)
+        data = _spec_data(spec)
     workers = validation.integer("workers", workers, low=1)
     if isinstance(data, (list, tuple)):  # completed data sets of a multiple imputation: each cell pools them
         from ..impute import check_frames
@@ -57,9 +53,35 @@ def run(grid, out, *, data: pd.DataFrame | None = None, scheduler=None, workers:
                         f"{type(data).__name__}")
     else:
         df = data.copy()
+    df = grid.cause_data(df)  # competing risks: the codes checked, the cause's 0/1 event added to the copy
     (out / "cells").mkdir(parents=True, exist_ok=True)
     with _lock(out):
         return _run_locked(grid, out, df, scheduler, workers, progress)
+
+
+# what a spec's [data] may ask of the fits that a grid's cells do not take yet, and what to do instead
+_NOT_IN_GRIDS = {"missing": "missing = \"drop\" (drop the incomplete rows from the extract, or impute them with "
+                            "[data.imputation])",
+                 "reference": "reference levels (recode the column so that its reference level sorts first)",
+                 "entry": "delayed entry from [data.dates] (compute the time from entry in the extract)"}
+
+
+def _spec_data(spec):
+    """A spec's data: its [data] file, read and prepared as `bayescrt analyse` does, or its synthetic cohort."""
+    if spec is not None and "data" in spec.raw:
+        from ..extract import load_data
+
+        spec, prepared = load_data(spec)
+        refused = [_NOT_IN_GRIDS[k] for k in prepared.fit_kwargs if k in _NOT_IN_GRIDS]
+        if refused:
+            raise SpecError(f"{spec.path} [data]: a sensitivity grid does not pass {'; '.join(refused)} to its cells "
+                            "yet")
+        return prepared.fits
+    if spec is None or "cohort" not in spec.raw:
+        raise SpecError("data= is required: this grid has no spec with a data file or a synthetic cohort")
+    from ..analysis import simulate_cohort
+
+    return simulate_cohort(spec)
 
 
 def _run_locked(grid, out, df, scheduler, workers, progress):
@@ -76,7 +98,7 @@ def _run_locked(grid, out, df, scheduler, workers, progress):
         for cell in {c.covariate_set: c for c in cells}.values():
             est, _, covs, _, _ = _cell_inputs(grid, cell, df[:1])
             for frame in df[1:]:
-                est.prepare(frame, time=grid.time, event=grid.event, **covariates_keyword(covs))
+                est.prepare(frame, time=grid.time, event=grid.fit_event, **covariates_keyword(covs))
     groups: dict = {}
     for cell in cells:
         groups.setdefault(grid.group_of(cell), []).append(cell)

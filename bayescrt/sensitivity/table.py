@@ -39,7 +39,7 @@ class SensitivityResult:
         """One row per cell: the exposure's HR posterior, power-scaling sensitivity, diagnostics."""
         rows = [_summary_row(self.grid, cell, self.fit(cell), prob) for cell in self.grid.cells()]
         tab = pd.DataFrame(rows).set_index("cell")
-        tab.attrs.update(prob=prob, exposure=self.grid.exposure, synthetic=self.grid.synthetic)
+        tab.attrs.update(prob=prob, exposure=self.grid.exposure, synthetic=self.grid.synthetic, cause=self.grid.cause)
         return tab
 
     def __str__(self) -> str:
@@ -56,7 +56,7 @@ class SensitivityResult:
         if "adjusted_hr_median" in t:
             shown["bias-adjusted HR"] = [f"{m:.3f} ({a:.3f} to {b:.3f})" for m, a, b in
                                          zip(t["adjusted_hr_median"], t["adjusted_hr_lower"], t["adjusted_hr_upper"])]
-        head = ("SYNTHETIC DATA: a simulated cohort calibrated to published tables, not patient data.\n"
+        head = ("SYNTHETIC DATA: the grid's data are simulated (the spec says how), not patient data.\n"
                 if self.grid.synthetic else "")
         notes = []
         if t["sensitivity_diagnosis"].str.contains("potential").any():
@@ -65,10 +65,25 @@ class SensitivityResult:
         if not t["diagnostics_ok"].all():
             notes.append("Cells marked FAILED did not pass the convergence diagnostics: their rows cannot be trusted.")
         lr = self.manifest["last_run"]
-        return (f"{head}Sensitivity grid: HR of {self.grid.exposure!r} in {len(t)} cells "
+        if self.grid.cause is not None:
+            notes.append(f"Cause-specific hazards: the other causes censor {self.grid.cause!r}; the HR is not a ratio "
+                         "of cumulative incidences (see bc.CompetingRisks for those).")
+        return (f"{head}Sensitivity grid: {self._estimand()} in {len(t)} cells "
                 f"({_count(lr['compilations'], 'compilation')} in the last run, {_count(lr['fitted'], 'cell')} "
                 f"fitted, {lr['kept']} kept from before)\n" + shown.to_string(index=False)
                 + "".join("\n" + n for n in notes))
+
+    def _estimand(self) -> str:
+        """The printed title's estimand: with competing risks, which causes censor the cause of interest."""
+        if self.grid.cause is None:
+            return self.grid.estimand
+        return f"{self.grid.estimand} ({self._others()} censors it)"
+
+    def _others(self) -> str:
+        causes = self.grid.causes
+        names = list(causes.values()) if isinstance(causes, dict) else list(causes or [])
+        others = [str(n) for n in names if n != self.grid.cause]
+        return " and ".join(others) if others else "every other cause"
 
     def plot(self, ax=None, prob: float = 0.95):
         """Forest plot of the exposure HR across cells; each covariate set's published CI beside its cells."""
@@ -83,9 +98,9 @@ class SensitivityResult:
         if self.grid.published:
             pub = pd.DataFrame([{k: self.grid.published.get(s, {}).get(k, np.nan) for k in ("hr", "lower", "upper")}
                                 for s in t["covariate_set"]], index=tab.index)
-        title = f"HR of {self.grid.exposure!r} across the sensitivity grid"
+        title = f"{self.grid.estimand} across the sensitivity grid"
         if self.grid.synthetic:
-            title += "\n(SYNTHETIC cohort calibrated to published tables)"
+            title += "\n(SYNTHETIC data: simulated, not patient data)"
         return plot_forest(tab, ax=ax, published=pub, title=title)
 
 

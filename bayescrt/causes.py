@@ -104,6 +104,19 @@ def event_causes(df: pd.DataFrame, event: str, causes=None, censored="censored")
     return recode, out
 
 
+def with_cause_event(df: pd.DataFrame, event: str, cause: str, causes=None, censored="censored") -> pd.DataFrame:
+    """A copy of ``df`` with :data:`EVENT_COLUMN`, the 0/1 event of ``cause`` (the other causes censor it), for a
+    cause-specific fit of a one-event family; the codes are checked by :func:`event_causes` first."""
+    if EVENT_COLUMN in df.columns:
+        raise SpecError(f"the data have a column {EVENT_COLUMN!r}, the name given to the 0/1 event of cause "
+                        f"{cause!r}; rename it")
+    codes, names = event_causes(df, event, causes, censored)
+    if cause not in names:
+        raise SpecError(f"cause={cause!r} is not a cause of event column {event!r}.{suggest(str(cause), names)} "
+                        f"Causes: {names}")
+    return df.assign(**{EVENT_COLUMN: (codes == names.index(cause) + 1).astype(np.int64)})
+
+
 def check_event_role(event: str, **roles) -> None:
     """The event column must not also be the time, entry, weights, strata or cluster column, nor a covariate: the
     fits replace it by a 0/1 column of their own, which would hide that clash from the data checks."""

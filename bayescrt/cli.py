@@ -280,6 +280,8 @@ def _multiverse(args) -> int:
     with warnings.catch_warnings():  # failures are said below, in capitals, and by the exit status
         warnings.simplefilter("ignore", DiagnosticsWarning)
         print(run.note() + "\n")
+        if run.cause:
+            print(run.estimand() + "\n")
         print(run.multiverse)
         att = run.multiverse.attribution()
         print(f"\nEach candidate's share of the shift in the log-HR (Shapley values; total {att.attrs['total']:+.4f}):")

@@ -35,6 +35,20 @@ class MultiverseRun:
     weights: dict = field(default_factory=dict)  # estimand -> PropensityWeights
     fits: dict = field(default_factory=dict)     # estimand -> Fit (weighted, the exposure alone)
     source: str = ""
+    event: str = ""  # the event column the fits use: the spec's, or with competing risks the cause's 0/1 column
+
+    @property
+    def cause(self) -> str | None:
+        """With ``[competing_risks]``: the cause whose cause-specific HR every cell and weighted fit estimates."""
+        return (self.spec.competing or {}).get("cause")
+
+    def estimand(self) -> str:
+        """One sentence on what the HRs are (cause-specific with competing risks), or ``""``."""
+        if self.cause is None:
+            return ""
+        others = " and ".join(c for c in self.spec.competing["causes"] if c != self.cause)
+        return (f"Competing risks: every HR here is the cause-specific HR of {self.cause!r} ({others} censors it), "
+                "not a ratio of cumulative incidences (`bayescrt analyse` gives those).")
 
     @property
     def synthetic(self) -> bool:
@@ -46,7 +60,7 @@ class MultiverseRun:
 
     def note(self) -> str:
         """What the data are, in one sentence (SYNTHETIC where they are)."""
-        ex, ev = self.spec.raw["exposure"], self.spec.raw["event"]
+        ex, ev = self.spec.raw["exposure"], self.event or self.spec.raw["event"]
         size = f"{len(self.cohort):,} rows, {int(self.cohort[ev].sum()):,} events, {int(self.cohort[ex].sum()):,} exposed"
         if not self.source:
             return (f"SYNTHETIC DATA: the cohort analysed here ({size}) is simulated, calibrated to the published "
@@ -136,6 +150,12 @@ def run_multiverse(spec, *, out, data=None, draws: int | None = None, tune: int 
                         "one compilation through CoxPH.fit(active=...); set family = \"CoxPH\" (in a copy of the spec)")
     priors = _priors(spec, columns)
     frame, kw, source = _data(spec, data, columns)  # refused before the folder is made
+    cr = spec.competing
+    if cr is not None:  # every cell and weighted fit: the cause-specific hazard of the cause of interest
+        from .causes import EVENT_COLUMN, check_event_role, with_cause_event
+
+        check_event_role(event, exposure=exposure, covariates=columns)
+        frame, event = with_cause_event(frame, event, cr["cause"], cr["causes"], cr["censored"]), EVENT_COLUMN
     rows = frame.dropna(subset=columns) if kw.get("missing") == "drop" else frame  # the rows the cells fit
     # the propensity weights first: cheap, and a problem with them is found before hours of sampling
     weights = {name: propensity_weights(rows, exposure=exposure, covariates=[*mv["always"], *mv["candidates"]],
@@ -144,7 +164,7 @@ def run_multiverse(spec, *, out, data=None, draws: int | None = None, tune: int 
     result = multiverse(frame, time=time, event=event, exposure=exposure, always=mv["always"],
                         candidates=mv["candidates"], family=est, priors=priors, out=out / CELLS, scheduler=scheduler,
                         workers=workers, progress=progress, **sampler, **kw)
-    run = MultiverseRun(spec, rows, result, source=source, weights=weights)
+    run = MultiverseRun(spec, rows, result, source=source, weights=weights, event=event)
     ps_kw = {k: v for k, v in kw.items() if k == "entry"}
     ps_priors = {k: v for k, v in (priors or {}).items() if k in ("default", exposure)} or None
     # the cells' seed, also when the run drew it: a resumed run refits these with the first run's numbers
@@ -223,6 +243,7 @@ def readme(run: MultiverseRun) -> str:
 
     mv = run.multiverse
     lines = [f"Adjustment-set multiverse: {run.spec.title}", "", run.note(), "",
+             *([run.estimand(), ""] if run.cause else []),
              f"{len(mv.cells)} covariate sets for {mv.exposure!r}: always {', '.join(mv.always) or 'nothing'}, plus every "
              f"subset of {', '.join(mv.candidates)}; {mv.compilations} compilation(s) this run, {mv.fitted} cell(s) fitted"
              + (f", {len(mv.cells) - mv.fitted} loaded from {CELLS}/." if mv.fitted < len(mv.cells) else "."), ""]

@@ -421,11 +421,9 @@ def _check_competing(raw: dict, where: str) -> None:
     one-event family per cause, positive finite horizons; and the sections it does not combine with yet."""
     cr, at = raw["competing_risks"], f"{where} [competing_risks]"
     _unknown(cr, COMPETING_KEYS, at)
-    for key, why in (("cohort", "the synthetic cohort simulates one event; analyse a data file with [data], e.g. "
-                                "one made by bc.simulate_competing"),
-                     ("multiverse", "the multiverse of competing risks is not built yet; remove [multiverse]")):
-        if key in raw:
-            raise SpecError(f"{at}: a spec with competing risks cannot have [{key}]: {why}")
+    if "cohort" in raw:
+        raise SpecError(f"{at}: a spec with competing risks cannot have [cohort]: the synthetic cohort simulates one "
+                        "event; analyse a data file with [data], e.g. one made by bc.simulate_competing")
     if "data" not in raw:
         raise SpecError(f"{at}: competing risks are analysed on a data file; add [data] with file = \"extract.csv\"")
     for key, why in (("imputation", "the competing-risks fits do not pool imputed data sets yet; use missing = "

@@ -67,7 +67,6 @@ def test_a_bad_competing_risks_section_names_the_key_the_value_and_the_fix(edits
 @pytest.mark.parametrize("section, message", [
     ({"data": {"imputation": {"m": 5, "random_seed": 1}}}, r"cannot have \[data\.imputation\] yet: .* do not pool"),
     ({"data": {"dates": {"start": "a", "event_date": "b", "censor": "c"}}}, r"cannot have \[data\.dates\] yet"),
-    ({"multiverse": {"candidates": ["af"]}}, r"cannot have \[multiverse\]"),
     ({"cohort": {"n": 100}}, r"cannot have \[cohort\]: the synthetic cohort simulates one event"),
 ])
 def test_sections_that_do_not_take_competing_risks_yet_are_refused_by_name(section, message):

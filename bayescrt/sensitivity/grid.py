@@ -262,16 +262,9 @@ class Grid:
             return df
         if isinstance(df, list):
             return [self.cause_data(f) for f in df]
-        from ..causes import EVENT_COLUMN, event_causes
+        from ..causes import with_cause_event
 
-        if EVENT_COLUMN in df.columns:
-            raise SpecError(f"the data have a column {EVENT_COLUMN!r}, the name a grid of competing risks gives the "
-                            f"0/1 event of cause {self.cause!r}; rename it")
-        codes, names = event_causes(df, self.event, self.causes, self.censored)
-        if self.cause not in names:
-            raise SpecError(f"cause={self.cause!r} is not a cause of event column {self.event!r}."
-                            f"{suggest(self.cause, names)} Causes: {names}")
-        return df.assign(**{EVENT_COLUMN: (codes == names.index(self.cause) + 1).astype(np.int64)})
+        return with_cause_event(df, self.event, self.cause, self.causes, self.censored)
 
     @property
     def estimand(self) -> str:

@@ -104,6 +104,21 @@ def event_causes(df: pd.DataFrame, event: str, causes=None, censored="censored")
     return recode, out
 
 
+def cause_names(causes) -> list[str] | None:
+    """The causes' names as ``causes=`` gives them (a list, or a dict of code -> name), ``None`` if it does not."""
+    if isinstance(causes, dict):
+        return [str(v) for v in causes.values()]
+    if isinstance(causes, (list, tuple)) and all(isinstance(c, str) for c in causes):
+        return list(causes)
+    return None
+
+
+def censoring_causes(cause: str, causes) -> str:
+    """The causes that censor ``cause`` in its cause-specific fit, for a sentence: ``'death'``, ``'a and b'``."""
+    others = [n for n in cause_names(causes) or [] if n != cause]
+    return " and ".join(others) if others else "every other cause"
+
+
 def with_cause_event(df: pd.DataFrame, event: str, cause: str, causes=None, censored="censored") -> pd.DataFrame:
     """A copy of ``df`` with :data:`EVENT_COLUMN`, the 0/1 event of ``cause`` (the other causes censor it), for a
     cause-specific fit of a one-event family; the codes are checked by :func:`event_causes` first."""

@@ -46,7 +46,9 @@ class MultiverseRun:
         """One sentence on what the HRs are (cause-specific with competing risks), or ``""``."""
         if self.cause is None:
             return ""
-        others = " and ".join(c for c in self.spec.competing["causes"] if c != self.cause)
+        from .causes import censoring_causes
+
+        others = censoring_causes(self.cause, self.spec.competing["causes"])
         return (f"Competing risks: every HR here is the cause-specific HR of {self.cause!r} ({others} censors it), "
                 "not a ratio of cumulative incidences (`bayescrt analyse` gives those).")
 
@@ -154,7 +156,7 @@ def run_multiverse(spec, *, out, data=None, draws: int | None = None, tune: int 
     if cr is not None:  # every cell and weighted fit: the cause-specific hazard of the cause of interest
         from .causes import EVENT_COLUMN, check_event_role, with_cause_event
 
-        check_event_role(event, exposure=exposure, covariates=columns)
+        check_event_role(event, time=time, exposure=exposure, covariates=columns)
         frame, event = with_cause_event(frame, event, cr["cause"], cr["causes"], cr["censored"]), EVENT_COLUMN
     rows = frame.dropna(subset=columns) if kw.get("missing") == "drop" else frame  # the rows the cells fit
     # the propensity weights first: cheap, and a problem with them is found before hours of sampling

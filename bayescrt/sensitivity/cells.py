@@ -145,7 +145,8 @@ def _summary_row(grid: Grid, cell: Cell, fit, prob: float) -> dict:
         sens = [psense_summary(b, var_names=["log_hr"], coords={"covariate": [fit.covariates[0]]}) for b in blocks]
     ps = max(sens, key=lambda t: max(float(t["prior"].iloc[0]), float(t["likelihood"].iloc[0])))
     lo, med, hi = np.exp(central_interval(x, prob))
-    row = {"cell": cell.id, **cell.params(), **({"cause": grid.cause} if grid.cause else {}), "n": m["n"], "n_events": m["n_events"], "hr_median": med,
+    cause = {"cause": grid.cause} if grid.cause else {}  # competing risks: the cause whose hazard the cell fits
+    row = {"cell": cell.id, **cell.params(), **cause, "n": m["n"], "n_events": m["n_events"], "hr_median": med,
            "hr_lower": lo, "hr_upper": hi, "p_hr_gt_1": float(np.mean(x > 0)), "log_hr_mean": float(x.mean()),
            "log_hr_sd": float(x.std(ddof=1)), "prior_sensitivity": float(ps["prior"].iloc[0]),
            "likelihood_sensitivity": float(ps["likelihood"].iloc[0]),

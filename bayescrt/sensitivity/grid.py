@@ -220,9 +220,12 @@ class Grid:
         if not isinstance(self.censored, str) or not self.censored:
             raise SpecError(f"censored={self.censored!r} must be the text label of censoring in the event column, "
                             "e.g. 'censored'")
+        from ..causes import cause_names, check_event_role
+        from ..formula import referenced
+
         if self.cause is None:
             if self.causes is not None:
-                example = next(iter(self.causes.values() if isinstance(self.causes, dict) else self.causes), "death")
+                example = (cause_names(self.causes) or ["death"])[0]
                 raise SpecError(f"causes={self.causes!r} is given without cause=: name the cause of interest, e.g. "
                                 f"cause={example!r}")
             if self.censored != "censored":
@@ -232,18 +235,12 @@ class Grid:
         if not isinstance(self.cause, str) or not self.cause:
             raise SpecError(f"cause={self.cause!r} must be the name of the cause of interest (text), e.g. 'death'")
         if self.causes is not None:
-            if isinstance(self.causes, dict):
-                names = [str(v) for v in self.causes.values()]
-            elif isinstance(self.causes, (list, tuple)) and all(isinstance(c, str) for c in self.causes):
-                names = list(self.causes)
-            else:
+            names = cause_names(self.causes)
+            if names is None:
                 raise SpecError(f"causes={self.causes!r} must list the causes' names (the event codes 1..K in order, "
                                 "or the text labels), or map codes to names, e.g. {1: 'hf_hosp', 2: 'death'}")
             if self.cause not in names:
                 raise SpecError(f"cause={self.cause!r} is not one of causes={names!r}.{suggest(self.cause, names)}")
-        from ..causes import check_event_role
-        from ..formula import referenced
-
         used = [v for cols in self.covariate_sets.values()
                 for v in ((referenced(cols) or []) if isinstance(cols, str) else cols)]
         check_event_role(self.event, time=self.time, exposure=self.exposure, covariates=used)

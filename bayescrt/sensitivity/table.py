@@ -77,13 +77,9 @@ class SensitivityResult:
         """The printed title's estimand: with competing risks, which causes censor the cause of interest."""
         if self.grid.cause is None:
             return self.grid.estimand
-        return f"{self.grid.estimand} ({self._others()} censors it)"
+        from ..causes import censoring_causes
 
-    def _others(self) -> str:
-        causes = self.grid.causes
-        names = list(causes.values()) if isinstance(causes, dict) else list(causes or [])
-        others = [str(n) for n in names if n != self.grid.cause]
-        return " and ".join(others) if others else "every other cause"
+        return f"{self.grid.estimand} ({censoring_causes(self.grid.cause, self.grid.causes)} censors it)"
 
     def plot(self, ax=None, prob: float = 0.95):
         """Forest plot of the exposure HR across cells; each covariate set's published CI beside its cells."""

@@ -54,8 +54,16 @@ def test_the_cache_keeps_the_most_recently_used_structures(monkeypatch):
 
 
 @pytest.mark.mcmc
-def test_a_second_fit_of_the_same_structure_reuses_the_compilation_with_no_argument(small_df):
-    """New data of another size and new prior values: same structure, no compilation, unless told not to."""
+def test_a_second_fit_of_the_same_structure_reuses_the_compilation_with_no_argument(small_df, monkeypatch):
+    """New data of another size and new prior values: same structure, no compilation, unless told not to.
+
+    Counted, not timed: every call that reaches the compiler is recorded (how long a reuse takes is a
+    benchmark's business, benchmarks/speed.py)."""
+    from bayescrt import native
+
+    calls = []
+    real = native.compile_model
+    monkeypatch.setattr(native, "compile_model", lambda model: calls.append(1) or real(model))
     compiled.clear()
     kw = dict(time="t", event="d", covariates=["age", "male"], draws=200, tune=200, chains=2, progress=False)
     with warnings.catch_warnings():  # this test is about compilation, not convergence (2 chains x 200 draws)
@@ -65,7 +73,7 @@ def test_a_second_fit_of_the_same_structure_reuses_the_compilation_with_no_argum
                                 priors={"age": {"dist": "Normal", "mu": 0.0, "sigma": 0.1}}, **kw)
         again = bc.CoxPH().fit(small_df, random_seed=seed(1), compiled_models=False, **kw)
     assert [f.sampling["compiled"] for f in (first, second, again)] == ["new", "reused", "new"]
-    assert second.sampling["compile_seconds"] < 0.2 * first.sampling["compile_seconds"]
+    assert len(calls) == 2  # the first fit and the one told not to share; the second fit compiled nothing
     assert compiled.process_cache().compilations == 1  # compiled_models=False left the shared cache alone
     assert second.model["n"] == 90
     # the same seed gives the same draws whether the compilation is new or reused

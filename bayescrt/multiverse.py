@@ -442,10 +442,11 @@ class Multiverse:
         return out
 
     def plot_vibration(self, color_by: str | None = None, published: dict | None = None, ax=None,
-                       title: str | None = None):
+                       title: str | None = None, estimand: str | None = None):
         """Each cell's median HR against -log10 of its two-sided posterior tail probability
         (2 min(P(HR > 1), P(HR < 1))), coloured by whether ``color_by`` (a candidate) is in the set;
-        ``published``: ``{label: hr}`` drawn as vertical lines."""
+        ``published``: ``{label: hr}`` drawn as vertical lines; ``estimand``: what the HR is, for the axis
+        (default ``HR of '<exposure>'``; e.g. the cause-specific HR of one cause)."""
         import matplotlib.pyplot as plt
 
         from .plotting import _hr_ticks
@@ -480,7 +481,7 @@ class Multiverse:
         ax.set_xscale("log")
         ax.margins(x=0.08)
         _hr_ticks(ax)
-        ax.set_xlabel(f"posterior median HR of {self.exposure!r}")
+        ax.set_xlabel(f"posterior median {estimand or f'HR of {self.exposure!r}'}")
         ax.set_ylabel("-log10 two-sided tail probability")
         v = self.vibration()
         ax.set_title(title or f"Vibration of effects: {len(t)} covariate sets, relative HR {v.relative_hr:.2f}")

@@ -218,8 +218,9 @@ def write_outputs(run: MultiverseRun, out) -> list[Path]:
                      if isinstance(est, dict) and "hr" in est}  # each covariate set's published HR
         color = run.spec.multiverse.get("color_by")
         figures = {
-            "vibration.png": mv.plot_vibration(color_by=color, published=published,
-                                               title=f"Vibration of effects: {len(mv.cells)} covariate sets{run.tag}"),
+            "vibration.png": mv.plot_vibration(
+                color_by=color, published=published, title=f"Vibration of effects: {len(mv.cells)} covariate sets{run.tag}",
+                estimand=None if run.cause is None else f"cause-specific HR of {mv.exposure!r} for {run.cause!r}"),
             "attribution.png": mv.plot_attribution(title=f"Each candidate's share of the shift{run.tag}"),
         }
         fig, axes = plt.subplots(1, len(run.weights), figsize=(6.2 * len(run.weights), 0.35 * len(run.balance()) + 1.8),

@@ -106,6 +106,16 @@ def test_vibration_counts_cells_on_each_side_and_calls_both_janus():
     assert not _fake(lambda m: 0.3, ["p", "q"]).vibration()["janus"]
 
 
+def test_the_vibration_plot_names_what_its_hr_is():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    mv = _fake(lambda m: 0.3 if m[0] else -0.3, ["p", "q"])
+    assert mv.plot_vibration().get_xlabel() == "posterior median HR of 'x'"
+    ax = mv.plot_vibration(estimand="cause-specific HR of 'x' for 'death'")
+    assert ax.get_xlabel() == "posterior median cause-specific HR of 'x' for 'death'"
+
+
 @pytest.mark.parametrize("kw, message", [
     ({"candidates": "strong"}, r"candidates='strong' must be a list of column names"),
     ({"candidates": ["strong", "stong"]}, r"candidates: 'stong' is not a column.*Did you mean 'strong'"),

@@ -199,10 +199,11 @@ class Comparison:
     prob: float
     density: pd.DataFrame = field(repr=False)
     label: str = "posterior"
+    estimand: str = "HR"  # "SHR" when a subdistribution HR is compared with a published SHR: the text says which
 
     def to_dict(self) -> dict:
         p = self.published
-        return {"posterior": self.label, "posterior_median_hr": self.posterior_median_hr,
+        return {"posterior": self.label, "estimand": self.estimand, "posterior_median_hr": self.posterior_median_hr,
                 "posterior_lower": self.posterior_lower, "posterior_upper": self.posterior_upper,
                 "published": p.label, "published_hr": p.hr, "published_lower": p.lower, "published_upper": p.upper,
                 "published_verified": p.verified, "p_in_published_ci": self.p_in_published_ci,
@@ -211,7 +212,8 @@ class Comparison:
 
     def sentence(self) -> str:
         d, ovl = self.standardised_difference, self.overlap
-        gap = (f"The posterior median HR {self.posterior_median_hr:.3g} and the published {self.published.hr:.3g} "
+        e = self.estimand
+        gap = (f"The posterior median {e} {self.posterior_median_hr:.3g} and the published {self.published.hr:.3g} "
                f"differ by {abs(d):.2f} SDs of their difference")
         if abs(d) < 1:
             what = "well within what sampling noise alone produces: the two estimates are consistent"
@@ -222,17 +224,17 @@ class Comparison:
         caveat = ("; agreement does not show that either analysis is right" if abs(d) < 1 else
                   "; a gap can come from different data, covariates or models as well as from chance")
         unv = "" if self.published.verified else " The published figure is marked unverified."
-        return (f"{gap}, {what} (density overlap {ovl:.2f}; P(posterior HR in the published CI) = "
+        return (f"{gap}, {what} (density overlap {ovl:.2f}; P(posterior {e} in the published CI) = "
                 f"{self.p_in_published_ci:.2f}){caveat}.{unv}")
 
     def __str__(self) -> str:
-        p = self.published
+        p, e = self.published, self.estimand
         lines = [f"{self.label} vs {p.label}",
-                 f"  posterior median HR {self.posterior_median_hr:.3f} ({self.prob:.0%} CrI {self.posterior_lower:.3f} "
-                 f"to {self.posterior_upper:.3f})",
-                 f"  published HR        {p.hr:.3f} ({p.level:.0%} CI {p.lower:.3f} to {p.upper:.3f})"
+                 f"  posterior median {e:<3} {self.posterior_median_hr:.3f} ({self.prob:.0%} CrI "
+                 f"{self.posterior_lower:.3f} to {self.posterior_upper:.3f})",
+                 f"  published {e:<3}        {p.hr:.3f} ({p.level:.0%} CI {p.lower:.3f} to {p.upper:.3f})"
                  + ("" if p.verified else "  [UNVERIFIED]"),
-                 f"  P(posterior HR inside the published CI) = {self.p_in_published_ci:.3f}",
+                 f"  P(posterior {e} inside the published CI) = {self.p_in_published_ci:.3f}",
                  f"  overlap of the two densities (log scale) = {self.overlap:.3f}",
                  f"  standardised difference = {self.standardised_difference:+.2f}",
                  f"  {self.sentence()}"]
@@ -242,7 +244,8 @@ class Comparison:
         from .plotting import plot_comparison
 
         return plot_comparison(self.density, published=self.published, posterior_median=self.posterior_median_hr,
-                               ax=ax, title=title or f"{self.label} vs {self.published.label}")
+                               ax=ax, title=title or f"{self.label} vs {self.published.label}",
+                               estimand=self.estimand)
 
 
 def compare(posterior, published, *, covariate: str | None = None, prob: float = 0.95,
@@ -257,8 +260,12 @@ def compare(posterior, published, *, covariate: str | None = None, prob: float =
     """
     prob = probability("prob", prob)
     pub = as_published(published)
+    estimand = "HR"
     if _is_fit(posterior):
         _check_estimands(posterior, pub)
+        estimand = SUBDISTRIBUTION if posterior.model.get("estimand") == SUBDISTRIBUTION else "HR"
+    if pub.estimand is not None and pub.estimand.upper() == SUBDISTRIBUTION:
+        estimand = SUBDISTRIBUTION  # draws without a fit beside a published SHR: they are taken as SHR draws
     x, default_label = _as_draws(posterior, covariate)
     label = default_label if label is None else label
     lo, med, hi = central_interval(x, prob)
@@ -273,4 +280,4 @@ def compare(posterior, published, *, covariate: str | None = None, prob: float =
     overlap = float(np.trapezoid(np.minimum(f, g), grid))
     density = pd.DataFrame({"log_hr": grid, "hr": np.exp(grid), "posterior": f, "published": g})
     return Comparison(pub, float(np.exp(med)), float(np.exp(lo)), float(np.exp(hi)), inside, min(overlap, 1.0),
-                      float(d), prob, density, label)
+                      float(d), prob, density, label, estimand)

@@ -116,11 +116,13 @@ def plot_survival_curves(curves: dict, *, ax=None, title: str | None = None, xla
     return ax
 
 
-def plot_comparison(density: pd.DataFrame, *, published, posterior_median: float, ax=None, title: str | None = None):
+def plot_comparison(density: pd.DataFrame, *, published, posterior_median: float, ax=None, title: str | None = None,
+                    estimand: str = "HR"):
     """Posterior density of the log-HR (drawn against the HR on a log axis) with the published point and CI.
 
     ``density`` has columns ``hr``, ``posterior`` and ``published`` (densities on
-    the log-HR scale); ``published`` has ``hr``, ``lower``, ``upper``, ``level``.
+    the log-HR scale); ``published`` has ``hr``, ``lower``, ``upper``, ``level``. ``estimand``: ``"HR"``, or
+    ``"SHR"`` for subdistribution hazard ratios (the axis and legend say which).
     """
     import matplotlib.pyplot as plt
 
@@ -133,7 +135,7 @@ def plot_comparison(density: pd.DataFrame, *, published, posterior_median: float
     top = float(max(density["posterior"].max(), density["published"].max()))
     y = -0.06 * top
     ax.plot([published.lower, published.upper], [y, y], color="0.2", lw=2,
-            label=f"published HR, {published.level:.0%} CI")
+            label=f"published {estimand}, {published.level:.0%} CI")
     ax.plot(published.hr, y, "s", mfc="white", mec="0.2", ms=8)
     ax.axvline(posterior_median, color="C0", lw=1, ls="--", label="posterior median")
     ax.axvline(1.0, color="0.6", lw=1)
@@ -142,8 +144,8 @@ def plot_comparison(density: pd.DataFrame, *, published, posterior_median: float
     ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_ylim(2 * y, 1.1 * top)
     ax.set_yticks([])
-    ax.set_xlabel("Hazard ratio (log scale)")
-    ax.set_ylabel("Density (log-HR scale)")
+    ax.set_xlabel(("Subdistribution hazard ratio" if estimand == "SHR" else "Hazard ratio") + " (log scale)")
+    ax.set_ylabel(f"Density (log-{estimand} scale)")
     ax.legend(frameon=False, fontsize=8)
     if title:
         ax.set_title(title)

@@ -11,7 +11,11 @@
 - ``entry_date`` gives delayed entry (a subject at risk from that date only), ``timescale="age"`` with
   ``birth_date`` measures entry and exit as ages instead (entry = age at start, or at ``entry_date``);
 - a row whose exit falls on its start day has no follow-up time: an error unless ``same_day=`` says how
-  many days to count (half a day, ``same_day=0.5``, is a common choice).
+  many days to count (half a day, ``same_day=0.5``, is a common choice);
+- competing events (``event_date`` a dict of cause -> column): the first event ends follow-up and names
+  the cause, coded 1..K in the dict's order (0 censored); a later event of another cause is not an event
+  of this analysis. Two causes on the same day are an error listing the rows unless ``precedence=`` (the
+  causes in the order in which they count) says which one it was.
 
 Every bad date is reported at once, as a :class:`~bayescrt.errors.DataError` naming the column, the rows
 and the fix. The caller's DataFrame is never changed: a copy comes back, with what was done in
@@ -58,6 +62,11 @@ class _Problems:
             idx = self.index[bad]
             vals = [values] * len(idx) if isinstance(values, str) else list(np.asarray(values, object)[bad])
             self.items.append(f"{what} in {int(bad.sum())} rows ({_examples(list(idx), vals)}); {fix}")
+
+
+def _from(col) -> str:
+    """`` (column)`` after an example date, naming which cause's column it came from (competing events)."""
+    return f" ({col})" if col is not None else ""
 
 
 def _days(delta: pd.Series) -> np.ndarray:
@@ -162,15 +171,69 @@ def _censor_parts(df, censor) -> tuple[list[str], list[pd.Timestamp]]:
     return cols, dates
 
 
-def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, entry_date: str | None = None,
+def _cause_columns(df, event_date: dict, precedence) -> tuple[list[str], list[str], list[str] | None]:
+    """A competing-events ``event_date`` (cause -> column) as the causes' names and columns, in order, and
+    ``precedence`` checked against the causes."""
+    if len(event_date) < 2:
+        raise SpecError(f"event_date={event_date!r}: competing events need at least two causes, each with its column "
+                        "of dates, e.g. event_date={'hf_hospitalisation': 'hf_date', 'death': 'death_date'}; for one "
+                        "event give the column itself")
+    names, cols = [], []
+    for name, col in event_date.items():
+        if not isinstance(name, str) or not name.strip() or name.strip().lower() == "censored":
+            raise SpecError(f"event_date: cause {name!r} must be a name (text) other than 'censored', e.g. 'death'")
+        names.append(name)
+        cols.append(_column(df, col, f"event_date[{name!r}]", True))
+    twice = sorted({c for c in cols if cols.count(c) > 1})
+    if twice:
+        raise SpecError(f"event_date: column(s) {twice} given for more than one cause; each cause needs its own "
+                        "column of dates")
+    if precedence is None:
+        return names, cols, None
+    if not isinstance(precedence, (list, tuple)) or sorted(map(str, precedence)) != sorted(names) \
+            or len(set(precedence)) != len(precedence):
+        raise SpecError(f"precedence={precedence!r} must list every cause of event_date once, {names}, the one that "
+                        "counts when two fall on the same day first")
+    return names, cols, list(precedence)
+
+
+def _first_event(parsed: list[pd.Series], names: list[str], cols: list[str], precedence, problems: _Problems):
+    """The first event date of each row, its cause code (1..K; 0 without one), and the rows where another
+    cause's date came later."""
+    stack = np.column_stack([p.to_numpy("datetime64[ns]") for p in parsed])  # rows x causes, NaT where none
+    present = ~np.isnat(stack)
+    big = np.where(present, stack.view(np.int64), np.iinfo(np.int64).max)
+    first = big.min(axis=1)
+    has = present.any(axis=1)
+    at_first = present & (big == first[:, None])
+    tied = at_first.sum(axis=1) > 1
+    if precedence is None:
+        pairs = [" and ".join(f"{n} ({c})" for n, c, hit in zip(names, cols, row) if hit) for row in at_first]
+        problems.flag(tied, [f"{p} on {_show(pd.Timestamp(v))}" for p, v in zip(pairs, first)],
+                      "two causes' event dates fall on the same day",
+                      f"pass precedence= with the causes in the order in which they count (e.g. precedence="
+                      f"{list(reversed(names))!r}), or correct the dates")
+    rank = np.array([precedence.index(n) if precedence else k for k, n in enumerate(names)])
+    score = np.where(at_first, rank[None, :], len(names))
+    code = np.where(has, score.argmin(axis=1) + 1, 0)
+    first_date = pd.Series(np.where(has, first, np.iinfo(np.int64).min).view("datetime64[ns]"), index=problems.index)
+    first_date[~has] = pd.NaT
+    later = (present.sum(axis=1) > at_first.sum(axis=1))
+    return first_date.astype("datetime64[ns]"), code, tied, later
+
+
+def durations(df: pd.DataFrame, *, start: str, event_date, censor, entry_date: str | None = None,
               birth_date: str | None = None, timescale: str = "time", unit: str = "years", time: str = "time",
               event: str = "event", entry: str = "entry", same_day: float | None = None,
-              date_format: str | None = None) -> pd.DataFrame:
+              date_format: str | None = None, precedence: list | None = None) -> pd.DataFrame:
     """A copy of ``df`` with the follow-up time (``time``), event indicator (``event``) and, with delayed
     entry or the age time scale, the entry time (``entry``) computed from dates.
 
     ``start``: the column of time-zero dates (e.g. the implant). ``event_date``: the column of event dates
-    (missing: no event), or None for none. ``censor``: the administrative end of follow-up as a date
+    (missing: no event), or None for none; for competing events a dict of cause -> column
+    (``{"hf_hospitalisation": "hf_date", "death": "death_date"}``): ``event`` then codes the first event's cause
+    1..K in the dict's order and 0 censored (as :class:`bayescrt.CompetingRisks` reads it), and
+    ``precedence`` (every cause once, the one that counts first) settles two causes on the same day. ``censor``: the administrative end of follow-up as a date
     (``"2018-08-31"``, a ``datetime.date`` or ``pd.Timestamp``), a column of each row's own end of
     follow-up (last seen, emigration), or a list of both; the exit is the earliest of the event date and
     these (module docstring). ``entry_date``: the column of dates each row enters the risk set (delayed
@@ -194,14 +257,23 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
     if same_day is not None:
         same_day = validation.real("same_day", same_day, low=0.0, low_open=True, high=1.0)
     _column(df, start, "start", True)
-    _column(df, event_date, "event_date", False)
+    competing = isinstance(event_date, dict)
+    if competing:
+        names, ev_cols, precedence = _cause_columns(df, event_date, precedence)
+    else:
+        if precedence is not None:
+            raise SpecError(f"precedence={precedence!r} orders the causes of competing events; it needs event_date= as "
+                            "a dict of cause -> column of dates")
+        _column(df, event_date, "event_date", False)
+        names, ev_cols = None, [event_date] if event_date is not None else []
     _column(df, entry_date, "entry_date", False)
     _column(df, birth_date, "birth_date", timescale == "age")
     if timescale == "time" and birth_date is not None:
         raise SpecError("birth_date= is used only with timescale='age'; drop it or pass timescale='age'")
     cols, admin = _censor_parts(df, censor)
-    _same_zones(df, {"start": start, "event_date": event_date, "entry_date": entry_date, "birth_date": birth_date,
-                     **{f"censor {c!r}": c for c in cols}}, censor)
+    ev_args = {f"event_date[{n!r}]": c for n, c in zip(names, ev_cols)} if competing else {"event_date": event_date}
+    _same_zones(df, {"start": start, **ev_args, "entry_date": entry_date,
+                     "birth_date": birth_date, **{f"censor {c!r}": c for c in cols}}, censor)
     outputs = {"time": time, "event": event, **({"entry": entry} if entry_date is not None or timescale == "age"
                                                 else {})}
     for arg, name in outputs.items():
@@ -215,8 +287,16 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
 
     problems = _Problems(df)
     t0 = _parse_column(df, start, "start", date_format, problems)
-    ev = (_parse_column(df, event_date, "event_date", date_format, problems) if event_date is not None
-          else pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]"))
+    if competing:
+        parsed = [_parse_column(df, c, f"event_date[{n!r}]", date_format, problems) for n, c in zip(names, ev_cols)]
+        ev, code, tied, later_other = _first_event(parsed, names, ev_cols, precedence, problems)
+        # the column of each row's first event, for the messages below
+        ev_col = np.array(ev_cols, object)[np.maximum(code - 1, 0)]
+        ev_what = f"the first event date (of {', '.join(map(repr, ev_cols))})"
+    else:
+        ev = (_parse_column(df, event_date, "event_date", date_format, problems) if event_date is not None
+              else pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]"))
+        code, ev_col, ev_what = None, np.full(len(df), None, object), f"event_date {event_date!r}"
     own = [_parse_column(df, c, "censor", date_format, problems) for c in cols]
     t_in = _parse_column(df, entry_date, "entry_date", date_format, problems) if entry_date is not None else None
     born = _parse_column(df, birth_date, "birth_date", date_format, problems) if birth_date is not None else None
@@ -233,8 +313,8 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
     # the event against the row's own end of follow-up: an event after it contradicts the extract
     for c, s in zip(cols, own):
         problems.flag(has_ev & s.notna().to_numpy() & (ev > s).to_numpy(),
-                      [f"event {_show(a)} after {_show(b)}" for a, b in zip(ev, s)],
-                      f"event_date {event_date!r} is after the end of follow-up in censor column {c!r}",
+                      [f"event {_show(a)}{_from(k)} after {_show(b)}" for a, b, k in zip(ev, s, ev_col)],
+                      f"{ev_what} is after the end of follow-up in censor column {c!r}",
                       f"correct the dates, or leave {c!r} out of censor= for rows whose events come from a "
                       "linked registry beyond that date")
     late = has_ev & (ev > admin_end).to_numpy() if admin_end is not None else np.zeros(len(df), bool)
@@ -248,7 +328,7 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
     both = t0.notna() & exit_.notna()
     before = (both & (exit_ < t0)).to_numpy()
     pair = [f"start {_show(a)}, exit {_show(b)}" for a, b in zip(t0, exit_)]
-    problems.flag(before & is_event, pair, f"event_date {event_date!r} is before start {start!r}",
+    problems.flag(before & is_event, [p + _from(k) for p, k in zip(pair, ev_col)], f"{ev_what} is before start {start!r}",
                   "correct the dates: an event cannot come before time zero")
     # which end came first says whose date is wrong: the row's own censoring date, or the study's end
     at_admin = (np.zeros(len(df), bool) if admin_end is None
@@ -303,7 +383,7 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
         if entry_days is not None:
             out[entry] = entry_days / per
         out[time] = days / per
-    out[event] = is_event.astype(int)
+    out[event] = np.where(is_event, code, 0) if competing else is_event.astype(int)
     by_own = own_end.notna().to_numpy() & (True if admin_end is None else (own_end <= admin_end).to_numpy())
     n_own = int((~is_event & by_own).sum())
     out.attrs = copy.deepcopy(df.attrs)
@@ -316,4 +396,9 @@ def durations(df: pd.DataFrame, *, start: str, event_date: str | None, censor, e
         "censored_by_own_end_date": n_own, "censored_at_administrative_date": int((~is_event).sum()) - n_own,
         "same_day_exits": int(same.sum()),
     }
+    if competing:
+        out.attrs["bayescrt_durations"].update(
+            causes=list(names), events_by_cause={n: int((is_event & (code == k)).sum()) for k, n in enumerate(names, 1)},
+            same_day_causes_by_precedence=int((tied & is_event).sum()) if precedence else 0,
+            later_events_of_another_cause=int((later_other & is_event).sum()))
     return out

@@ -205,3 +205,76 @@ def test_every_kind_of_bad_date_is_reported_in_one_error():
     assert "unparseable dates in 1 rows (row 17: '2012-02-30')" in problems[0]
     assert "missing dates in 1 rows (row 42" in problems[1]
     assert "before start 'implant_date' in 1 rows (row 5:" in problems[2]
+
+
+# ------------------------------------------------------------------ competing events: a date column per cause
+# name, start, HF hospitalisation, death, own end of follow-up, expected days, expected cause code (1 hf, 2 death)
+COMPETING = [
+    ("hf-first", "2015-01-01", "2016-01-01", "2017-01-01", None, 365, 1),
+    ("death-only", "2015-01-01", None, "2016-02-01", None, 396, 2),
+    ("death-the-day-before-hf", "2015-01-01", "2017-01-01", "2016-12-31", None, 730, 2),
+    ("hf-after-administrative-date", "2015-01-01", "2019-01-01", "2019-02-01", None, 1338, 0),
+    ("hf-on-administrative-date", "2015-01-01", ADMIN, "2019-02-01", None, 1338, 1),
+    ("death-after-hf-and-last-seen", "2015-01-01", "2016-03-01", "2018-06-01", "2017-01-01", 425, 1),
+    ("neither", "2015-01-01", None, None, "2017-05-05", 855, 0),
+    ("leap-day-death", "2016-02-28", None, "2016-02-29", None, 1, 2),
+]
+
+
+def test_competing_event_dates_give_the_first_cause_and_its_time():
+    """The first event ends follow-up and names the cause (codes in the dict's order); a later event of the other
+    cause, even after the row's own end of follow-up, is no event of this analysis; days counted by hand."""
+    df = pd.DataFrame({"implant": [c[1] for c in COMPETING], "hf_date": [c[2] for c in COMPETING],
+                       "death_date": [c[3] for c in COMPETING], "seen": [c[4] for c in COMPETING]},
+                      index=[c[0] for c in COMPETING])
+    before = df.copy()
+    out = bc.durations(df, start="implant", event_date={"hf_hospitalisation": "hf_date", "death": "death_date"},
+                       censor=["seen", ADMIN], unit="days", time="days", event="status")
+    pd.testing.assert_frame_equal(df, before)
+    for name, *_, days, code in COMPETING:
+        assert out.loc[name, "days"] == pytest.approx(days, abs=1e-9), name
+        assert out.loc[name, "status"] == code, name
+    info = out.attrs["bayescrt_durations"]
+    assert info["causes"] == ["hf_hospitalisation", "death"]
+    assert info["events_by_cause"] == {"hf_hospitalisation": 3, "death": 3}
+    assert info["later_events_of_another_cause"] == 4 and info["events_after_administrative_date"] == 1
+    from bayescrt.causes import event_causes
+
+    codes, names = event_causes(out, "status", info["causes"])  # what CompetingRisks reads
+    assert names == info["causes"] and list(codes) == [c[6] for c in COMPETING]
+
+
+def test_two_causes_on_one_day_are_an_error_unless_precedence_says_which_counts():
+    df = pd.DataFrame({"implant": ["2015-01-01", "2015-01-01"], "hf": ["2016-06-01", "2016-01-01"],
+                       "death": ["2016-06-01", None]}, index=["tied", "fine"])
+    dates = {"hf": "hf", "death": "death"}
+    with pytest.raises(bc.DataError, match=r"two causes' event dates fall on the same day in 1 rows \(row 'tied': "
+                                           r"'hf \(hf\) and death \(death\) on 2016-06-01'\); pass precedence="):
+        bc.durations(df, start="implant", event_date=dates, censor=ADMIN)
+    out = bc.durations(df, start="implant", event_date=dates, censor=ADMIN, precedence=["death", "hf"])
+    assert list(out["event"]) == [2, 1] and out.attrs["bayescrt_durations"]["same_day_causes_by_precedence"] == 1
+    assert list(bc.durations(df, start="implant", event_date=dates, censor=ADMIN,
+                             precedence=["hf", "death"])["event"]) == [1, 1]
+
+
+@pytest.mark.parametrize("kw, error, message", [
+    (dict(event_date={"death": "death"}), bc.SpecError, r"competing events need at least two causes"),
+    (dict(event_date={"hf": "hf", "death": "hf"}), bc.SpecError, r"column\(s\) \['hf'\] given for more than one cause"),
+    (dict(event_date={"hf": "hf", "death": "deaht"}), bc.SpecError,
+     r"event_date\['death'\]='deaht' is not a column.*Did you mean 'death'"),
+    (dict(event_date={"hf": "hf", "censored": "death"}), bc.SpecError, r"cause 'censored' must be a name.*other than"),
+    (dict(event_date={"hf": "hf", "death": "death"}, precedence=["hf"]), bc.SpecError,
+     r"precedence=\['hf'\] must list every cause of event_date once, \['hf', 'death'\]"),
+    (dict(event_date="death", precedence=["hf", "death"]), bc.SpecError, r"precedence=.*needs event_date= as a dict"),
+    (dict(event_date={"hf": "hf", "death": "death"}, rows={"hf": "2014-01-01"}), bc.DataError,
+     r"the first event date \(of 'hf', 'death'\) is before start 'implant' in 1 rows \(row 0: 'start 2015-01-01, exit "
+     r"2014-01-01 \(hf\)'\)"),
+    (dict(event_date={"hf": "hf", "death": "death"}, rows={"death": "2016-13-01"}), bc.DataError,
+     r"event_date\['death'\] column 'death' has unparseable dates"),
+], ids=["one cause", "shared column", "misspelt column", "censored as a cause", "precedence incomplete",
+        "precedence without causes", "event before start", "unparseable cause date"])
+def test_bad_competing_event_dates_name_the_cause_column_and_fix(kw, error, message):
+    rows = kw.pop("rows", {})
+    df = pd.DataFrame({"implant": ["2015-01-01"], "hf": [rows.get("hf")], "death": [rows.get("death", "2016-01-01")]})
+    with pytest.raises(error, match=message):
+        bc.durations(df, start="implant", censor=ADMIN, **kw)

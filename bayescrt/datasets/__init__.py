@@ -99,7 +99,7 @@ def registry_extract(n: int = 1200, random_seed: int = 7, bad_rows: bool = False
     df = df.replace({"death_date": {"": None}, "last_seen": {"": None}})
     if bad_rows:
         k = [5, 17, 42]
-        df.loc[k[0], ["death_date", "last_seen"]] = [str((implant[k[0]] - pd.Timedelta(days=30)).date()), None]
+        df.loc[k[0], ["death_date", "last_seen"]] = [str((implant[k[0]] - np.timedelta64(30, "D")).date()), None]
         df.loc[k[1], "implant_date"] = "2012-02-30"
         df.loc[k[2], "implant_date"] = None
     df.attrs["synthetic"] = True

@@ -31,6 +31,8 @@ _LAZY = {
     "multiverse": ("multiverse", "multiverse"), "Multiverse": ("multiverse", "Multiverse"),
     "propensity_weights": ("propensity", "propensity_weights"),
     "CompetingRisks": ("competing", "CompetingRisks"), "CompetingRisksFit": ("competing", "CompetingRisksFit"),
+    "cumulative_incidence": ("competing", "cumulative_incidence"),
+    "cumulative_incidence_contrast": ("competing", "cumulative_incidence_contrast"),
     "impute": ("impute", "impute"), "missingness": ("impute", "missingness"), "simulate": ("simulate", "simulate"),
     "simulate_competing": ("simulate", "simulate_competing"),
     "true_cumulative_incidence": ("simulate", "true_cumulative_incidence"),
@@ -71,7 +73,8 @@ except _metadata.PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
-    "absolute", "bias", "compare", "compare_models", "Comparison", "CompetingRisks", "CompetingRisksFit", "CovariateSetFits", "CovariateSets",
+    "absolute", "bias", "compare", "compare_models", "Comparison", "CompetingRisks", "CompetingRisksFit",
+    "cumulative_incidence", "cumulative_incidence_contrast", "CovariateSetFits", "CovariateSets",
     "DataError", "datasets", "DataWarning", "DiagnosticReport", "DiagnosticsWarning", "Fit",
     "fit_covariate_sets", "load", "MetaAnalysis", "MetaFit", "multiverse", "Multiverse", "propensity_weights", "published",
     "ResultFileError", "sensitivity", "simulate", "SpecError", "SurvivalData", *_registry.names(),

@@ -206,8 +206,9 @@ def _members(fit) -> list:
     return members
 
 
-def _standardised(fit, exposure, times, values, max_draws, random_seed, check=True):
-    """Draws of the standardised survival, (draws, values, times), and the data.
+def _standardised(fit, exposure, times, values, max_draws, random_seed, check=True, incidence=False):
+    """Draws of the standardised survival, (draws, values, times), and the data; with ``incidence`` a
+    subdistribution (Fine-Gray) fit is taken too, whose "survival" is one minus the cause's incidence.
 
     A pooled fit of imputed data: each imputation's fit standardised over its own completed rows, with
     its own share of ``max_draws`` and its own seed, and the draws mixed (as the posterior is)."""
@@ -219,9 +220,10 @@ def _standardised(fit, exposure, times, values, max_draws, random_seed, check=Tr
             _diagnostics_ok(fit)
         per = -(-max_draws // len(members))
         seeds = np.random.SeedSequence(random_seed).spawn(len(members))
-        parts = [_standardised(f, exposure, times, values, per, sd, check=False) for f, sd in zip(members, seeds)]
+        parts = [_standardised(f, exposure, times, values, per, sd, check=False, incidence=incidence)
+                 for f, sd in zip(members, seeds)]
         return (np.concatenate([p[0] for p in parts]), *parts[0][1:])
-    check_marginal(fit)
+    check_marginal(fit, incidence=incidence)
     j = _exposure_column(fit, exposure)
     values = _values(values)
     max_draws = _positive_int("max_draws", max_draws)

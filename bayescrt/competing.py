@@ -37,6 +37,7 @@ from numba import njit, prange
 
 from . import validation
 from .errors import DiagnosticsWarning, SpecError, suggest
+from .summaries import central_interval
 
 from .causes import CENSORED, EVENT_COLUMN, check_event_role, event_causes  # noqa: F401  (event_causes is part of this module's API)
 
@@ -134,9 +135,19 @@ class CompetingRisks:
             random_seed: int | None = None, progress: bool = True, **fit_kwargs) -> "CompetingRisksFit":
         """One fit per cause of ``event`` (:func:`event_causes`), the others censored; ``fit_kwargs`` go to every
         cause's ``fit`` (``covariates``, ``formula``, ``strata``, ``weights``, ``entry``, ``cluster``, ``priors``,
-        ``draws``, ``tune``, ``chains``, ...). Each cause gets its own seed spawned from ``random_seed``."""
+        ``draws``, ``tune``, ``chains``, ...). Each cause gets its own seed spawned from ``random_seed``.
+
+        ``df`` may be the list of completed DataFrames of a multiple imputation (:func:`bayescrt.impute`, which
+        takes the coded event column): each cause's fit pools them (:mod:`bayescrt.pooling`), and the cumulative
+        incidence mixes each imputation's draws."""
         check_event_role(event, time=time, **{k: fit_kwargs.get(k) for k in ("entry", "strata", "weights", "cluster",
                                                                              "covariates")})
+        frames = None
+        if isinstance(df, (list, tuple)):  # completed data sets of a multiple imputation: each cause's fit pools them
+            from .impute import same_outcome
+
+            frames = same_outcome(df, time, event, fit_kwargs.get("entry"))
+            df = frames[0]
         codes, names = event_causes(df, event, causes, censored)
         if self.families is not None:
             extra = sorted(set(self.families) - set(names))
@@ -155,13 +166,16 @@ class CompetingRisks:
         seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(len(names))]
         fits, data = {}, {}
         for k, (name, sd) in enumerate(zip(names, seeds), start=1):
-            frame = df.assign(**{EVENT_COLUMN: (codes == k).astype(int)})
+            mine = {EVENT_COLUMN: (codes == k).astype(int)}
+            frame = [f.assign(**mine) for f in frames] if frames is not None else df.assign(**mine)
             est = self._estimator(name)
             keys = {a: fit_kwargs[a] for a in ("covariates", "formula", "strata", "weights", "entry", "cluster",
                                                "reference", "missing") if a in fit_kwargs}
-            data[name] = est.prepare(frame, time=time, event=EVENT_COLUMN, **keys)
+            data[name] = ([est.prepare(f, time=time, event=EVENT_COLUMN, **keys) for f in frame] if frames is not None
+                          else est.prepare(frame, time=time, event=EVENT_COLUMN, **keys))
             fits[name] = est.fit(frame, time=time, event=EVENT_COLUMN, random_seed=sd, progress=progress, **fit_kwargs)
         return CompetingRisksFit(fits, data, event=event)
+
 
 
 class CompetingRisksFit:
@@ -171,6 +185,8 @@ class CompetingRisksFit:
     def __init__(self, fits: dict, data: dict, event: str):
         self.fits, self._data, self.event = dict(fits), dict(data), event
         self.causes = list(fits)
+        # fits of imputed data: each cause's fit pools them, and data holds each imputation's prepared rows
+        self.imputations = len(data[self.causes[0]]) if isinstance(data[self.causes[0]], list) else None
         self.idata = xr.DataTree(children={name: f.idata.copy() for name, f in self.fits.items()})
         self.idata.attrs.update(bayescrt_competing_causes=",".join(self.causes), bayescrt_event=event)
 
@@ -198,10 +214,20 @@ class CompetingRisksFit:
     def failures(self) -> list[str]:
         return [f"{c}: {msg}" for c, r in self.diagnostics().items() for msg in r.failures]
 
+    @property
+    def last_time(self) -> float:
+        """The last follow-up time of the fitted rows."""
+        data = self._data[self.causes[0]]
+        return float(max(d.time.max() for d in (data if isinstance(data, list) else [data])))
+
     def loo(self) -> pd.DataFrame:
         """PSIS-LOO of each cause's fit (its stored pointwise log-likelihood) and of all causes together: the
         likelihood factorises, so the ELPDs add, and so do their pointwise terms for the SE."""
         from .psis import idata_loo
+
+        if self.imputations:
+            raise SpecError("PSIS-LOO is not defined for a posterior pooled over imputations (each imputation's "
+                            "terms are of other data); compare the fits of one imputation: fit.fits[cause].imputations")
 
         rows, pointwise = [], []
         for c, f in self.fits.items():
@@ -233,6 +259,12 @@ class CompetingRisksFit:
         if (exposure is None) == (covariates is None):
             raise SpecError("give exposure= (standardise over the cohort by a 0/1 exposure) or covariates= (one "
                             "subject's covariate values), not both and not neither")
+        if not self.ok:
+            warnings.warn("this cumulative incidence comes from fits that FAILED their diagnostics and cannot be "
+                          "trusted: " + "; ".join(self.failures()), DiagnosticsWarning, stacklevel=3)
+        if self.imputations:
+            return self._pooled_incidence_draws(times, exposure=exposure, values=values, covariates=covariates,
+                                                max_draws=max_draws, grid=grid, random_seed=random_seed)
         from .families import registry
 
         if grid is None:
@@ -250,9 +282,6 @@ class CompetingRisksFit:
             if f.model.get("frailty") or f.model.get("study") or f.model.get("time_varying"):
                 raise SpecError(f"cause {c!r}: a fit with a frailty, study level or time-varying effect has no "
                                 "marginal cumulative incidence here")
-        if not self.ok:
-            warnings.warn("this cumulative incidence comes from fits that FAILED their diagnostics and cannot be "
-                          "trusted: " + "; ".join(self.failures()), DiagnosticsWarning, stacklevel=3)
         ev = np.unique(first.time[np.concatenate([d.event.astype(bool)[:, None] for d in self._data.values()],
                                                   axis=1).any(axis=1)])
         ev = ev[ev <= times.max()]
@@ -320,31 +349,36 @@ class CompetingRisksFit:
             out[:, :, g, :] = standardised_incidence(H0, r, strata, wu / wu.sum(), at)
         return out
 
+    def _pooled_incidence_draws(self, times, *, max_draws, random_seed, **kw) -> np.ndarray:
+        """Fits of imputed data: each imputation's cumulative incidence over its own completed rows, with its share
+        of ``max_draws`` and its own seed, the draws mixed as the posterior is (Zhou and Reiter 2010)."""
+        from .absolute import _positive_int
+
+        missing = [c for c, f in self.fits.items() if not getattr(f, "imputations", None)]
+        if missing:
+            raise SpecError(f"cause {missing[0]!r}: this pooled fit was read back from its file, which holds the pooled "
+                            "draws but not each imputation's fit; fit the completed DataFrames again in this session")
+        per = -(-_positive_int("max_draws", max_draws) // self.imputations)
+        seeds = np.random.SeedSequence(random_seed).spawn(self.imputations)
+        with warnings.catch_warnings():  # the pooled fits' gates, which name the imputation, were reported already
+            warnings.simplefilter("ignore", DiagnosticsWarning)
+            parts = [CompetingRisksFit({c: f.imputations[k] for c, f in self.fits.items()},
+                                       {c: d[k] for c, d in self._data.items()}, self.event)
+                     .cumulative_incidence_draws(times, max_draws=per, random_seed=sd, **kw)
+                     for k, sd in enumerate(seeds)]
+        return np.concatenate(parts)
+
     def cumulative_incidence(self, times, *, cause: str | None = None, exposure: str | None = None, values=(0, 1),
                              covariates: dict | None = None, prob: float = 0.95, max_draws: int = 400,
                              random_seed=0) -> pd.DataFrame:
         """A tidy table of the cumulative incidence: per cause, group and time, the posterior median and the
         central ``prob`` band; ``attrs["draws"]`` holds the draws behind it (see
         :meth:`cumulative_incidence_draws`)."""
-        from .summaries import central_interval
-
         prob = validation.probability("prob", prob)
         draws = self.cumulative_incidence_draws(times, exposure=exposure, values=values, covariates=covariates,
                                                 max_draws=max_draws, random_seed=random_seed)
         causes = self.causes if cause is None else [self._cause(cause)]
-        groups = [f"{exposure} = {v}" for v in values] if exposure is not None else ["subject"]
-        rows = []
-        times = np.atleast_1d(np.asarray(times, float)).ravel()
-        for c in causes:
-            k = self.causes.index(c)
-            for g, label in enumerate(groups):
-                for t_i, t in enumerate(times):
-                    lo, med, hi = central_interval(draws[:, k, g, t_i], prob)
-                    rows.append({"cause": c, "group": label, "time": t, "cif_median": med, "cif_lower": lo,
-                                 "cif_upper": hi})
-        tab = pd.DataFrame(rows)
-        tab.attrs.update(draws=draws, causes=self.causes, groups=groups, prob=prob)
-        return tab
+        return incidence_table(draws, self.causes, causes, exposure, values, times, prob)
 
     def cumulative_incidence_contrast(self, times, *, exposure: str, values=(0, 1), cause: str | None = None,
                                       prob: float = 0.95, max_draws: int = 400, grid: int | None = None,
@@ -353,31 +387,14 @@ class CompetingRisksFit:
         per cause, the posterior median and central ``prob`` band of the difference (``rd_*``, on the risk scale)
         and of the ratio (``ratio_*``), and ``p_rd_gt_0``; computed draw by draw from
         :meth:`cumulative_incidence_draws`."""
-        from .summaries import central_interval
-
         from .absolute import _values
 
         prob = validation.probability("prob", prob)
         values = _values(values, n=2)
         draws = self.cumulative_incidence_draws(times, exposure=exposure, values=values, max_draws=max_draws,
                                                 grid=grid, random_seed=random_seed)
-        times = np.atleast_1d(np.asarray(times, float)).ravel()
-        rows = []
-        for c in self.causes if cause is None else [self._cause(cause)]:
-            k = self.causes.index(c)
-            for t_i, t in enumerate(times):
-                ref, new = draws[:, k, 0, t_i], draws[:, k, 1, t_i]
-                rd = new - ref
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = np.where(ref > 0, new / ref, np.nan)
-                lo, med, hi = central_interval(rd, prob)
-                rlo, rmed, rhi = central_interval(ratio, prob) if np.all(np.isfinite(ratio)) else (np.nan,) * 3
-                rows.append({"cause": c, "time": t, "contrast": f"{exposure} = {values[1]} vs {values[0]}",
-                             "rd_median": med, "rd_lower": lo, "rd_upper": hi, "p_rd_gt_0": float(np.mean(rd > 0)),
-                             "ratio_median": rmed, "ratio_lower": rlo, "ratio_upper": rhi})
-        tab = pd.DataFrame(rows)
-        tab.attrs.update(prob=prob, draws=draws)
-        return tab
+        causes = self.causes if cause is None else [self._cause(cause)]
+        return contrast_table(draws, self.causes, causes, exposure, values, times, prob)
 
     def plot_cumulative_incidence(self, times=None, *, exposure: str | None = None, values=(0, 1),
                                   covariates: dict | None = None, prob: float = 0.95, title: str | None = None,
@@ -387,7 +404,149 @@ class CompetingRisksFit:
         from .plotting import plot_cumulative_incidence
 
         if times is None:
-            times = np.linspace(0.0, float(self._data[self.causes[0]].time.max()), 60)
+            times = np.linspace(0.0, self.last_time, 60)
         tab = self.cumulative_incidence(times, exposure=exposure, values=values, covariates=covariates, prob=prob,
                                         random_seed=random_seed)
         return plot_cumulative_incidence(tab, title=title, observed=observed)
+
+
+# ------------------------------------------------------------------ tables, and the Fine-Gray fit's incidence
+def incidence_table(draws: np.ndarray, all_causes: list, causes: list, exposure, values, times,
+                    prob: float) -> pd.DataFrame:
+    """The tidy table of cumulative-incidence draws (draws, causes, groups, times): per cause, group and time the
+    posterior median and central ``prob`` band; ``attrs["draws"]`` keeps the draws."""
+    groups = [f"{exposure} = {v}" for v in values] if exposure is not None else ["subject"]
+    times = np.atleast_1d(np.asarray(times, float)).ravel()
+    rows = []
+    for c in causes:
+        k = all_causes.index(c)
+        for g, label in enumerate(groups):
+            for t_i, t in enumerate(times):
+                lo, med, hi = central_interval(draws[:, k, g, t_i], prob)
+                rows.append({"cause": c, "group": label, "time": t, "cif_median": med, "cif_lower": lo,
+                             "cif_upper": hi})
+    tab = pd.DataFrame(rows)
+    tab.attrs.update(draws=draws, causes=list(all_causes), groups=groups, prob=prob)
+    return tab
+
+
+def contrast_table(draws: np.ndarray, all_causes: list, causes: list, exposure: str, values, times,
+                   prob: float) -> pd.DataFrame:
+    """Per cause and time, the difference (``rd_*``) and ratio (``ratio_*``) of the cumulative incidence of
+    ``values[1]`` against ``values[0]``, draw by draw, with ``p_rd_gt_0``."""
+    times = np.atleast_1d(np.asarray(times, float)).ravel()
+    rows = []
+    for c in causes:
+        k = all_causes.index(c)
+        for t_i, t in enumerate(times):
+            ref, new = draws[:, k, 0, t_i], draws[:, k, 1, t_i]
+            rd = new - ref
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(ref > 0, new / ref, np.nan)
+            lo, med, hi = central_interval(rd, prob)
+            rlo, rmed, rhi = central_interval(ratio, prob) if np.all(np.isfinite(ratio)) else (np.nan,) * 3
+            rows.append({"cause": c, "time": t, "contrast": f"{exposure} = {values[1]} vs {values[0]}",
+                         "rd_median": med, "rd_lower": lo, "rd_upper": hi, "p_rd_gt_0": float(np.mean(rd > 0)),
+                         "ratio_median": rmed, "ratio_lower": rlo, "ratio_upper": rhi})
+    tab = pd.DataFrame(rows)
+    tab.attrs.update(prob=prob, draws=draws)
+    return tab
+
+
+def _subdistribution_fit(fit, what: str):
+    """``fit`` if it is a subdistribution (Fine-Gray) fit, else a SpecError saying what takes the others."""
+    from .families import registry
+
+    model = getattr(fit, "model", None)
+    if not isinstance(model, dict) or "family" not in model or not registry.of_fit(fit).subdistribution:
+        raise SpecError(f"{what} takes a CompetingRisksFit (bc.CompetingRisks(...).fit) or a bc.FineGray fit, not "
+                        f"{type(fit).__name__}; for a fit of one event, 1 - bc.standardised_survival(...) is its risk")
+    return fit
+
+
+def subdistribution_incidence_draws(fit, times, *, exposure: str | None = None, values=(0, 1),
+                                    covariates: dict | None = None, max_draws: int = 400,
+                                    random_seed=0) -> np.ndarray:
+    """Draws of the cumulative incidence that a Fine-Gray fit implies, (draws, 1, groups, times):
+    ``F(t | x) = 1 - exp(-Lambda(t) exp((x - center) @ log_hr))`` with ``Lambda`` the Breslow subdistribution
+    baseline of each draw (gamma-process noise on its increments, as :mod:`bayescrt.absolute` gives the Cox
+    baseline), averaged over the fitted cohort with a 0/1 ``exposure`` set to each of ``values``
+    (g-computation), or for one subject with ``covariates`` (a value for each covariate of the fit)."""
+    from .absolute import _diagnostics_ok, _posterior_cumhaz, _positive_int, _standardised, _times
+    from .baseline import survival_data
+    from .families.base import check_marginal
+
+    _subdistribution_fit(fit, "the cumulative incidence")
+    if (exposure is None) == (covariates is None):
+        raise SpecError("give exposure= (standardise over the cohort by a 0/1 exposure) or covariates= (one "
+                        "subject's covariate values), not both and not neither")
+    if exposure is not None:
+        surv = _standardised(fit, exposure, times, values, max_draws, random_seed, incidence=True)[0]
+        return (1.0 - surv)[:, None, :, :]
+    check_marginal(fit, incidence=True)
+    max_draws = _positive_int("max_draws", max_draws)
+    covs = list(fit.covariates)
+    if not isinstance(covariates, dict):
+        raise SpecError(f"covariates={covariates!r} must map each covariate of the fit to a value")
+    missing, unknown = [c for c in covs if c not in covariates], [c for c in covariates if c not in covs]
+    if missing or unknown:
+        raise SpecError(f"covariates: give a value for each of {covs}" + (f"; {unknown} are not covariates"
+                                                                          if unknown else ""))
+    x = np.array([validation.real(f"covariates[{c!r}]", covariates[c]) for c in covs])
+    data = survival_data(fit)
+    if data.n_strata > 1:
+        raise SpecError("covariates= describes one subject, but the fit has strata; standardise with exposure= "
+                        "instead")
+    times = _times(fit, times, data)
+    _diagnostics_ok(fit)
+    H0, beta = _posterior_cumhaz(fit, data, times, max_draws, np.random.default_rng(random_seed))
+    r = np.exp(beta @ (x - np.asarray(fit.model["center"], float)))  # (D,)
+    return (1.0 - np.exp(-H0[:, 0, :] * r[:, None]))[:, None, None, :]
+
+
+def cumulative_incidence(fit, times, *, exposure: str | None = None, values=(0, 1), covariates: dict | None = None,
+                         cause: str | None = None, prob: float = 0.95, max_draws: int = 400,
+                         random_seed=0) -> pd.DataFrame:
+    """The cumulative incidence from a :class:`CompetingRisksFit` (every cause, from the cause-specific hazards;
+    :meth:`CompetingRisksFit.cumulative_incidence`) or from a :class:`bayescrt.FineGray` fit (its cause, from
+    the subdistribution hazard; :func:`subdistribution_incidence_draws`): the same tidy table, per cause, group
+    and time, with the draws in ``attrs["draws"]``."""
+    if isinstance(fit, CompetingRisksFit):
+        return fit.cumulative_incidence(times, cause=cause, exposure=exposure, values=values, covariates=covariates,
+                                        prob=prob, max_draws=max_draws, random_seed=random_seed)
+    _subdistribution_fit(fit, "cumulative_incidence")
+    prob = validation.probability("prob", prob)
+    own = fit.model["cause"]
+    if cause is not None and cause != own:
+        raise SpecError(f"cause={cause!r}: this Fine-Gray fit models {own!r} only")
+    if exposure is not None:
+        from .absolute import _values
+
+        values = _values(values)
+    draws = subdistribution_incidence_draws(fit, times, exposure=exposure, values=values, covariates=covariates,
+                                            max_draws=max_draws, random_seed=random_seed)
+    tab = incidence_table(draws, [own], [own], exposure, values, times, prob)
+    tab.attrs["model"] = "Fine-Gray"
+    return tab
+
+
+def cumulative_incidence_contrast(fit, times, *, exposure: str, values=(0, 1), cause: str | None = None,
+                                  prob: float = 0.95, max_draws: int = 400, random_seed=0) -> pd.DataFrame:
+    """The standardised cumulative-incidence difference and ratio of ``exposure`` at ``times``, from a
+    :class:`CompetingRisksFit` (:meth:`CompetingRisksFit.cumulative_incidence_contrast`) or a Fine-Gray fit."""
+    if isinstance(fit, CompetingRisksFit):
+        return fit.cumulative_incidence_contrast(times, exposure=exposure, values=values, cause=cause, prob=prob,
+                                                 max_draws=max_draws, random_seed=random_seed)
+    from .absolute import _values
+
+    _subdistribution_fit(fit, "cumulative_incidence_contrast")
+    prob = validation.probability("prob", prob)
+    own = fit.model["cause"]
+    if cause is not None and cause != own:
+        raise SpecError(f"cause={cause!r}: this Fine-Gray fit models {own!r} only")
+    values = _values(values, n=2)
+    draws = subdistribution_incidence_draws(fit, times, exposure=exposure, values=values, max_draws=max_draws,
+                                            random_seed=random_seed)
+    tab = contrast_table(draws, [own], [own], exposure, values, times, prob)
+    tab.attrs["model"] = "Fine-Gray"
+    return tab

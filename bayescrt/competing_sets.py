@@ -17,11 +17,14 @@ import numpy as np
 import pandas as pd
 
 from .causes import EVENT_COLUMN, event_causes
-from .covariate_sets import CovariateSetFits, CovariateSets, DATA_KEYS, covariates_keyword, plan_sets
+from .covariate_sets import CovariateSetFits, CovariateSets, DATA_KEYS, covariates_keyword, plan_sets, unimputed_sets
 from .effects import HR_COLUMNS
 from .errors import SpecError, suggest
 
 CAUSE_SPECIFIC, SUBDISTRIBUTION = "cause-specific HR", "subdistribution HR"
+# the models behind a cumulative incidence: every cause's cause-specific hazards, or one cause's Fine-Gray model
+CS_MODEL, FG_MODEL = "cause-specific hazards", "Fine-Gray"
+INCIDENCE_INDEX = ["covariate_set", "cause", "model", "time"]
 
 
 class CompetingSetFits:
@@ -65,16 +68,25 @@ class CompetingSetFits:
         return tab
 
     def incidence(self, horizons, *, prob: float = 0.95, max_draws: int = 400, random_seed=0) -> pd.DataFrame:
-        """The standardised cumulative incidence of exposure 1 against 0 at each horizon, per set and cause:
-        the difference (``rd_*``) and ratio (``ratio_*``) of :meth:`CompetingRisksFit.cumulative_incidence_contrast`."""
+        """The standardised cumulative incidence of exposure 1 against 0 at each horizon, per set, cause and model:
+        the difference (``rd_*``) and ratio (``ratio_*``) of :meth:`CompetingRisksFit.cumulative_incidence_contrast`
+        (``model`` ``"cause-specific hazards"``, every cause), and with a subdistribution fit the same contrast of
+        the cause of interest from the Fine-Gray model (``model`` ``"Fine-Gray"``): two models of one risk, side by
+        side."""
+        from .competing import cumulative_incidence_contrast
+
         parts = {}
         for name, crf in self.fits.items():
             part = crf.cumulative_incidence_contrast(horizons, exposure=self.exposure, prob=prob, max_draws=max_draws,
-                                                     random_seed=random_seed)
+                                                     random_seed=random_seed).assign(model=CS_MODEL)
+            if name in self.subdistribution:
+                fg = cumulative_incidence_contrast(self.subdistribution[name], horizons, exposure=self.exposure,
+                                                   prob=prob, max_draws=max_draws, random_seed=random_seed)
+                part = pd.concat([part, fg.assign(model=FG_MODEL)], ignore_index=True)
             part.attrs = {}  # (the draws behind each set's contrast stay with that call)
             parts[name] = part
         tab = pd.concat(parts, names=["covariate_set", None]).reset_index(level=1, drop=True)
-        tab = tab.reset_index().set_index(["covariate_set", "cause", "time"])
+        tab = tab.reset_index().set_index(INCIDENCE_INDEX)
         tab.attrs.update(exposure=self.exposure, prob=prob)
         return tab
 
@@ -89,7 +101,7 @@ class CompetingSetFits:
         k, n = len(self.causes), len(self.fits)
         fig, axes = plt.subplots(n, k, figsize=(5.2 * k, 3.8 * n), sharey=True, squeeze=False)
         for row, (name, crf) in zip(axes, self.fits.items()):
-            at = times if times is not None else np.linspace(0.0, float(crf._data[self.causes[0]].time.max()), 60)
+            at = times if times is not None else np.linspace(0.0, crf.last_time, 60)
             tab = crf.cumulative_incidence(at, exposure=self.exposure, prob=prob, random_seed=random_seed)
             if group_labels:
                 tab["group"] = tab["group"].map(lambda g: group_labels.get(g, g))
@@ -106,7 +118,7 @@ class CompetingSetFits:
                 + self.table().to_string(float_format=lambda v: f"{v:.3f}"))
 
 
-def fit_competing_sets(model, df: pd.DataFrame, *, time: str, event: str, exposure: str, sets, cause: str,
+def fit_competing_sets(model, df: pd.DataFrame | list, *, time: str, event: str, exposure: str, sets, cause: str,
                        causes=None, censored="censored", subdistribution=None, **fit_kwargs) -> CompetingSetFits:
     """Fit the competing-risks ``model`` (a :class:`bayescrt.CompetingRisks`) once per covariate set, each with
     ``exposure`` plus the set's covariates; ``subdistribution`` (a :class:`bayescrt.FineGray`, or None) adds
@@ -115,6 +127,7 @@ def fit_competing_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
     ``causes`` and ``censored`` read the event column as :func:`bayescrt.competing.event_causes` does; ``cause``
     must be one of its causes. ``fit_kwargs`` go to every fit as in :func:`fit_covariate_sets` (``priors`` may
     name any covariate of any set; the same seed for every set). Every set is checked before any sampling.
+    ``df`` may be the completed DataFrames of a multiple imputation, as :func:`fit_covariate_sets` takes them.
     """
     from .competing import CompetingRisks
     from .families import registry
@@ -123,8 +136,12 @@ def fit_competing_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
         raise SpecError(f"model={model!r}: give a bc.CompetingRisks(...) (cause-specific hazards per cause)")
     if subdistribution is not None and getattr(subdistribution, "family", None) not in registry.COMPETING:
         raise SpecError(f"subdistribution={subdistribution!r}: give bc.FineGray() or None")
-    if isinstance(df, (list, tuple)):
-        raise SpecError("fit_competing_sets takes one DataFrame; competing risks do not pool imputed data sets yet")
+    frames = None
+    if isinstance(df, (list, tuple)):  # completed data sets of a multiple imputation: each fit pools them
+        from .impute import same_outcome
+
+        frames = same_outcome(df, time, event, fit_kwargs.get("entry"))
+        df = frames[0]  # checked here; the others when each fit prepares them, before it samples
     if not isinstance(sets, CovariateSets):
         sets = CovariateSets(**sets)
     codes, names = event_causes(df, event, causes, censored)
@@ -134,11 +151,13 @@ def fit_competing_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
         raise SpecError(f"df has a column {EVENT_COLUMN!r}; rename it (each cause's fit uses that name)")
     data_kw = {k: v for k, v in fit_kwargs.items() if k in DATA_KEYS}
     priors = fit_kwargs.pop("priors", None)
-    plan, labels, set_priors = None, None, None
+    plan, labels, set_priors, prepared = None, None, None, None
     for c in names:  # every cause's family checks every set's data, and the exposure is one column in each
         frame = df.assign(**{EVENT_COLUMN: (codes == names.index(c) + 1).astype(int)})
-        plan, labels, set_priors, _ = plan_sets(model._estimator(c), frame, time=time, event=EVENT_COLUMN,
-                                                exposure=exposure, sets=sets, priors=priors, **data_kw)
+        plan, labels, set_priors, prepared = plan_sets(model._estimator(c), frame, time=time, event=EVENT_COLUMN,
+                                                       exposure=exposure, sets=sets, priors=priors, **data_kw)
+    # with imputations, a set that uses no imputed column is fitted once: its data are the same in each
+    same = unimputed_sets(prepared, frames, time=time, event=event, data_kw=data_kw) if frames is not None else {}
     if subdistribution is not None:
         for name, covs in plan.items():
             subdistribution.prepare(df, time=time, event=event, cause=cause, causes=causes, censored=censored,
@@ -146,8 +165,9 @@ def fit_competing_sets(model, df: pd.DataFrame, *, time: str, event: str, exposu
     fits, sub = {}, {}
     for name, covs in plan.items():
         kw = {**fit_kwargs, **covariates_keyword(covs), "priors": set_priors[name]}
-        fits[name] = model.fit(df, time=time, event=event, causes=causes, censored=censored, **kw)
+        data = df if frames is None or same[name] else frames
+        fits[name] = model.fit(data, time=time, event=event, causes=causes, censored=censored, **kw)
         if subdistribution is not None:
-            sub[name] = subdistribution.fit(df, time=time, event=event, cause=cause, causes=causes, censored=censored,
-                                            **kw)
+            sub[name] = subdistribution.fit(data, time=time, event=event, cause=cause, causes=causes,
+                                            censored=censored, **kw)
     return CompetingSetFits(fits, sub, cause=cause, exposure=exposure, labels=labels, sets=sets)

@@ -181,6 +181,17 @@ def plan_sets(model, df: pd.DataFrame, *, time: str, event: str, exposure: str, 
     return plan, labels, set_priors, prepared
 
 
+def unimputed_sets(prepared: dict, frames: list, *, time: str, event: str, data_kw: dict) -> dict:
+    """Set -> whether it uses no column that differs between the completed DataFrames: such a set's data are the
+    same in each imputation, so it is fitted once, on the first."""
+    first, same = frames[0], {}
+    for name, data in prepared.items():
+        used = [c for c in dict.fromkeys([*data.sources, time, event, *(v for v in data_kw.values()
+                                                                       if isinstance(v, str))]) if c in first]
+        same[name] = all(f[used].equals(first[used]) for f in frames[1:])
+    return same
+
+
 def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str, exposure: str,
                        sets: CovariateSets | dict, **fit_kwargs) -> CovariateSetFits:
     """Fit ``model`` once per covariate set, each with ``exposure`` plus the set's covariates.
@@ -208,11 +219,8 @@ def fit_covariate_sets(model, df: pd.DataFrame | list, *, time: str, event: str,
     data_kw = {k: v for k, v in fit_kwargs.items() if k in DATA_KEYS}
     plan, labels, set_priors, prepared = plan_sets(model, first, time=time, event=event, exposure=exposure, sets=sets,
                                                    priors=fit_kwargs.pop("priors", None), **data_kw)
-    for name, data in prepared.items():
-        if frames is not None:  # a set that uses no imputed column is fitted once: its data are the same in each
-            used = [c for c in dict.fromkeys([*data.sources, time, event, *(v for v in data_kw.values()
-                                                                           if isinstance(v, str))]) if c in first]
-            same[name] = all(f[used].equals(first[used]) for f in frames[1:])
+    if frames is not None:
+        same = unimputed_sets(prepared, frames, time=time, event=event, data_kw=data_kw)
     fits = {name: model.fit(first if same.get(name) else df, time=time, event=event, **covariates_keyword(covs),
                             priors=set_priors[name], **fit_kwargs)
             for name, covs in plan.items()}

@@ -136,7 +136,8 @@ def _check_columns(spec: AnalysisSpec, df: pd.DataFrame, name: str) -> None:
     if dates:
         for k in ("start", "event_date", "entry_date", "birth_date"):
             if k in dates:
-                need(f"{spec.path} [data.dates] {k}", dates[k])
+                for cause, col in (dates[k].items() if isinstance(dates[k], dict) else [(None, dates[k])]):
+                    need(f"{spec.path} [data.dates] {k}" + (f".{cause}" if cause else ""), col)
         for c in dates["censor"] if isinstance(dates["censor"], list) else [dates["censor"]]:
             if not c[:4].isdigit():  # a date is the administrative end; anything else names a column
                 need(f"{spec.path} [data.dates] censor", c)
@@ -184,11 +185,14 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
     dates = data.get("dates")
     if dates:
         opts = {k: v for k, v in dates.items() if k not in ("start", "event_date", "censor")}
+        event_date = dates["event_date"]
+        if isinstance(event_date, dict):  # competing events: codes 1..K in the order of [competing_risks] causes
+            event_date = {c: event_date[c] for c in spec.competing["causes"]}
         if "entry_date" in dates or dates.get("timescale") == "age":
             opts["entry"] = ENTRY
             kw["entry"] = ENTRY
         try:
-            frame = durations(df, start=dates["start"], event_date=dates["event_date"], censor=dates["censor"],
+            frame = durations(df, start=dates["start"], event_date=event_date, censor=dates["censor"],
                               time=time, event=event, **opts)
         except DataError as err:
             raise DataError([f"{spec.path} [data.dates]: {p}".replace("pass date_format=", "set date_format in "
@@ -234,11 +238,13 @@ def prepare(spec: AnalysisSpec, df: pd.DataFrame, source: str = "", impute_now: 
     fits = frame
     if imp is not None and incomplete and impute_now:
         columns = imp.get("columns") or [c for c in covariates if c != exposure]
+        causes = {"causes": cr["causes"], "censored": cr["censored"]} if cr is not None else {}
         fits = impute(frame, m=imp["m"], time=time, event=event, columns=columns, exposure=exposure,
-                      random_seed=imp["random_seed"], max_iter=imp.get("max_iter", 10))
+                      random_seed=imp["random_seed"], max_iter=imp.get("max_iter", 10), **causes)
+        outcome = ("each cause's indicator and cause-specific Nelson-Aalen cumulative hazard" if cr is not None
+                   else "event and Nelson-Aalen cumulative hazard")
         steps.append(f"multiple imputation of {', '.join(incomplete)}: m = {imp['m']} completed data sets by chained "
-                     "equations, the outcome as event and Nelson-Aalen cumulative hazard; the fits' draws pooled "
-                     "(Zhou and Reiter 2010)")
+                     f"equations, the outcome as {outcome}; the fits' draws pooled (Zhou and Reiter 2010)")
     elif missing == "drop" and incomplete:
         steps.append(f"complete cases: rows with a missing value in {', '.join(incomplete)} are dropped")
     spec_baseline(spec, frame, covariates)  # checked now, not after the sampling

@@ -16,7 +16,10 @@ of the model's parameters ("proper" imputation, Rubin 1987):
 
 The outcome enters every model as White and Royston (2009, Statistics in Medicine 28:1982-1998)
 recommend for a Cox analysis: the event indicator and the Nelson-Aalen cumulative hazard at each
-row's time, never the time itself. The exposure, when named, is a predictor like any other column
+row's time, never the time itself. With competing events (an event column coding 0 censored and
+1..K the causes, :func:`bayescrt.causes.event_causes`) it enters as every cause's indicator and
+cause-specific Nelson-Aalen cumulative hazard, the extension to cause-specific Cox models that
+Bonneville et al. (2022, Statistical Methods in Medical Research 31:1860-1880) assess. The exposure, when named, is a predictor like any other column
 and must be complete. Fit the list with any estimator: ``fit(completed, ...)`` pools the posteriors
 (:mod:`bayescrt.pooling`). :func:`missingness` reports what is missing, by column and by exposure
 group; :func:`impute` puts the same table in each copy's ``attrs``.
@@ -84,6 +87,18 @@ def check_frames(frames) -> list[pd.DataFrame]:
     return frames
 
 
+def same_outcome(frames, time, event, entry=None) -> list[pd.DataFrame]:
+    """The completed DataFrames of an imputation (:func:`bayescrt.impute.check_frames`), their outcome checked to
+    be the same in each: the imputations complete covariates, never the time or the cause."""
+    frames = check_frames(frames)
+    for k, f in enumerate(frames[1:], start=1):
+        for col in (time, event, entry):
+            if col is not None and col in f.columns and not f[col].equals(frames[0][col]):
+                raise SpecError(f"imputed data: column {col!r} differs between DataFrame {k} and DataFrame 0; the "
+                                "imputations complete covariates, and the outcome must be the same in each")
+    return frames
+
+
 def _kind(s: pd.Series) -> str:
     """``"continuous"``, ``"discrete"`` (binary or categorical: drawn from observed levels) or ``"other"``."""
     if pd.api.types.is_bool_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
@@ -138,12 +153,29 @@ def _draw_discrete(X: np.ndarray, y: np.ndarray, Xmiss: np.ndarray, rng: np.rand
     return classes[np.minimum((u > np.cumsum(prob, axis=1)).sum(axis=1), len(classes) - 1)]
 
 
+def _outcome(df: pd.DataFrame, t: np.ndarray, event: str, causes, censored) -> tuple[np.ndarray, list[str] | None]:
+    """The outcome's predictors: the event indicator and Nelson-Aalen cumulative hazard, or with competing events
+    (codes other than 0/1, or ``causes`` given) each cause's indicator and cause-specific one; and the causes."""
+    e = df[event].to_numpy()
+    if causes is None and set(pd.unique(e)) <= {0, 1, True, False}:
+        ef = e.astype(float)
+        return np.column_stack([ef, nelson_aalen(t, ef)]), None
+    from .causes import event_causes
+
+    codes, names = event_causes(df, event, causes, censored)
+    return np.column_stack([v for k in range(1, len(names) + 1)
+                            for d in [(codes == k).astype(float)] for v in (d, nelson_aalen(t, d))]), names
+
+
 def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str] | None = None,
-           exposure: str | None = None, random_seed: int, max_iter: int = 10) -> list[pd.DataFrame]:
+           exposure: str | None = None, random_seed: int, max_iter: int = 10, causes=None,
+           censored: str = "censored") -> list[pd.DataFrame]:
     """``m`` completed copies of ``df`` (a list), the missing values of ``columns`` imputed.
 
     ``time``, ``event``: the outcome, entered as the event indicator and the Nelson-Aalen cumulative
-    hazard (module docstring). ``columns``: the columns in the imputation model (default: every column
+    hazard (module docstring); an event column of competing events (0 censored, 1..K the causes, or text
+    labels with ``censored=`` the label of censoring and ``causes=`` naming them, as
+    :class:`bayescrt.CompetingRisks` reads it) enters as every cause's indicator and cumulative hazard. ``columns``: the columns in the imputation model (default: every column
     but the outcome): numbers (continuous, or binary when every value is 0 or 1), booleans, and text or
     categorical columns (drawn from their observed levels; a categorical keeps its dtype). ``exposure``: a column that must be
     complete, reported by group in the missingness table. ``random_seed``: the imputations' seeds come
@@ -180,10 +212,8 @@ def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str
             problems.append(f"{arg} column {col!r} has {int(df[col].isna().sum())} missing values; it must be "
                             "complete (impute covariates, not the outcome or the exposure)")
     t = pd.to_numeric(df[time], errors="coerce").to_numpy(float)
-    e = df[event].to_numpy()
-    if not problems and (not np.isfinite(t).all() or not set(pd.unique(e)) <= {0, 1, True, False}):
-        problems.append(f"time {time!r} must be finite numbers and event {event!r} 0/1; check them with "
-                        "bc.CoxPH().prepare(...) first")
+    if not problems and not np.isfinite(t).all():
+        problems.append(f"time {time!r} must be finite numbers; check them with bc.CoxPH().prepare(...) first")
     kinds = {c: _kind(df[c]) for c in columns}
     levels = {c: _levels(df[c]) for c in columns if kinds[c] == "discrete"}
     for c in columns:
@@ -199,6 +229,7 @@ def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str
     incomplete = [c for c in columns if df[c].isna().any()]
     if problems:
         raise DataError(problems)
+    outcome, cause_names = _outcome(df, t, event, causes, censored)  # a bad event code is an error naming it
     if not incomplete:
         raise DataError(f"no column of {columns} has missing values; there is nothing to impute")
     for c in incomplete:
@@ -209,8 +240,6 @@ def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str
                           f"df.astype({{{c!r}: 'category'}})", DataWarning, stacklevel=2)
     order = sorted(incomplete, key=lambda c: df[c].isna().sum())  # fewest missing first, as mice and scikit-learn
     missing_rows = {c: df[c].isna().to_numpy() for c in incomplete}
-    ef = e.astype(float)
-    outcome = np.column_stack([ef, nelson_aalen(t, ef)])
     table = missingness(df[columns], by=exposure).to_dict()
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(m)]
     out = []
@@ -250,8 +279,11 @@ def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str
         done.attrs = copy.deepcopy(df.attrs)
         done.attrs["bayescrt_imputation"] = {
             "method": "chained equations (scikit-learn: BayesianRidge with coefficient draws for continuous columns, "
-                      "bootstrap LogisticRegression for binary and categorical ones); outcome as event and "
-                      "Nelson-Aalen cumulative hazard (White and Royston 2009)",
+                      "bootstrap LogisticRegression for binary and categorical ones); outcome as "
+                      + ("event and Nelson-Aalen cumulative hazard (White and Royston 2009)" if cause_names is None
+                         else "each cause's indicator and cause-specific Nelson-Aalen cumulative hazard (White and "
+                              "Royston 2009; Bonneville et al. 2022)"),
+            "causes": cause_names,
             "imputation": k, "m": m, "seed": sk, "random_seed": seed, "imputed": incomplete,
             "kinds": {c: kinds[c] for c in incomplete}, "max_iter": max_iter,
             "missing": {c: int(df[c].isna().sum()) for c in incomplete}, "missingness": table}

@@ -121,10 +121,10 @@ def _incidence_rows(rep) -> list[dict]:
     inc = rep.incidence_table()
     if inc is None:
         return []
-    return [{"set": name, "cause": cause, "time": f"{t:g}", "rd": f"{r.rd_median:+.3f}",
+    return [{"set": name, "cause": cause, "model": model, "time": f"{t:g}", "rd": f"{r.rd_median:+.3f}",
              "rd_interval": f"{r.rd_lower:+.3f} to {r.rd_upper:+.3f}", "ratio": f"{r.ratio_median:.3f}",
              "ratio_interval": f"{r.ratio_lower:.3f} to {r.ratio_upper:.3f}"}
-            for (name, cause, t), r in inc.iterrows()]
+            for (name, cause, model, t), r in inc.iterrows()]
 
 
 def _diagnostics(rep) -> list[dict]:

@@ -189,7 +189,14 @@ class Analysis:
         if self.synthetic:
             return self.spec.data.get("synthetic_note") or SYNTHETIC_FILE_NOTE.format(file=name)
         col = self.spec.columns
-        return (f"Data: {name} ({len(self.cohort):,} rows, {int(self.cohort[col['event']].sum()):,} events)"
+        cr = self.spec.competing
+        if cr is None:
+            events = int(self.cohort[col["event"]].sum())
+        else:  # codes 1..K or labels: an event is any row not censored
+            from .causes import event_causes
+
+            events = int((event_causes(self.cohort, col["event"], cr["causes"], cr["censored"])[0] > 0).sum())
+        return (f"Data: {name} ({len(self.cohort):,} rows, {events:,} events)"
                 + (f"; {self.spec.data['description']}" if self.spec.data.get("description") else ""))
 
     @property
@@ -248,7 +255,8 @@ class Analysis:
                                      for idx, r in self.competing_table().iterrows()]
             inc = self.incidence_table()
             if inc is not None:
-                out["incidence_rows"] = [{**dict(zip(("covariate_set", "cause", "time"), (idx[0], idx[1], float(idx[2])))),
+                out["incidence_rows"] = [{**dict(zip(("covariate_set", "cause", "model", "time"),
+                                                     (*idx[:3], float(idx[3])))),
                                           **{k: plain(v) for k, v in r.items()}} for idx, r in inc.iterrows()]
         out["diagnostics_ok"] = self.diagnostics_ok
         return out
@@ -297,7 +305,9 @@ class Analysis:
                 "ratio 95% interval": [f"{a:.3f} to {b:.3f}" for a, b in zip(inc["ratio_lower"], inc["ratio_upper"])]},
                 index=inc.index)
             text += (f"\n\nStandardised cumulative incidence, {self.fits.exposure} = 1 against 0, at each horizon "
-                     "(in the time column's unit)\n" + d.to_string())
+                     "(in the time column's unit), from every cause's cause-specific hazards"
+                     + (" and, for the cause of interest, from the Fine-Gray model" if self.competing.subdistribution
+                        else "") + "\n" + d.to_string())
         return text
 
 
@@ -400,7 +410,7 @@ def write_outputs(rep: Analysis, out: Path) -> list[Path]:
     (out / "diagnostics.txt").write_text(diag_txt + "\n")
     (out / "diagnostics.json").write_text(json.dumps(
         {"/".join(k for k in key if k): f.diagnostics().to_dict() for key, f in _every_fit(rep)}, indent=2))
-    (out / "README.txt").write_text(rep.note + "\n\n" + str(rep) + "\n")
+    (out / "README.txt").write_text(str(rep) + "\n")  # str(rep) opens with the note on the data
     written += [out / "diagnostics.txt", out / "diagnostics.json", out / "README.txt"]
     return written
 

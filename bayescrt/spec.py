@@ -50,7 +50,7 @@ DATA_KEYS = {"file", "format", "description", "rename", "dates", "reference", "m
              "exposure_labels", "table_one", "synthetic_note"}
 DATA_FORMATS = {".csv": "csv", ".parquet": "parquet", ".dta": "stata", ".sas7bdat": "sas"}
 DATES_KEYS = {"start", "event_date", "censor", "entry_date", "birth_date", "timescale", "unit", "same_day",
-              "date_format"}
+              "date_format", "precedence"}
 IMPUTATION_KEYS = {"m", "random_seed", "columns", "max_iter"}
 TABLE_ONE_KEYS = {"columns", "nonnormal", "categorical"}
 # the keys of a [sensitivity] table (read by bayescrt.sensitivity.Grid.from_spec)
@@ -331,7 +331,7 @@ def check(raw: dict, where: str) -> None:
     except SpecError as err:
         raise SpecError(f"{where} [covariate_sets]: {err}") from None
     if "data" in raw:
-        _check_data(raw["data"], where)
+        _check_data(raw["data"], where, raw.get("competing_risks"))
     cohort = raw.get("cohort")
     if cohort is not None:
         _check_cohort(raw, where)
@@ -426,12 +426,6 @@ def _check_competing(raw: dict, where: str) -> None:
                         "event; analyse a data file with [data], e.g. one made by bc.simulate_competing")
     if "data" not in raw:
         raise SpecError(f"{at}: competing risks are analysed on a data file; add [data] with file = \"extract.csv\"")
-    for key, why in (("imputation", "the competing-risks fits do not pool imputed data sets yet; use missing = "
-                                    "\"drop\" or complete the covariates first"),
-                     ("dates", "durations from dates take a 0/1 event; compute the time column and the cause code "
-                               "(0 censored, 1..K) in the extract")):
-        if key in raw["data"]:
-            raise SpecError(f"{at}: a spec with competing risks cannot have [data.{key}] yet: {why}")
     for key in ("causes", "cause"):
         if key not in cr:
             raise SpecError(f"{at}: missing required key {key!r} ("
@@ -485,6 +479,37 @@ def _check_competing(raw: dict, where: str) -> None:
         raise SpecError(f"{at} horizons = {hz!r}: a horizon is given twice; give each once")
 
 
+def _check_event_dates(dates: dict, cr: dict | None, at: str) -> None:
+    """``event_date``: one column of event dates, or with ``[competing_risks]`` a table of cause -> column naming
+    every cause; ``precedence`` (competing risks only) lists every cause once."""
+    ev = dates["event_date"]
+    if cr is None or not isinstance(cr.get("causes"), list):
+        if not isinstance(ev, str):
+            raise SpecError(f"{at}: event_date = {ev!r} must be text (the column of event dates)"
+                            + ("; a table of cause -> column needs [competing_risks] with its causes"
+                               if isinstance(ev, dict) else ""))
+        if "precedence" in dates:
+            raise SpecError(f"{at}: precedence orders the causes of competing events; it needs [competing_risks] and "
+                            "event_date as a table of cause -> column")
+        return
+    causes = cr["causes"]
+    example = ", ".join(f"{c} = \"{c}_date\"" for c in causes)
+    if not isinstance(ev, dict) or not all(isinstance(v, str) and v for v in ev.values()):
+        raise SpecError(f"{at}: event_date = {ev!r}: with competing risks give each cause's column of dates, "
+                        f"event_date = {{ {example} }}")
+    if sorted(ev) != sorted(causes):
+        unknown = [c for c in ev if c not in causes]
+        missing = [c for c in causes if c not in ev]
+        raise SpecError(f"{at}: event_date must name a column for each cause of [competing_risks] {causes}"
+                        + (f"; {unknown} are not causes{suggest(unknown[0], causes)}" if unknown else "")
+                        + (f"; {missing} have no column" if missing else ""))
+    prec = dates.get("precedence")
+    if prec is not None and (not isinstance(prec, list) or sorted(map(str, prec)) != sorted(causes)
+                             or len(set(prec)) != len(prec)):
+        raise SpecError(f"{at}: precedence = {prec!r} must list every cause once, {causes}, the one that counts when "
+                        "two fall on the same day first")
+
+
 def _text_list(value, key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise SpecError(f"{key} = {value!r} must be a list of column names, e.g. [\"age\", \"egfr\"]")
@@ -521,7 +546,7 @@ def exposure_label_map(labels, where: str) -> dict[int, str]:
     return out
 
 
-def _check_data(data: dict, where: str) -> None:
+def _check_data(data: dict, where: str, competing: dict | None = None) -> None:
     """A spec's [data]: the file (relative to the spec), its format, the columns' conventions. The file itself
     is read and its columns checked by :func:`bayescrt.extract.read_data`, which names these keys too."""
     sec = f"{where} [data]"
@@ -558,9 +583,10 @@ def _check_data(data: dict, where: str) -> None:
                                             and all(isinstance(c, str) for c in censor))):
             raise SpecError(f"{where} [data.dates]: censor = {censor!r} must be a date (\"2018-08-31\"), a column "
                             "name, or a list of them")
-        for key in ("start", "event_date", "entry_date", "birth_date", "timescale", "unit", "date_format"):
+        for key in ("start", "entry_date", "birth_date", "timescale", "unit", "date_format"):
             if key in dates and not isinstance(dates[key], str):
                 raise SpecError(f"{where} [data.dates]: {key} = {dates[key]!r} must be text")
+        _check_event_dates(dates, competing if isinstance(competing, dict) else None, f"{where} [data.dates]")
     for col, level in data.get("reference", {}).items():
         if not isinstance(level, (str, int)) or isinstance(level, bool):
             raise SpecError(f"{where} [data.reference]: {col} = {level!r} must be the reference level (text or an "

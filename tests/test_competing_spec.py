@@ -65,8 +65,6 @@ def test_a_bad_competing_risks_section_names_the_key_the_value_and_the_fix(edits
 
 
 @pytest.mark.parametrize("section, message", [
-    ({"data": {"imputation": {"m": 5, "random_seed": 1}}}, r"cannot have \[data\.imputation\] yet: .* do not pool"),
-    ({"data": {"dates": {"start": "a", "event_date": "b", "censor": "c"}}}, r"cannot have \[data\.dates\] yet"),
     ({"cohort": {"n": 100}}, r"cannot have \[cohort\]: the synthetic cohort simulates one event"),
 ])
 def test_sections_that_do_not_take_competing_risks_yet_are_refused_by_name(section, message):
@@ -79,6 +77,81 @@ def test_sections_that_do_not_take_competing_risks_yet_are_refused_by_name(secti
     del no_data["data"]
     with pytest.raises(bc.SpecError, match=r"competing risks are analysed on a data file; add \[data\]"):
         check(no_data, "spec.toml")
+
+
+@pytest.mark.parametrize("dates, message", [
+    ({"event_date": "death_date"}, r"event_date = 'death_date': with competing risks give each cause's column of "
+                                   r"dates, event_date = \{ hf_hospitalisation = \"hf_hospitalisation_date\""),
+    ({"event_date": {"hf_hospitalisation": "hf", "dead": "d"}},
+     r"event_date must name a column for each cause .*; \['dead'\] are not causes Did you mean 'death'.*; \['death'\] "
+     r"have no column"),
+    ({"event_date": {"hf_hospitalisation": "hf", "death": "d"}, "precedence": ["death"]},
+     r"precedence = \['death'\] must list every cause once"),
+], ids=["one column", "unknown and missing cause", "precedence incomplete"])
+def test_competing_event_dates_in_a_spec_name_every_cause(dates, message):
+    raw = _raw()
+    raw["data"]["dates"] = {"start": "implant", "censor": "2020-01-01", **dates}
+    with pytest.raises(bc.SpecError, match=message):
+        check(raw, "spec.toml")
+    plain = copy.deepcopy(raw)
+    del plain["competing_risks"]
+    plain["data"]["dates"] = {"start": "implant", "censor": "2020-01-01", "event_date": {"a": "b", "c": "d"}}
+    with pytest.raises(bc.SpecError, match=r"event_date = .* must be text .*needs \[competing_risks\]"):
+        check(plain, "spec.toml")
+
+
+def test_a_competing_risks_spec_makes_time_and_cause_from_each_cause_s_dates(tmp_path):
+    """The SYNTHETIC example written as dates (implant, the HF hospitalisation and death dates, last seen), read
+    back through [data.dates] with a column per cause: the status is the example's, and the years differ by less
+    than the day the dates were rounded to."""
+    data = pd.read_csv(MODELS / "example_competing.csv")
+    rng = np.random.default_rng(3)
+    implant = pd.Timestamp("2012-01-01") + pd.Series(pd.to_timedelta(rng.integers(0, 8 * 365, len(data)), unit="D"),
+                                                      index=data.index)
+    end = implant + pd.to_timedelta(np.round(data["years"] * 365.25), unit="D")
+    day = lambda s: s.dt.strftime("%Y-%m-%d")  # noqa: E731
+    later = data.index.isin(data.index[data.status == 1][:5])  # a death after the HF hospitalisation: no event here
+    dated = data.drop(columns=["years", "status"]).assign(
+        implant=day(implant), hf_date=day(end).where(data.status == 1),
+        death_date=day(end).where(data.status == 2).combine_first(day(end + np.timedelta64(40, "D")).where(later)),
+        last_seen=day(end).where(data.status == 0))
+    assert dated["death_date"].notna().sum() == (data.status == 2).sum() + 5
+    text = TEXT.replace('[competing_risks]', '[data.dates]\nstart = "implant"\nevent_date = { hf_hospitalisation = '
+                        '"hf_date", death = "death_date" }\ncensor = ["last_seen", "2030-01-01"]\nsame_day = 0.5\n\n'
+                        '[competing_risks]')
+    spec = load_spec(_spec(tmp_path, dated, text))
+    prep = prepare(spec, read_data(spec)[0], impute_now=False)
+    got = prep.frame
+    np.testing.assert_array_equal(got["status"].to_numpy(), data["status"].to_numpy())
+    assert np.abs(got["years"].to_numpy() - data["years"].to_numpy()).max() < 1 / 365.25
+    assert "durations from dates" in " ".join(prep.steps)
+
+
+def test_a_competing_risks_spec_imputes_with_every_cause_in_the_imputation_model(tmp_path):
+    """[data.imputation] in a spec with [competing_risks]: the completed copies keep the status, and the imputation
+    model took each cause's indicator and cumulative hazard (prepare only; the pooled fits are tested in
+    tests/test_competing.py)."""
+    data = pd.read_csv(MODELS / "example_competing.csv")
+    holed = data.assign(af=data["af"].astype(float).where(data.index % 9 != 0))
+    text = TEXT.replace("[competing_risks]", "[data.imputation]\nm = 2\nrandom_seed = 5\n\n[competing_risks]")
+    spec = load_spec(_spec(tmp_path, holed, text))
+    prep = prepare(spec, read_data(spec)[0])
+    assert isinstance(prep.fits, list) and len(prep.fits) == 2
+    for f in prep.fits:
+        assert f["af"].notna().all() and f["status"].equals(holed["status"])
+        assert f.attrs["bayescrt_imputation"]["causes"] == ["hf_hospitalisation", "death"]
+    assert any("each cause's indicator and cause-specific Nelson-Aalen" in s for s in prep.steps)
+
+
+def test_the_note_on_real_data_counts_every_cause_s_events_once(tmp_path):
+    """Not SYNTHETIC: the note counts the rows with an event of any cause (codes 1 and 2), not the sum of the codes."""
+    from bayescrt.reproduce import Analysis
+
+    data = pd.read_csv(MODELS / "example_competing.csv")
+    spec = load_spec(_spec(tmp_path, data, TEXT.replace("synthetic = true", "synthetic = false")))
+    prep = prepare(spec, read_data(spec)[0], impute_now=False)
+    note = Analysis(spec, prep.frame, None, prep).note
+    assert f"({len(data):,} rows, {int((data.status > 0).sum()):,} events)" in note, note
 
 
 def _spec(tmp_path, data: pd.DataFrame, text: str = TEXT) -> Path:
@@ -149,18 +222,27 @@ def test_analyse_fits_every_cause_per_set_and_writes_tables_incidence_and_a_repo
     row = comp.loc[("full", "hf_hospitalisation", "subdistribution HR")]
     assert abs(row.log_hr_mean - mle) < 0.15 * row.log_hr_sd, (row.log_hr_mean, mle, row.log_hr_sd)
     assert abs(fit.hazard_ratios().loc["upgrade", "log_hr_mean"] - row.log_hr_mean) < 1e-12
-    inc = pd.read_csv(out / "out" / "incidence.csv").set_index(["covariate_set", "cause", "time"])
-    assert len(inc) == 8 and set(inc.index.get_level_values("time")) == {1.0, 3.0}
-    assert inc.loc[("full", "death", 3.0), "rd_lower"] > 0  # upgrade's higher death rate shows as risk at 3 years
+    inc = pd.read_csv(out / "out" / "incidence.csv").set_index(["covariate_set", "cause", "model", "time"])
+    assert len(inc) == 12 and set(inc.index.get_level_values("time")) == {1.0, 3.0}
+    cs, fg = "cause-specific hazards", "Fine-Gray"
+    assert set(inc.xs(fg, level="model").index.get_level_values("cause")) == {"hf_hospitalisation"}
+    assert inc.loc[("full", "death", cs, 3.0), "rd_lower"] > 0  # upgrade's higher death rate shows as risk at 3 years
+    # two models of one risk: the Fine-Gray difference within 3 SDs of the cause-specific one, the SDs from the bands
+    for t in (1.0, 3.0):
+        a, b = inc.loc[("full", "hf_hospitalisation", cs, t)], inc.loc[("full", "hf_hospitalisation", fg, t)]
+        sd = np.hypot(a.rd_upper - a.rd_lower, b.rd_upper - b.rd_lower) / (2 * 1.96)
+        assert abs(a.rd_median - b.rd_median) < 3 * sd, (t, a.rd_median, b.rd_median, sd)
     # the main table is the cause of interest's cause-specific HR, as competing.csv has it
     tab = pd.read_csv(out / "out" / "table.csv", index_col=0)
     np.testing.assert_allclose(tab.loc["full", "hr_median"], comp.loc[("full", "hf_hospitalisation",
                                                                        "cause-specific HR"), "hr_median"])
     res = json.loads((out / "r.json").read_text())
     assert res["cause"] == "hf_hospitalisation" and res["diagnostics_ok"] is True
-    assert len(res["competing_rows"]) == 6 and len(res["incidence_rows"]) == 8
+    assert len(res["competing_rows"]) == 6 and len(res["incidence_rows"]) == 12
+    assert {r["model"] for r in res["incidence_rows"]} == {"cause-specific hazards", "Fine-Gray"}
     assert len(json.loads((out / "out" / "diagnostics.json").read_text())) == 6
     readme = (out / "out" / "README.txt").read_text()
+    assert readme.count("SYNTHETIC DATA: example_competing.csv is simulated") == 1  # the note once, then the tables
     assert "SYNTHETIC DATA" in readme and "subdistribution HR" in readme and "Standardised cumulative" in readme
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and "<script" not in html  # forest and cumulative incidence

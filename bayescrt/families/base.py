@@ -15,6 +15,9 @@ A model family is a subclass of :class:`Estimator` that fills in the protocol:
   time at the covariate centre (:mod:`bayescrt.baseline`);
 - ``step_baseline``: the baseline is a step function known only within the
   follow-up (Cox) rather than a smooth parametric curve;
+- ``subdistribution``: the baseline is the subdistribution hazard of one cause
+  (Fine-Gray), so ``1 - exp(-H)`` is that cause's cumulative incidence, not
+  one minus a survival: the survival functions refuse it;
 - ``fixed_priors``: the priors of the parameters other than the log-HRs, each
   written once and read by both the model and :meth:`fixed_log_prior` (what the
   sensitivity grids subtract from the sampler's log density); ``None`` when
@@ -52,6 +55,7 @@ class Estimator:
     likelihood = "full"  # "partial": per-event terms; "full": per-row terms
     loglik_var = "loglik"
     step_baseline = False
+    subdistribution = False  # H0 is one cause's subdistribution hazard (module docstring)
     masks_covariates = False  # takes fit(active=...): a subset's log-HRs in the full design's model
     fixed_priors: dict | None = {}
     # posterior variables the convergence gates check, in this order, those present in a fit
@@ -416,9 +420,17 @@ def fit_data(fit) -> SurvivalData:
     return data
 
 
-def check_marginal(fit) -> None:
-    """Refuse fits whose baseline is conditional on cluster or study effects (no absolute effects for them)."""
+def check_marginal(fit, incidence: bool = False) -> None:
+    """Refuse fits whose baseline is conditional on cluster or study effects (no absolute effects for them), and
+    a subdistribution baseline where survival is meant (``incidence=False``)."""
+    from . import registry
+
     refuse_pooled(fit)
+    if not incidence and registry.of_fit(fit).subdistribution:
+        raise SpecError("a FineGray fit's baseline is the subdistribution hazard of one cause: 1 - exp(-H) is that "
+                        "cause's cumulative incidence, not survival, so the survival functions do not take it; use "
+                        "bc.cumulative_incidence(fit, times, exposure=...) for the cumulative incidence it implies, or "
+                        "bc.CompetingRisks(...).fit(...) for survival and every cause's incidence")
     post = fit.idata["posterior"]
     if "frailty" in post or "study_log_hr" in post:
         raise SpecError("absolute effects are not available for fits with a frailty or a study level: their "

@@ -155,27 +155,34 @@ class CoxPH(Estimator):
         """Breslow baseline cumulative hazard per draw: shape (draws, strata, len(times))."""
         check_marginal(fit)
         data = fit_data(fit)
-        rs = RiskSets.from_data(data, "breslow")
-        beta = thinned(fit.log_hr_draws(), max_draws)
-        center = np.asarray(fit.model["center"])
-        Xc = data.X - center
-        times = np.atleast_1d(np.asarray(times, float))
-        ev_time = data.time[rs.event_rows]
-        ev_stratum = data.strata[rs.event_rows]
-        out = np.zeros((len(beta), data.n_strata, len(times)))
-        w = np.ones(data.n) if data.weights is None else data.weights
-        for a in range(0, len(beta), chunk):
-            eta = beta[a:a + chunk] @ Xc.T
-            r = w * np.exp(eta)  # centred covariates keep eta moderate
-            risk = risk_set_sums(r, rs)  # (chunk, events)
-            inc = rs.event_weight / risk
-            for s in range(data.n_strata):
-                mine = ev_stratum == s
-                cum = np.cumsum(inc[:, mine], axis=1)
-                k = np.searchsorted(ev_time[mine], times, side="right")
-                padded = np.concatenate([np.zeros((len(cum), 1)), cum], axis=1)
-                out[a:a + chunk, s, :] = padded[:, k]
-        return out
+        return breslow_cumhaz(fit, data, RiskSets.from_data(data, "breslow"), times, max_draws, chunk=chunk)
+
+
+def breslow_cumhaz(fit, data: SurvivalData, rs: RiskSets, times, max_draws=None, sums=None, chunk: int = 64):
+    """Breslow's estimator with each draw's log-HRs, ``sum over event times <= t of (weighted events) / (risk-set
+    sum)``, per draw, stratum and time: (draws, strata, len(times)). ``sums(r, rs)`` forms the risk-set sums of the
+    row values ``r = w exp(eta)`` (default :func:`risk_set_sums`; the Fine-Gray model's weighted risk sets)."""
+    sums = risk_set_sums if sums is None else sums
+    beta = thinned(fit.log_hr_draws(), max_draws)
+    center = np.asarray(fit.model["center"])
+    Xc = data.X - center
+    times = np.atleast_1d(np.asarray(times, float))
+    ev_time = data.time[rs.event_rows]
+    ev_stratum = data.strata[rs.event_rows]
+    out = np.zeros((len(beta), data.n_strata, len(times)))
+    w = np.ones(data.n) if data.weights is None else data.weights
+    for a in range(0, len(beta), chunk):
+        eta = beta[a:a + chunk] @ Xc.T
+        r = w * np.exp(eta)  # centred covariates keep eta moderate
+        risk = sums(r, rs)  # (chunk, events)
+        inc = rs.event_weight / risk
+        for s in range(data.n_strata):
+            mine = ev_stratum == s
+            cum = np.cumsum(inc[:, mine], axis=1)
+            k = np.searchsorted(ev_time[mine], times, side="right")
+            padded = np.concatenate([np.zeros((len(cum), 1)), cum], axis=1)
+            out[a:a + chunk, s, :] = padded[:, k]
+    return out
 
 
 def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) -> dict:

@@ -38,7 +38,8 @@ from ..compiled import data_block
 from ..data import SurvivalData
 from ..errors import SpecError, suggest
 from ..fit import Fit
-from .base import Estimator, refuse_pooled
+from .base import Estimator, check_marginal, fit_data
+from .cox import breslow_cumhaz
 from .common import precondition, prior_rows, prior_vector
 from .partial_likelihood import EVENT_INDEX, EVENT_VALUES, RiskSets, partial_loglik_terms, risk_set_sums
 
@@ -101,6 +102,7 @@ class FineGray(Estimator):
 
     family = "FineGray"
     likelihood = "subdistribution"
+    subdistribution = True  # its baseline is the cause's subdistribution hazard: 1 - exp(-H) is an incidence
     loglik_var = "partial_loglik"
     step_baseline = True
     fixed_priors = {}
@@ -117,12 +119,15 @@ class FineGray(Estimator):
         return f"FineGray(sampler={self.sampler!r}, target_accept={self.target_accept!r})"
 
     def fit(self, df, *, cause=None, causes=None, censored="censored", **kwargs) -> Fit:
-        """Fit the subdistribution hazards of ``cause``; every other argument as :meth:`Estimator.fit`."""
+        """Fit the subdistribution hazards of ``cause``; every other argument as :meth:`Estimator.fit` (a list of
+        completed DataFrames of a multiple imputation included: one fit per imputation, the draws pooled)."""
+        est = copy.copy(self)  # the cause travels with this call only (and to each imputation's fit)
+        if cause is not None or est._cause_args is None:
+            est._cause_args = {"cause": cause, "causes": causes, "censored": censored}
         if isinstance(df, (list, tuple)):
-            raise SpecError("FineGray does not pool imputed data sets yet; fit each completed data set, or impute "
-                            "and fit CompetingRisks")
-        est = copy.copy(self)  # the cause travels with this call only
-        est._cause_args = {"cause": cause, "causes": causes, "censored": censored}
+            from ..impute import same_outcome
+
+            df = same_outcome(df, kwargs.get("time"), kwargs.get("event"))
         return Estimator.fit(est, df, **kwargs)
 
     def prepare(self, df, *, time=None, event=None, cause=None, causes=None, censored="censored", entry=None,
@@ -226,10 +231,15 @@ class FineGray(Estimator):
 
     @classmethod
     def baseline_cumhaz(cls, fit, times, max_draws=None):
-        refuse_pooled(fit)
-        raise SpecError("a FineGray fit's baseline is the subdistribution hazard of one cause: 1 - exp(-H) is that "
-                        "cause's cumulative incidence, not survival, so the survival functions do not take it; for "
-                        "cumulative incidence by exposure use bc.CompetingRisks(...).fit(...).cumulative_incidence")
+        """The baseline cumulative subdistribution hazard of the cause per draw, (draws, strata, len(times)):
+        Breslow's estimator over the censoring-weighted risk sets, ``sum over cause events <= t of w / S(t)``
+        (as ``cmprsk::predict.crr``), so that ``F_1(t | x) = 1 - exp(-Lambda_1(t) exp((x - center) @ log_hr))``.
+        The survival functions refuse it (:func:`~bayescrt.families.base.check_marginal`);
+        :func:`bayescrt.cumulative_incidence` reads it."""
+        check_marginal(fit, incidence=True)
+        data = fit_data(fit)
+        rs = RiskSets.from_data(data, "breslow")
+        return breslow_cumhaz(fit, data, rs, times, max_draws, sums=CensoringWeights.from_data(data, rs).sums)
 
 
 def finegray_mle(data: SurvivalData) -> dict:

@@ -37,9 +37,11 @@ def _grid(**kw) -> Grid:
     (dict(causes="death"), r"causes='death' must list the causes' names"),
     (dict(censored=""), r"censored='' must be the text label of censoring"),
     (dict(covariate_sets={"leak": ["age", "status"]}), r"event='status' is also covariates="),
-    (dict(families=["FineGray"]), r"FineGray models one cause among competing events"),
+    (dict(cause=None, causes=None, families=["FineGray"]),
+     r"grid family 'FineGray': FineGray models the subdistribution hazard of one cause.*give cause="),
+    (dict(families=["FineGrey"]), r"family must be one of \[.*'FineGray'\]\. Did you mean 'FineGray'"),
 ], ids=["causes without cause", "censored without cause", "unknown cause", "cause not text", "causes text",
-        "censored empty", "event as covariate", "Fine-Gray"])
+        "censored empty", "event as covariate", "Fine-Gray without a cause", "misspelt Fine-Gray"])
 def test_a_bad_cause_key_is_refused_when_the_grid_is_made_naming_it(kw, message):
     with pytest.raises(bc.SpecError, match=message):
         _grid(**kw)
@@ -94,13 +96,40 @@ def test_a_spec_grid_takes_the_cause_and_its_family_from_competing_risks(tmp_pat
     assert death.cause == "death" and death._families == {"WeibullPH": ("WeibullPH", {})}
 
 
-SECTION = '[sensitivity]\npriors = ["neutral"]\nfamilies = ["CoxPH"]\ndraws = 1000\ntune = 500\nchains = 2\n'
+def test_a_grid_of_cause_specific_and_fine_gray_cells_says_which_each_is():
+    """Titles and event arguments per cell, without sampling: a Fine-Gray cell reads the coded column with the cause."""
+    from bayescrt.sensitivity.table import SensitivityResult
+
+    plain = _grid(families=["CoxPH"])
+    assert SensitivityResult(plain, Path("."), {})._estimand() == (
+        "cause-specific HR of 'upgrade' for 'death' (hf_hospitalisation censors it)")
+    fg = _grid(families=["FineGray"])
+    assert SensitivityResult(fg, Path("."), {})._estimand() == "subdistribution HR of 'upgrade' for 'death'"
+    both = _grid(families=["CoxPH", "FineGray"])
+    assert both.estimand == "HR of 'upgrade' for 'death', cause-specific or subdistribution per cell"
+    cs_cell, fg_cell = both.cells()[0], both.cells()[-1]
+    assert both.event_kwargs(cs_cell) == {"event": EVENT_COLUMN}
+    assert both.event_kwargs(fg_cell) == {"event": "status", "cause": "death", "causes": CAUSES, "censored": "censored"}
+    assert [both.cell_estimand(c) for c in (cs_cell, fg_cell)] == ["cause-specific HR", "subdistribution HR"]
+    assert both.fingerprint(cs_cell, "h") != both.fingerprint(fg_cell, "h")
+
+
+def test_fine_gray_cells_refuse_imputed_data_sets_before_any_fit(tmp_path):
+    frames = [DATA.copy(), DATA.copy()]
+    with pytest.raises(bc.SpecError, match=r"grid family 'FineGray': FineGray does not pool imputed data sets yet"):
+        run(_grid(families=["CoxPH", "FineGray"]), tmp_path / "out", data=frames, progress=False)
+    assert not list((tmp_path / "out" / "cells").glob("*.nc"))
+
+
+SECTION = ('[sensitivity]\npriors = ["neutral"]\nfamilies = ["CoxPH", "FineGray"]\ndraws = 1000\ntune = 500\n'
+           'chains = 2\n')
 
 
 @pytest.fixture(scope="module")
 def grid_run(tmp_path_factory):
     """`bayescrt sensitivity` on a copy of the SYNTHETIC example with a [sensitivity] section: two covariate sets,
-    the neutral prior, Cox, the cause-specific hazard of HF hospitalisation (death censors it)."""
+    the neutral prior, Cox (the cause-specific hazard of HF hospitalisation, death censoring it) and Fine-Gray (its
+    subdistribution hazard)."""
     tmp = tmp_path_factory.mktemp("competing_grid")
     spec = _spec(tmp, SECTION)
     rc = main(["sensitivity", str(spec), "--out", str(tmp / "out"), "--no-progress"])
@@ -117,11 +146,13 @@ def test_each_cell_is_lifelines_cause_specific_cox_fit(grid_run, capsys):
     rc, spec, out = grid_run
     assert rc == 0
     tab = pd.read_csv(out / "table.csv", index_col="cell")
-    assert len(tab) == 2 and tab["diagnostics_ok"].all() and (tab["cause"] == "hf_hospitalisation").all()
+    assert len(tab) == 4 and tab["diagnostics_ok"].all() and (tab["cause"] == "hf_hospitalisation").all()
     events = int((DATA.status == 1).sum())
     assert (tab["n_events"] == events).all() and (tab["n"] == len(DATA)).all()
+    cox = tab[tab["family"] == "CoxPH"]
+    assert (cox["estimand"] == "cause-specific HR").all()
     for name, cols in SETS.items():
-        row = tab[tab["covariate_set"] == name].iloc[0]
+        row = cox[cox["covariate_set"] == name].iloc[0]
         frame = DATA[["years", "upgrade", *cols]].assign(hf=(DATA.status == 1).astype(int))
         ref = CoxPHFitter().fit(frame, "years", "hf")
         mle, se = ref.params_["upgrade"], ref.standard_errors_["upgrade"]
@@ -130,19 +161,41 @@ def test_each_cell_is_lifelines_cause_specific_cox_fit(grid_run, capsys):
 
 
 @pytest.mark.mcmc
-def test_the_printed_table_and_the_plot_say_synthetic_and_cause_specific_and_a_rerun_resumes(grid_run, capsys):
+def test_each_fine_gray_cell_is_the_frequentist_fine_gray_fit(grid_run):
+    """The Fine-Gray cells: posterior mean within 0.15 posterior SD of the MLE of the same weighted likelihood (as
+    tests/test_finegray.py holds a direct fit), the SD within 15% of its SE."""
+    from bayescrt.families.finegray import finegray_mle
+
+    rc, _, out = grid_run
+    tab = pd.read_csv(out / "table.csv", index_col="cell")
+    fg = tab[tab["family"] == "FineGray"]
+    assert len(fg) == 2 and (fg["estimand"] == "subdistribution HR").all() and fg["diagnostics_ok"].all()
+    for name, cols in SETS.items():
+        row = fg[fg["covariate_set"] == name].iloc[0]
+        data = bc.FineGray().prepare(DATA, time="years", event="status", cause="hf_hospitalisation", causes=CAUSES,
+                                     covariates=["upgrade", *cols])
+        ref = finegray_mle(data)
+        mle, se = ref["coef"]["upgrade"], ref["se"]["upgrade"]
+        assert abs(row["log_hr_mean"] - mle) < 0.15 * row["log_hr_sd"], (name, row["log_hr_mean"], mle)
+        assert abs(row["log_hr_sd"] / se - 1) < 0.15, (name, row["log_hr_sd"], se)
+
+
+@pytest.mark.mcmc
+def test_the_printed_table_and_the_plot_say_synthetic_and_which_hr_and_a_rerun_resumes(grid_run, capsys):
     rc, spec, out = grid_run
     assert rc == 0 and (out / "forest.png").stat().st_size > 10_000
     assert main(["sensitivity", str(spec), "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("SYNTHETIC DATA")
-    assert "cause-specific HR of 'upgrade' for 'hf_hospitalisation' (death censors it)" in printed
-    assert "0 cells fitted, 2 kept from before" in printed
+    assert ("HR of 'upgrade' for 'hf_hospitalisation', cause-specific or subdistribution per cell (death censors it "
+            "in the cause-specific cells)") in printed
+    assert "0 cells fitted, 4 kept from before" in printed
+    assert "Subdistribution (Fine-Gray) cells" in printed and " SHR " in printed and " CS " in printed
     from bayescrt.sensitivity import run as run_grid
 
     res = run_grid(str(spec), out, progress=False)
     ax = res.plot()
-    assert "cause-specific HR of 'upgrade' for 'hf_hospitalisation'" in ax.get_title()
+    assert "cause-specific or subdistribution per cell" in ax.get_title()
     assert "SYNTHETIC" in ax.get_title()
 
 

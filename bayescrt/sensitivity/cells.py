@@ -32,21 +32,26 @@ def _cell_inputs(grid: Grid, cell: Cell, df, check: bool = False):
     fam, opts = grid._families[cell.family]
     est = registry.estimator_class(fam)(**opts)
     data = _subset(df, grid.subsets[cell.subset], cell.subset)
+    events = grid.event_kwargs(cell)
+    if grid.subdistribution(cell):  # it reads the coded event column itself, not the 0/1 column of the cause
+        if isinstance(data, list):
+            raise SpecError(f"grid family {cell.family!r}: FineGray does not pool imputed data sets yet; give the "
+                            "grid one DataFrame, or use cause-specific families with imputations")
+        data = data.drop(columns=grid.fit_event)
     covs = set_covariates(grid.exposure, grid.covariate_sets[cell.covariate_set])
     priors = dict(grid.base_priors)
     prior = grid.prior_of(cell)
     if prior is not None:
         priors[grid.exposure] = prior
     if isinstance(covs, str):  # a formula's keys are its columns' labels and variables, known from the data
-        sd = est.prepare(data[0] if isinstance(data, list) else data, time=grid.time, event=grid.fit_event,
-                         formula=covs)
+        sd = est.prepare(data[0] if isinstance(data, list) else data, time=grid.time, **events, formula=covs)
         keep = {"default", *sd.covariates, *sd.sources}
     else:
         sd, keep = None, {"default", *covs}
     priors = {k: v for k, v in priors.items() if k in keep}
     if check:
         for frame in (data if isinstance(data, list) else [data])[:1]:  # the rest: checked by the run, per set
-            sd = sd or est.prepare(frame, time=grid.time, event=grid.fit_event, **covariates_keyword(covs))
+            sd = sd or est.prepare(frame, time=grid.time, **events, **covariates_keyword(covs))
             label = exposure_label(sd, grid.exposure, cell.covariate_set)
             if sd.covariates[0] != label:
                 raise SpecError(f"exposure {grid.exposure!r} must come first in covariate set "
@@ -85,7 +90,8 @@ def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, pro
     est, data, covs, priors, _ = _cell_inputs(grid, cell, df)
     # the per-row log-likelihood is computed only for families whose total cannot come from the sampler's logp
     pointwise = type(est).fixed_priors is None
-    fit = est.fit(data, time=grid.time, event=grid.fit_event, **covariates_keyword(covs), priors=priors, draws=grid.draws,
+    fit = est.fit(data, time=grid.time, **grid.event_kwargs(cell), **covariates_keyword(covs), priors=priors,
+                  draws=grid.draws,
                   tune=grid.tune, chains=grid.chains, random_seed=grid.seed_of(cell), progress=progress,
                   log_likelihood=pointwise, compiled_models=compiled_models)
     tree = fit.idata
@@ -145,7 +151,8 @@ def _summary_row(grid: Grid, cell: Cell, fit, prob: float) -> dict:
         sens = [psense_summary(b, var_names=["log_hr"], coords={"covariate": [fit.covariates[0]]}) for b in blocks]
     ps = max(sens, key=lambda t: max(float(t["prior"].iloc[0]), float(t["likelihood"].iloc[0])))
     lo, med, hi = np.exp(central_interval(x, prob))
-    cause = {"cause": grid.cause} if grid.cause else {}  # competing risks: the cause whose hazard the cell fits
+    # competing risks: the cause whose hazard the cell fits, and which hazard (cause-specific or subdistribution)
+    cause = {"cause": grid.cause, "estimand": grid.cell_estimand(cell)} if grid.cause else {}
     row = {"cell": cell.id, **cell.params(), **cause, "n": m["n"], "n_events": m["n_events"], "hr_median": med,
            "hr_lower": lo, "hr_upper": hi, "p_hr_gt_1": float(np.mean(x > 0)), "log_hr_mean": float(x.mean()),
            "log_hr_sd": float(x.std(ddof=1)), "prior_sensitivity": float(ps["prior"].iloc[0]),

@@ -159,13 +159,14 @@ class Grid:
                 raise SpecError(f"grid family {f!r}: give a family name {registry.names(competing=False)} or a dict with 'family'")
             opts = {"family": f} if isinstance(f, str) else dict(f)
             fam = opts.pop("family", None)
-            if fam in registry.COMPETING:
-                raise SpecError(f"grid family {f!r}: {fam} models one cause among competing events (fit(cause=...)); "
-                                f"a grid's families model one event, or with cause= its cause-specific hazard: "
-                                f"{registry.names(competing=False)}")
+            if fam in registry.COMPETING and self.cause is None:
+                raise SpecError(f"grid family {f!r}: {fam} models the subdistribution hazard of one cause among "
+                                "competing events; give cause= (the cause of interest) and causes= (the names of the "
+                                "event codes), or a spec's [competing_risks]; without competing risks a grid's "
+                                f"families model one event: {registry.names(competing=False)}")
             if fam not in registry.names():
-                raise SpecError(f"grid family {f!r}: family must be one of {registry.names(competing=False)}."
-                                f"{suggest(str(fam), registry.names(competing=False))}")
+                known = registry.names(competing=self.cause is not None)
+                raise SpecError(f"grid family {f!r}: family must be one of {known}.{suggest(str(fam), known)}")
             name = validation.label("grid family", opts.pop("name", fam))
             try:  # the family's options are checked now, not when its first cell is fitted
                 registry.estimator_class(fam)(**opts)
@@ -247,10 +248,30 @@ class Grid:
 
     @property
     def fit_event(self) -> str:
-        """The event column the cells fit: ``event``, or with competing risks the 0/1 column of ``cause``."""
+        """The event column the cause-specific cells fit: ``event``, or with competing risks the 0/1 column of
+        ``cause``."""
         from ..causes import EVENT_COLUMN
 
         return self.event if self.cause is None else EVENT_COLUMN
+
+    def subdistribution(self, cell: Cell) -> bool:
+        """Whether the cell fits the subdistribution hazard of ``cause`` (a Fine-Gray family), not its
+        cause-specific hazard."""
+        return registry.estimator_class(self._families[cell.family][0]).subdistribution
+
+    def event_kwargs(self, cell: Cell) -> dict:
+        """The event arguments of the cell's ``fit`` and ``prepare``: the 0/1 column of :attr:`fit_event`, or for a
+        subdistribution family the coded column itself with the cause of interest."""
+        if self.subdistribution(cell):
+            return {"event": self.event, "cause": self.cause, "causes": self.causes, "censored": self.censored}
+        return {"event": self.fit_event}
+
+    def cell_estimand(self, cell: Cell) -> str:
+        """``"subdistribution HR"`` for a Fine-Gray cell, ``"cause-specific HR"`` for the others (competing risks),
+        ``"HR"`` without competing risks."""
+        if self.cause is None:
+            return "HR"
+        return "subdistribution HR" if self.subdistribution(cell) else "cause-specific HR"
 
     def cause_data(self, df):
         """``df`` (or each completed DataFrame of an imputation) with the 0/1 event column of ``cause`` added (a
@@ -265,10 +286,14 @@ class Grid:
 
     @property
     def estimand(self) -> str:
-        """What each cell's HR is, for titles: ``HR of 'upgrade'`` or its cause-specific HR for one cause."""
+        """What each cell's HR is, for titles: ``HR of 'upgrade'``, or for one cause its cause-specific HR, its
+        subdistribution HR, or both (a grid with Fine-Gray and cause-specific families)."""
         if self.cause is None:
             return f"HR of {self.exposure!r}"
-        return f"cause-specific HR of {self.exposure!r} for {self.cause!r}"
+        kinds = sorted({self.cell_estimand(c) for c in {c.family: c for c in self.cells()}.values()})
+        if len(kinds) > 1:
+            return f"HR of {self.exposure!r} for {self.cause!r}, cause-specific or subdistribution per cell"
+        return f"{kinds[0]} of {self.exposure!r} for {self.cause!r}"
 
     # ------------------------------------------------------------------ cells
     def cells(self) -> list[Cell]:

@@ -98,7 +98,7 @@ def _run_locked(grid, out, df, scheduler, workers, progress):
         for cell in {c.covariate_set: c for c in cells}.values():
             est, _, covs, _, _ = _cell_inputs(grid, cell, df[:1])
             for frame in df[1:]:
-                est.prepare(frame, time=grid.time, event=grid.fit_event, **covariates_keyword(covs))
+                est.prepare(frame, time=grid.time, **grid.event_kwargs(cell), **covariates_keyword(covs))
     groups: dict = {}
     for cell in cells:
         groups.setdefault(grid.group_of(cell), []).append(cell)

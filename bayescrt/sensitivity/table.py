@@ -66,8 +66,15 @@ class SensitivityResult:
             notes.append("Cells marked FAILED did not pass the convergence diagnostics: their rows cannot be trusted.")
         lr = self.manifest["last_run"]
         if self.grid.cause is not None:
-            notes.append(f"Cause-specific hazards: the other causes censor {self.grid.cause!r}; the HR is not a ratio "
-                         "of cumulative incidences (see bc.CompetingRisks for those).")
+            kinds = set(t["estimand"])
+            if "cause-specific HR" in kinds:
+                notes.append(f"Cause-specific hazards: the other causes censor {self.grid.cause!r}; the HR is not a "
+                             "ratio of cumulative incidences (see bc.CompetingRisks for those).")
+            if "subdistribution HR" in kinds:
+                notes.append(f"Subdistribution (Fine-Gray) cells: the SHR of {self.grid.cause!r}, whose risk set keeps "
+                             "those with a competing event; an effect on its cumulative incidence, not on its rate.")
+            if len(kinds) > 1:
+                shown.insert(1, "estimand", t["estimand"].map({"cause-specific HR": "CS", "subdistribution HR": "SHR"}))
         return (f"{head}Sensitivity grid: {self._estimand()} in {len(t)} cells "
                 f"({_count(lr['compilations'], 'compilation')} in the last run, {_count(lr['fitted'], 'cell')} "
                 f"fitted, {lr['kept']} kept from before)\n" + shown.to_string(index=False)
@@ -75,11 +82,12 @@ class SensitivityResult:
 
     def _estimand(self) -> str:
         """The printed title's estimand: with competing risks, which causes censor the cause of interest."""
-        if self.grid.cause is None:
+        if self.grid.cause is None or not any(not self.grid.subdistribution(c) for c in self.grid.cells()):
             return self.grid.estimand
         from ..causes import censoring_causes
 
-        return f"{self.grid.estimand} ({censoring_causes(self.grid.cause, self.grid.causes)} censors it)"
+        return (f"{self.grid.estimand} ({censoring_causes(self.grid.cause, self.grid.causes)} censors it"
+                + (" in the cause-specific cells)" if any(map(self.grid.subdistribution, self.grid.cells())) else ")"))
 
     def plot(self, ax=None, prob: float = 0.95):
         """Forest plot of the exposure HR across cells; each covariate set's published CI beside its cells."""

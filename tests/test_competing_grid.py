@@ -114,11 +114,17 @@ def test_a_grid_of_cause_specific_and_fine_gray_cells_says_which_each_is():
     assert both.fingerprint(cs_cell, "h") != both.fingerprint(fg_cell, "h")
 
 
-def test_fine_gray_cells_refuse_imputed_data_sets_before_any_fit(tmp_path):
-    frames = [DATA.copy(), DATA.copy()]
-    with pytest.raises(bc.SpecError, match=r"grid family 'FineGray': FineGray does not pool imputed data sets yet"):
-        run(_grid(families=["CoxPH", "FineGray"]), tmp_path / "out", data=frames, progress=False)
-    assert not list((tmp_path / "out" / "cells").glob("*.nc"))
+def test_a_fine_gray_cell_reads_the_coded_event_of_every_imputation():
+    """Without sampling: a Fine-Gray cell's inputs are the completed DataFrames without the 0/1 column of the
+    cause (FineGray reads the codes), each checked as the fit will prepare it; a Cox cell keeps that column."""
+    from bayescrt.sensitivity.cells import _cell_inputs
+
+    grid = _grid(families=["CoxPH", "FineGray"])
+    frames = grid.cause_data([DATA.copy(), DATA.copy()])
+    cs_cell, fg_cell = grid.cells()[0], grid.cells()[-1]
+    assert all(EVENT_COLUMN in f for f in _cell_inputs(grid, cs_cell, frames, check=True)[1])
+    fg_frames = _cell_inputs(grid, fg_cell, frames, check=True)[1]
+    assert len(fg_frames) == 2 and all(EVENT_COLUMN not in f and "status" in f for f in fg_frames)
 
 
 SECTION = ('[sensitivity]\npriors = ["neutral"]\nfamilies = ["CoxPH", "FineGray"]\ndraws = 1000\ntune = 500\n'

@@ -34,10 +34,8 @@ def _cell_inputs(grid: Grid, cell: Cell, df, check: bool = False):
     data = _subset(df, grid.subsets[cell.subset], cell.subset)
     events = grid.event_kwargs(cell)
     if grid.subdistribution(cell):  # it reads the coded event column itself, not the 0/1 column of the cause
-        if isinstance(data, list):
-            raise SpecError(f"grid family {cell.family!r}: FineGray does not pool imputed data sets yet; give the "
-                            "grid one DataFrame, or use cause-specific families with imputations")
-        data = data.drop(columns=grid.fit_event)
+        data = [f.drop(columns=grid.fit_event) for f in data] if isinstance(data, list) else \
+            data.drop(columns=grid.fit_event)
     covs = set_covariates(grid.exposure, grid.covariate_sets[cell.covariate_set])
     priors = dict(grid.base_priors)
     prior = grid.prior_of(cell)

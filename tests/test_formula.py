@@ -119,9 +119,12 @@ def test_a_formula_fit_gives_the_column_list_fits_draws_on_rossi():
 @pytest.mark.mcmc
 def test_categorical_and_spline_terms_agree_with_lifelines_formula_fit(lung, lifelines_lung, tmp_path):
     """The categorical log-HRs within 0.1 posterior SD of lifelines' MLE; the spline's contrasts (the rows of
-    the HR table) within 0.2 SD: with 164 events the posterior of the spline is skewed, so its mean lies
-    about 0.1 SD from the mode (a flat prior gives the same), beside Monte Carlo error of about 0.02 SD."""
-    fit = bc.CoxPH().fit(lung, formula=f"Surv(time, status) ~ {LUNG_F}", random_seed=seed(1), progress=False)
+    the HR table) within 0.15 SD. With 163 deaths the posterior mean of a contrast is not the MLE: over seeds 1-5
+    at 4 x 4,000 draws the contrasts sit 0.047-0.087 SD from it, the same with a Normal(0, 100) prior
+    (benchmarks/formula_agreement.py); at these draws the Monte Carlo error of a mean is about 0.01 SD, so 0.15
+    leaves six of them beyond the largest gap measured."""
+    fit = bc.CoxPH().fit(lung, formula=f"Surv(time, status) ~ {LUNG_F}", random_seed=seed(1), draws=4000,
+                         progress=False)
     draws = fit.log_hr_draws()
     ref = lifelines_lung.params_.to_numpy()
     for j in range(3):  # the two ECOG levels and sex
@@ -133,7 +136,7 @@ def test_categorical_and_spline_terms_agree_with_lifelines_formula_fit(lung, lif
         idx = [fit.covariates.index(c) for c in r["columns"]]
         w = np.asarray(r["weights"])
         d = draws[:, idx] @ w
-        assert abs(d.mean() - w @ ref[idx]) < 0.2 * d.std(), r["label"]
+        assert abs(d.mean() - w @ ref[idx]) < 0.15 * d.std(), r["label"]
         assert tab.loc[r["label"], "log_hr_mean"] == pytest.approx(d.mean())
     chosen = fit.hazard_ratios(at={"age": {"values": [50, 80], "reference": 65}})
     assert list(chosen.index[3:]) == ["bs(age, df=3): age 50 vs 65", "bs(age, df=3): age 80 vs 65"]

@@ -207,8 +207,8 @@ def _hash_dataset(ds: xr.Dataset) -> str:
         kind = "number" if vals.dtype.kind in "biuf" else "text" if vals.dtype.kind in "OUS" else vals.dtype.kind
         h.update(f"{name}|{var.dims}|{kind}|{vals.shape}|".encode())
         h.update(_attrs_text(var.attrs).encode())
-        if vals.dtype.kind in "biuf":
-            h.update(np.ascontiguousarray(vals, dtype=float).tobytes())
+        if vals.dtype.kind in "biuf":  # the float64 bytes, read in place (no copy when already contiguous float64)
+            h.update(np.ascontiguousarray(vals, dtype=float))
         else:
             h.update(repr([str(v) for v in vals.ravel().tolist()]).encode())
     return h.hexdigest()
@@ -223,9 +223,11 @@ def content_hashes(tree: xr.DataTree) -> dict:
     return out
 
 
-def content_hash(tree: xr.DataTree) -> str:
-    """SHA-256 of the whole content: every group (values, coordinates, attributes) and every root attribute."""
-    return hashlib.sha256(json.dumps(content_hashes(tree), sort_keys=True).encode()).hexdigest()
+def content_hash(tree: xr.DataTree, hashes: dict | None = None) -> str:
+    """SHA-256 of the whole content: every group (values, coordinates, attributes) and every root attribute
+    (from ``hashes``, :func:`content_hashes` of ``tree``, when they are at hand)."""
+    hashes = content_hashes(tree) if hashes is None else hashes
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()
 
 
 def changes(tree: xr.DataTree) -> list[str]:
@@ -238,7 +240,7 @@ def changes(tree: xr.DataTree) -> list[str]:
     out = [f"{k} changed" for k in recorded if k in now and now[k] != recorded[k]]
     out += [f"{k} removed" for k in recorded if k not in now]
     out += [f"{k} added" for k in now if k not in recorded]
-    if not out and content_hash(tree) != tree.attrs.get("content_sha256"):
+    if not out and content_hash(tree, now) != tree.attrs.get("content_sha256"):
         out.append("the recorded content hash (attribute 'content_sha256') changed")
     return out
 
@@ -247,8 +249,9 @@ def seal(tree: xr.DataTree) -> xr.DataTree:
     """Record the hashes of ``tree``'s content in its attributes (in place); :func:`load` checks them."""
     for key in SEAL_ATTRS:
         tree.attrs.pop(key, None)
-    tree.attrs[HASHES_ATTR] = json.dumps(content_hashes(tree), sort_keys=True)
-    tree.attrs["content_sha256"] = content_hash(tree)
+    hashes = content_hashes(tree)  # once: the seal's own attributes are not part of what it covers
+    tree.attrs[HASHES_ATTR] = json.dumps(hashes, sort_keys=True)
+    tree.attrs["content_sha256"] = content_hash(tree, hashes)
     return tree
 
 

@@ -16,6 +16,12 @@ E-BFMI                    >= 0.3 in every chain           momentum resampling ex
 
 A fit with fewer than two chains cannot be checked for R-hat, and fails that
 gate rather than passing it silently.
+
+A fit by importance sampling from the Laplace approximation (``sampler="laplace"``,
+:mod:`bayescrt.laplace`) has no trajectories: its gates are R-hat across its independent
+chains, the Pareto ``k`` of every chain's weights (below ``min(1 - 1/log10(S), 0.7)`` for
+``S`` proposals; Vehtari et al. 2024) and the importance-sampling ESS ``1 / sum(w^2)``, summed
+over the chains, against the same ``100 x chains`` as the bulk ESS.
 """
 
 from __future__ import annotations
@@ -107,6 +113,8 @@ def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", threshold
     ess_bulk = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="bulk"), dtype=float)
     ess_tail = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="tail", prob=0.05), dtype=float)
     stats = idata["sample_stats"]
+    if "pareto_k" in stats:
+        return _diagnose_importance(rhat, stats, names, var_name, th, chains, notes)
     for key in ("diverging", "energy"):
         if key not in stats:
             notes.append(f"sample_stats has no {key!r}: its gate cannot be checked and counts as failed")
@@ -141,6 +149,39 @@ def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", threshold
         columns=["gate", "value", "threshold", "passed"],
     ).set_index("gate")
     params = pd.DataFrame({"rhat": rhat, "ess_bulk": ess_bulk, "ess_tail": ess_tail}, index=pd.Index(names, name=var_name if isinstance(var_name, str) else "parameter"))
+    return DiagnosticReport(gates=gates, parameters=params, notes=notes)
+
+
+def _diagnose_importance(rhat, stats, names, var_name, th, chains, notes) -> DiagnosticReport:
+    """The gates of a Laplace importance-sampling fit (module docstring): R-hat, Pareto k, importance ESS."""
+    from .laplace import pareto_k_threshold
+
+    k = np.asarray(stats["pareto_k"].values, float)
+    ess = np.asarray(stats["importance_ess"].values, float)
+    proposals = int(stats.attrs.get("proposals_per_chain", 0)) or 2 * stats.sizes.get("draw", 1)
+    k_max = pareto_k_threshold(proposals)
+    worst_rhat = float("nan") if np.isnan(rhat).any() else float(np.max(rhat))
+    worst_k = float("nan") if np.isnan(k).any() else float(np.max(k))
+    total = float("nan") if np.isnan(ess).any() else float(np.sum(ess))
+    ess_min = th["ess_per_chain_min"] * chains
+    rows = [
+        ("R-hat (max)", round(worst_rhat, 4), f"< {th['rhat_max']}", worst_rhat < th["rhat_max"]),
+        ("Pareto k (max)", round(worst_k, 3), f"< {k_max:.3f}", worst_k < k_max),
+        ("importance ESS", _round(total), f">= {ess_min}", total >= ess_min),
+    ]
+    for gate, value, _, _ in rows:
+        if isinstance(value, float) and np.isnan(value):
+            notes.append(f"{gate} could not be computed (NaN): the gate counts as failed")
+    gates = pd.DataFrame(
+        [(g, v, t, bool(p) and not (isinstance(v, float) and np.isnan(v))) for g, v, t, p in rows],
+        columns=["gate", "value", "threshold", "passed"],
+    ).set_index("gate")
+    # the resampled draws repeat some proposals, which an autocorrelation ESS would count as distinct: every
+    # parameter's ESS is the importance sampler's, at most the number of draws kept
+    n_kept = chains * int(stats.sizes.get("draw", 1))
+    per = np.full(len(rhat), min(total, n_kept) if np.isfinite(total) else np.nan)
+    params = pd.DataFrame({"rhat": rhat, "ess_bulk": per, "ess_tail": per},
+                          index=pd.Index(names, name=var_name if isinstance(var_name, str) else "parameter"))
     return DiagnosticReport(gates=gates, parameters=params, notes=notes)
 
 

@@ -33,7 +33,7 @@ from .summaries import central_interval
 
 
 FORMAT_VERSION = 2  # 2: every group and attribute hashed, and a checksum of the file's bytes
-SAMPLERS = ("nutpie", "pymc")
+SAMPLERS = ("nutpie", "pymc", "laplace")
 REQUIRED_GROUPS = ("posterior", "sample_stats")
 _VERSIONED = ("bayescrt", "pymc", "pytensor", "nutpie", "arviz", "numpy", "pandas", "xarray")
 
@@ -101,7 +101,8 @@ def check_scheduler(scheduler, sampler: str = "nutpie", compiled_models=None) ->
 
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
                  target_accept: float = 0.8, compiled_models=None, scheduler=None, adaptation: str | None = None):
-    """Run NUTS on ``model``; returns (DataTree with posterior and sample_stats, info dict).
+    """Run NUTS on ``model`` (or, with ``sampler="laplace"``, importance sampling from its Laplace approximation,
+    :mod:`bayescrt.laplace`); returns (DataTree with posterior and sample_stats, info dict).
 
     With nutpie each chain is a one-chain run with its own seed from ``random_seed``
     (:mod:`bayescrt.chains`), so that a chain's draws do not depend on where it runs.
@@ -128,6 +129,11 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     if sampler == "nutpie":
         tree, run = _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler,
                                 adaptation)
+    elif sampler == "laplace":  # importance sampling from the Laplace approximation: no tuning, no step size
+        from .laplace import sample_laplace
+
+        tree, run = sample_laplace(model, draws=draws, chains=chains, seed=seed, progress=progress)
+        info.update(tune=0, target_accept=None)
     else:
         tree, run = _run_pymc(model, draws, tune, chains, seed, progress, target_accept)
     return tree, {**info, **run}

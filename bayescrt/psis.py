@@ -85,11 +85,27 @@ def psis_loo(loglik: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, np.nda
     return np.concatenate([e for e, _ in parts]), np.concatenate([k for _, k in parts])
 
 
-def _block(ll: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
-    """PSIS-LOO of a block of observations (draws, block): the ELPD and Pareto k of each."""
-    S = ll.shape[0]
+def smooth_log_weights(log_weights: np.ndarray, r_eff: float = 1.0) -> tuple[np.ndarray, float]:
+    """Pareto-smoothed importance weights of one vector of raw log weights (draws independent: ``r_eff`` 1):
+    the smoothed log weights, normalised to sum to 1, and the Pareto shape ``k`` of their tail. Draws whose raw
+    log weight is ``-inf`` keep weight 0."""
+    lw = np.asarray(log_weights, float)
+    finite = np.isfinite(lw)
+    out = np.full(lw.shape, -np.inf)
+    sub = lw[finite][:, None]
+    M = tail_length(sub.shape[0], r_eff)
+    if sub.shape[0] < 5 or M < 5:
+        raise ValueError(f"smooth_log_weights needs at least 25 finite log weights, got {sub.shape[0]}")
+    smoothed, k = _smooth(sub - sub.max(), M)
+    out[finite] = smoothed[:, 0]
+    return out, float(k[0])
+
+
+def _smooth(lw: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each column of log weights (draws, columns) with its ``M`` largest replaced by the expected order statistics
+    of a generalised Pareto fitted to them (never above the largest raw weight), normalised; and each tail's k."""
+    S = lw.shape[0]
     p = (np.arange(M) + 0.5) / M
-    lw = -ll - np.max(-ll, axis=0, keepdims=True)
     top = np.argpartition(lw, S - M - 1, axis=0)[S - M - 1:]  # the tail and the largest value below it
     vals = np.take_along_axis(lw, top, axis=0)
     order = np.argsort(vals, axis=0)
@@ -108,6 +124,12 @@ def _block(ll: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
     cols = np.nonzero(smooth)[0]
     lw[tail_idx[:, cols], cols[None, :]] = new[:, cols]
     lw -= _logsumexp(lw, axis=0)[None, :]
+    return lw, k
+
+
+def _block(ll: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
+    """PSIS-LOO of a block of observations (draws, block): the ELPD and Pareto k of each."""
+    lw, k = _smooth(-ll - np.max(-ll, axis=0, keepdims=True), M)
     return _logsumexp(lw + ll, axis=0), k
 
 

@@ -88,6 +88,8 @@ def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, pro
     est, data, covs, priors, _ = _cell_inputs(grid, cell, df)
     # the per-row log-likelihood is computed only for families whose total cannot come from the sampler's logp
     pointwise = type(est).fixed_priors is None
+    if est.sampler != "nutpie":  # the cache holds nutpie compilations; another sampler keeps its own
+        compiled_models = None
     fit = est.fit(data, time=grid.time, **grid.event_kwargs(cell), **covariates_keyword(covs), priors=priors,
                   draws=grid.draws,
                   tune=grid.tune, chains=grid.chains, random_seed=grid.seed_of(cell), progress=progress,

@@ -100,7 +100,8 @@ def check_scheduler(scheduler, sampler: str = "nutpie", compiled_models=None) ->
 
 
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
-                 target_accept: float = 0.8, compiled_models=None, scheduler=None, adaptation: str | None = None):
+                 target_accept: float = 0.8, compiled_models=None, scheduler=None, adaptation: str | None = None,
+                 pointwise=None, keep_pointwise: bool = False):
     """Run NUTS on ``model`` (or, with ``sampler="laplace"``, importance sampling from its Laplace approximation,
     :mod:`bayescrt.laplace`); returns (DataTree with posterior and sample_stats, info dict).
 
@@ -113,6 +114,8 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     or ``"diag"``; recorded in the info.
     ``scheduler``: a ``dask.distributed`` scheduler address or Client; the chains then run as
     tasks on its workers, each holding the data once, with the draws a local fit would give.
+    ``pointwise`` and ``keep_pointwise``: the family's log-likelihood terms for the Laplace sampler
+    (:func:`bayescrt.laplace.sample_laplace`); the other samplers do not use them.
     """
     sampler, draws, tune, chains, target_accept = check_sampling(sampler=sampler, draws=draws, tune=tune, chains=chains,
                                                                  random_seed=random_seed, target_accept=target_accept)
@@ -132,7 +135,8 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     elif sampler == "laplace":  # importance sampling from the Laplace approximation: no tuning, no step size
         from .laplace import sample_laplace
 
-        tree, run = sample_laplace(model, draws=draws, chains=chains, seed=seed, progress=progress)
+        tree, run = sample_laplace(model, draws=draws, chains=chains, seed=seed, progress=progress, pointwise=pointwise,
+                                   keep_pointwise=keep_pointwise)
         info.update(tune=0, target_accept=None)
     else:
         tree, run = _run_pymc(model, draws, tune, chains, seed, progress, target_accept)

@@ -26,7 +26,12 @@ posterior is far from normal (a frailty's variance, a separated covariate, few e
 and the fit fails them loudly; sample it with NUTS then.
 
 Cost: a few dozen gradients for the mode and Hessian, and ``chains x draws x OVERSAMPLE`` evaluations
-of the log density without its gradient, against NUTS's ~36,000 gradients; no nutpie compilation. The
+of the log density without its gradient, against NUTS's ~36,000 gradients; no nutpie compilation. Given
+the family's ``pointwise`` log-likelihood (its numpy twin, :meth:`bayescrt.families.base.Estimator.fit`
+passes it), the proposals are evaluated in batches by that twin (the Cox one is the compiled kernel, on
+threads) plus the priors' terms, after checking that the two agree with the model's log density up to
+a constant at the mode and at the first proposals; the terms of the kept draws are then the fit's stored
+log-likelihood, with no second pass. The
 three pytensor functions it needs (log density with and without gradient, the posterior's variables) are
 compiled once per model structure (:func:`bayescrt.compiled.structure_key`) and kept for the process, the
 data swapped into their containers, as :class:`bayescrt.compiled.CompiledModels` does for nutpie.
@@ -143,8 +148,17 @@ class _Functions:
         graphs = [v for v in model.unobserved_value_vars if v.name in wanted]
         self.names = [v.name for v in graphs]
         self.outs = model.compile_fn(graphs, inputs=model.value_vars, on_unused_input="ignore", point_fn=False)
+        self._prior, self._model = None, model
         self.shared = {v.name: v for v in model.named_vars.values() if isinstance(v, SharedVariable)}
         self.lock = threading.Lock()  # the containers hold one model's data at a time
+
+    @property
+    def prior(self):
+        """The free variables' own terms of the log density (priors and Jacobians, no likelihood), compiled on
+        first use (only the pointwise evaluation needs it)."""
+        if self._prior is None:
+            self._prior = self._model.compile_logp(vars=self._model.free_RVs, jacobian=True)
+        return self._prior
 
     def load(self, model) -> None:
         """Put ``model``'s data and prior values into the containers the functions read."""
@@ -188,9 +202,14 @@ def _dims(model, name: str, shape: tuple) -> list[str]:
     return [f"{name}_dim_{k}" for k in range(len(shape))]
 
 
-def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool = False) -> tuple:
+def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool = False, pointwise=None,
+                   keep_pointwise: bool = False) -> tuple:
     """Draws of ``model``'s posterior by Laplace importance sampling (module docstring): ``(DataTree with posterior
-    and sample_stats, info)``. Each chain has its own seed from ``seed``; the same seed gives the same draws."""
+    and sample_stats, info)``. Each chain has its own seed from ``seed``; the same seed gives the same draws.
+
+    ``pointwise(post)``: the log-likelihood terms of a batch of draws, ``post`` the posterior's variables with one
+    leading axis of draws, (draws, terms). With ``keep_pointwise`` the kept draws' terms come back as the tree's
+    ``pointwise`` group, variable ``terms`` (chain, draw, term)."""
     t0 = _time.perf_counter()
     value_vars = model.value_vars
     ip = model.initial_point()
@@ -200,28 +219,87 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
     t1 = _time.perf_counter()
     with fns.lock:
         fns.load(model)
-        tree, info = _sample(model, fns, x0, shapes, draws=draws, chains=chains, seed=seed, progress=progress)
+        tree, info = _sample(model, fns, x0, shapes, draws=draws, chains=chains, seed=seed, progress=progress,
+                             pointwise=pointwise, keep_pointwise=keep_pointwise)
     info.update(compile_seconds=round(t1 - t0, 3), sampling_seconds=round(_time.perf_counter() - t1, 3),
                 compiled="new" if new else "reused")
     return tree, info
 
 
-def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress) -> tuple:
+def _unravel(x: np.ndarray, shapes) -> dict:
+    point, at = {}, 0
+    for name, shape in shapes:
+        size = int(np.prod(shape))
+        point[name] = x[at:at + size].reshape(shape)
+        at += size
+    return point
+
+
+def _variables(fns: "_Functions", xs: np.ndarray, shapes) -> dict:
+    """The posterior's variables at each row of ``xs``: name -> (rows, ...)."""
+    rows = [fns.outs(**_unravel(x, shapes)) for x in xs]
+    return {n: np.stack([np.asarray(r[i]) for r in rows]) for i, n in enumerate(fns.names)}
+
+
+class _Evaluator:
+    """The log density of a batch of proposals: the model's own function one at a time, or the family's pointwise
+    twin in batches plus the priors' terms (module docstring), with the terms kept for the chain."""
+
+    BLOCK = 32_000_000  # floats of the twin's (draws x rows) temporaries per batch
+
+    def __init__(self, model, fns, shapes, pointwise, n_rows: int):
+        self.fns, self.shapes, self.pointwise = fns, shapes, pointwise
+        self.batch = max(1, min(256, self.BLOCK // max(1, n_rows)))
+
+    def model_logp(self, x: np.ndarray) -> float:
+        out = self.fns.logp_only(x)
+        return float(out[0] if isinstance(out, (tuple, list)) else out)
+
+    def agrees(self, xs: np.ndarray) -> bool:
+        """Whether the twin and the model's log density differ by one constant at the points ``xs``."""
+        lp_twin, _ = self.twin(xs)
+        diff = lp_twin - np.array([self.model_logp(x) for x in xs])
+        return bool(np.all(np.isfinite(diff)) and np.ptp(diff) <= 1e-7 * max(1.0, np.max(np.abs(lp_twin))))
+
+    def twin(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        post = _variables(self.fns, xs, self.shapes)
+        terms = np.asarray(self.pointwise(post), float)
+        prior = np.array([float(self.fns.prior(_unravel(x, self.shapes))) for x in xs])
+        return prior + terms.sum(axis=1), terms
+
+    def __call__(self, xs: np.ndarray, keep: bool, bar) -> tuple[np.ndarray, np.ndarray | None]:
+        lp = np.empty(len(xs))
+        if self.pointwise is None:
+            for s, x in enumerate(xs):
+                lp[s] = self.model_logp(x)
+                if s % 100 == 99:
+                    bar.advance(100)
+            return lp, None
+        kept = None
+        for a in range(0, len(xs), self.batch):
+            lp[a:a + self.batch], terms = self.twin(xs[a:a + self.batch])
+            if keep:
+                if kept is None:
+                    kept = np.empty((len(xs), terms.shape[1]))
+                kept[a:a + len(terms)] = terms
+            bar.advance(len(terms))
+        return lp, kept
+
+
+def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress, pointwise=None,
+            keep_pointwise=False) -> tuple:
     import pytensor
     import xarray as xr
 
     from .progress import Bar
 
-    vgf, logp_only, outs, names = fns.vgf, fns.logp_only, fns.outs, fns.names
+    vgf = fns.vgf
+    names = fns.names
     t1 = _time.perf_counter()
 
     def logp_grad(x):
         lp, g = vgf(x)
         return float(lp), np.asarray(g, float)
-
-    def log_density(x):
-        out = logp_only(x)
-        return float(out[0] if isinstance(out, (tuple, list)) else out)
 
     mode, H, lp_mode = find_mode(logp_grad, x0)
     scale = np.linalg.inv(-H)
@@ -229,8 +307,12 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     d = len(mode)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
     S = OVERSAMPLE * draws
+    n_rows = max((np.size(v.get_value()) for v in fns.shared.values()), default=1)
+    evaluate = _Evaluator(model, fns, shapes, pointwise, n_rows)
     kept_x = np.empty((chains, draws, d))
     kept_lp = np.empty((chains, draws))
+    keep = keep_pointwise and pointwise is not None
+    kept_terms = None
     k_hat, ess = np.empty(chains), np.empty(chains)
     with Bar("Laplace importance sampling", "proposals", chains * S, enabled=progress) as bar:
         for c, sd in enumerate(seeds):
@@ -240,11 +322,9 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
             x = mode + (z / np.sqrt(g)[:, None]) @ L.T
             maha = np.sum(z * z, axis=1) / g
             log_q = -0.5 * (DF + d) * np.log1p(maha / DF)  # up to a constant, which the weights' scale absorbs
-            lp = np.empty(S)
-            for s in range(S):
-                lp[s] = log_density(x[s])
-                if s % 100 == 99:
-                    bar.advance(100)
+            if c == 0 and evaluate.pointwise is not None and not evaluate.agrees(np.vstack([mode, x[:3]])):
+                evaluate.pointwise, keep = None, False  # the twin is not this model's: the model's own logp
+            lp, terms = evaluate(x, keep, bar)
             bar.set((c + 1) * S)
             lw = np.where(np.isfinite(lp), lp - log_q, -np.inf)
             if not np.isfinite(lw).any():
@@ -254,21 +334,17 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
             k_hat[c], ess[c] = k, 1.0 / np.sum(w ** 2)
             idx = rng.permutation(systematic_resample(w, draws, rng))
             kept_x[c], kept_lp[c] = x[idx], lp[idx]
+            if keep:
+                if kept_terms is None:
+                    kept_terms = np.empty((chains, draws, terms.shape[1]))
+                np.take(terms, idx, axis=0, out=kept_terms[c])
     t2 = _time.perf_counter()
     # the posterior's variables (free variables on their own scale, deterministics) at every kept draw
-    values = {n: [] for n in names}
-    for x in kept_x.reshape(chains * draws, d):
-        point, at = {}, 0
-        for name, shape in shapes:
-            size = int(np.prod(shape))
-            point[name] = x[at:at + size].reshape(shape)
-            at += size
-        for n, v in zip(names, outs(**point)):
-            values[n].append(np.asarray(v))
+    values = _variables(fns, kept_x.reshape(chains * draws, d), shapes)
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
     data_vars = {}
     for n in names:
-        arr = np.stack(values[n]).reshape(chains, draws, *np.shape(values[n][0]))
+        arr = values[n].reshape(chains, draws, *values[n].shape[1:])
         dims = _dims(model, n, arr.shape[2:])
         for dim, size in zip(dims, arr.shape[2:]):
             coords.setdefault(dim, list(model.coords[dim]) if dim in model.coords and model.coords[dim] is not None
@@ -278,9 +354,14 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     stats = xr.Dataset({"logp": (("chain", "draw"), kept_lp), "pareto_k": (("chain",), k_hat),
                         "importance_ess": (("chain",), ess)}, coords={"chain": coords["chain"], "draw": coords["draw"]},
                        attrs={"proposals_per_chain": S, "sampler": "laplace"})
-    tree = xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+    groups = {"posterior": posterior, "sample_stats": stats}
+    if kept_terms is not None:
+        groups["pointwise"] = xr.Dataset({"terms": (("chain", "draw", "term"), kept_terms)},
+                                         coords={"chain": coords["chain"], "draw": coords["draw"]})
+    tree = xr.DataTree.from_dict(groups)
     info = {"chain_seeds": seeds, "proposals_per_chain": S, "proposal": f"multivariate t, df {DF}",
             "pareto_k": [round(float(v), 4) for v in k_hat], "importance_ess": [round(float(v), 1) for v in ess],
             "mode_log_density": lp_mode, "evaluation_seconds": round(t2 - t1, 3),
+            "evaluated_by": "the model's log density" if evaluate.pointwise is None else "the family's pointwise twin",
             "pytensor_mode": str(pytensor.config.mode)}
     return tree, info

@@ -171,3 +171,28 @@ def test_a_grid_of_laplace_cells_counts_its_compilations_and_resumes(tmp_path):
     again = run(grid, tmp_path / "g", data=bc.datasets.load_rossi(), progress=False)
     assert again.manifest["last_run"]["kept"] == 2
     pd.testing.assert_frame_equal(again.table(), tab)
+
+
+@pytest.mark.mcmc
+def test_the_stored_log_likelihood_is_the_twin_s_terms_of_the_kept_draws(rossi_laplace):
+    """The proposals were evaluated by the family's compiled twin, and the kept draws' terms became the stored
+    per-event log-likelihood with no second pass: they equal that twin at the posterior draws."""
+    from bayescrt.families.base import fit_data
+    from bayescrt.families.cox import RiskSets, _pointwise_loglik
+
+    fit = rossi_laplace
+    assert fit.sampling["evaluated_by"] == "the family's pointwise twin"
+    stored = fit.idata["log_likelihood"]["partial_loglik"].values.reshape(4000, -1)
+    data = fit_data(fit)
+    again = _pointwise_loglik({"log_hr": fit.log_hr_draws()}, data, RiskSets.from_data(data, "efron"))
+    np.testing.assert_allclose(stored, again, rtol=1e-12, atol=1e-12)
+
+
+def test_gathering_columns_is_numpy_s_fancy_index():
+    from bayescrt.families.fused import gather_columns
+
+    a = np.random.default_rng(seed(81)).normal(size=(3, 5, 40))
+    idx = np.random.default_rng(seed(82)).permutation(40)
+    got = gather_columns(a, idx)
+    np.testing.assert_array_equal(got, a[..., idx])
+    assert got.flags["C_CONTIGUOUS"]

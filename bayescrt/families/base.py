@@ -120,7 +120,9 @@ class Estimator:
 
     def _loglik_dataset(self, ll: np.ndarray, post: xr.Dataset, data: SurvivalData, info: dict) -> xr.Dataset:
         """Per-row terms ``(chain, draw, sorted rows)`` as a Dataset in the caller's row order."""
-        return xr.Dataset({self.loglik_var: (("chain", "draw", "obs"), ll[..., _inverse(data.order)])},
+        from .fused import gather_columns
+
+        return xr.Dataset({self.loglik_var: (("chain", "draw", "obs"), gather_columns(ll, _inverse(data.order)))},
                           coords={"chain": post["chain"].values, "draw": post["draw"].values,
                                   "obs": np.arange(data.n)})
 
@@ -247,15 +249,20 @@ class Estimator:
         from ..chains import FEW_STUDIES_ADAPTATION
 
         adaptation = FEW_STUDIES_ADAPTATION if study is not None or aggregate is not None else None
+        if log_likelihood is None:
+            log_likelihood = chains * draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
+        # the Laplace sampler evaluates its proposals by the family's twin and keeps the terms of the draws
+        twin = (lambda post: self.pointwise_loglik(post, data, info, hierarchy)) if self.sampler == "laplace" else None
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
-                                      compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation)
+                                      compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,
+                                      pointwise=twin, keep_pointwise=bool(log_likelihood))
         post = tree["posterior"]
-        n_draws = post.sizes["chain"] * post.sizes["draw"]
         groups = data_groups(data)
-        if log_likelihood is None:
-            log_likelihood = n_draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
-        if log_likelihood:
+        if log_likelihood and "pointwise" in tree.children:
+            groups["log_likelihood"] = self._loglik_dataset(tree["pointwise"]["terms"].values, post, data, info)
+            tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in tree.children if g != "pointwise"})
+        elif log_likelihood:
             groups["log_likelihood"] = self._pointwise_group(post, data, info, hierarchy, chunk)
         text, first, last = self._describe(data, info)
         description = {

@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # part of pytensor's disk-cache key of every compiled log density that holds the kernel
 SOURCE_VERSION = int(hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12], 16)
@@ -266,6 +266,23 @@ def event_terms(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, weight
         for k in range(ev.shape[0]):
             out[d, k] = ew[k] * eta[d, ev[k]] - c[k] * (np.log(risk[k]) + shift[k])
     return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _gather_columns(a, idx, out):
+    for r in prange(a.shape[0]):
+        for j in range(idx.shape[0]):
+            out[r, j] = a[r, idx[j]]
+
+
+def gather_columns(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[..., idx]`` as a C-contiguous array, row by row on threads: numpy's fancy index of the last axis reads
+    across rows (about 0.9 s for 4,000 draws x 8,880 rows) and returns a layout that hashing must copy again."""
+    a = np.ascontiguousarray(a)
+    flat = a.reshape(-1, a.shape[-1])
+    out = np.empty((flat.shape[0], len(idx)), dtype=a.dtype)
+    _gather_columns(flat, np.ascontiguousarray(idx, dtype=np.int64), out)
+    return out.reshape(a.shape[:-1] + (len(idx),))
 
 
 def fields(rs, empty=None) -> tuple:

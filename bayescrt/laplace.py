@@ -307,7 +307,8 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     d = len(mode)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
     S = OVERSAMPLE * draws
-    n_rows = max((np.size(v.get_value()) for v in fns.shared.values()), default=1)
+    # the rows of the data: the longest last axis of a container (the covariates are stored covariates x rows)
+    n_rows = max((np.shape(v.get_value())[-1] for v in fns.shared.values() if np.ndim(v.get_value())), default=1)
     evaluate = _Evaluator(model, fns, shapes, pointwise, n_rows)
     kept_x = np.empty((chains, draws, d))
     kept_lp = np.empty((chains, draws))

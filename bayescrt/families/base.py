@@ -57,6 +57,7 @@ class Estimator:
     step_baseline = False
     subdistribution = False  # H0 is one cause's subdistribution hazard (module docstring)
     masks_covariates = False  # takes fit(active=...): a subset's log-HRs in the full design's model
+    compiled_pointwise = False  # pointwise_loglik is a compiled kernel on threads (the Laplace sampler batches it)
     fixed_priors: dict | None = {}
     # posterior variables the convergence gates check, in this order, those present in a fit
     diagnostic_vars: tuple[str, ...] = ("log_hr", "frailty_sd", "frailty")
@@ -251,8 +252,10 @@ class Estimator:
         adaptation = FEW_STUDIES_ADAPTATION if study is not None or aggregate is not None else None
         if log_likelihood is None:
             log_likelihood = chains * draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
-        # the Laplace sampler evaluates its proposals by the family's twin and keeps the terms of the draws
-        twin = (lambda post: self.pointwise_loglik(post, data, info, hierarchy)) if self.sampler == "laplace" else None
+        # the Laplace sampler evaluates its proposals by the family's twin when it keeps their terms as the stored
+        # log-likelihood, or when the twin is a compiled kernel that beats the model's log density one at a time
+        batched = self.sampler == "laplace" and (log_likelihood or self.compiled_pointwise)
+        twin = (lambda post: self.pointwise_loglik(post, data, info, hierarchy)) if batched else None
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
                                       compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,

@@ -73,6 +73,7 @@ class CoxPH(Estimator):
     """
 
     family = "CoxPH"
+    compiled_pointwise = True  # the per-event terms by the fused kernel (fused.partial_loglik_events)
     likelihood = "partial"
     loglik_var = "partial_loglik"
     step_baseline = True

@@ -305,8 +305,10 @@ def partial_loglik_events(eta: np.ndarray, rs) -> np.ndarray:
     f, weighted, delayed = fields(rs)
     eta = np.ascontiguousarray(np.atleast_2d(eta), dtype=float)
     f = [np.ascontiguousarray(x) for x in f]
+    # a thread per half-million row-draws at least (fewer would spend more on starting threads than they save):
+    # 64 draws at N = 8,880, one draw at N = 1,000,000
     threads = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                  eta.shape[0] // 64)
+                  eta.shape[0], eta.shape[0] * eta.shape[1] // 500_000)
     if threads <= 1:
         return event_terms(eta, *f, weighted, delayed)
     bounds = np.linspace(0, eta.shape[0], threads + 1).astype(int)

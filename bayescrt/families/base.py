@@ -252,9 +252,10 @@ class Estimator:
         adaptation = FEW_STUDIES_ADAPTATION if study is not None or aggregate is not None else None
         if log_likelihood is None:
             log_likelihood = chains * draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
-        # the Laplace sampler evaluates its proposals by the family's twin when it keeps their terms as the stored
-        # log-likelihood, or when the twin is a compiled kernel that beats the model's log density one at a time
-        batched = self.sampler == "laplace" and (log_likelihood or self.compiled_pointwise)
+        # the Laplace sampler evaluates its proposals in batches by the family's twin when that is a compiled kernel
+        # (it beats the model's log density one proposal at a time), and keeps their terms as the stored
+        # log-likelihood; a numpy twin over every row of thousands of proposals costs more than it saves
+        batched = self.sampler == "laplace" and self.compiled_pointwise
         twin = (lambda post: self.pointwise_loglik(post, data, info, hierarchy)) if batched else None
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,

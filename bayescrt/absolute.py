@@ -144,10 +144,11 @@ def _times(fit, times, data, name="times") -> np.ndarray:
 def _follow_up(fit, t, t_max, name):
     if t <= t_max:
         return
-    if registry.of_fit(fit).step_baseline:
-        raise SpecError(f"{name} reaches {t:g}, past the last follow-up time {t_max:g}: a Cox model's baseline "
-                        f"hazard is not defined there; use {name} <= {t_max:g} or a parametric family "
-                        "(which extrapolates)")
+    family = registry.of_fit(fit)
+    if family.step_baseline:
+        raise SpecError(f"{name} reaches {t:g}, past the last follow-up time {t_max:g}: a {family.family} fit's "
+                        f"baseline hazard is a step function known only within the follow-up; use {name} <= {t_max:g}"
+                        + ("" if family.subdistribution else " or a parametric family (which extrapolates)"))
     warnings.warn(f"{name} reaches {t:g}, past the last follow-up time {t_max:g}: the curves there are the "
                   f"{fit.model['family']} model's extrapolation, not data", DataWarning, stacklevel=4)
 

@@ -37,7 +37,7 @@ from numba import njit, prange
 
 from . import validation
 from .errors import DiagnosticsWarning, SpecError, suggest
-from .summaries import central_interval
+from .summaries import Draws, central_interval
 
 from .causes import CENSORED, EVENT_COLUMN, check_event_role, event_causes  # noqa: F401  (event_causes is part of this module's API)
 
@@ -191,7 +191,7 @@ class CompetingRisksFit:
         self.idata.attrs.update(bayescrt_competing_causes=",".join(self.causes), bayescrt_event=event)
 
     def _cause(self, cause) -> str:
-        if cause not in self.fits:
+        if not isinstance(cause, str) or cause not in self.fits:
             raise SpecError(f"cause={cause!r} is not a cause of this fit.{suggest(str(cause), self.causes)} "
                             f"Causes: {self.causes}")
         return cause
@@ -259,6 +259,8 @@ class CompetingRisksFit:
         if (exposure is None) == (covariates is None):
             raise SpecError("give exposure= (standardise over the cohort by a 0/1 exposure) or covariates= (one "
                             "subject's covariate values), not both and not neither")
+        times = check_times(times)
+        validation.seed("random_seed", random_seed)
         if not self.ok:
             warnings.warn("this cumulative incidence comes from fits that FAILED their diagnostics and cannot be "
                           "trusted: " + "; ".join(self.failures()), DiagnosticsWarning, stacklevel=3)
@@ -270,11 +272,8 @@ class CompetingRisksFit:
         if grid is None:
             grid = 400 if any(registry.of_fit(f).step_baseline for f in self.fits.values()) else 100
         max_draws, grid = _positive_int("max_draws", max_draws), _positive_int("grid", grid)
-        times = np.atleast_1d(np.asarray(times, float)).ravel()
         first = self._data[self.causes[0]]
         t_max = float(first.time.max())
-        if times.size == 0 or not np.isfinite(times).all() or (times < 0).any():
-            raise SpecError(f"times={times.tolist()!r} must be finite times >= 0, e.g. times=[1, 2, 5]")
         if times.max() > t_max:
             raise SpecError(f"times reach {times.max():g}, past the last follow-up time {t_max:g}; the cumulative "
                             f"incidence is estimated up to {t_max:g}")
@@ -302,16 +301,32 @@ class CompetingRisksFit:
             parts.append((H0, beta, center, X, strata, list(fit.covariates)))
         D = min(p[0].shape[0] for p in parts)
         if exposure is not None:
+            from .absolute import _exposure_column, _formula_designs
+
             values = _values(values)
+            # each cause's design with the exposure set: its column, or with interactions (a formula's
+            # upgrade:age) every term it enters, as the standardised survival sets them
+            settings = []
+            for c, (H0, beta, center, X, strata, covs) in zip(self.causes, parts):
+                fit, data = self.fits[c], self._data[c]
+                if exposure not in covs and exposure not in fit.model["sources"]:
+                    raise SpecError(f"exposure={exposure!r} is not a covariate of every cause's fit; cause {c!r} has "
+                                    f"{covs}")
+                j = _exposure_column(fit, exposure)  # one 0/1 column
+                designs = _formula_designs(fit, exposure, values, data)
+                if designs is not None:  # in the data's sorted order: back to the caller's
+                    designs = [_unsort(Xs, data.order) for Xs in designs]
+                settings.append((j, designs))
             groups = []
             w = None
-            for v in values:
+            for i, v in enumerate(values):
                 rows = []
-                for H0, beta, center, X, strata, covs in parts:
-                    if exposure not in covs:
-                        raise SpecError(f"exposure={exposure!r} is not a covariate of every cause's fit; covariates: {covs}")
-                    Xv = X.copy()
-                    Xv[:, covs.index(exposure)] = v
+                for (H0, beta, center, X, strata, covs), (j, designs) in zip(parts, settings):
+                    if designs is not None:
+                        Xv = designs[i]
+                    else:
+                        Xv = X.copy()
+                        Xv[:, j] = v
                     rows.append((Xv, strata))
                 groups.append(rows)
         else:
@@ -359,7 +374,7 @@ class CompetingRisksFit:
             raise SpecError(f"cause {missing[0]!r}: this pooled fit was read back from its file, which holds the pooled "
                             "draws but not each imputation's fit; fit the completed DataFrames again in this session")
         per = -(-_positive_int("max_draws", max_draws) // self.imputations)
-        seeds = np.random.SeedSequence(random_seed).spawn(self.imputations)
+        seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(random_seed).spawn(self.imputations)]
         with warnings.catch_warnings():  # the pooled fits' gates, which name the imputation, were reported already
             warnings.simplefilter("ignore", DiagnosticsWarning)
             parts = [CompetingRisksFit({c: f.imputations[k] for c, f in self.fits.items()},
@@ -389,6 +404,8 @@ class CompetingRisksFit:
         :meth:`cumulative_incidence_draws`."""
         from .absolute import _values
 
+        if exposure is None:
+            raise SpecError("exposure= is required: the 0/1 covariate whose two values the contrast compares")
         prob = validation.probability("prob", prob)
         values = _values(values, n=2)
         draws = self.cumulative_incidence_draws(times, exposure=exposure, values=values, max_draws=max_draws,
@@ -411,12 +428,37 @@ class CompetingRisksFit:
 
 
 # ------------------------------------------------------------------ tables, and the Fine-Gray fit's incidence
+def _unsort(X_sorted: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows in the data's sorted order back in the caller's order."""
+    out = np.empty_like(X_sorted)
+    out[order] = X_sorted
+    return out
+
+
+def check_times(times) -> np.ndarray:
+    """The times asked for: a list or array of finite numbers >= 0 (not text, not dates, not nested)."""
+    example = "e.g. times=[1, 2, 5] in the time column's unit"
+    if times is None:
+        raise SpecError(f"times= is required: the times at which to give the cumulative incidence, {example}")
+    if isinstance(times, (str, bytes, dict, set)):
+        raise SpecError(f"times={times!r} must be a list of numbers, {example}")
+    arr = np.asarray(times)
+    if arr.ndim > 1:
+        raise SpecError(f"times has shape {arr.shape}: give one list of times, {example}")
+    if arr.dtype.kind not in "iuf" or arr.dtype == bool:
+        raise SpecError(f"times={times!r} must be numbers (not {arr.dtype}), {example}")
+    arr = np.atleast_1d(arr.astype(float))
+    if arr.size == 0 or not np.isfinite(arr).all() or (arr < 0).any():
+        raise SpecError(f"times={arr.tolist()!r} must be finite times >= 0, {example}")
+    return arr
+
+
 def incidence_table(draws: np.ndarray, all_causes: list, causes: list, exposure, values, times,
                     prob: float) -> pd.DataFrame:
     """The tidy table of cumulative-incidence draws (draws, causes, groups, times): per cause, group and time the
     posterior median and central ``prob`` band; ``attrs["draws"]`` keeps the draws."""
     groups = [f"{exposure} = {v}" for v in values] if exposure is not None else ["subject"]
-    times = np.atleast_1d(np.asarray(times, float)).ravel()
+    times = check_times(times)
     rows = []
     for c in causes:
         k = all_causes.index(c)
@@ -426,7 +468,7 @@ def incidence_table(draws: np.ndarray, all_causes: list, causes: list, exposure,
                 rows.append({"cause": c, "group": label, "time": t, "cif_median": med, "cif_lower": lo,
                              "cif_upper": hi})
     tab = pd.DataFrame(rows)
-    tab.attrs.update(draws=draws, causes=list(all_causes), groups=groups, prob=prob)
+    tab.attrs.update(draws=Draws(draws), causes=list(all_causes), groups=groups, prob=prob)
     return tab
 
 
@@ -434,7 +476,7 @@ def contrast_table(draws: np.ndarray, all_causes: list, causes: list, exposure: 
                    prob: float) -> pd.DataFrame:
     """Per cause and time, the difference (``rd_*``) and ratio (``ratio_*``) of the cumulative incidence of
     ``values[1]`` against ``values[0]``, draw by draw, with ``p_rd_gt_0``."""
-    times = np.atleast_1d(np.asarray(times, float)).ravel()
+    times = check_times(times)
     rows = []
     for c in causes:
         k = all_causes.index(c)
@@ -449,7 +491,7 @@ def contrast_table(draws: np.ndarray, all_causes: list, causes: list, exposure: 
                          "rd_median": med, "rd_lower": lo, "rd_upper": hi, "p_rd_gt_0": float(np.mean(rd > 0)),
                          "ratio_median": rmed, "ratio_lower": rlo, "ratio_upper": rhi})
     tab = pd.DataFrame(rows)
-    tab.attrs.update(prob=prob, draws=draws)
+    tab.attrs.update(prob=prob, draws=Draws(draws))
     return tab
 
 
@@ -480,6 +522,8 @@ def subdistribution_incidence_draws(fit, times, *, exposure: str | None = None, 
     if (exposure is None) == (covariates is None):
         raise SpecError("give exposure= (standardise over the cohort by a 0/1 exposure) or covariates= (one "
                         "subject's covariate values), not both and not neither")
+    times = check_times(times)
+    validation.seed("random_seed", random_seed)
     if exposure is not None:
         surv = _standardised(fit, exposure, times, values, max_draws, random_seed, incidence=True)[0]
         return (1.0 - surv)[:, None, :, :]
@@ -540,6 +584,8 @@ def cumulative_incidence_contrast(fit, times, *, exposure: str, values=(0, 1), c
     from .absolute import _values
 
     _subdistribution_fit(fit, "cumulative_incidence_contrast")
+    if exposure is None:
+        raise SpecError("exposure= is required: the 0/1 covariate whose two values the contrast compares")
     prob = validation.probability("prob", prob)
     own = fit.model["cause"]
     if cause is not None and cause != own:

@@ -14,8 +14,10 @@
   many days to count (half a day, ``same_day=0.5``, is a common choice);
 - competing events (``event_date`` a dict of cause -> column): the first event ends follow-up and names
   the cause, coded 1..K in the dict's order (0 censored); a later event of another cause is not an event
-  of this analysis. Two causes on the same day are an error listing the rows unless ``precedence=`` (the
-  causes in the order in which they count) says which one it was.
+  of this analysis. Two causes at the same time (on the same day, for dates without a time of day; a date
+  without one is read as its midnight) are an error listing the rows unless ``precedence=`` (the causes in
+  the order in which they count) says which one it was; a tie after the administrative date is censored
+  there and needs no order.
 
 Every bad date is reported at once, as a :class:`~bayescrt.errors.DataError` naming the column, the rows
 and the fix. The caller's DataFrame is never changed: a copy comes back, with what was done in
@@ -111,26 +113,39 @@ def _column(df, name, arg, required: bool):
             raise SpecError(f"{arg}= is required: the column of dates that {arg} names")
         return None
     if not isinstance(name, str):
-        raise SpecError(f"{arg}={name!r} must be a column name (a string)")
+        raise SpecError(f"{arg}={name!r} must be a column name (a string)" + (
+            "; for competing events give a dict of cause -> column, e.g. event_date={'hf': 'hf_date', "
+            "'death': 'death_date'}" if arg == "event_date" and isinstance(name, (list, tuple, pd.Series)) else ""))
     if name not in df.columns:
         raise SpecError(f"{arg}={name!r} is not a column of the DataFrame.{suggest(name, map(str, df.columns))}")
     return name
 
 
+_OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"  # a time zone written into an ISO 8601 date: 'Z', '+01:00', '-0500'
+
+
 def _zone(v) -> str | None:
-    """The time zone of a datetime column or date, None when it has none."""
+    """The time zone of a datetime column or date, None when it has none. A column of text or objects has one when
+    any of its values carries one (an offset such as '+01:00' or 'Z', a time-zone-aware Timestamp)."""
     if isinstance(v, pd.Series):
-        return str(v.dt.tz) if pd.api.types.is_datetime64_any_dtype(v) and v.dt.tz is not None else None
+        if pd.api.types.is_datetime64_any_dtype(v):
+            return str(v.dt.tz) if v.dt.tz is not None else None
+        present = v.dropna()
+        aware = [x for x in present if isinstance(x, (pd.Timestamp, _dt.datetime)) and x.tzinfo is not None]
+        if aware:
+            return str(aware[0].tzinfo)
+        text = present[[isinstance(x, str) for x in present]].astype(str).str.strip()
+        hit = text[text.str.contains(_OFFSET, regex=True)]
+        return f"offset in {hit.iloc[0]!r}" if len(hit) else None
     return str(v.tzinfo) if isinstance(v, (pd.Timestamp, _dt.datetime)) and v.tzinfo is not None else None
 
 
 def _same_zones(df, columns: dict, censor) -> None:
-    """Refuse dates with a time zone beside datetime dates without one: which zone the others are in is a guess."""
-    given = [(arg, df[c]) for arg, c in columns.items() if c is not None]
+    """Refuse dates with a time zone beside dates without one: which zone the others are in is a guess."""
+    given = [(arg, df[c]) for arg, c in columns.items() if c is not None and df[c].notna().any()]  # no dates: no zone
     given += [(f"censor={c!r}", c) for c in (censor if isinstance(censor, (list, tuple)) else [censor])
               if isinstance(c, (pd.Timestamp, _dt.datetime))]
-    typed = [(arg, _zone(v)) for arg, v in given
-             if isinstance(v, (pd.Timestamp, _dt.datetime)) or pd.api.types.is_datetime64_any_dtype(v)]
+    typed = [(arg, _zone(v)) for arg, v in given]
     aware = [f"{arg} ({z})" for arg, z in typed if z is not None]
     naive = [arg for arg, z in typed if z is None]
     if aware and naive:
@@ -190,16 +205,17 @@ def _cause_columns(df, event_date: dict, precedence) -> tuple[list[str], list[st
                         "column of dates")
     if precedence is None:
         return names, cols, None
-    if not isinstance(precedence, (list, tuple)) or sorted(map(str, precedence)) != sorted(names) \
-            or len(set(precedence)) != len(precedence):
+    if not isinstance(precedence, (list, tuple)) or not all(isinstance(p, str) for p in precedence) \
+            or sorted(precedence) != sorted(names) or len(set(precedence)) != len(precedence):
         raise SpecError(f"precedence={precedence!r} must list every cause of event_date once, {names}, the one that "
                         "counts when two fall on the same day first")
     return names, cols, list(precedence)
 
 
-def _first_event(parsed: list[pd.Series], names: list[str], cols: list[str], precedence, problems: _Problems):
+def _first_event(parsed: list[pd.Series], names: list[str], cols: list[str], precedence, problems: _Problems,
+                 admin_end):
     """The first event date of each row, its cause code (1..K; 0 without one), and the rows where another
-    cause's date came later."""
+    cause's date came later. Ties matter only for an event that counts: on or before the administrative date."""
     stack = np.column_stack([p.to_numpy("datetime64[ns]") for p in parsed])  # rows x causes, NaT where none
     present = ~np.isnat(stack)
     big = np.where(present, stack.view(np.int64), np.iinfo(np.int64).max)
@@ -207,6 +223,8 @@ def _first_event(parsed: list[pd.Series], names: list[str], cols: list[str], pre
     has = present.any(axis=1)
     at_first = present & (big == first[:, None])
     tied = at_first.sum(axis=1) > 1
+    if admin_end is not None:
+        tied &= first <= np.datetime64(admin_end, "ns").astype(np.int64)
     if precedence is None:
         pairs = [" and ".join(f"{n} ({c})" for n, c, hit in zip(names, cols, row) if hit) for row in at_first]
         problems.flag(tied, [f"{p} on {_show(pd.Timestamp(v))}" for p, v in zip(pairs, first)],
@@ -248,6 +266,10 @@ def durations(df: pd.DataFrame, *, start: str, event_date, censor, entry_date: s
     """
     if not isinstance(df, pd.DataFrame):
         raise SpecError(f"df must be a pandas DataFrame, not {type(df).__name__}")
+    twice = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if twice:
+        raise SpecError(f"df has columns named more than once: {twice}; give each column its own name (which one a "
+                        "date comes from would be a guess)")
     if unit not in DAYS_PER:
         raise SpecError(f"unit={unit!r}: choose one of {', '.join(map(repr, DAYS_PER))}.{suggest(str(unit), DAYS_PER)}")
     if timescale not in TIMESCALES:
@@ -271,6 +293,15 @@ def durations(df: pd.DataFrame, *, start: str, event_date, censor, entry_date: s
     if timescale == "time" and birth_date is not None:
         raise SpecError("birth_date= is used only with timescale='age'; drop it or pass timescale='age'")
     cols, admin = _censor_parts(df, censor)
+    roles: dict = {}
+    for arg, col in [("start", start), *((f"event_date[{n!r}]" if competing else "event_date", c)
+                                         for n, c in zip(names or [None] * len(ev_cols), ev_cols)),
+                     ("entry_date", entry_date), ("birth_date", birth_date), *(("censor", c) for c in cols)]:
+        if col is not None and col in roles:
+            raise SpecError(f"column {col!r} is both {roles[col]} and {arg}; a column of dates has one role (a "
+                            "row's own end of follow-up is not its event, nor its time zero)")
+        if col is not None:
+            roles[col] = arg
     ev_args = {f"event_date[{n!r}]": c for n, c in zip(names, ev_cols)} if competing else {"event_date": event_date}
     _same_zones(df, {"start": start, **ev_args, "entry_date": entry_date,
                      "birth_date": birth_date, **{f"censor {c!r}": c for c in cols}}, censor)
@@ -289,7 +320,8 @@ def durations(df: pd.DataFrame, *, start: str, event_date, censor, entry_date: s
     t0 = _parse_column(df, start, "start", date_format, problems)
     if competing:
         parsed = [_parse_column(df, c, f"event_date[{n!r}]", date_format, problems) for n, c in zip(names, ev_cols)]
-        ev, code, tied, later_other = _first_event(parsed, names, ev_cols, precedence, problems)
+        ev, code, tied, later_other = _first_event(parsed, names, ev_cols, precedence, problems,
+                                                   admin[0] if admin else None)
         # the column of each row's first event, for the messages below
         ev_col = np.array(ev_cols, object)[np.maximum(code - 1, 0)]
         ev_what = f"the first event date (of {', '.join(map(repr, ev_cols))})"

@@ -197,6 +197,11 @@ def impute(df: pd.DataFrame, *, m: int, time: str, event: str, columns: list[str
     for arg, col in (("time", time), ("event", event), ("exposure", exposure)):
         if col is not None and col not in df.columns:
             raise SpecError(f"{arg}={col!r} is not a column of the DataFrame.{suggest(str(col), map(str, df.columns))}")
+    if time == event:
+        raise SpecError(f"time={time!r} and event={event!r} name one column; the outcome needs both")
+    if exposure is not None and exposure in (time, event):
+        raise SpecError(f"exposure={exposure!r} is the outcome's {'time' if exposure == time else 'event'} column; it "
+                        "enters the imputation model as the outcome, not as the exposure")
     columns = [c for c in df.columns if c not in (time, event)] if columns is None else list(columns)
     for c in columns:
         if c not in df.columns:

@@ -316,7 +316,7 @@ def test_imputed_data_sets_pool_per_cause_and_the_incidence_mixes_their_draws(im
     # the first 30 draws are the first imputation's: its own fits, standardised over its own completed rows
     one = bc.CompetingRisksFit({c: f.imputations[0] for c, f in cr.fits.items()},
                                {c: d[0] for c, d in cr._data.items()}, cr.event)
-    first_seed = np.random.SeedSequence(seed(3)).spawn(3)[0]
+    first_seed = int(np.random.SeedSequence(seed(3)).spawn(3)[0].generate_state(1)[0])
     np.testing.assert_array_equal(draws[:30], one.cumulative_incidence_draws([1.0, 3.0], exposure="x", max_draws=30,
                                                                              random_seed=first_seed))
     with pytest.raises(bc.SpecError, match=r"PSIS-LOO is not defined for a posterior pooled over imputations"):
@@ -327,3 +327,58 @@ def test_imputed_data_sets_pool_per_cause_and_the_incidence_mixes_their_draws(im
     with pytest.raises(bc.SpecError, match=r"column 'status' differs between DataFrame 1 and DataFrame 0"):
         bc.CompetingRisks().fit([frames[0], frames[1].assign(status=0)], time="years", event="status",
                                 covariates=["x"])
+
+
+# ------------------------------------------------------------------ what a cumulative incidence is asked
+@pytest.fixture(scope="module")
+def interaction_fit():
+    """x acts on the causes through a formula with an interaction (x * z); fitted by Laplace importance sampling."""
+    df = _cohort(400, seed(45)).assign(z=lambda d: np.random.default_rng(seed(46)).normal(size=len(d)))
+    cr = bc.CompetingRisks(family=bc.WeibullPH(sampler="laplace")).fit(
+        df, time="years", event="status", formula="x * z", draws=300, chains=2, random_seed=seed(47), progress=False)
+    return df, cr
+
+
+@pytest.mark.mcmc
+def test_an_exposure_in_an_interaction_is_set_in_every_term_it_enters(interaction_fit):
+    """Standardising by x sets x and x:z together: the cohort's curve at x = 1 is the average of every subject's own
+    curve with x = 1 and x:z = z (one subject at a time through covariates=), draw for draw; setting x alone (the
+    error this guards against) moves the curve by far more than rounding."""
+    df, cr = interaction_fit
+    times = [1.0, 4.0]
+    kw = dict(max_draws=40, random_seed=seed(3))
+    got = cr.cumulative_incidence_draws(times, exposure="x", **kw)
+    rows = [cr.cumulative_incidence_draws(times, covariates={"x": 1, "z": z, "x:z": z}, **kw)[:, :, 0, :]
+            for z in df["z"]]
+    np.testing.assert_allclose(got[:, :, 1, :], np.mean(rows, axis=0), rtol=1e-10, atol=1e-12)
+    wrong = [cr.cumulative_incidence_draws(times, covariates={"x": 1, "z": z, "x:z": x * z}, **kw)[:, :, 0, :]
+             for x, z in zip(df["x"], df["z"])]
+    assert np.abs(got[:, :, 1, :] - np.mean(wrong, axis=0)).max() > 1e-4
+
+
+def test_bad_times_causes_and_exposures_are_refused_naming_them():
+    from bayescrt.competing import check_times
+
+    for bad, message in [(None, r"times= is required"), ("1, 2", r"must be a list of numbers"),
+                         ([[1, 2], [3, 4]], r"shape \(2, 2\): give one list"), ([True, False], r"must be numbers"),
+                         (["1", "2"], r"must be numbers"), ([1.0, np.nan], r"finite times >= 0"), ([], r"finite")]:
+        with pytest.raises(bc.SpecError, match=message):
+            check_times(bad)
+    np.testing.assert_array_equal(check_times(np.array([3, 1])), [3.0, 1.0])
+
+
+@pytest.mark.mcmc
+def test_a_continuous_exposure_a_list_as_cause_and_tables_pandas_can_join(interaction_fit):
+    df, cr = interaction_fit
+    with pytest.raises(bc.SpecError, match=r"exposure='z' must be a 0/1 column"):
+        cr.cumulative_incidence([1.0], exposure="z")
+    with pytest.raises(bc.SpecError, match=r"cause=\['cause 1'\] is not a cause of this fit"):
+        cr.cumulative_incidence([1.0], exposure="x", cause=["cause 1"])
+    with pytest.raises(bc.SpecError, match=r"exposure= is required: the 0/1 covariate"):
+        cr.cumulative_incidence_contrast([1.0], exposure=None)
+    with pytest.raises(bc.SpecError, match=r"random_seed"):
+        cr.cumulative_incidence([1.0], exposure="x", random_seed="abc")
+    a = cr.cumulative_incidence_contrast([1.0], exposure="x", max_draws=40)
+    b = cr.cumulative_incidence_contrast([2.0], exposure="x", max_draws=40)
+    assert len(pd.concat([a, b])) == 4 and "ratio_median" in repr(a)  # attrs holding draws still compare and print
+    assert isinstance(a.attrs["draws"][:, 0, 0, 0], np.ndarray) and a.attrs["draws"].shape == (40, 2, 2, 1)

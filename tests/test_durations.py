@@ -96,14 +96,22 @@ def test_datetime_columns_date_objects_time_zones_and_date_format():
     naive = pd.DataFrame({"s": pd.to_datetime(["2018-01-01"]), "e": [dt.date(2018, 1, 11)]})
     assert bc.durations(naive, start="s", event_date="e", censor=ADMIN, unit="days")["time"].tolist() == [10]
     aware = pd.DataFrame({"s": pd.to_datetime(["2018-01-01 00:00"]).tz_localize("Europe/Copenhagen"),
-                          "e": ["2018-01-11"]})  # midnight in Copenhagen is 23:00 UTC the day before
+                          "e": ["2018-01-11T00:00+00:00"]})  # midnight in Copenhagen is 23:00 UTC the day before
     assert bc.durations(aware, start="s", event_date="e", censor=ADMIN, unit="days")["time"].iloc[0] == \
         pytest.approx(10 + 1 / 24)
+    # a date without a zone beside one with a zone is a guess, whether it is text, a datetime or an object
+    for naive_e in (["2018-01-11"], [dt.date(2018, 1, 11)]):
+        with pytest.raises(bc.DataError, match=r"time zone \(start \(Europe/Copenhagen\)\) beside dates without one"):
+            bc.durations(aware.assign(e=naive_e), start="s", event_date="e", censor=ADMIN)
+    offset = pd.DataFrame({"s": ["2018-01-01"], "e": ["2018-01-11T00:00+01:00"]})  # a written offset is a zone too
+    with pytest.raises(bc.DataError, match=r"event_date \(offset in '2018-01-11T00:00\+01:00'\)\) beside dates without "
+                                           r"one \(start\)"):
+        bc.durations(offset, start="s", event_date="e", censor=ADMIN)
     mixed = aware.assign(e=pd.to_datetime(["2018-01-11"]))  # which zone is the naive column in? a guess: refused
     with pytest.raises(bc.DataError, match=r"time zone \(start \(Europe/Copenhagen\)\) beside dates without one "
                                            r"\(event_date\).*tz_localize"):
         bc.durations(mixed, start="s", event_date="e", censor=ADMIN)
-    with pytest.raises(bc.DataError, match=r"beside dates without one \(censor=Timestamp"):
+    with pytest.raises(bc.DataError, match=r"beside dates without one \(.*censor=Timestamp"):
         bc.durations(aware.assign(e=None), start="s", event_date="e", censor=pd.Timestamp(ADMIN))
     assert bc.durations(naive, start="s", event_date=None, censor=np.datetime64("2018-01-21"),
                         unit="days")["time"].tolist() == [20]
@@ -278,3 +286,26 @@ def test_bad_competing_event_dates_name_the_cause_column_and_fix(kw, error, mess
     df = pd.DataFrame({"implant": ["2015-01-01"], "hf": [rows.get("hf")], "death": [rows.get("death", "2016-01-01")]})
     with pytest.raises(error, match=message):
         bc.durations(df, start="implant", censor=ADMIN, **kw)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(event_date={"hf": "hf", "death": "seen"}, censor=["seen", ADMIN]),
+     r"column 'seen' is both event_date\['death'\] and censor"),
+    (dict(event_date={"hf": "implant", "death": "death"}), r"column 'implant' is both start and event_date\['hf'\]"),
+    (dict(event_date="implant"), r"column 'implant' is both start and event_date"),
+    (dict(event_date=["hf", "death"]), r"event_date=\['hf', 'death'\] must be a column name.*a dict of cause -> column"),
+    (dict(event_date={"1": "hf", "2": "death"}, precedence=[2, 1]), r"precedence=\[2, 1\] must list every cause"),
+], ids=["censor column as a cause", "start as a cause", "start as the event", "a list of columns", "precedence not text"])
+def test_a_column_in_two_roles_and_odd_arguments_are_refused_naming_them(kw, message):
+    df = pd.DataFrame({"implant": ["2015-01-01"], "hf": [None], "death": ["2016-01-01"], "seen": [None]})
+    with pytest.raises(bc.SpecError, match=message):
+        bc.durations(df, start="implant", **{"censor": ADMIN, **kw})
+
+
+def test_duplicated_column_names_are_refused_and_a_tie_after_the_study_needs_no_order():
+    df = pd.DataFrame([["2015-01-01", "2016-01-01", "2016-02-01"]], columns=["implant", "hf", "hf"])
+    with pytest.raises(bc.SpecError, match=r"df has columns named more than once: \['hf'\]"):
+        bc.durations(df, start="implant", event_date="hf", censor=ADMIN)
+    late = pd.DataFrame({"implant": ["2015-01-01"], "hf": ["2019-05-01"], "death": ["2019-05-01"]})
+    out = bc.durations(late, start="implant", event_date={"hf": "hf", "death": "death"}, censor=ADMIN)
+    assert out["event"].tolist() == [0]  # both after the administrative date: censored there, no tie to settle

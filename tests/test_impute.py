@@ -176,3 +176,11 @@ def test_the_outcome_must_be_the_same_in_every_completed_data_set():
     with pytest.raises(bc.SpecError, match=r"column 'e' differs between DataFrame 1 and DataFrame 0; the imputations "
                                            r"complete covariates"):
         same_outcome(frames, "t", "e")
+
+
+def test_the_outcome_columns_cannot_play_two_roles():
+    df = pd.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 2], "c": [0.1, None, 0.3]})
+    with pytest.raises(bc.SpecError, match=r"time='e' and event='e' name one column"):
+        bc.impute(df, m=2, time="e", event="e", random_seed=1)
+    with pytest.raises(bc.SpecError, match=r"exposure='e' is the outcome's event column"):
+        bc.impute(df, m=2, time="t", event="e", exposure="e", random_seed=1)

@@ -180,6 +180,8 @@ def _diagnose_importance(rhat, stats, names, var_name, th, chains, notes) -> Dia
     # parameter's ESS is the importance sampler's, at most the number of draws kept
     n_kept = chains * int(stats.sizes.get("draw", 1))
     per = np.full(len(rhat), min(total, n_kept) if np.isfinite(total) else np.nan)
+    notes.append("importance sampling has one ESS for every parameter: the ESS columns below show the importance ESS "
+                 "of the chains together (at most the draws kept)")
     params = pd.DataFrame({"rhat": rhat, "ess_bulk": per, "ess_tail": per},
                           index=pd.Index(names, name=var_name if isinstance(var_name, str) else "parameter"))
     return DiagnosticReport(gates=gates, parameters=params, notes=notes)

@@ -68,11 +68,18 @@ def check_target_accept(target_accept, allow_none: bool = False) -> float | None
     return float(target_accept)
 
 
+LAPLACE_MIN_DRAWS = 100  # per chain: the Pareto fit of a chain's largest weights needs a tail of them
+
+
 def check_sampling(*, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, target_accept=0.8):
     """The sampler's settings checked before anything is built: (sampler, draws, tune, chains, target_accept)."""
     validation.seed("random_seed", random_seed)
-    return (check_sampler(sampler), validation.integer("draws", draws, low=1),
-            validation.integer("tune", tune, low=0), validation.integer("chains", chains, low=1),
+    sampler = check_sampler(sampler)
+    draws = validation.integer("draws", draws, low=1)
+    if sampler == "laplace" and draws < LAPLACE_MIN_DRAWS:
+        raise SpecError(f"draws={draws} with sampler='laplace': each chain's importance weights are smoothed by a "
+                        f"Pareto fit to the largest of them, which needs at least {LAPLACE_MIN_DRAWS} draws a chain")
+    return (sampler, draws, validation.integer("tune", tune, low=0), validation.integer("chains", chains, low=1),
             check_target_accept(target_accept))
 
 

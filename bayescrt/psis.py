@@ -111,7 +111,8 @@ def _smooth(lw: np.ndarray, M: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(vals, axis=0)
     idx, srt = np.take_along_axis(top, order, axis=0), np.take_along_axis(vals, order, axis=0)
     tail_idx, tail, cutoff = idx[1:], srt[1:], srt[0]
-    flat = (tail.max(axis=0) - tail.min(axis=0)) < np.finfo(float).tiny
+    # a tail of equal weights (a constant term, up to the last bits of rounding) has no Pareto shape to fit
+    flat = (tail.max(axis=0) - tail.min(axis=0)) < 1e-10
     k, sigma = _gpd_fit(np.exp(tail) - np.exp(cutoff)[None, :])
     k = np.where(flat, np.inf, k)
     smooth = np.isfinite(k)

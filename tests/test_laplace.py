@@ -114,9 +114,19 @@ def test_a_posterior_far_from_normal_fails_its_gates_loudly():
                                               random_seed=seed(76), progress=False)
     rep = fit.diagnostics()
     assert not rep.ok and not rep.gates.loc["Pareto k (max)", "passed"]
-    with pytest.raises(bc.SpecError, match=r"sampler='laplace': the log density has no proper mode.*sampler='nutpie'"):
-        bc.PiecewiseExponentialPH(sampler="laplace").fit(df, time="t", event="e", covariates=["x"], progress=False,
-                                                         random_seed=seed(77))
+    # a flat prior on a covariate that separates the events (s = 1 for every event): the log density rises without
+    # bound along s, so either the mode search says there is none, or the weights' tail says the approximation fails
+    sep = df.assign(s=df["e"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            bad = bc.CoxPH(sampler="laplace").fit(sep, time="t", event="e", covariates=["x", "s"], progress=False,
+                                                  priors={"s": {"dist": "Flat"}}, random_seed=seed(77))
+        except bc.SpecError as err:
+            assert "has no proper mode" in str(err) and "sampler='nutpie'" in str(err)
+        else:
+            assert not bad.diagnostics().ok
+            assert any(issubclass(w.category, bc.DiagnosticsWarning) for w in caught)
 
 
 def test_options_that_belong_to_nuts_are_refused_with_laplace(small_df):
@@ -196,3 +206,46 @@ def test_gathering_columns_is_numpy_s_fancy_index():
     got = gather_columns(a, idx)
     np.testing.assert_array_equal(got, a[..., idx])
     assert got.flags["C_CONTIGUOUS"]
+
+
+def test_settings_the_laplace_sampler_cannot_serve_are_refused_before_anything_is_fitted(small_df, tmp_path):
+    from bayescrt.sensitivity import Grid
+
+    with pytest.raises(bc.SpecError, match=r"draws=20 with sampler='laplace': .* at least 100 draws a chain"):
+        bc.CoxPH(sampler="laplace").fit(small_df, time="t", event="d", covariates=["age"], draws=20, progress=False)
+    with pytest.raises(bc.SpecError, match=r"PiecewiseExponentialPH\(sampler='laplace'\): the random walk's SD has no "
+                                           r"posterior mode.*use sampler='nutpie'"):
+        bc.PiecewiseExponentialPH(sampler="laplace")
+    kw = dict(time="week", event="arrest", exposure="fin", covariate_sets={"min": ["age"]}, priors=["neutral"])
+    with pytest.raises(bc.SpecError, match=r"draws=50 with sampler='laplace'"):
+        Grid(**kw, families=[{"family": "CoxPH", "sampler": "laplace"}], draws=50)
+    with pytest.raises(bc.SpecError, match=r"grid family .*PiecewiseExponentialPH\(sampler='laplace'\)"):
+        Grid(**kw, families=[{"family": "PiecewiseExponentialPH", "sampler": "laplace"}])
+    lap = Grid(**kw, families=[{"family": "CoxPH", "sampler": "laplace"}])
+    nuts = Grid(**kw, families=["CoxPH"])
+    cell = lap.cells()[0]
+    # tuning does not touch a Laplace cell's draws, so another tune keeps its file; a NUTS cell is refitted
+    assert lap.fingerprint(cell, "h") == Grid(**kw, families=[{"family": "CoxPH", "sampler": "laplace"}],
+                                              tune=17).fingerprint(cell, "h")
+    assert nuts.fingerprint(nuts.cells()[0], "h") != Grid(**kw, families=["CoxPH"], tune=17).fingerprint(
+        nuts.cells()[0], "h")
+
+
+def test_a_cell_that_cannot_be_fitted_is_named_in_the_error(monkeypatch):
+    from bayescrt.sensitivity import Grid
+    from bayescrt.sensitivity.cells import fit_cell
+
+    grid = Grid(time="week", event="arrest", exposure="fin", covariate_sets={"min": ["age"]}, priors=["neutral"])
+
+    def refuse(self, *a, **k):
+        raise bc.SpecError("sampler='laplace': the log density has no proper mode")
+
+    monkeypatch.setattr(bc.CoxPH, "fit", refuse)
+    with pytest.raises(bc.SpecError, match=r"cell CoxPH__min__neutral__all: sampler='laplace': the log density"):
+        fit_cell(grid, grid.cells()[0], bc.datasets.load_rossi())
+
+
+def test_a_tail_of_equal_weights_up_to_rounding_is_flat_not_nan():
+    lw = np.full(400, np.log(0.25)) + np.random.default_rng(seed(83)).normal(0, 1e-16, 400)
+    _, k = smooth_log_weights(lw)
+    assert not np.isnan(k)

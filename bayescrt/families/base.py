@@ -58,6 +58,7 @@ class Estimator:
     subdistribution = False  # H0 is one cause's subdistribution hazard (module docstring)
     masks_covariates = False  # takes fit(active=...): a subset's log-HRs in the full design's model
     compiled_pointwise = False  # pointwise_loglik is a compiled kernel on threads (the Laplace sampler batches it)
+    laplace_refusal: str | None = None  # why sampler="laplace" cannot serve this family, refused when it is built
     fixed_priors: dict | None = {}
     # posterior variables the convergence gates check, in this order, those present in a fit
     diagnostic_vars: tuple[str, ...] = ("log_hr", "frailty_sd", "frailty")
@@ -70,6 +71,8 @@ class Estimator:
     def __init__(self, sampler: str = "nutpie", frailty_prior: dict | None = None, centered: bool = False,
                  target_accept: float | None = None):
         self.sampler = check_sampler(sampler)
+        if self.sampler == "laplace" and self.laplace_refusal:
+            raise SpecError(f"{self.family}(sampler='laplace'): {self.laplace_refusal}; use sampler='nutpie'")
         self.frailty_prior = resolve_frailty_prior(frailty_prior)
         self.centered = validation.flag("centered", centered)
         # None: 0.8, or smaller steps for the curved posteriors of hierarchical levels (see fit)

@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..errors import ResultFileError, SpecError
+from ..errors import DataError, ResultFileError, SpecError
 from ..families import registry
 from ..priors import log_density, rescale, resolve_priors
 from ..summaries import central_interval
@@ -90,10 +90,12 @@ def fit_cell(grid: Grid, cell: Cell, df: pd.DataFrame, compiled_models=None, pro
     pointwise = type(est).fixed_priors is None
     if est.sampler != "nutpie":  # the cache holds nutpie compilations; another sampler keeps its own
         compiled_models = None
-    fit = est.fit(data, time=grid.time, **grid.event_kwargs(cell), **covariates_keyword(covs), priors=priors,
-                  draws=grid.draws,
-                  tune=grid.tune, chains=grid.chains, random_seed=grid.seed_of(cell), progress=progress,
-                  log_likelihood=pointwise, compiled_models=compiled_models)
+    try:
+        fit = est.fit(data, time=grid.time, **grid.event_kwargs(cell), **covariates_keyword(covs), priors=priors,
+                      draws=grid.draws, tune=grid.tune, chains=grid.chains, random_seed=grid.seed_of(cell),
+                      progress=progress, log_likelihood=pointwise, compiled_models=compiled_models)
+    except (SpecError, DataError) as err:  # which cell could not be fitted, and why
+        raise type(err)(f"cell {cell.id}: {err}") from None
     tree = fit.idata
     from ..fit import Fit, changes, seal
 

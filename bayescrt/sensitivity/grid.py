@@ -195,6 +195,10 @@ class Grid:
                     raise SpecError(f"subset {name!r}: condition {c!r} must be [column, operator, value] with "
                                     f"operator one of {list(OPERATORS)}")
         self.draws = validation.integer("draws", self.draws, low=1)
+        from ..fit import check_sampling
+
+        for fam, opts in self._families.values():  # each family's sampler takes the grid's draws (the Laplace: >= 100)
+            check_sampling(sampler=opts.get("sampler", "nutpie"), draws=self.draws)
         self.tune = validation.integer("tune", self.tune, low=0)
         self.chains = validation.integer("chains", self.chains, low=1)
         self.random_seed = validation.integer("random_seed", self.random_seed, low=0, high=validation.SEED_MAX)
@@ -323,7 +327,9 @@ class Grid:
         rec = {"cell": cell.params(), "family": fam, "options": opts, "covariates": self.covariate_sets[cell.covariate_set],
                "prior": self.prior_of(cell), "base_priors": self.base_priors, "subset": self.subsets[cell.subset],
                "exposure": self.exposure, "time": self.time, "event": self.event, "seed": self.seed_of(cell),
-               "sampler": [self.draws, self.tune, self.chains], "data": data_hash}
+               # tuning is NUTS's: a Laplace cell's draws do not depend on it, so a new tune keeps its file
+               "sampler": [self.draws, 0 if opts.get("sampler") == "laplace" else self.tune, self.chains],
+               "data": data_hash}
         if self.cause is not None:  # only then: the fingerprints of grids of one event stay what they were
             rec.update(cause=self.cause, causes=self.causes, censored=self.censored)
         return hashlib.sha256(json.dumps(rec, sort_keys=True, default=str).encode()).hexdigest()

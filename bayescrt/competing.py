@@ -294,11 +294,8 @@ class CompetingRisksFit:
             fit, data = self.fits[c], self._data[c]
             H0, beta = _posterior_cumhaz(fit, data, tg, max_draws, rng)
             center = np.asarray(fit.model["center"], float)
-            X = np.empty_like(data.X)
-            X[data.order] = data.X
-            strata = np.empty_like(data.strata)
-            strata[data.order] = data.strata
-            parts.append((H0, beta, center, X, strata, list(fit.covariates)))
+            parts.append((H0, beta, center, _unsort(data.X, data.order), _unsort(data.strata, data.order),
+                          list(fit.covariates)))
         D = min(p[0].shape[0] for p in parts)
         if exposure is not None:
             from .absolute import _exposure_column, _formula_designs
@@ -330,18 +327,7 @@ class CompetingRisksFit:
                     rows.append((Xv, strata))
                 groups.append(rows)
         else:
-            covs0 = parts[0][5]
-            if not isinstance(covariates, dict):
-                raise SpecError(f"covariates={covariates!r} must map each covariate of the fits to a value")
-            missing = [c for c in covs0 if c not in covariates]
-            unknown = [c for c in covariates if c not in covs0]
-            if missing or unknown:
-                raise SpecError(f"covariates: give a value for each of {covs0}" + (f"; {unknown} are not covariates"
-                                                                                   if unknown else ""))
-            x = np.array([[validation.real(f"covariates[{c!r}]", covariates[c]) for c in covs0]])
-            if any(d.n_strata > 1 for d in self._data.values()):
-                raise SpecError("covariates= describes one subject, but the fits have strata; standardise with "
-                                "exposure= instead")
+            x = subject_row(parts[0][5], covariates, any(d.n_strata > 1 for d in self._data.values()))[None, :]
             groups = [[(x, np.zeros(1, np.int64)) for _ in parts]]
             w = None
         n_rows = groups[0][0][0].shape[0]
@@ -435,6 +421,20 @@ def _unsort(X_sorted: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
+def subject_row(covs: list, covariates, stratified: bool) -> np.ndarray:
+    """One subject's ``covariates`` (a dict giving a value for each of the fit's ``covs``) as a design row."""
+    if not isinstance(covariates, dict):
+        raise SpecError(f"covariates={covariates!r} must map each covariate of the fit to a value")
+    missing, unknown = [c for c in covs if c not in covariates], [c for c in covariates if c not in covs]
+    if missing or unknown:
+        raise SpecError(f"covariates: give a value for each of {covs}" + (f"; {unknown} are not covariates"
+                                                                          if unknown else ""))
+    if stratified:
+        raise SpecError("covariates= describes one subject, but the fit has strata; standardise with exposure= "
+                        "instead")
+    return np.array([validation.real(f"covariates[{c!r}]", covariates[c]) for c in covs])
+
+
 def check_times(times) -> np.ndarray:
     """The times asked for: a list or array of finite numbers >= 0 (not text, not dates, not nested)."""
     example = "e.g. times=[1, 2, 5] in the time column's unit"
@@ -495,15 +495,18 @@ def contrast_table(draws: np.ndarray, all_causes: list, causes: list, exposure: 
     return tab
 
 
-def _subdistribution_fit(fit, what: str):
-    """``fit`` if it is a subdistribution (Fine-Gray) fit, else a SpecError saying what takes the others."""
+def _subdistribution_fit(fit, what: str, cause=None) -> str:
+    """The cause of ``fit`` if it is a subdistribution (Fine-Gray) fit and ``cause`` is None or that cause, else a
+    SpecError saying what takes the others."""
     from .families import registry
 
     model = getattr(fit, "model", None)
     if not isinstance(model, dict) or "family" not in model or not registry.of_fit(fit).subdistribution:
         raise SpecError(f"{what} takes a CompetingRisksFit (bc.CompetingRisks(...).fit) or a bc.FineGray fit, not "
                         f"{type(fit).__name__}; for a fit of one event, 1 - bc.standardised_survival(...) is its risk")
-    return fit
+    if cause is not None and cause != model["cause"]:
+        raise SpecError(f"cause={cause!r}: this Fine-Gray fit models {model['cause']!r} only")
+    return model["cause"]
 
 
 def subdistribution_incidence_draws(fit, times, *, exposure: str | None = None, values=(0, 1),
@@ -529,18 +532,8 @@ def subdistribution_incidence_draws(fit, times, *, exposure: str | None = None, 
         return (1.0 - surv)[:, None, :, :]
     check_marginal(fit, incidence=True)
     max_draws = _positive_int("max_draws", max_draws)
-    covs = list(fit.covariates)
-    if not isinstance(covariates, dict):
-        raise SpecError(f"covariates={covariates!r} must map each covariate of the fit to a value")
-    missing, unknown = [c for c in covs if c not in covariates], [c for c in covariates if c not in covs]
-    if missing or unknown:
-        raise SpecError(f"covariates: give a value for each of {covs}" + (f"; {unknown} are not covariates"
-                                                                          if unknown else ""))
-    x = np.array([validation.real(f"covariates[{c!r}]", covariates[c]) for c in covs])
     data = survival_data(fit)
-    if data.n_strata > 1:
-        raise SpecError("covariates= describes one subject, but the fit has strata; standardise with exposure= "
-                        "instead")
+    x = subject_row(list(fit.covariates), covariates, data.n_strata > 1)
     times = _times(fit, times, data)
     _diagnostics_ok(fit)
     H0, beta = _posterior_cumhaz(fit, data, times, max_draws, np.random.default_rng(random_seed))
@@ -558,11 +551,8 @@ def cumulative_incidence(fit, times, *, exposure: str | None = None, values=(0, 
     if isinstance(fit, CompetingRisksFit):
         return fit.cumulative_incidence(times, cause=cause, exposure=exposure, values=values, covariates=covariates,
                                         prob=prob, max_draws=max_draws, random_seed=random_seed)
-    _subdistribution_fit(fit, "cumulative_incidence")
+    own = _subdistribution_fit(fit, "cumulative_incidence", cause)
     prob = validation.probability("prob", prob)
-    own = fit.model["cause"]
-    if cause is not None and cause != own:
-        raise SpecError(f"cause={cause!r}: this Fine-Gray fit models {own!r} only")
     if exposure is not None:
         from .absolute import _values
 
@@ -583,13 +573,10 @@ def cumulative_incidence_contrast(fit, times, *, exposure: str, values=(0, 1), c
                                                  max_draws=max_draws, random_seed=random_seed)
     from .absolute import _values
 
-    _subdistribution_fit(fit, "cumulative_incidence_contrast")
+    own = _subdistribution_fit(fit, "cumulative_incidence_contrast", cause)
     if exposure is None:
         raise SpecError("exposure= is required: the 0/1 covariate whose two values the contrast compares")
     prob = validation.probability("prob", prob)
-    own = fit.model["cause"]
-    if cause is not None and cause != own:
-        raise SpecError(f"cause={cause!r}: this Fine-Gray fit models {own!r} only")
     values = _values(values, n=2)
     draws = subdistribution_incidence_draws(fit, times, exposure=exposure, values=values, max_draws=max_draws,
                                             random_seed=random_seed)

@@ -140,25 +140,31 @@ def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", threshold
         ("divergences", div, f"<= {th['divergences_max']}", div <= th["divergences_max"]),
         ("E-BFMI (min)", round(worst_bfmi, 3), f">= {th['bfmi_min']}", worst_bfmi >= th["bfmi_min"]),
     ]
-    for gate, value, _, _ in rows:
-        if isinstance(value, float) and np.isnan(value):
-            notes.append(f"{gate} could not be computed (NaN: constant or non-finite draws, or a missing statistic): "
-                         "the gate counts as failed")
-    gates = pd.DataFrame(
-        [(g, v, t, bool(p) and not (isinstance(v, float) and np.isnan(v))) for g, v, t, p in rows],
-        columns=["gate", "value", "threshold", "passed"],
-    ).set_index("gate")
+    gates = _gate_table(rows, notes)
     params = pd.DataFrame({"rhat": rhat, "ess_bulk": ess_bulk, "ess_tail": ess_tail}, index=pd.Index(names, name=var_name if isinstance(var_name, str) else "parameter"))
     return DiagnosticReport(gates=gates, parameters=params, notes=notes)
 
 
+def _gate_table(rows: list, notes: list) -> pd.DataFrame:
+    """The gates as a table from ``(gate, value, threshold, passed)`` rows: a value that could not be computed
+    (NaN) fails its gate, with a note saying so."""
+    for gate, value, _, _ in rows:
+        if isinstance(value, float) and np.isnan(value):
+            notes.append(f"{gate} could not be computed (NaN: constant or non-finite draws, or a missing statistic): "
+                         "the gate counts as failed")
+    return pd.DataFrame(
+        [(g, v, t, bool(p) and not (isinstance(v, float) and np.isnan(v))) for g, v, t, p in rows],
+        columns=["gate", "value", "threshold", "passed"],
+    ).set_index("gate")
+
+
 def _diagnose_importance(rhat, stats, names, var_name, th, chains, notes) -> DiagnosticReport:
     """The gates of a Laplace importance-sampling fit (module docstring): R-hat, Pareto k, importance ESS."""
-    from .laplace import pareto_k_threshold
+    from .laplace import OVERSAMPLE, pareto_k_threshold
 
     k = np.asarray(stats["pareto_k"].values, float)
     ess = np.asarray(stats["importance_ess"].values, float)
-    proposals = int(stats.attrs.get("proposals_per_chain", 0)) or 2 * stats.sizes.get("draw", 1)
+    proposals = int(stats.attrs.get("proposals_per_chain", 0)) or OVERSAMPLE * stats.sizes.get("draw", 1)
     k_max = pareto_k_threshold(proposals)
     worst_rhat = float("nan") if np.isnan(rhat).any() else float(np.max(rhat))
     worst_k = float("nan") if np.isnan(k).any() else float(np.max(k))
@@ -169,13 +175,7 @@ def _diagnose_importance(rhat, stats, names, var_name, th, chains, notes) -> Dia
         ("Pareto k (max)", round(worst_k, 3), f"< {k_max:.3f}", worst_k < k_max),
         ("importance ESS", _round(total), f">= {ess_min}", total >= ess_min),
     ]
-    for gate, value, _, _ in rows:
-        if isinstance(value, float) and np.isnan(value):
-            notes.append(f"{gate} could not be computed (NaN): the gate counts as failed")
-    gates = pd.DataFrame(
-        [(g, v, t, bool(p) and not (isinstance(v, float) and np.isnan(v))) for g, v, t, p in rows],
-        columns=["gate", "value", "threshold", "passed"],
-    ).set_index("gate")
+    gates = _gate_table(rows, notes)
     # the resampled draws repeat some proposals, which an autocorrelation ESS would count as distinct: every
     # parameter's ESS is the importance sampler's, at most the number of draws kept
     n_kept = chains * int(stats.sizes.get("draw", 1))

@@ -293,16 +293,15 @@ def durations(df: pd.DataFrame, *, start: str, event_date, censor, entry_date: s
     if timescale == "time" and birth_date is not None:
         raise SpecError("birth_date= is used only with timescale='age'; drop it or pass timescale='age'")
     cols, admin = _censor_parts(df, censor)
+    ev_args = {f"event_date[{n!r}]": c for n, c in zip(names, ev_cols)} if competing else {"event_date": event_date}
     roles: dict = {}
-    for arg, col in [("start", start), *((f"event_date[{n!r}]" if competing else "event_date", c)
-                                         for n, c in zip(names or [None] * len(ev_cols), ev_cols)),
-                     ("entry_date", entry_date), ("birth_date", birth_date), *(("censor", c) for c in cols)]:
+    for arg, col in [("start", start), *ev_args.items(), ("entry_date", entry_date), ("birth_date", birth_date),
+                     *(("censor", c) for c in cols)]:
         if col is not None and col in roles:
             raise SpecError(f"column {col!r} is both {roles[col]} and {arg}; a column of dates has one role (a "
                             "row's own end of follow-up is not its event, nor its time zero)")
         if col is not None:
             roles[col] = arg
-    ev_args = {f"event_date[{n!r}]": c for n, c in zip(names, ev_cols)} if competing else {"event_date": event_date}
     _same_zones(df, {"start": start, **ev_args, "entry_date": entry_date,
                      "birth_date": birth_date, **{f"censor {c!r}": c for c in cols}}, censor)
     outputs = {"time": time, "event": event, **({"entry": entry} if entry_date is not None or timescale == "age"

@@ -247,7 +247,7 @@ class _Evaluator:
 
     BLOCK = 32_000_000  # floats of the twin's (draws x rows) temporaries per batch
 
-    def __init__(self, model, fns, shapes, pointwise, n_rows: int):
+    def __init__(self, fns, shapes, pointwise, n_rows: int):
         self.fns, self.shapes, self.pointwise = fns, shapes, pointwise
         self.batch = max(1, min(256, self.BLOCK // max(1, n_rows)))
 
@@ -309,7 +309,7 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     S = OVERSAMPLE * draws
     # the rows of the data: the longest last axis of a container (the covariates are stored covariates x rows)
     n_rows = max((np.shape(v.get_value())[-1] for v in fns.shared.values() if np.ndim(v.get_value())), default=1)
-    evaluate = _Evaluator(model, fns, shapes, pointwise, n_rows)
+    evaluate = _Evaluator(fns, shapes, pointwise, n_rows)
     kept_x = np.empty((chains, draws, d))
     kept_lp = np.empty((chains, draws))
     keep = keep_pointwise and pointwise is not None

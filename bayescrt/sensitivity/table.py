@@ -102,7 +102,8 @@ class SensitivityResult:
         if self.grid.published:
             pub = pd.DataFrame([{k: self.grid.published.get(s, {}).get(k, np.nan) for k in ("hr", "lower", "upper")}
                                 for s in t["covariate_set"]], index=tab.index)
-        title = f"{self.grid.estimand} across the sensitivity grid"
+        estimand = self.grid.estimand  # a long one (a cause's, both kinds of HR) gets a line of its own
+        title = f"{estimand}{chr(10) if len(estimand) > 50 else ' '}across the sensitivity grid"
         if self.grid.synthetic:
             title += "\n(SYNTHETIC data: simulated, not patient data)"
         return plot_forest(tab, ax=ax, published=pub, title=title)

@@ -207,8 +207,8 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
     """Draws of ``model``'s posterior by Laplace importance sampling (module docstring): ``(DataTree with posterior
     and sample_stats, info)``. Each chain has its own seed from ``seed``; the same seed gives the same draws.
 
-    ``pointwise(post)``: the log-likelihood terms of a batch of draws, ``post`` the posterior's variables with one
-    leading axis of draws, (draws, terms). With ``keep_pointwise`` the kept draws' terms come back as the tree's
+    ``pointwise(post, terms)``: the log-likelihood terms of a batch of draws, ``post`` the posterior's variables with
+    one leading axis of draws, (draws, terms); with ``terms=False`` their sum per draw, (draws,). With ``keep_pointwise`` the kept draws' terms come back as the tree's
     ``pointwise`` group, variable ``terms`` (chain, draw, term)."""
     t0 = _time.perf_counter()
     value_vars = model.value_vars
@@ -245,7 +245,7 @@ class _Evaluator:
     """The log density of a batch of proposals: the model's own function one at a time, or the family's pointwise
     twin in batches plus the priors' terms (module docstring), with the terms kept for the chain."""
 
-    BLOCK = 32_000_000  # floats of the twin's (draws x rows) temporaries per batch
+    BLOCK = 8_000_000  # floats of the twin's (draws x rows) linear predictors per batch: 8 draws at N = 1,000,000
 
     def __init__(self, fns, shapes, pointwise, n_rows: int):
         self.fns, self.shapes, self.pointwise = fns, shapes, pointwise
@@ -261,10 +261,13 @@ class _Evaluator:
         diff = lp_twin - np.array([self.model_logp(x) for x in xs])
         return bool(np.all(np.isfinite(diff)) and np.ptp(diff) <= 1e-7 * max(1.0, np.max(np.abs(lp_twin))))
 
-    def twin(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def twin(self, xs: np.ndarray, keep: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(log density, terms)`` of the proposals ``xs``; without ``keep`` the twin sums the terms itself."""
         post = _variables(self.fns, xs, self.shapes)
-        terms = np.asarray(self.pointwise(post), float)
         prior = np.array([float(self.fns.prior(_unravel(x, self.shapes))) for x in xs])
+        if not keep:
+            return prior + np.asarray(self.pointwise(post, terms=False), float), None
+        terms = np.asarray(self.pointwise(post, terms=True), float)
         return prior + terms.sum(axis=1), terms
 
     def __call__(self, xs: np.ndarray, keep: bool, bar) -> tuple[np.ndarray, np.ndarray | None]:
@@ -277,12 +280,12 @@ class _Evaluator:
             return lp, None
         kept = None
         for a in range(0, len(xs), self.batch):
-            lp[a:a + self.batch], terms = self.twin(xs[a:a + self.batch])
+            lp[a:a + self.batch], terms = self.twin(xs[a:a + self.batch], keep)
             if keep:
                 if kept is None:
                     kept = np.empty((len(xs), terms.shape[1]))
                 kept[a:a + len(terms)] = terms
-            bar.advance(len(terms))
+            bar.advance(len(xs[a:a + self.batch]))
         return lp, kept
 
 

@@ -146,6 +146,16 @@ def test_event_terms_equal_the_numpy_twin(opts):
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("opts", [OPTIONS[0], OPTIONS[-1]], ids=("plain", "weights+entry+strata"))
+def test_event_sums_without_terms_are_the_terms_summed(opts):
+    data = _data(**opts)
+    rs = RiskSets.from_data(data, "efron")
+    eta = np.random.default_rng(7).normal(0, 1, (301, data.n))  # two threads
+    sums = fused.partial_loglik_events(eta, rs, terms=False)
+    assert sums.shape == (301,)
+    np.testing.assert_allclose(sums, partial_loglik_terms(eta, rs).sum(axis=1), rtol=1e-12, atol=0)
+
+
 def test_event_terms_split_over_threads_are_those_of_one_thread(monkeypatch):
     data = _data(**OPTIONS[-1])
     rs = RiskSets.from_data(data, "efron")
@@ -153,6 +163,19 @@ def test_event_terms_split_over_threads_are_those_of_one_thread(monkeypatch):
     threaded = fused.partial_loglik_events(eta, rs)
     monkeypatch.setattr(fused.os, "sched_getaffinity", lambda pid: {0})
     np.testing.assert_array_equal(fused.partial_loglik_events(eta, rs), threaded)
+
+
+def test_vectorised_log_is_libms_within_a_few_ulp_and_passes_the_rest_to_it():
+    rng = np.random.default_rng(8)
+    x = np.concatenate([np.exp(rng.uniform(-700, 700, 100_000)), rng.uniform(0.5, 2, 100_000),
+                        1 + rng.normal(0, 1e-9, 10_000), [1.0, 2.0, 0.5, np.sqrt(2), np.nextafter(np.sqrt(2), 2),
+                                                          np.finfo(float).max, np.finfo(float).tiny]])
+    odd = np.array([0.0, -1.0, np.inf, -np.inf, np.nan, 5e-324, 1e-310])
+    out = fused.log_positive(np.concatenate([x, odd]), np.empty(len(x) + len(odd)))
+    ref = np.log(x)
+    assert np.max(np.abs(out[:len(x)] - ref) / np.spacing(np.abs(ref).clip(1e-300))) <= 4
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(out[len(x):], np.log(odd))
 
 
 def test_a_non_finite_linear_predictor_gives_a_non_finite_value():

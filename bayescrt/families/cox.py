@@ -147,9 +147,10 @@ class CoxPH(Estimator):
         )
 
     @classmethod
-    def pointwise_loglik(cls, post, data, info, hierarchy=None):
-        """Per-event partial log-likelihood for a batch of draws: ``(draws, events)``."""
-        return _pointwise_loglik(post, data, info["risk_sets"], hierarchy)
+    def pointwise_loglik(cls, post, data, info, hierarchy=None, terms: bool = True):
+        """Per-event partial log-likelihood for a batch of draws: ``(draws, events)``; with ``terms=False`` only its
+        sum per draw, ``(draws,)``."""
+        return _pointwise_loglik(post, data, info["risk_sets"], hierarchy, terms)
 
     @classmethod
     def baseline_cumhaz(cls, fit, times, max_draws=None, chunk: int = 64):
@@ -240,18 +241,21 @@ def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) ->
     return out
 
 
-def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: dict | None = None) -> np.ndarray:
-    """Per-event partial log-likelihood of a batch of flattened draws (``post``: name -> (draws, ...))."""
+def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: dict | None = None,
+                      terms: bool = True) -> np.ndarray:
+    """Per-event partial log-likelihood of a batch of flattened draws (``post``: name -> (draws, ...)), or with
+    ``terms=False`` its sum per draw."""
     beta = post["log_hr"]
-    Xc = data.X - data.center
-    eta = beta @ Xc.T
+    # X beta - center beta: no centred copy of the design (N x p) for every batch of draws
+    eta = beta @ data.X.T
+    eta -= (beta @ data.center)[:, None]
     if hierarchy is not None:  # the exposure's coefficient is its study's
         j = hierarchy["exposure"]
         codes = np.zeros(data.n, np.int64) if data.study is None else data.study
-        eta = eta + Xc[:, j] * (post["study_log_hr"][:, codes] - beta[:, [j]])
+        eta += (data.X[:, j] - data.center[j]) * (post["study_log_hr"][:, codes] - beta[:, [j]])
     if data.cluster is not None:
-        eta = eta + post["frailty"][:, data.cluster]
-    return partial_loglik_events(eta, rs)  # the compiled twin of partial_loglik_terms(eta, rs)
+        eta += post["frailty"][:, data.cluster]
+    return partial_loglik_events(eta, rs, terms)  # the compiled twin of partial_loglik_terms(eta, rs)
 
 
 def _centre_own_study(hier: dict, se: float) -> bool:

@@ -234,3 +234,37 @@ def test_the_model_compiles_to_the_same_numbers_in_both_backends():
     assert abs(values["NUMBA"][0] - values["FAST_COMPILE"][0]) <= 1e-12 * abs(values["FAST_COMPILE"][0])
     np.testing.assert_allclose(values["NUMBA"][1], values["FAST_COMPILE"][1], rtol=0,
                                atol=1e-10 * np.max(np.abs(values["FAST_COMPILE"][1])))
+
+
+@pytest.mark.parametrize("ties", TIES)
+@pytest.mark.parametrize("opts", [o for o in OPTIONS if not o["entry"]],
+                         ids=lambda o: "+".join(k for k, v in o.items() if v) or "plain")
+def test_one_pass_newton_terms_equal_the_numpy_derivatives(opts, ties):
+    """The kernel behind the MLE against the numpy sums it replaced (every moment through ``risk_set_sums``), at a
+    random point; a fourth stratum with no events and a tie group at the end of a stratum are in the data."""
+    from bayescrt.families.partial_likelihood import risk_set_sums
+
+    data = _data(**opts)
+    if opts["strata"]:  # a stratum of censored rows only: its rows must not reach the others' sums
+        df = pd.DataFrame(data.X, columns=["a", "b", "c"]).assign(time=data.time, event=data.event,
+                                                                  s=data.strata, w=data.weights)
+        extra = df.iloc[:20].assign(s=9, event=0)
+        df = pd.concat([df, extra], ignore_index=True)
+        data = SurvivalData.from_frame(df, time="time", event="event", covariates=["a", "b", "c"], strata="s",
+                                       weights="w" if opts["weights"] else None)
+    rs = RiskSets.from_data(data, ties)
+    X = np.ascontiguousarray(data.X - data.center)
+    beta = np.random.default_rng(9).normal(0, 0.5, X.shape[1])
+    eta = X @ beta
+    r = (1.0 if rs.weights is None else rs.weights) * np.exp(eta - eta.max())
+    log_s0, grad, info = fused.newton_terms(X, r, eta, rs.event_rows, rs.group_start, rs.group_events_end,
+                                            rs.stratum_end, rs.tie_fraction, rs.event_weight, rs.log_weight)
+    s0 = risk_set_sums(r, rs)
+    mean = (risk_set_sums(r * X.T, rs) / s0).T
+    c = rs.log_weight
+    ref_grad = (rs.event_weight[:, None] * X[rs.event_rows]).sum(0) - (c[:, None] * mean).sum(0)
+    ref_info = np.array([[np.sum(c * (risk_set_sums(r * X[:, j] * X[:, k], rs) / s0 - mean[:, j] * mean[:, k]))
+                          for k in range(X.shape[1])] for j in range(X.shape[1])])
+    assert log_s0 == pytest.approx(np.sum(c * np.log(s0)), rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-10 * np.abs(ref_grad).max())
+    np.testing.assert_allclose(info, ref_info, rtol=1e-10)

@@ -10,6 +10,7 @@ modified: everything here works on copies of the columns.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import warnings
 from collections.abc import Hashable
@@ -797,15 +798,21 @@ class SurvivalData:
     def n_strata(self) -> int:
         return len(self.strata_labels)
 
-    @property
+    # computed once per instance (the data are immutable; dataclasses.replace makes a new one): at N = 1,000,000 each
+    # is a pass over the design, and the Laplace sampler's batches read the centre 500 times
+    @functools.cached_property
     def center(self) -> np.ndarray:
         """Mean of each covariate column, weighted by the case weights when there are any."""
-        return np.average(self.X, axis=0, weights=self.weights)
+        out = np.average(self.X, axis=0, weights=self.weights)
+        out.flags.writeable = False
+        return out
 
-    @property
+    @functools.cached_property
     def scale(self) -> np.ndarray:
         """Standard deviation of each covariate column, weighted like :attr:`center`."""
-        return np.sqrt(np.average((self.X - self.center) ** 2, axis=0, weights=self.weights))
+        out = np.sqrt(np.average((self.X - self.center) ** 2, axis=0, weights=self.weights))
+        out.flags.writeable = False
+        return out
 
     def standardised(self) -> np.ndarray:
         """Covariates centred and divided by their standard deviation."""

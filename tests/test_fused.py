@@ -156,10 +156,30 @@ def test_event_sums_without_terms_are_the_terms_summed(opts):
     np.testing.assert_allclose(sums, partial_loglik_terms(eta, rs).sum(axis=1), rtol=1e-12, atol=0)
 
 
-def test_event_terms_split_over_threads_are_those_of_one_thread(monkeypatch):
-    data = _data(**OPTIONS[-1])
+def test_buffers_kept_between_batches_change_no_number(monkeypatch):
+    """A batch after the first reuses the threads' buffers (scratch=); a smaller batch uses part of them. Two
+    threads (a thread per 500,000 row-draws) on any machine."""
+    monkeypatch.setattr(fused.os, "sched_getaffinity", lambda pid: {0, 1})
+    data = _data(n=2000, **OPTIONS[-1])
     rs = RiskSets.from_data(data, "efron")
-    eta = np.random.default_rng(6).normal(0, 1, (301, data.n))  # enough draws for two threads, unevenly split
+    scratch = {}
+    for draws, s in ((601, 10), (300, 11), (601, 12)):
+        eta = np.random.default_rng(s).normal(0, 1, (draws, data.n))
+        np.testing.assert_array_equal(fused.partial_loglik_events(eta, rs, terms=True, scratch=scratch),
+                                      fused.partial_loglik_events(eta, rs, terms=True))
+        assert scratch
+    assert {k[0] for k in scratch} == {0, 1}
+    by_rows = fused.partial_loglik_events((601, data.n, lambda a, b, out: np.copyto(out, eta[a:b]) or out), rs,
+                                          terms=False, scratch=scratch)
+    np.testing.assert_array_equal(by_rows, fused.partial_loglik_events(eta, rs, terms=False))
+
+
+def test_event_terms_split_over_threads_are_those_of_one_thread(monkeypatch):
+    monkeypatch.setattr(fused.os, "sched_getaffinity", lambda pid: {0, 1})
+    data = _data(n=2000, **OPTIONS[-1])
+    rs = RiskSets.from_data(data, "efron")
+    # 1,202,000 row-draws: two threads (one per 500,000 at least), unevenly split
+    eta = np.random.default_rng(6).normal(0, 1, (601, data.n))
     threaded = fused.partial_loglik_events(eta, rs)
     monkeypatch.setattr(fused.os, "sched_getaffinity", lambda pid: {0})
     np.testing.assert_array_equal(fused.partial_loglik_events(eta, rs), threaded)

@@ -57,8 +57,8 @@ class Estimator:
     step_baseline = False
     subdistribution = False  # H0 is one cause's subdistribution hazard (module docstring)
     masks_covariates = False  # takes fit(active=...): a subset's log-HRs in the full design's model
-    # pointwise_loglik is a compiled kernel on threads that takes terms=False (the sum per draw): the Laplace sampler
-    # batches it
+    # pointwise_loglik is a compiled kernel on threads that takes terms=False (the sum per draw) and scratch= (buffers
+    # kept between batches): the Laplace sampler batches it
     compiled_pointwise = False
     laplace_refusal: str | None = None  # why sampler="laplace" cannot serve this family, refused when it is built
     fixed_priors: dict | None = {}
@@ -261,7 +261,9 @@ class Estimator:
         # (it beats the model's log density one proposal at a time), and keeps their terms as the stored
         # log-likelihood; a numpy twin over every row of thousands of proposals costs more than it saves
         batched = self.sampler == "laplace" and self.compiled_pointwise
-        twin = (lambda post, terms: self.pointwise_loglik(post, data, info, hierarchy, terms=terms)) if batched else None
+        scratch: dict = {}  # the twin's buffers, kept from batch to batch of this fit
+        twin = ((lambda post, terms: self.pointwise_loglik(post, data, info, hierarchy, terms=terms, scratch=scratch))
+                if batched else None)
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
                                       compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,

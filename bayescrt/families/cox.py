@@ -147,10 +147,10 @@ class CoxPH(Estimator):
         )
 
     @classmethod
-    def pointwise_loglik(cls, post, data, info, hierarchy=None, terms: bool = True):
+    def pointwise_loglik(cls, post, data, info, hierarchy=None, terms: bool = True, scratch: dict | None = None):
         """Per-event partial log-likelihood for a batch of draws: ``(draws, events)``; with ``terms=False`` only its
-        sum per draw, ``(draws,)``."""
-        return _pointwise_loglik(post, data, info["risk_sets"], hierarchy, terms)
+        sum per draw, ``(draws,)``; ``scratch`` keeps buffers from one batch to the next."""
+        return _pointwise_loglik(post, data, info["risk_sets"], hierarchy, terms, scratch)
 
     @classmethod
     def baseline_cumhaz(cls, fit, times, max_draws=None, chunk: int = 64):
@@ -242,20 +242,26 @@ def _hierarchy(data: SurvivalData, exposure, pooling, aggregate, study_prior) ->
 
 
 def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: dict | None = None,
-                      terms: bool = True) -> np.ndarray:
+                      terms: bool = True, scratch: dict | None = None) -> np.ndarray:
     """Per-event partial log-likelihood of a batch of flattened draws (``post``: name -> (draws, ...)), or with
-    ``terms=False`` its sum per draw."""
+    ``terms=False`` its sum per draw; ``scratch``: buffers kept between batches (:func:`.fused.partial_loglik_events`)."""
     beta = post["log_hr"]
-    # X beta - center beta: no centred copy of the design (N x p) for every batch of draws
-    eta = beta @ data.X.T
-    eta -= (beta @ data.center)[:, None]
-    if hierarchy is not None:  # the exposure's coefficient is its study's
-        j = hierarchy["exposure"]
-        codes = np.zeros(data.n, np.int64) if data.study is None else data.study
-        eta += (data.X[:, j] - data.center[j]) * (post["study_log_hr"][:, codes] - beta[:, [j]])
-    if data.cluster is not None:
-        eta += post["frailty"][:, data.cluster]
-    return partial_loglik_events(eta, rs, terms)  # the compiled twin of partial_loglik_terms(eta, rs)
+    codes = None if hierarchy is None or data.study is None else data.study
+
+    def eta_of(a, b, eta):  # the linear predictors of draws a to b into eta: X beta - center beta, no centred X
+        bt = beta[a:b]
+        np.matmul(bt, data.X.T, out=eta)
+        eta -= (bt @ data.center)[:, None]
+        if hierarchy is not None:  # the exposure's coefficient is its study's
+            j = hierarchy["exposure"]
+            own = post["study_log_hr"][a:b][:, np.zeros(data.n, np.int64) if codes is None else codes]
+            eta += (data.X[:, j] - data.center[j]) * (own - bt[:, [j]])
+        if data.cluster is not None:
+            eta += post["frailty"][a:b][:, data.cluster]
+        return eta
+
+    # the compiled twin of partial_loglik_terms(eta, rs), each thread forming its draws' linear predictors
+    return partial_loglik_events((len(beta), data.n, eta_of), rs, terms, scratch)
 
 
 def _centre_own_study(hier: dict, se: float) -> bool:

@@ -344,16 +344,18 @@ def value_and_grad(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, wei
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def event_terms(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, weighted, delayed, out, totals):
+def event_terms(eta, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order, weighted, delayed, out, totals, shift, r, R,
+                F, Fe, Re, risk, backward, log_risk):
     """Each event's partial log-likelihood term for a batch of linear predictors ``eta`` (draws x rows) into ``out``
-    (draws x events; with no columns, the terms are not kept), and their sum per draw into ``totals``."""
+    (draws x events; with no columns, the terms are not kept), and their sum per draw into ``totals``.
+
+    ``shift .. backward`` are the buffers of :func:`_workspace`, ``log_risk`` one more of the events' length: given
+    by the caller, so that a batch after the first reuses pages already mapped."""
     n_ev = ev.shape[0]
     keep = out.shape[1] == n_ev
-    work = _workspace(eta.shape[1], n_ev, delayed)
-    shift, risk = work[0], work[6]
-    log_risk = np.empty(n_ev)
     for d in range(eta.shape[0]):
-        _risk_sums_into(eta[d], g, gd, end, ss, es, frac, w, entry_order, weighted, delayed, *work)
+        _risk_sums_into(eta[d], g, gd, end, ss, es, frac, w, entry_order, weighted, delayed, shift, r, R, F, Fe, Re,
+                        risk, backward)
         log_positive(risk, log_risk)
         s = 0.0
         for k in range(n_ev):
@@ -460,32 +462,60 @@ def fields(rs, empty=None) -> tuple:
              rs.weights if weighted else e_f, rs.entry_order if delayed else e_i), weighted, delayed)
 
 
-def partial_loglik_events(eta: np.ndarray, rs, terms: bool = True) -> np.ndarray:
+def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = None) -> np.ndarray:
     """``partial_loglik_terms(eta, rs)`` (numpy, draws x rows) by the compiled kernel: each event's term per draw,
     or with ``terms=False`` only their sum per draw (draws,), which writes no draws x events array.
+
+    ``eta`` is the linear predictors, or ``(draws, rows, fn)`` with ``fn(a, b, out)`` writing those of draws ``a``
+    to ``b`` into ``out``: then each worker thread forms its own draws', with numpy's BLAS held to one thread (on a
+    2-core machine BLAS threads left spinning after a product stole half of the kernel's time at N = 1,000,000).
+    ``scratch``: a dict that keeps each thread's buffers from one call to the next (a caller evaluating batch after
+    batch: fresh N-length buffers are fresh pages, whose faults serialise the threads); the caller drops it.
 
     The draws are split between threads (the kernel holds no GIL), each with its own buffers, writing into its own
     rows of the result; each draw's terms are computed alone, so the numbers do not depend on the split."""
     f, weighted, delayed = fields(rs)
-    eta = np.ascontiguousarray(np.atleast_2d(eta), dtype=float)
     f = [np.ascontiguousarray(x) for x in f]
-    n_draws = eta.shape[0]
-    out = np.empty((n_draws, len(rs.event_rows) if terms else 0))
+    if isinstance(eta, tuple):
+        n_draws, n_rows, eta_of = eta
+    else:
+        arr = np.ascontiguousarray(np.atleast_2d(eta), dtype=float)
+        (n_draws, n_rows) = arr.shape
+
+        def eta_of(a, b, out):
+            return arr[a:b]
+    n_ev = len(rs.event_rows)
+    out = np.empty((n_draws, n_ev if terms else 0))
     totals = np.empty(n_draws)
     # a thread per half-million row-draws at least (fewer would spend more on starting threads than they save):
     # 64 draws at N = 8,880, one draw at N = 1,000,000
     threads = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                  n_draws, n_draws * eta.shape[1] // 500_000)
+                  n_draws, n_draws * n_rows // 500_000)
     bounds = np.linspace(0, n_draws, max(1, threads) + 1).astype(int)
+    store = {} if scratch is None else scratch
+
+    def buffers(k, draws):
+        key = (k, n_rows, n_ev, delayed)
+        have = store.get(key)
+        if have is None or have[0].shape[0] < draws:
+            m = n_rows + 1 if delayed else 0
+            have = store[key] = (np.empty((draws, n_rows)), np.empty(n_ev), np.empty(n_rows), np.empty(n_rows + 1),
+                                 np.empty(m), np.empty(m), np.empty(m), np.empty(n_ev), np.empty(n_ev, np.bool_),
+                                 np.empty(n_ev))
+        return have
 
     def part(k):
         a, b = bounds[k], bounds[k + 1]
-        event_terms(eta[a:b], *f, weighted, delayed, out[a:b], totals[a:b])
+        eta_buf, *work = buffers(k, b - a)
+        e = eta_of(a, b, eta_buf[:b - a])
+        event_terms(e, *f, weighted, delayed, out[a:b], totals[a:b], *work)
 
     if threads <= 1:
         part(0)
     else:
-        with ThreadPoolExecutor(threads) as ex:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as ex:
             list(ex.map(part, range(threads)))
     return out if terms else totals
 

@@ -17,13 +17,20 @@ to describe what is nearly a multivariate normal. This sampler instead:
    per draw, then shuffled), so that the posterior comes back as equally weighted draws in chains, as
    every other sampler's does.
 
+A model with one hierarchy scale (a shared frailty's SD, the piecewise baseline's random-walk SD:
+``INTEGRATED_SCALES``) has no joint mode to expand about: the density rises without bound as the SD and the
+effects it governs shrink together. There step 2 draws the scale's log from its Laplace marginal on a grid and
+the rest from the t at their mode given it (:class:`_IntegratedProposal`, after the integrated nested Laplace
+approximation of Rue, Martino and Chopin 2009); steps 3 and 4 are the same, the weights exact, so PSIS's ``k``
+still says whether the proposal can be trusted. A model with two such scales is refused.
+
 This is what rstanarm offers as ``algorithm = "optimizing"`` with importance resampling. The chains are
 independent runs (their own proposals and seeds), so R-hat across them still checks that they agree;
 the effective sample size is the importance sampler's, ``1 / sum(w^2)`` per chain, not the
 autocorrelation ESS of the resampled draws (whose repeats it would not see). The diagnostics hold a
 fit to R-hat, to ``k`` in every chain and to that ESS (:func:`bayescrt.diagnostics.diagnose`): where the
-posterior is far from normal (a frailty's variance, a separated covariate, few events) ``k`` is large
-and the fit fails them loudly; sample it with NUTS then.
+posterior is far from normal (a separated covariate, few events, a between-study SD over a handful of
+studies) ``k`` is large and the fit fails them loudly; sample it with NUTS then.
 
 Cost: a few dozen gradients for the mode and Hessian, and ``chains x draws x OVERSAMPLE`` evaluations
 of the log density without its gradient, against NUTS's ~36,000 gradients; no nutpie compilation. Given
@@ -63,16 +70,60 @@ def _flat(point: dict, value_vars) -> np.ndarray:
     return np.concatenate([np.ravel(point[v.name]) for v in value_vars]).astype(float)
 
 
-def _hessian(grad, x: np.ndarray) -> np.ndarray:
-    """The Hessian of the log density at ``x`` by central differences of the exact gradient, symmetrised."""
+def _hessian(grad, x: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+    """The Hessian of the log density at ``x`` by central differences of the exact gradient, symmetrised; given
+    ``at``, the gradient at ``x``, by forward differences (half the gradients; error of order 1e-5 of the third
+    derivative, which only the proposal sees: the weights are exact)."""
     d = len(x)
     H = np.empty((d, d))
     for i in range(d):
         h = 1e-5 * max(1.0, abs(x[i]))
         e = np.zeros(d)
         e[i] = h
-        H[:, i] = (grad(x + e) - grad(x - e)) / (2 * h)
+        H[:, i] = (grad(x + e) - grad(x - e)) / (2 * h) if at is None else (grad(x + e) - at) / h
     return (H + H.T) / 2
+
+
+def _newton_from(logp_grad, y0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``find_mode`` started from a neighbour's mode ``y0`` and Hessian ``H0``: Newton steps with ``H0`` until they
+    stall, then the Hessian at the point (forward differences) and steps with it until converged. A neighbour's
+    Hessian is close, so most steps cost one gradient instead of a Hessian's ``d + 1``."""
+    y = np.asarray(y0, float).copy()
+    lp, g = logp_grad(y)
+    H = H0
+    fresh = False
+    for _ in range(NEWTON_MAX):
+        try:
+            step = np.linalg.solve(-H, g)
+        except np.linalg.LinAlgError:
+            step = None
+        if step is None or not np.all(np.isfinite(step)) or g @ step < 0 or g @ step / 2 < 1e-10:
+            if fresh:
+                break
+            H, fresh = _hessian(lambda v: logp_grad(v)[1], y, g), True
+            continue
+        t = 1.0
+        while t > 1e-8:
+            new_lp, new_g = logp_grad(y + t * step)
+            if np.isfinite(new_lp) and new_lp >= lp - 1e-12:
+                break
+            t /= 2
+        else:
+            if fresh:
+                break
+            H, fresh = _hessian(lambda v: logp_grad(v)[1], y, g), True
+            continue
+        y, lp, g = y + t * step, new_lp, new_g
+        fresh = False
+    if not fresh:
+        H = _hessian(lambda v: logp_grad(v)[1], y, g)
+    try:
+        np.linalg.cholesky(-H)
+    except np.linalg.LinAlgError:
+        raise SpecError("sampler='laplace': the log density has no proper mode given the hierarchy's scale (its "
+                        "Hessian is not negative definite there), so it has no Laplace approximation; use "
+                        "sampler='nutpie'") from None
+    return y, H, float(lp)
 
 
 def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -117,6 +168,152 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
                         "there: a flat or separated direction), so it has no Laplace approximation; use "
                         "sampler='nutpie'") from None
     return x, H, float(lp)
+
+
+INTEGRATED_SCALES = ("frailty_sd", "rw_sd")  # one scale of a hierarchy, integrated over on a grid (below)
+GRID_DROP = 10.0  # the grid of the scale reaches where its Laplace marginal is exp(-GRID_DROP) of its peak
+
+
+class _TProposal:
+    """The multivariate t at the mode, ``scale = inv(-H)``."""
+
+    def __init__(self, mode: np.ndarray, H: np.ndarray):
+        scale = np.linalg.inv(-H)
+        self.mode, self.L = mode, np.linalg.cholesky((scale + scale.T) / 2)
+        self.description = f"multivariate t, df {DF}"
+        self.grid = None
+
+    def draw(self, rng, S: int) -> tuple[np.ndarray, np.ndarray]:
+        """``S`` proposals and their log density up to a constant."""
+        d = len(self.mode)
+        z = rng.standard_normal((S, d))
+        g = rng.chisquare(DF, S) / DF
+        x = self.mode + (z / np.sqrt(g)[:, None]) @ self.L.T
+        maha = np.sum(z * z, axis=1) / g
+        return x, -0.5 * (DF + d) * np.log1p(maha / DF)
+
+
+class _IntegratedProposal:
+    """A hierarchy's scale (coordinate ``h``, a log SD) from its Laplace marginal on a grid, the rest from the t at
+    their mode given it (the integrated nested Laplace approximation of Rue, Martino and Chopin 2009, used here as
+    an importance proposal, so that the weights correct what it gets wrong).
+
+    A frailty's or a random walk's SD has no joint mode to expand about (the density rises without bound as the SD
+    and the effects shrink together), but given the SD the rest is close to normal. For each grid value ``s`` of the
+    log SD: the conditional mode ``y(s)`` and Hessian ``H(s)`` of the other coordinates (damped Newton, warm-started
+    from the neighbour), and the marginal ``log p(s) ~ log p(y(s), s) - log det(-H(s)) / 2``. The grid is spaced by
+    the marginal's SD at its peak (from a parabola through three points) and runs out on both sides until the
+    marginal has fallen by ``GRID_DROP``. The proposal: ``s`` from the density that is log-linear between grid
+    points through those marginals (exact to draw from and to evaluate); given ``s`` between grid points, the rest
+    from the t centred on the straight line between their two modes, with the nearer grid point's scale."""
+
+    def __init__(self, logp_grad, x0: np.ndarray, h: int, name: str):
+        self.h, self.name = h, name
+        d = len(x0)
+        self.rest = np.flatnonzero(np.arange(d) != h)
+
+        def at(s, start):
+            def cond(y):
+                lp, g = logp_grad(self._join(y, np.array([s]))[0])
+                return lp, g[self.rest]
+
+            y, H, lp = find_mode(cond, start) if isinstance(start, np.ndarray) else _newton_from(cond, *start[:2])
+            sign, logdet = np.linalg.slogdet(-H)
+            return y, H, lp - 0.5 * logdet
+
+        points = {}
+
+        def marginal(s, start):
+            """``(mode, Hessian, log marginal)`` at ``s``, from ``start``: a point, or a neighbour's result."""
+            if s not in points:
+                points[s] = at(s, start)
+            return points[s]
+
+        s0 = float(x0[h])
+        # climb in steps of 0.5 (log SD) to a peak of the marginal, then a parabola through it and its neighbours
+        step, s = 0.5, s0
+        here = marginal(s, x0[self.rest])
+        for _ in range(40):
+            up, down = marginal(s + step, here), marginal(s - step, here)
+            if up[2] > here[2] and up[2] >= down[2]:
+                s, here = s + step, up
+            elif down[2] > here[2]:
+                s, here = s - step, down
+            else:
+                break
+        else:
+            raise SpecError(f"sampler='laplace': the Laplace marginal of {name} has no peak within 20 units of its log "
+                            "from the initial point; use sampler='nutpie'")
+        a, b, c = marginal(s - step, here)[2], here[2], marginal(s + step, here)[2]
+        curv = (a - 2 * b + c) / step ** 2
+        sd = min(step, 1.0 / np.sqrt(-curv)) if curv < 0 else step
+        peak = s + (0.5 * step * (a - c) / (a - 2 * b + c) if curv < 0 else 0.0)
+        grid = [peak]
+        found = {peak: marginal(peak, here)}
+        for direction in (1, -1):
+            g_s, prev = peak, found[peak]
+            for _ in range(60):
+                g_s = g_s + direction * sd
+                prev = found[g_s] = marginal(g_s, prev)
+                grid.append(g_s)
+                if prev[2] < found[peak][2] - GRID_DROP:
+                    break
+            else:
+                raise SpecError(f"sampler='laplace': the Laplace marginal of {name} does not fall off within 60 of "
+                                "its SDs from its peak; use sampler='nutpie'")
+        grid = np.sort(np.array(grid))
+        self.grid = grid
+        self.modes = np.array([found[v][0] for v in grid])
+        self.log_marginal = np.array([found[v][2] for v in grid])
+        self.chol, self.half_logdet = [], []
+        for v in grid:
+            scale = np.linalg.inv(-found[v][1])
+            L = np.linalg.cholesky((scale + scale.T) / 2)
+            self.chol.append(L)
+            self.half_logdet.append(float(np.sum(np.log(np.diag(L)))))
+        self.half_logdet = np.array(self.half_logdet)
+        # the log-linear density of s between grid points: the mass of each interval
+        a, b = self.log_marginal[:-1] - self.log_marginal.max(), self.log_marginal[1:] - self.log_marginal.max()
+        width = np.diff(grid)
+        slope = (b - a) / width
+        flat = np.abs(b - a) < 1e-12
+        mass = np.where(flat, width * np.exp(a), (np.exp(b) - np.exp(a)) / np.where(flat, 1.0, slope))
+        self._a, self._slope, self._flat, self._mass = a, slope, flat, mass / mass.sum()
+        self._log_norm = float(np.log(mass.sum()))
+        self.mode = self._join(self.modes[np.argmax(self.log_marginal)], grid[[np.argmax(self.log_marginal)]])[0]
+        self.description = (f"{name} (log) from its Laplace marginal on a grid of {len(grid)} points, the rest from a "
+                            f"multivariate t, df {DF}, at their mode given it")
+
+    def _join(self, y: np.ndarray, s: np.ndarray) -> np.ndarray:
+        y = np.atleast_2d(y)
+        x = np.empty((len(y), len(self.rest) + 1))
+        x[:, self.rest] = y
+        x[:, self.h] = s
+        return x
+
+    def draw(self, rng, S: int) -> tuple[np.ndarray, np.ndarray]:
+        grid, d = self.grid, len(self.rest)
+        cell = rng.choice(len(self._mass), size=S, p=self._mass)
+        u = rng.random(S)
+        a, slope, w = self._a[cell], self._slope[cell], np.diff(grid)[cell]
+        # inverse of the cell's CDF: exp(a + slope t) on 0 <= t <= w
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            t = np.where(self._flat[cell], u * w, np.log1p(u * np.expm1(slope * w)) / slope)
+        t = np.clip(t, 0.0, w)
+        s = grid[cell] + t
+        log_q_s = a + slope * t - self._log_norm  # up to the constant the masses were scaled by
+        frac = t / w
+        centre = self.modes[cell] + frac[:, None] * (self.modes[cell + 1] - self.modes[cell])
+        near = np.where(frac < 0.5, cell, cell + 1)
+        z = rng.standard_normal((S, d))
+        g = rng.chisquare(DF, S) / DF
+        y = np.empty((S, d))
+        for j in np.unique(near):
+            rows = near == j
+            y[rows] = centre[rows] + (z[rows] / np.sqrt(g[rows])[:, None]) @ self.chol[j].T
+        maha = np.sum(z * z, axis=1) / g
+        log_q = log_q_s - self.half_logdet[near] - 0.5 * (DF + d) * np.log1p(maha / DF)
+        return self._join(y, s), log_q
 
 
 def systematic_resample(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -214,16 +411,34 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
     value_vars = model.value_vars
     ip = model.initial_point()
     x0 = _flat(ip, value_vars)
-    fns, new = _functions(model)
     shapes = [(v.name, np.shape(ip[v.name])) for v in value_vars]
+    integrate = _integrated_scale(model, shapes)
+    fns, new = _functions(model)
     t1 = _time.perf_counter()
     with fns.lock:
         fns.load(model)
         tree, info = _sample(model, fns, x0, shapes, draws=draws, chains=chains, seed=seed, progress=progress,
-                             pointwise=pointwise, keep_pointwise=keep_pointwise)
+                             pointwise=pointwise, keep_pointwise=keep_pointwise, integrate=integrate)
     info.update(compile_seconds=round(t1 - t0, 3), sampling_seconds=round(_time.perf_counter() - t1, 3),
                 compiled="new" if new else "reused")
     return tree, info
+
+
+def _integrated_scale(model, shapes) -> tuple[int, str] | None:
+    """``(position in the flat vector, name)`` of the one hierarchy scale the proposal integrates over, or None."""
+    scales = [rv for rv in model.free_RVs if rv.name in INTEGRATED_SCALES]
+    if len(scales) > 1:
+        raise SpecError(f"sampler='laplace' integrates over one hierarchy scale on a grid; this model has "
+                        f"{len(scales)} ({', '.join(rv.name for rv in scales)}); use sampler='nutpie'")
+    if not scales:
+        return None
+    value = model.rvs_to_values[scales[0]].name
+    at = 0
+    for name, shape in shapes:
+        if name == value:
+            return at, scales[0].name
+        at += int(np.prod(shape))
+    return None
 
 
 def _unravel(x: np.ndarray, shapes) -> dict:
@@ -290,7 +505,7 @@ class _Evaluator:
 
 
 def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress, pointwise=None,
-            keep_pointwise=False) -> tuple:
+            keep_pointwise=False, integrate=None) -> tuple:
     import pytensor
     import xarray as xr
 
@@ -304,9 +519,13 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
         lp, g = vgf(x)
         return float(lp), np.asarray(g, float)
 
-    mode, H, lp_mode = find_mode(logp_grad, x0)
-    scale = np.linalg.inv(-H)
-    L = np.linalg.cholesky((scale + scale.T) / 2)
+    if integrate is None:
+        mode, H, lp_mode = find_mode(logp_grad, x0)
+        proposal = _TProposal(mode, H)
+    else:
+        proposal = _IntegratedProposal(logp_grad, x0, integrate[0], integrate[1])
+        mode = proposal.mode
+        lp_mode = logp_grad(mode)[0]
     d = len(mode)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
     S = OVERSAMPLE * draws
@@ -321,11 +540,7 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     with Bar("Laplace importance sampling", "proposals", chains * S, enabled=progress) as bar:
         for c, sd in enumerate(seeds):
             rng = np.random.default_rng(sd)
-            z = rng.standard_normal((S, d))
-            g = rng.chisquare(DF, S) / DF
-            x = mode + (z / np.sqrt(g)[:, None]) @ L.T
-            maha = np.sum(z * z, axis=1) / g
-            log_q = -0.5 * (DF + d) * np.log1p(maha / DF)  # up to a constant, which the weights' scale absorbs
+            x, log_q = proposal.draw(rng, S)  # log_q up to a constant, which the weights' scale absorbs
             if c == 0 and evaluate.pointwise is not None and not evaluate.agrees(np.vstack([mode, x[:3]])):
                 evaluate.pointwise, keep = None, False  # the twin is not this model's: the model's own logp
             lp, terms = evaluate(x, keep, bar)
@@ -363,9 +578,10 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
         groups["pointwise"] = xr.Dataset({"terms": (("chain", "draw", "term"), kept_terms)},
                                          coords={"chain": coords["chain"], "draw": coords["draw"]})
     tree = xr.DataTree.from_dict(groups)
-    info = {"chain_seeds": seeds, "proposals_per_chain": S, "proposal": f"multivariate t, df {DF}",
+    info = {"chain_seeds": seeds, "proposals_per_chain": S, "proposal": proposal.description,
             "pareto_k": [round(float(v), 4) for v in k_hat], "importance_ess": [round(float(v), 1) for v in ess],
             "mode_log_density": lp_mode, "evaluation_seconds": round(t2 - t1, 3),
+            **({} if proposal.grid is None else {"grid": [round(float(v), 4) for v in proposal.grid]}),
             "evaluated_by": "the model's log density" if evaluate.pointwise is None else "the family's pointwise twin",
             "pytensor_mode": str(pytensor.config.mode)}
     return tree, info

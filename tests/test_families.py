@@ -28,6 +28,19 @@ def lung_fits(lung):
             "pwe": bc.PiecewiseExponentialPH().fit(lung, **kw)}
 
 
+@pytest.mark.mcmc
+def test_a_piecewise_fit_by_laplace_integrates_over_the_walk_sd_and_agrees_with_nuts(lung, lung_fits):
+    """The random walk's SD has no joint mode with the levels; the Laplace proposal integrates over it on a grid
+    (bayescrt.laplace), and the draws agree with the NUTS fit of the same model within Monte Carlo error."""
+    from test_laplace import assert_agree
+
+    kw = dict(time="time", event="status", covariates=COVS, random_seed=seed(2), progress=False)
+    lap = bc.PiecewiseExponentialPH(sampler="laplace").fit(lung, **kw)
+    assert lap.sampling["proposal"].startswith("rw_sd (log) from its Laplace marginal on a grid")
+    assert max(lap.sampling["pareto_k"]) < 0.5
+    assert_agree(lap, lung_fits["pwe"], ("log_hr", "rw_sd", "log_hazard"))
+
+
 # ------------------------------------------------------------------ likelihoods, no sampling
 def test_weibull_loglik_equals_lifelines_at_its_mle(lung):
     """lifelines' Weibull AFT log-likelihood at its MLE, mapped to the PH parameterisation, equals ours."""

@@ -51,8 +51,6 @@ class PiecewiseExponentialPH(ParametricPH):
 
     family = "PiecewiseExponentialPH"
     hierarchical = True
-    laplace_refusal = ("the random walk's SD has no posterior mode (the density rises without bound as the SD and the "
-                       "steps of the walk shrink to 0), so the model has no Laplace approximation")
     fixed_priors = None  # the random walk's levels have a prior with its own SD: no closed form per draw
     other_vars = ("rw_sd", "tv_log_hr")
     baseline_vars = ("log_hazard",)

@@ -91,7 +91,7 @@ def _plain(v):
 
 def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", thresholds: dict | None = None) -> DiagnosticReport:
     """Run every gate on ``idata.posterior[var_name]`` (or several variables) and the sampler statistics."""
-    import arviz as az
+    import arviz_stats as az  # ArviZ's statistics alone: importing arviz also loads its plots (~1 s)
 
     th = {**THRESHOLDS, **(thresholds or {})}
     arrs, names = [], []

@@ -20,7 +20,7 @@ def interval(draws: np.ndarray, prob: float = 0.95, hdi: bool = False) -> tuple[
         raise ValueError(f"prob={prob!r} must be strictly between 0 and 1, e.g. 0.95")
     draws = np.asarray(draws, dtype=float).reshape(len(draws), -1)
     if hdi:
-        import arviz as az
+        import arviz_stats as az  # ArviZ's statistics alone: importing arviz also loads its plots (~1 s)
 
         b = np.array([np.asarray(az.hdi(draws[:, j], prob=prob)) for j in range(draws.shape[1])])
         return b[:, 0], b[:, 1]

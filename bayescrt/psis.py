@@ -143,7 +143,7 @@ def loglik_matrix(idata, var: str) -> np.ndarray:
 def relative_efficiency(idata, n_draws: int) -> float:
     """The relative efficiency as ArviZ's ``loo`` takes it: the posterior's mean ESS over its draws (1 with one
     chain, where the ESS of a single chain is not estimated)."""
-    import arviz as az
+    import arviz_stats as az  # ArviZ's statistics alone: importing arviz also loads its plots (~1 s)
 
     post = idata["posterior"]
     if post.sizes["chain"] == 1:

@@ -105,11 +105,18 @@ def one(n: int, cox_only: bool, one_fit: bool = False, sampler: str = "nutpie") 
         cdf = clustered(n, 50, 0.3, 3)
         plain, s_plain = _timed(lambda: bc.CoxPH(sampler=sampler).fit(cdf, random_seed=4, **kw))
         rows.append(_fit_row(f"Cox on the clustered data{tag}", plain, s_plain, lifelines_s))
+        # like with like: the frailty model's first fit against the plain model's first fit (rows[0], both compile
+        # their structure), its second fit against the plain fit above (both reuse it)
         frail, s = _timed(lambda: bc.CoxPH(sampler=sampler).fit(cdf, cluster="centre", random_seed=4, **kw))
         rows.append(_fit_row(f"Cox + frailty, 50 clusters (first fit){tag}", frail, s, lifelines_s))
+        rows[-1]["over_plain_cox"] = round(s / rows[0]["total_s"], 2)
+        rows[-1]["sampling_over_plain"] = round(frail.sampling["sampling_seconds"] / first.sampling["sampling_seconds"], 2)
+        again, s = _timed(lambda: bc.CoxPH(sampler=sampler).fit(clustered(n, 50, 0.3, 5), cluster="centre",
+                                                                random_seed=6, **kw))
+        rows.append(_fit_row(f"Cox + frailty, 50 clusters (second fit){tag}", again, s, lifelines_s))
         rows[-1]["over_plain_cox"] = round(s / s_plain, 2)
-        rows[-1]["sampling_over_plain"] = round(frail.sampling["sampling_seconds"]
-                                                / plain.sampling["sampling_seconds"], 2)
+        rows[-1]["sampling_over_plain"] = round(again.sampling["sampling_seconds"] / plain.sampling["sampling_seconds"],
+                                                2)
         rows.extend(_grid_cells(df, lifelines_s, sampler))
     out = {"n": n, "events": int(df["died"].sum()), "lifelines_s": round(lifelines_s, 2), "rows": rows,
            **_gradient(df, int(df["died"].sum()))}

@@ -84,45 +84,51 @@ def _hessian(grad, x: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
     return (H + H.T) / 2
 
 
+def _line_search(logp_grad, x: np.ndarray, lp: float, step: np.ndarray):
+    """``(t, log density, gradient)`` at the first of ``x + t step``, t = 1, 1/2, ..., that does not lower the log
+    density; None when none down to 1e-8 does."""
+    t = 1.0
+    while t > 1e-8:
+        new_lp, new_g = logp_grad(x + t * step)
+        if np.isfinite(new_lp) and new_lp >= lp - 1e-12:
+            return t, new_lp, new_g
+        t /= 2
+    return None
+
+
+def _proper(H: np.ndarray, where: str = "") -> None:
+    try:
+        np.linalg.cholesky(-H)
+    except np.linalg.LinAlgError:
+        raise SpecError(f"sampler='laplace': the log density has no proper mode{where} (its Hessian is not negative "
+                        "definite there: a flat or separated direction), so it has no Laplace approximation; use "
+                        "sampler='nutpie'") from None
+
+
 def _newton_from(logp_grad, y0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """``find_mode`` started from a neighbour's mode ``y0`` and Hessian ``H0``: Newton steps with ``H0`` until they
-    stall, then the Hessian at the point (forward differences) and steps with it until converged. A neighbour's
-    Hessian is close, so most steps cost one gradient instead of a Hessian's ``d + 1``."""
+    """:func:`find_mode` started from a neighbour's mode ``y0`` and Hessian ``H0``: Newton steps with ``H0`` until
+    they stall, then the Hessian at the point (forward differences) and steps with it until converged. A
+    neighbour's Hessian is close, so most steps cost one gradient instead of a Hessian's ``d + 1``."""
     y = np.asarray(y0, float).copy()
     lp, g = logp_grad(y)
-    H = H0
-    fresh = False
+    H, fresh = H0, False
     for _ in range(NEWTON_MAX):
         try:
             step = np.linalg.solve(-H, g)
         except np.linalg.LinAlgError:
             step = None
-        if step is None or not np.all(np.isfinite(step)) or g @ step < 0 or g @ step / 2 < 1e-10:
+        ok = step is not None and np.all(np.isfinite(step)) and g @ step >= 0 and g @ step / 2 >= 1e-10
+        found = _line_search(logp_grad, y, lp, step) if ok else None
+        if found is None:  # converged with this Hessian, or it no longer leads uphill: a fresh one, once
             if fresh:
                 break
             H, fresh = _hessian(lambda v: logp_grad(v)[1], y, g), True
             continue
-        t = 1.0
-        while t > 1e-8:
-            new_lp, new_g = logp_grad(y + t * step)
-            if np.isfinite(new_lp) and new_lp >= lp - 1e-12:
-                break
-            t /= 2
-        else:
-            if fresh:
-                break
-            H, fresh = _hessian(lambda v: logp_grad(v)[1], y, g), True
-            continue
-        y, lp, g = y + t * step, new_lp, new_g
-        fresh = False
+        t, lp, g = found
+        y, fresh = y + t * step, False
     if not fresh:
         H = _hessian(lambda v: logp_grad(v)[1], y, g)
-    try:
-        np.linalg.cholesky(-H)
-    except np.linalg.LinAlgError:
-        raise SpecError("sampler='laplace': the log density has no proper mode given the hierarchy's scale (its "
-                        "Hessian is not negative definite there), so it has no Laplace approximation; use "
-                        "sampler='nutpie'") from None
+    _proper(H, " given the hierarchy's scale")
     return y, H, float(lp)
 
 
@@ -151,22 +157,13 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
             step = g / max(1.0, np.linalg.norm(g))
         if g @ step / 2 < 1e-10:
             break
-        t = 1.0
-        while t > 1e-8:
-            new_lp, new_g = logp_grad(x + t * step)
-            if np.isfinite(new_lp) and new_lp >= lp - 1e-12:
-                break
-            t /= 2
-        else:
+        found = _line_search(logp_grad, x, lp, step)
+        if found is None:
             break
-        x, lp, g = x + t * step, new_lp, new_g
+        t, lp, g = found
+        x = x + t * step
         H = _hessian(grad, x)
-    try:
-        np.linalg.cholesky(-H)
-    except np.linalg.LinAlgError:
-        raise SpecError("sampler='laplace': the log density has no proper mode (its Hessian is not negative definite "
-                        "there: a flat or separated direction), so it has no Laplace approximation; use "
-                        "sampler='nutpie'") from None
+    _proper(H)
     return x, H, float(lp)
 
 

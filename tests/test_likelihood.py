@@ -1,5 +1,7 @@
 """The Cox partial likelihood at fixed points, against implementations nobody here wrote."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -178,6 +180,46 @@ def test_newton_mle_matches_statsmodels(tied, ties, strata, entry):
     np.testing.assert_allclose(list(ours["coef"].values()), ref.params, rtol=1e-7, atol=1e-9)
     np.testing.assert_allclose(list(ours["se"].values()), ref.bse, rtol=1e-5)
     assert ours["loglik"] == pytest.approx(ref.llf, rel=1e-10)
+
+
+@pytest.mark.parametrize("ties", ["efron", "breslow"])
+def test_newton_mle_shifts_each_stratum_by_its_own_maximum(ties):
+    """A covariate 3,000 units higher in one stratum: one shift for all rows underflowed the other stratum's risk
+    sums to 0 (log-likelihood +inf, coefficients off). Both the one-pass kernel and the numpy sums match statsmodels."""
+    from statsmodels.duration.hazard_regression import PHReg
+
+    from bayescrt.families.cox import mle
+    from bayescrt.families.partial_likelihood import risk_set_sums
+
+    rng = np.random.default_rng(seed(11))
+    n = 400
+    s = np.repeat([0, 1], n // 2)
+    x, z = rng.normal(size=n) + 3000.0 * s, rng.normal(size=n)
+    t = rng.exponential(1 / np.exp(0.5 * (x - 3000.0 * s) + 0.3 * z))
+    c = rng.exponential(2, n)
+    df = pd.DataFrame({"t": np.minimum(t, c), "e": (t <= c).astype(int), "x": x, "z": z, "s": s})
+    d = SurvivalData.from_frame(df, time="t", event="e", covariates=["x", "z"], strata="s")
+    ref = PHReg(df.t, df[["x", "z"]], status=df.e, strata=df.s, ties=ties).fit()
+    for ours in (mle(d, ties), mle(d, ties, sums=lambda r, rs, xp: risk_set_sums(r, rs, xp))):
+        assert ours["converged"]
+        np.testing.assert_allclose(list(ours["coef"].values()), ref.params, rtol=1e-7)
+        np.testing.assert_allclose(list(ours["se"].values()), ref.bse, rtol=1e-6)
+        assert ours["loglik"] == pytest.approx(ref.llf, rel=1e-10)
+
+
+def test_newton_mle_with_a_singular_information_is_not_converged():
+    """One event, two covariates, three strata: the partial likelihood rises towards 1 without a maximum. The SEs
+    come out NaN or about 1e7, which the step test could not judge; such an MLE is not reported as converged."""
+    from bayescrt.families.cox import mle
+
+    df = pd.DataFrame({"t": [2., 2., 1., 2., 2., 1., 1., 2.], "e": [0, 0, 0, 1, 0, 0, 0, 0],
+                       "x0": [8.84, 3.62, -0.61, -0.24, -3.54, -1.80, 9.21, 0.47],
+                       "x1": [0.56, 0.11, 0.45, 1.33, 0.78, 0.55, 0.03, -0.90], "s": [0, 0, 1, 1, 1, 2, 2, 2]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bc.DataWarning)
+        d = SurvivalData.from_frame(df, time="t", event="e", covariates=["x0", "x1"], strata="s")
+    for ties in ("efron", "breslow"):
+        assert not mle(d, ties)["converged"]
 
 
 def test_newton_mle_matches_lifelines_on_rossi():

@@ -183,17 +183,23 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
         X = np.ascontiguousarray(X)
         fields = [np.ascontiguousarray(a) for a in (ev, rs.group_start, rs.group_events_end, rs.stratum_end,
                                                      rs.tie_fraction, rs.event_weight, c)]
-        c_total = float(np.sum(c))
+
+    # each stratum shifted by its own maximum (its rows are contiguous): one shift for all would underflow a
+    # stratum whose linear predictor lies far below another's, and its risk sums with it
+    codes = np.zeros(n, np.int64) if data.strata is None else np.asarray(data.strata, np.int64)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(codes)) + 1])
+    block = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
 
     def derivs(beta):
         eta = X @ beta
-        m = eta.max()
+        m = np.maximum.reduceat(eta, starts)[block]
         r = w * np.exp(eta - m)
+        m_ev = m[ev]
         if compiled:
             log_s0, grad, info = newton_terms(X, r, eta, *fields)
-            return float(np.sum(rs.event_weight * eta[ev]) - log_s0 - c_total * m), grad, info
+            return float(np.sum(rs.event_weight * eta[ev]) - log_s0 - np.sum(c * m_ev)), grad, info
         s0 = risk(r)
-        ll = float(np.sum(rs.event_weight * eta[ev] - c * (np.log(s0) + m)))
+        ll = float(np.sum(rs.event_weight * eta[ev] - c * (np.log(s0) + m_ev)))
         mean = (risk(r * X.T) / s0).T
         grad = (rs.event_weight[:, None] * X[ev]).sum(0) - (c[:, None] * mean).sum(0)
         info = np.empty((p, p))
@@ -224,18 +230,21 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
             if grad @ step / 2 < tol:
                 se_now = np.sqrt(np.abs(np.diag(np.linalg.inv(info))))
                 final = derivs(beta + step)
-                if final[0] >= ll - slack(ll):
+                if np.isfinite(final[0]) and final[0] >= ll - slack(ll):
                     beta, (ll, grad, info) = beta + step, final
                     step = np.linalg.solve(info, grad)
                 infinite = (np.abs(step) > 1e-7 * se_now) & (np.abs(step) > 1e-5 * np.abs(beta))
                 converged = bool(np.all(np.isfinite(beta)) and not infinite.any())
                 break
+            def better(v):  # a finite log-likelihood no lower than this one, to its rounding
+                return bool(np.isfinite(v) and v >= ll - slack(ll))
+
             t = 1.0
             new = derivs(beta + step)
-            while not new[0] >= ll - slack(ll) and t >= 1e-8:
+            while not better(new[0]) and t >= 1e-8:
                 t /= 2
                 new = derivs(beta + t * step)
-            if not new[0] >= ll - slack(ll):  # no step length improves: stop where we are
+            if not better(new[0]):  # no step length improves: stop where we are
                 break
             beta = beta + t * step
             ll, grad, info = new
@@ -243,5 +252,11 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
             se = np.sqrt(np.diag(np.linalg.inv(info)))
         except np.linalg.LinAlgError:
             se, converged = np.full(p, np.nan), False
+    # a maximum has finite standard errors and log-likelihood; under separation the information is singular, or so
+    # nearly that the step test above (against a NaN or 1e7 SE) cannot see it: an SE above 1,000 per SD of its
+    # covariate (a hazard ratio per SD known to within a factor e^2000) is not an estimate
+    with np.errstate(invalid="ignore"):
+        finite = np.all(np.isfinite(se)) and np.all(se * data.scale < 1e3)
+    converged = bool(converged and finite and np.isfinite(ll))
     return {"coef": dict(zip(data.covariates, beta)), "se": dict(zip(data.covariates, se)), "loglik": ll,
             "iterations": it, "converged": converged}

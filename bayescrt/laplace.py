@@ -54,6 +54,7 @@ import numpy as np
 
 from .errors import SpecError
 from .psis import smooth_log_weights
+from .threads import one_blas_thread
 
 DF = 7  # degrees of freedom of the multivariate t proposal
 OVERSAMPLE = 1  # proposals per resampled draw, in each chain (systematic resampling of near-uniform weights keeps most once)
@@ -168,6 +169,7 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
 
 
 INTEGRATED_SCALES = ("frailty_sd", "rw_sd")  # one scale of a hierarchy, integrated over on a grid (below)
+OTHER_SCALES = ("study_sd", "tau")  # between-study SDs: not integrated over, refused beside one that is
 GRID_DROP = 10.0  # the grid of the scale reaches where its Laplace marginal is exp(-GRID_DROP) of its peak
 
 
@@ -220,18 +222,32 @@ class _IntegratedProposal:
 
         points = {}
 
-        def marginal(s, start):
-            """``(mode, Hessian, log marginal)`` at ``s``, from ``start``: a point, or a neighbour's result."""
+        def marginal(s, start, soft=False):
+            """``(mode, Hessian, log marginal)`` at ``s``, from ``start``: a point, or a neighbour's result. Where the
+            rest has no proper mode given ``s``: with ``soft``, a log marginal of -inf (a direction the climb does
+            not take), else the SpecError, naming the scale and its value."""
             if s not in points:
-                points[s] = at(s, start)
+                try:
+                    points[s] = at(s, start)
+                except SpecError as err:
+                    if soft:
+                        return None, None, -np.inf
+                    raise SpecError(f"{err} (at {name} = {np.exp(s):.3g})") from None
             return points[s]
 
-        s0 = float(x0[h])
+        # the climb starts from the model's initial point or, where the rest has no proper mode there (a vague
+        # prior puts it at a scale of thousands, where the likelihood is flat), from a few plausible scales
+        here = None
+        for s in (float(x0[h]), np.log(0.5), np.log(0.1), np.log(2.0)):
+            here = marginal(s, x0[self.rest], soft=True)
+            if np.isfinite(here[2]):
+                break
+        if not np.isfinite(here[2]):
+            marginal(float(x0[h]), x0[self.rest])  # raises, naming the scale
         # climb in steps of 0.5 (log SD) to a peak of the marginal, then a parabola through it and its neighbours
-        step, s = 0.5, s0
-        here = marginal(s, x0[self.rest])
+        step = 0.5
         for _ in range(40):
-            up, down = marginal(s + step, here), marginal(s - step, here)
+            up, down = marginal(s + step, here, soft=True), marginal(s - step, here, soft=True)
             if up[2] > here[2] and up[2] >= down[2]:
                 s, here = s + step, up
             elif down[2] > here[2]:
@@ -241,10 +257,12 @@ class _IntegratedProposal:
         else:
             raise SpecError(f"sampler='laplace': the Laplace marginal of {name} has no peak within 20 units of its log "
                             "from the initial point; use sampler='nutpie'")
-        a, b, c = marginal(s - step, here)[2], here[2], marginal(s + step, here)[2]
-        curv = (a - 2 * b + c) / step ** 2
-        sd = min(step, 1.0 / np.sqrt(-curv)) if curv < 0 else step
-        peak = s + (0.5 * step * (a - c) / (a - 2 * b + c) if curv < 0 else 0.0)
+        a, b, c = marginal(s - step, here, soft=True)[2], here[2], marginal(s + step, here, soft=True)[2]
+        if np.isfinite(a) and np.isfinite(c) and a - 2 * b + c < 0:
+            sd = min(step, step / np.sqrt(-(a - 2 * b + c)))
+            peak = s + 0.5 * step * (a - c) / (a - 2 * b + c)
+        else:  # a neighbour without a proper mode: no parabola, a finer grid from the best point
+            sd, peak = step / 2, s
         grid = [peak]
         found = {peak: marginal(peak, here)}
         for direction in (1, -1):
@@ -422,11 +440,16 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
 
 
 def _integrated_scale(model, shapes) -> tuple[int, str] | None:
-    """``(position in the flat vector, name)`` of the one hierarchy scale the proposal integrates over, or None."""
+    """``(position in the flat vector, name)`` of the one hierarchy scale the proposal integrates over, or None.
+
+    A model with one of ``INTEGRATED_SCALES`` and any other scale (a second one, a between-study SD) is refused: the
+    grid integrates over one. A between-study SD alone keeps the t at the joint mode, whose gates judge it."""
     scales = [rv for rv in model.free_RVs if rv.name in INTEGRATED_SCALES]
-    if len(scales) > 1:
+    others = [rv for rv in model.free_RVs if rv.name in OTHER_SCALES]
+    if len(scales) > 1 or (scales and others):
+        both = scales + others
         raise SpecError(f"sampler='laplace' integrates over one hierarchy scale on a grid; this model has "
-                        f"{len(scales)} ({', '.join(rv.name for rv in scales)}); use sampler='nutpie'")
+                        f"{len(both)} ({', '.join(rv.name for rv in both)}); use sampler='nutpie'")
     if not scales:
         return None
     value = model.rvs_to_values[scales[0]].name
@@ -537,7 +560,8 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     with Bar("Laplace importance sampling", "proposals", chains * S, enabled=progress) as bar:
         for c, sd in enumerate(seeds):
             rng = np.random.default_rng(sd)
-            x, log_q = proposal.draw(rng, S)  # log_q up to a constant, which the weights' scale absorbs
+            with one_blas_thread():  # the same proposals on any machine's thread count
+                x, log_q = proposal.draw(rng, S)  # log_q up to a constant, which the weights' scale absorbs
             if c == 0 and evaluate.pointwise is not None and not evaluate.agrees(np.vstack([mode, x[:3]])):
                 evaluate.pointwise, keep = None, False  # the twin is not this model's: the model's own logp
             lp, terms = evaluate(x, keep, bar)

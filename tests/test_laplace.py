@@ -256,11 +256,33 @@ def test_settings_the_laplace_sampler_cannot_serve_are_refused_before_anything_i
 
 
 def test_a_model_with_two_hierarchy_scales_is_refused_before_compiling():
-    """The grid integrates over one scale: a random walk and a frailty together are refused, naming both."""
+    """The grid integrates over one scale: a random walk and a frailty together are refused, naming both, and so
+    are a frailty and a between-study SD."""
     with pytest.raises(bc.SpecError, match=r"integrates over one hierarchy scale on a grid; this model has 2 "
                                            r"\((frailty_sd, rw_sd|rw_sd, frailty_sd)\); use sampler='nutpie'"):
         bc.PiecewiseExponentialPH(sampler="laplace", n_intervals=3).fit(
             _clustered(), time="t", event="e", covariates=["x"], cluster="centre", progress=False)
+    df = _clustered().assign(g=lambda d: (d["x"] > 0).astype(int), study=lambda d: (d["centre"].astype(int) % 3))
+    with pytest.raises(bc.SpecError, match=r"this model has 2 \(frailty_sd, study_sd\); use sampler='nutpie'"):
+        bc.CoxPH(sampler="laplace").fit(df, time="t", event="e", covariates=["g"], cluster="centre", study="study",
+                                        exposure="g", progress=False)
+
+
+@pytest.mark.mcmc
+def test_a_vague_frailty_prior_does_not_stop_the_grid():
+    """A prior SD of 1,000 (or 1e9) puts the initial point where the likelihood is flat and the centre effects have
+    no proper mode given the SD; the grid then starts from a plausible scale and climbs to the peak. The fits pass
+    their gates, and the two priors (both flat over the SD's posterior) give the same posterior within Z_MC errors."""
+    df = _clustered()
+    kw = dict(time="t", event="e", covariates=["x"], cluster="centre", random_seed=seed(84), progress=False,
+              log_likelihood=False)
+    fits = [bc.CoxPH(sampler="laplace", frailty_prior={"dist": "HalfNormal", "sigma": s}).fit(df, **kw)
+            for s in (1e3, 1e9)]
+    assert all(f.diagnostics().ok for f in fits)
+    sd = [f.idata["posterior"]["frailty_sd"].values.ravel() for f in fits]
+    ess = [float(np.sum(f.sampling["importance_ess"])) for f in fits]
+    se = np.sqrt(sd[0].var() / ess[0] + sd[1].var() / ess[1])
+    assert abs(sd[0].mean() - sd[1].mean()) < Z_MC * se
 
 
 def test_a_cell_that_cannot_be_fitted_is_named_in_the_error(monkeypatch):
@@ -281,3 +303,19 @@ def test_a_tail_of_equal_weights_up_to_rounding_is_flat_not_nan():
     lw = np.full(400, np.log(0.25)) + np.random.default_rng(seed(83)).normal(0, 1e-16, 400)
     _, k = smooth_log_weights(lw)
     assert not np.isnan(k)
+
+
+@pytest.mark.mcmc
+def test_the_draws_do_not_depend_on_blas_threads():
+    """A product split over BLAS's threads sums in another order: the proposals are drawn with BLAS on one thread,
+    so a fit under a one-thread limit gives the same draws bit for bit (a real check on a machine with 2+ cores)."""
+    from threadpoolctl import threadpool_limits
+
+    kw = dict(time="t", event="e", covariates=["x"], cluster="centre", random_seed=seed(83), progress=False,
+              log_likelihood=False)
+    df = _clustered(n=1200, centres=60)  # 62 coordinates: on 2 cores the proposals' product is split without the limit
+    free = bc.CoxPH(sampler="laplace").fit(df, **kw)
+    with threadpool_limits(1, user_api="blas"):
+        one = bc.CoxPH(sampler="laplace").fit(df, **kw)
+    np.testing.assert_array_equal(free.idata["posterior"]["frailty"].values, one.idata["posterior"]["frailty"].values)
+    np.testing.assert_array_equal(free.idata["sample_stats"]["logp"].values, one.idata["sample_stats"]["logp"].values)

@@ -510,13 +510,14 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
         e = eta_of(a, b, eta_buf[:b - a])
         event_terms(e, *f, weighted, delayed, out[a:b], totals[a:b], *work)
 
-    if threads <= 1:
-        part(0)
-    else:
-        from threadpoolctl import threadpool_limits
+    from ..threads import one_blas_thread
 
-        with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as ex:
-            list(ex.map(part, range(threads)))
+    with one_blas_thread():  # the same linear predictors however many threads BLAS would use
+        if threads <= 1:
+            part(0)
+        else:
+            with ThreadPoolExecutor(threads) as ex:
+                list(ex.map(part, range(threads)))
     return out if terms else totals
 
 

@@ -4,22 +4,36 @@ A matrix product split over OpenBLAS's threads sums in another order than on one
 so draws that depend on the machine's thread count), and OpenBLAS's threads spin for a while after a product,
 taking the cores from threads the package runs itself. One controller is kept for the process: entering
 ``threadpoolctl.threadpool_limits`` looks up every loaded library again (0.8 ms a time, against 0.01 ms).
+
+The limit is process-wide, so entries from several threads (fits on a threaded Dask worker) are counted: the
+first sets it, the last restores what was there before the first.
 """
 
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
-_CONTROLLER = None
 _LOCK = threading.Lock()
+_STATE = {"controller": None, "depth": 0, "limiter": None}
 
 
+@contextmanager
 def one_blas_thread():
-    """A context manager within which BLAS runs on one thread (the previous limits are restored on exit)."""
-    global _CONTROLLER
+    """Within it BLAS runs on one thread; on leaving the last such block the previous limits come back."""
     with _LOCK:
-        if _CONTROLLER is None:
+        if _STATE["controller"] is None:
             from threadpoolctl import ThreadpoolController
 
-            _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+            _STATE["controller"] = ThreadpoolController()
+        if _STATE["depth"] == 0:
+            _STATE["limiter"] = _STATE["controller"].limit(limits=1, user_api="blas")
+        _STATE["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _STATE["depth"] -= 1
+            if _STATE["depth"] == 0:
+                _STATE["limiter"].restore_original_limits()
+                _STATE["limiter"] = None

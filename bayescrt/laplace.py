@@ -54,7 +54,6 @@ import numpy as np
 
 from .errors import SpecError
 from .psis import smooth_log_weights
-from .threads import one_blas_thread
 
 DF = 7  # degrees of freedom of the multivariate t proposal
 OVERSAMPLE = 1  # proposals per resampled draw, in each chain (systematic resampling of near-uniform weights keeps most once)
@@ -173,6 +172,12 @@ OTHER_SCALES = ("study_sd", "tau")  # between-study SDs: not integrated over, re
 GRID_DROP = 10.0  # the grid of the scale reaches where its Laplace marginal is exp(-GRID_DROP) of its peak
 
 
+def _times_transpose(A: np.ndarray, L: np.ndarray) -> np.ndarray:
+    """``A @ L.T`` by numpy's own loops, not BLAS: a BLAS product split over its threads sums in another order, and
+    the proposals (so the draws) would depend on the machine's thread count in the last bit."""
+    return np.einsum("sj,ij->si", A, L, optimize=False)
+
+
 class _TProposal:
     """The multivariate t at the mode, ``scale = inv(-H)``."""
 
@@ -187,7 +192,7 @@ class _TProposal:
         d = len(self.mode)
         z = rng.standard_normal((S, d))
         g = rng.chisquare(DF, S) / DF
-        x = self.mode + (z / np.sqrt(g)[:, None]) @ self.L.T
+        x = self.mode + _times_transpose(z / np.sqrt(g)[:, None], self.L)
         maha = np.sum(z * z, axis=1) / g
         return x, -0.5 * (DF + d) * np.log1p(maha / DF)
 
@@ -325,7 +330,7 @@ class _IntegratedProposal:
         y = np.empty((S, d))
         for j in np.unique(near):
             rows = near == j
-            y[rows] = centre[rows] + (z[rows] / np.sqrt(g[rows])[:, None]) @ self.chol[j].T
+            y[rows] = centre[rows] + _times_transpose(z[rows] / np.sqrt(g[rows])[:, None], self.chol[j])
         maha = np.sum(z * z, axis=1) / g
         log_q = log_q_s - self.half_logdet[near] - 0.5 * (DF + d) * np.log1p(maha / DF)
         return self._join(y, s), log_q
@@ -560,8 +565,7 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     with Bar("Laplace importance sampling", "proposals", chains * S, enabled=progress) as bar:
         for c, sd in enumerate(seeds):
             rng = np.random.default_rng(sd)
-            with one_blas_thread():  # the same proposals on any machine's thread count
-                x, log_q = proposal.draw(rng, S)  # log_q up to a constant, which the weights' scale absorbs
+            x, log_q = proposal.draw(rng, S)  # log_q up to a constant, which the weights' scale absorbs
             if c == 0 and evaluate.pointwise is not None and not evaluate.agrees(np.vstack([mode, x[:3]])):
                 evaluate.pointwise, keep = None, False  # the twin is not this model's: the model's own logp
             lp, terms = evaluate(x, keep, bar)

@@ -185,6 +185,13 @@ def test_event_terms_split_over_threads_are_those_of_one_thread(monkeypatch):
     np.testing.assert_array_equal(fused.partial_loglik_events(eta, rs), threaded)
 
 
+def test_linear_predictors_of_a_batch_are_numpys_product():
+    rng = np.random.default_rng(9)
+    X, B, shift = rng.normal(size=(500, 7)), rng.normal(size=(13, 7)), rng.normal(size=13)
+    out = fused.linear_predictors(B, X, shift, np.empty((13, 500)))
+    np.testing.assert_allclose(out, B @ X.T - shift[:, None], rtol=1e-12, atol=1e-12)
+
+
 def test_vectorised_log_is_libms_within_a_few_ulp_and_passes_the_rest_to_it():
     rng = np.random.default_rng(8)
     x = np.concatenate([np.exp(rng.uniform(-700, 700, 100_000)), rng.uniform(0.5, 2, 100_000),

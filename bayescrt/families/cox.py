@@ -21,7 +21,7 @@ from .base import Estimator, check_marginal, fit_data, thinned
 from .common import DEFAULT_FRAILTY_PRIOR, frailty, prior_rows, prior_vector, resolve_frailty_prior
 from .common import precondition as _precondition
 from .fused import partial_loglik as fused_partial_loglik
-from .fused import partial_loglik_events
+from .fused import linear_predictors, partial_loglik_events
 from .partial_likelihood import (EVENT_INDEX, EVENT_VALUES, TIES, RiskSets, mle, partial_loglik_terms,  # noqa: F401
                                  risk_set_sums)
 
@@ -248,10 +248,11 @@ def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: d
     beta = post["log_hr"]
     codes = None if hierarchy is None or data.study is None else data.study
 
+    X = np.ascontiguousarray(data.X, dtype=float)
+
     def eta_of(a, b, eta):  # the linear predictors of draws a to b into eta: X beta - center beta, no centred X
-        bt = beta[a:b]
-        np.matmul(bt, data.X.T, out=eta)
-        eta -= (bt @ data.center)[:, None]
+        bt = np.ascontiguousarray(beta[a:b], dtype=float)
+        linear_predictors(bt, X, bt @ data.center, eta)
         if hierarchy is not None:  # the exposure's coefficient is its study's
             j = hierarchy["exposure"]
             own = post["study_log_hr"][a:b][:, np.zeros(data.n, np.int64) if codes is None else codes]

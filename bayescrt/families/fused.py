@@ -172,6 +172,23 @@ def linear_predictor(beta, XT, offset, has_offset):
     return eta
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def linear_predictors(B, X, shift, out):
+    """``out[d] = X @ B[d] - shift[d]`` for a batch of coefficient vectors ``B`` (draws x p), ``X`` rows x p.
+
+    Each row of ``X`` is read once for the whole batch, and every sum is taken in the same order whatever thread
+    runs it: the numbers do not depend on the machine's thread count, as a BLAS product split over its threads
+    would (in the last bit), and no BLAS threads are left spinning beside the kernel's own."""
+    k, p = B.shape
+    for i in range(X.shape[0]):
+        for d in range(k):
+            s = 0.0
+            for j in range(p):
+                s += B[d, j] * X[i, j]
+            out[d, i] = s - shift[d]
+    return out
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 def covariate_gradient(XT, grad_eta):
     """``X.T @ grad_eta``, one contiguous dot product per covariate."""
@@ -467,8 +484,8 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
     or with ``terms=False`` only their sum per draw (draws,), which writes no draws x events array.
 
     ``eta`` is the linear predictors, or ``(draws, rows, fn)`` with ``fn(a, b, out)`` writing those of draws ``a``
-    to ``b`` into ``out``: then each worker thread forms its own draws', with numpy's BLAS held to one thread (on a
-    2-core machine BLAS threads left spinning after a product stole half of the kernel's time at N = 1,000,000).
+    to ``b`` into ``out``: then each worker thread forms its own draws' (by :func:`linear_predictors`, not BLAS,
+    whose threads spin after a product and took half of the kernel's time at N = 1,000,000 on 2 cores).
     ``scratch``: a dict that keeps each thread's buffers from one call to the next (a caller evaluating batch after
     batch: fresh N-length buffers are fresh pages, whose faults serialise the threads); the caller drops it.
 
@@ -510,14 +527,11 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
         e = eta_of(a, b, eta_buf[:b - a])
         event_terms(e, *f, weighted, delayed, out[a:b], totals[a:b], *work)
 
-    from ..threads import one_blas_thread
-
-    with one_blas_thread():  # the same linear predictors however many threads BLAS would use
-        if threads <= 1:
-            part(0)
-        else:
-            with ThreadPoolExecutor(threads) as ex:
-                list(ex.map(part, range(threads)))
+    if threads <= 1:
+        part(0)
+    else:
+        with ThreadPoolExecutor(threads) as ex:
+            list(ex.map(part, range(threads)))
     return out if terms else totals
 
 

@@ -178,23 +178,33 @@ def _times_transpose(A: np.ndarray, L: np.ndarray) -> np.ndarray:
     return np.einsum("sj,ij->si", A, L, optimize=False)
 
 
+def _scale_factor(H: np.ndarray) -> np.ndarray:
+    """The Cholesky factor of the t's scale matrix ``inv(-H)`` (symmetrised)."""
+    scale = np.linalg.inv(-H)
+    return np.linalg.cholesky((scale + scale.T) / 2)
+
+
+def _t_steps(rng, S: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``S`` draws of a standard multivariate t (``DF`` degrees of freedom, ``d`` coordinates), to be scaled by a
+    Cholesky factor, and the log of its density kernel at each (the normalising constant left out)."""
+    z = rng.standard_normal((S, d))
+    g = rng.chisquare(DF, S) / DF
+    maha = np.sum(z * z, axis=1) / g
+    return z / np.sqrt(g)[:, None], -0.5 * (DF + d) * np.log1p(maha / DF)
+
+
 class _TProposal:
     """The multivariate t at the mode, ``scale = inv(-H)``."""
 
     def __init__(self, mode: np.ndarray, H: np.ndarray):
-        scale = np.linalg.inv(-H)
-        self.mode, self.L = mode, np.linalg.cholesky((scale + scale.T) / 2)
+        self.mode, self.L = mode, _scale_factor(H)
         self.description = f"multivariate t, df {DF}"
         self.grid = None
 
     def draw(self, rng, S: int) -> tuple[np.ndarray, np.ndarray]:
         """``S`` proposals and their log density up to a constant."""
-        d = len(self.mode)
-        z = rng.standard_normal((S, d))
-        g = rng.chisquare(DF, S) / DF
-        x = self.mode + _times_transpose(z / np.sqrt(g)[:, None], self.L)
-        maha = np.sum(z * z, axis=1) / g
-        return x, -0.5 * (DF + d) * np.log1p(maha / DF)
+        steps, log_kernel = _t_steps(rng, S, len(self.mode))
+        return self.mode + _times_transpose(steps, self.L), log_kernel
 
 
 class _IntegratedProposal:
@@ -287,8 +297,7 @@ class _IntegratedProposal:
         self.log_marginal = np.array([found[v][2] for v in grid])
         self.chol, self.half_logdet = [], []
         for v in grid:
-            scale = np.linalg.inv(-found[v][1])
-            L = np.linalg.cholesky((scale + scale.T) / 2)
+            L = _scale_factor(found[v][1])
             self.chol.append(L)
             self.half_logdet.append(float(np.sum(np.log(np.diag(L)))))
         self.half_logdet = np.array(self.half_logdet)
@@ -325,15 +334,12 @@ class _IntegratedProposal:
         frac = t / w
         centre = self.modes[cell] + frac[:, None] * (self.modes[cell + 1] - self.modes[cell])
         near = np.where(frac < 0.5, cell, cell + 1)
-        z = rng.standard_normal((S, d))
-        g = rng.chisquare(DF, S) / DF
+        steps, log_kernel = _t_steps(rng, S, d)
         y = np.empty((S, d))
         for j in np.unique(near):
             rows = near == j
-            y[rows] = centre[rows] + _times_transpose(z[rows] / np.sqrt(g[rows])[:, None], self.chol[j])
-        maha = np.sum(z * z, axis=1) / g
-        log_q = log_q_s - self.half_logdet[near] - 0.5 * (DF + d) * np.log1p(maha / DF)
-        return self._join(y, s), log_q
+            y[rows] = centre[rows] + _times_transpose(steps[rows], self.chol[j])
+        return self._join(y, s), log_q_s - self.half_logdet[near] + log_kernel
 
 
 def systematic_resample(weights: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -425,8 +431,9 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
     and sample_stats, info)``. Each chain has its own seed from ``seed``; the same seed gives the same draws.
 
     ``pointwise(post, terms)``: the log-likelihood terms of a batch of draws, ``post`` the posterior's variables with
-    one leading axis of draws, (draws, terms); with ``terms=False`` their sum per draw, (draws,). With ``keep_pointwise`` the kept draws' terms come back as the tree's
-    ``pointwise`` group, variable ``terms`` (chain, draw, term)."""
+    one leading axis of draws, (draws, terms); with ``terms=False`` their sum per draw, (draws,). With
+    ``keep_pointwise`` the kept draws' terms come back as the tree's ``pointwise`` group, variable ``terms``
+    (chain, draw, term)."""
     t0 = _time.perf_counter()
     value_vars = model.value_vars
     ip = model.initial_point()
@@ -525,7 +532,7 @@ class _Evaluator:
                 if kept is None:
                     kept = np.empty((len(xs), terms.shape[1]))
                 kept[a:a + len(terms)] = terms
-            bar.advance(len(xs[a:a + self.batch]))
+            bar.advance(min(self.batch, len(xs) - a))
         return lp, kept
 
 

@@ -60,7 +60,6 @@ class Estimator:
     # pointwise_loglik is a compiled kernel on threads that takes terms=False (the sum per draw) and scratch= (buffers
     # kept between batches): the Laplace sampler batches it
     compiled_pointwise = False
-    laplace_refusal: str | None = None  # why sampler="laplace" cannot serve this family, refused when it is built
     fixed_priors: dict | None = {}
     # posterior variables the convergence gates check, in this order, those present in a fit
     diagnostic_vars: tuple[str, ...] = ("log_hr", "frailty_sd", "frailty")
@@ -73,8 +72,6 @@ class Estimator:
     def __init__(self, sampler: str = "nutpie", frailty_prior: dict | None = None, centered: bool = False,
                  target_accept: float | None = None):
         self.sampler = check_sampler(sampler)
-        if self.sampler == "laplace" and self.laplace_refusal:
-            raise SpecError(f"{self.family}(sampler='laplace'): {self.laplace_refusal}; use sampler='nutpie'")
         self.frailty_prior = resolve_frailty_prior(frailty_prior)
         self.centered = validation.flag("centered", centered)
         # None: 0.8, or smaller steps for the curved posteriors of hierarchical levels (see fit)

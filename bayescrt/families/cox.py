@@ -246,17 +246,17 @@ def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: d
     """Per-event partial log-likelihood of a batch of flattened draws (``post``: name -> (draws, ...)), or with
     ``terms=False`` its sum per draw; ``scratch``: buffers kept between batches (:func:`.fused.partial_loglik_events`)."""
     beta = post["log_hr"]
-    codes = None if hierarchy is None or data.study is None else data.study
-
     X = np.ascontiguousarray(data.X, dtype=float)
+    if hierarchy is not None:  # the exposure's coefficient is its study's
+        j = hierarchy["exposure"]
+        codes = np.zeros(data.n, np.int64) if data.study is None else data.study
+        exposure = data.X[:, j] - data.center[j]
 
     def eta_of(a, b, eta):  # the linear predictors of draws a to b into eta: X beta - center beta, no centred X
         bt = np.ascontiguousarray(beta[a:b], dtype=float)
         linear_predictors(bt, X, bt @ data.center, eta)
-        if hierarchy is not None:  # the exposure's coefficient is its study's
-            j = hierarchy["exposure"]
-            own = post["study_log_hr"][a:b][:, np.zeros(data.n, np.int64) if codes is None else codes]
-            eta += (data.X[:, j] - data.center[j]) * (own - bt[:, [j]])
+        if hierarchy is not None:
+            eta += exposure * (post["study_log_hr"][a:b][:, codes] - bt[:, [j]])
         if data.cluster is not None:
             eta += post["frailty"][a:b][:, data.cluster]
         return eta

@@ -493,7 +493,8 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
     rows of the result; each draw's terms are computed alone, so the numbers do not depend on the split."""
     f, weighted, delayed = fields(rs)
     f = [np.ascontiguousarray(x) for x in f]
-    if isinstance(eta, tuple):
+    formed = isinstance(eta, tuple)  # the threads form the linear predictors into buffers of their own
+    if formed:
         n_draws, n_rows, eta_of = eta
     else:
         arr = np.ascontiguousarray(np.atleast_2d(eta), dtype=float)
@@ -512,12 +513,12 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
     store = {} if scratch is None else scratch
 
     def buffers(k, draws):
+        """Thread ``k``'s linear predictors (empty when they are given) and the kernel's buffers, with one more of
+        the events' length for the logarithms."""
         key = (k, n_rows, n_ev, delayed)
         have = store.get(key)
-        if have is None or have[0].shape[0] < draws:
-            m = n_rows + 1 if delayed else 0
-            have = store[key] = (np.empty((draws, n_rows)), np.empty(n_ev), np.empty(n_rows), np.empty(n_rows + 1),
-                                 np.empty(m), np.empty(m), np.empty(m), np.empty(n_ev), np.empty(n_ev, np.bool_),
+        if have is None or have[0].shape[0] < (draws if formed else 0):
+            have = store[key] = (np.empty((draws if formed else 0, n_rows)), *_workspace(n_rows, n_ev, delayed),
                                  np.empty(n_ev))
         return have
 

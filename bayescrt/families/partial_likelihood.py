@@ -209,10 +209,11 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
                 info[j, k] = info[k, j] = np.sum(c * (s2 - mean[:, j] * mean[:, k]))
         return ll, grad, info
 
-    def slack(ll):
-        # a sum over the events is known to its rounding: at N = 1,000,000 the log-likelihood (about -6e6) to about
-        # 1e-6, so a fixed 1e-12 could not tell a step near the maximum from a worse one, and halving it stalled
-        return 1e-11 * max(1.0, abs(ll))
+    def better(v):
+        """A finite log-likelihood no lower than the current one, to its rounding: a sum over the events is known to
+        about 1e-11 of itself (at N = 1,000,000, -6e6 to about 1e-6), so a fixed 1e-12 could not tell a step near the
+        maximum from a worse one, and halving it stalled."""
+        return bool(np.isfinite(v) and v >= ll - 1e-11 * max(1.0, abs(ll)))
 
     beta = np.zeros(p)
     ll, grad, info = derivs(beta)
@@ -230,15 +231,12 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
             if grad @ step / 2 < tol:
                 se_now = np.sqrt(np.abs(np.diag(np.linalg.inv(info))))
                 final = derivs(beta + step)
-                if np.isfinite(final[0]) and final[0] >= ll - slack(ll):
+                if better(final[0]):
                     beta, (ll, grad, info) = beta + step, final
                     step = np.linalg.solve(info, grad)
                 infinite = (np.abs(step) > 1e-7 * se_now) & (np.abs(step) > 1e-5 * np.abs(beta))
                 converged = bool(np.all(np.isfinite(beta)) and not infinite.any())
                 break
-            def better(v):  # a finite log-likelihood no lower than this one, to its rounding
-                return bool(np.isfinite(v) and v >= ll - slack(ll))
-
             t = 1.0
             new = derivs(beta + step)
             while not better(new[0]) and t >= 1e-8:

@@ -69,10 +69,15 @@ def exp_nonpositive(x, out):
     n = x.shape[0]
     bits = np.empty(_EXP_BLOCK, np.int64)
     scale = bits.view(np.float64)
+    poly = np.empty(_EXP_BLOCK)
     for a in range(0, n, _EXP_BLOCK):
-        m = min(_EXP_BLOCK, n - a)
-        for j in range(m):
-            xi = -700.0 if x[a + j] < -700.0 else x[a + j]
+        # a slice per block, indexed by the loop's own counter (an index ``a + j`` is not known to be non-negative,
+        # and its wrap-around check kept the loop from vectorising), and the polynomial into a buffer of its own:
+        # a loop reading ``x`` and writing ``out`` runs one element at a time when they overlap (``out`` is ``x``)
+        xs = x[a:min(a + _EXP_BLOCK, n)]
+        ys = out[a:min(a + _EXP_BLOCK, n)]
+        for j in range(xs.shape[0]):
+            xi = -700.0 if xs[j] < -700.0 else xs[j]
             k = np.floor(xi * _INV_LN2 + 0.5)
             f = (xi - k * _LN2_HI) - k * _LN2_LO
             p = 1.0 / 6227020800.0
@@ -88,10 +93,10 @@ def exp_nonpositive(x, out):
             p = p * f + 1.0 / 6.0
             p = p * f + 0.5
             p = p * f + 1.0
-            out[a + j] = p * f + 1.0
+            poly[j] = p * f + 1.0
             bits[j] = (np.int64(k) + 1023) << 52 if xi == xi else 0  # 2**k as the bits of a float64
-        for j in range(m):
-            out[a + j] *= scale[j]
+        for j in range(ys.shape[0]):
+            ys[j] = poly[j] * scale[j]
     return out
 
 
@@ -116,9 +121,11 @@ def log_positive(x, out):
     mant_f = mant.view(np.float64)
     expo = np.empty(_EXP_BLOCK)
     for a in range(0, n, _EXP_BLOCK):
-        m = min(_EXP_BLOCK, n - a)
+        xs = x[a:min(a + _EXP_BLOCK, n)]  # a slice per block: see exp_nonpositive
+        ys = out[a:min(a + _EXP_BLOCK, n)]
+        m = xs.shape[0]
         for j in range(m):
-            raw_f[j] = x[a + j]
+            raw_f[j] = xs[j]
         for j in range(m):
             b = raw[j]
             expo[j] = ((b >> 52) & 0x7FF) - 1023
@@ -143,11 +150,17 @@ def log_positive(x, out):
             p = p * z + 2.0 / 5.0
             p = p * z + 2.0 / 3.0
             p = p * z + 2.0
-            out[a + j] = e * _LN2_HI + (e * _LN2_LO + s * p)
+            ys[j] = e * _LN2_HI + (e * _LN2_LO + s * p)
+        # libm's log where the series is not valid; searched first, as a loop over all rows with the call in a
+        # branch is vectorised into a call per row
+        odd = False
         for j in range(m):
-            v = x[a + j]
-            if not (v >= _TINY and v <= _HUGE):
-                out[a + j] = np.log(v)
+            odd |= not (xs[j] >= _TINY and xs[j] <= _HUGE)
+        if odd:
+            for j in range(m):
+                v = xs[j]
+                if not (v >= _TINY and v <= _HUGE):
+                    ys[j] = np.log(v)
     return out
 
 

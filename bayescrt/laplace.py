@@ -492,11 +492,11 @@ class _Evaluator:
     """The log density of a batch of proposals: the model's own function one at a time, or the family's pointwise
     twin in batches plus the priors' terms (module docstring), with the terms kept for the chain."""
 
-    BLOCK = 8_000_000  # floats of the twin's (draws x rows) linear predictors per batch: 8 draws at N = 1,000,000
+    BATCH = 256  # proposals per call of the twin (which bounds its own memory: fused.partial_loglik_events)
 
-    def __init__(self, fns, shapes, pointwise, n_rows: int):
+    def __init__(self, fns, shapes, pointwise):
         self.fns, self.shapes, self.pointwise = fns, shapes, pointwise
-        self.batch = max(1, min(256, self.BLOCK // max(1, n_rows)))
+        self.batch = self.BATCH
 
     def model_logp(self, x: np.ndarray) -> float:
         out = self.fns.logp_only(x)
@@ -561,9 +561,7 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     d = len(mode)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
     S = OVERSAMPLE * draws
-    # the rows of the data: the longest last axis of a container (the covariates are stored covariates x rows)
-    n_rows = max((np.shape(v.get_value())[-1] for v in fns.shared.values() if np.ndim(v.get_value())), default=1)
-    evaluate = _Evaluator(fns, shapes, pointwise, n_rows)
+    evaluate = _Evaluator(fns, shapes, pointwise)
     kept_x = np.empty((chains, draws, d))
     kept_lp = np.empty((chains, draws))
     keep = keep_pointwise and pointwise is not None

@@ -295,3 +295,90 @@ def test_one_pass_newton_terms_equal_the_numpy_derivatives(opts, ties):
     assert log_s0 == pytest.approx(np.sum(c * np.log(s0)), rel=1e-12)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-10, atol=1e-10 * np.abs(ref_grad).max())
     np.testing.assert_allclose(info, ref_info, rtol=1e-10)
+
+
+def _walk_case(opts, ties, draws=45, seed=1):
+    """Data, risk sets and a batch of coefficients with a frailty per row group and a study effect on one column,
+    with the linear predictors the walk must form from them."""
+    data = _data(**opts)
+    rs = RiskSets.from_data(data, ties)
+    rng = np.random.default_rng(seed)
+    X = np.asarray(data.X, float)
+    B, shift = rng.normal(0, 0.5, (draws, X.shape[1])), rng.normal(size=draws)
+    codes, table = rng.integers(0, 7, data.n), rng.normal(0, 0.5, (draws, 7))
+    s_codes, column, s_table = rng.integers(0, 3, data.n), rng.normal(size=data.n), rng.normal(0, 0.3, (draws, 3))
+    eta = B @ X.T - shift[:, None] + table[:, codes] + column * s_table[:, s_codes]
+    return data, rs, X, B, shift, dict(frailty=(codes, table), study=(s_codes, column, s_table)), eta
+
+
+@pytest.mark.parametrize("ties", TIES)
+@pytest.mark.parametrize("opts", [o for o in OPTIONS if not o["entry"]],
+                         ids=lambda o: "+".join(k for k, v in o.items() if v) or "plain")
+def test_the_walk_from_coefficients_equals_the_numpy_twin(opts, ties):
+    """45 draws: a walk of 32 and one of 13; terms kept and summed; a frailty and a study effect."""
+    data, rs, X, B, shift, extra, eta = _walk_case(opts, ties)
+    ref = partial_loglik_terms(eta, rs)
+    np.testing.assert_allclose(fused.walk_terms(B, X, rs, shift, **extra), ref, rtol=1e-12, atol=1e-12)
+    sums = fused.walk_terms(B, X, rs, shift, **extra, terms=False)
+    np.testing.assert_allclose(sums, ref.sum(axis=1), rtol=1e-12, atol=0)
+    plain = fused.walk_terms(B, X, rs, shift, terms=False)
+    np.testing.assert_allclose(plain, partial_loglik_terms(B @ X.T - shift[:, None], rs).sum(axis=1), rtol=1e-12)
+
+
+def _terms_by_logsumexp(eta, rs):
+    """Each event's term with every risk-set sum taken as a log-sum-exp of its own rows: exact over any range of
+    linear predictors (a reference slow enough only for small data)."""
+    from scipy.special import logsumexp
+
+    lw = np.zeros(eta.shape[-1]) if rs.weights is None else np.log(rs.weights)
+    out = np.empty((eta.shape[0], len(rs.event_rows)))
+    for k, (ev, g, gd, end, f) in enumerate(zip(rs.event_rows, rs.group_start, rs.group_events_end,
+                                                   rs.stratum_end, rs.tie_fraction)):
+        tied = logsumexp(eta[:, g:gd] + lw[g:gd], axis=1) + (np.log1p(-f) if f < 1 else -np.inf)
+        later = logsumexp(eta[:, gd:end] + lw[gd:end], axis=1) if end > gd else np.full(eta.shape[0], -np.inf)
+        out[:, k] = rs.event_weight[k] * eta[:, ev] - rs.log_weight[k] * np.logaddexp(tied, later)
+    return out
+
+
+@pytest.mark.parametrize("ties", TIES)
+def test_the_walk_rescales_its_sums_when_a_larger_linear_predictor_comes(ties):
+    """Linear predictors rising by 1,500 a stratum from its last row to its first: each block the walk reaches holds
+    a larger one than it has seen, so its sums are rescaled block after block (one scale would overflow)."""
+    data = _data(n=1000, weights=True, strata=True)
+    rs = RiskSets.from_data(data, ties)
+    X = np.column_stack([np.asarray(data.X, float), 4500.0 * (1.0 - np.arange(data.n) / data.n)])
+    B = np.array([[0.3, -0.2, 0.1, 1.0], [0.0, 0.0, 0.0, 1.0], [0.2, 0.1, 0.0, 0.0]])
+    got = fused.walk_terms(B, X, rs, np.zeros(3))
+    assert np.all(np.isfinite(got))
+    np.testing.assert_allclose(got, _terms_by_logsumexp(B @ X.T, rs), rtol=1e-11, atol=1e-9)
+
+
+def test_the_walk_keeps_a_stratum_far_below_another():
+    data = _data(weights=True, strata=True)
+    rs = RiskSets.from_data(data, "efron")
+    X = np.column_stack([np.asarray(data.X, float), -(data.strata == 0).astype(float)])
+    B = np.random.default_rng(3).normal(0, 0.3, (4, X.shape[1]))
+    # the sum over a tie group is unchanged by a stratum's shift (with weights, Efron's terms are not one by one)
+    ref = fused.walk_terms(np.column_stack([B[:, :-1], np.zeros(4)]), X, rs, np.zeros(4), terms=False)
+    for gap in (35.0, 300.0, 900.0):  # 900: below the other strata's scale, every exponential would be 0
+        B[:, -1] = gap
+        np.testing.assert_allclose(fused.walk_terms(B, X, rs, np.zeros(4), terms=False), ref, rtol=1e-12, atol=0)
+
+
+def test_the_walk_split_over_threads_is_that_of_one_thread(monkeypatch):
+    data, rs, X, B, shift, extra, _ = _walk_case(dict(weights=True, strata=True), "efron", draws=601)
+    monkeypatch.setattr(fused.os, "sched_getaffinity", lambda pid: {0, 1})  # 601 x 240 row-draws: still one
+    monkeypatch.setattr(fused, "_threads", lambda n_draws, n_rows: 2)
+    threaded = fused.walk_terms(B, X, rs, shift, **extra)
+    monkeypatch.setattr(fused, "_threads", lambda n_draws, n_rows: 1)
+    np.testing.assert_array_equal(fused.walk_terms(B, X, rs, shift, **extra), threaded)
+
+
+def test_the_walk_gives_a_non_finite_value_for_a_non_finite_coefficient_and_refuses_delayed_entry():
+    data, rs, X, B, shift, extra, _ = _walk_case(dict(weights=True), "efron", draws=3)
+    B[1, 0], B[2, 1] = np.nan, np.inf
+    sums = fused.walk_terms(B, X, rs, shift, terms=False)
+    assert np.isfinite(sums[0]) and not np.isfinite(sums[1]) and not np.isfinite(sums[2])
+    delayed = RiskSets.from_data(_data(entry=True), "efron")
+    with pytest.raises(ValueError, match="delayed entry"):
+        fused.walk_terms(B, X, delayed, shift)

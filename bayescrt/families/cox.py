@@ -21,7 +21,7 @@ from .base import Estimator, check_marginal, fit_data, thinned
 from .common import DEFAULT_FRAILTY_PRIOR, frailty, prior_rows, prior_vector, resolve_frailty_prior
 from .common import precondition as _precondition
 from .fused import partial_loglik as fused_partial_loglik
-from .fused import linear_predictors, partial_loglik_events
+from .fused import linear_predictors, partial_loglik_events, walk_terms
 from .partial_likelihood import (EVENT_INDEX, EVENT_VALUES, TIES, RiskSets, mle, partial_loglik_terms,  # noqa: F401
                                  risk_set_sums)
 
@@ -245,15 +245,20 @@ def _pointwise_loglik(post: dict, data: SurvivalData, rs: RiskSets, hierarchy: d
                       terms: bool = True, scratch: dict | None = None) -> np.ndarray:
     """Per-event partial log-likelihood of a batch of flattened draws (``post``: name -> (draws, ...)), or with
     ``terms=False`` its sum per draw; ``scratch``: buffers kept between batches (:func:`.fused.partial_loglik_events`)."""
-    beta = post["log_hr"]
+    beta = np.asarray(post["log_hr"], dtype=float)
     X = np.ascontiguousarray(data.X, dtype=float)
     if hierarchy is not None:  # the exposure's coefficient is its study's
         j = hierarchy["exposure"]
         codes = np.zeros(data.n, np.int64) if data.study is None else data.study
         exposure = data.X[:, j] - data.center[j]
+    if rs.entry_order is None:  # one walk over the rows from the coefficients (no draws x rows array)
+        frailty = None if data.cluster is None else (data.cluster, post["frailty"])
+        study = None if hierarchy is None else (codes, exposure, post["study_log_hr"] - beta[:, [j]])
+        return walk_terms(beta, X, rs, beta @ data.center, frailty=frailty, study=study, terms=terms,
+                          scratch=scratch)
 
     def eta_of(a, b, eta):  # the linear predictors of draws a to b into eta: X beta - center beta, no centred X
-        bt = np.ascontiguousarray(beta[a:b], dtype=float)
+        bt = np.ascontiguousarray(beta[a:b])
         linear_predictors(bt, X, bt @ data.center, eta)
         if hierarchy is not None:
             eta += exposure * (post["study_log_hr"][a:b][:, codes] - bt[:, [j]])

@@ -463,6 +463,160 @@ def newton_terms(X, r, eta, ev, g, gd, end, frac, ew, c):
     return log_s0, grad, info
 
 
+_ETA_FLOATS = 4_000_000  # linear predictors a thread of partial_loglik_events forms at once (32 MB)
+_WALK_ROWS = 128  # rows of one block of the fused walk: their linear predictors for a chunk of draws stay in cache
+_WALK_DRAWS = 32  # draws a walk carries at once: each row of X is read once for all of them
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep):
+    """The risk-set terms of the ``ns`` events gathered by :func:`walk_event_terms` (their sums under the scale
+    ``m``): the logarithms in one vectorised pass, each event's ``c (log S + m)`` off its draw's total and term."""
+    K = m.shape[0]
+    log_positive(S.reshape(S.size)[:ns * K], L.reshape(L.size)[:ns * K])
+    for s in range(ns):
+        k = kbuf[s]
+        ck = c[k]
+        for d in range(K):
+            tot[d] += ck * (L[s, d] + m[d])
+        if keep:  # apart: a branch in the loop above, or a store across the draws' rows, keeps it from vectorising
+            for d in range(K):
+                out[d, k] -= ck * (L[s, d] + m[d])
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted, cuts, ca, TaT, has_a, cb, xb, TbT,
+                     has_b, out, totals, e, S, L, kbuf):
+    """:func:`event_terms` of the draws ``BT`` (covariates x draws) from the covariates themselves, in one walk over
+    the rows with no N-length buffer: each draw's linear predictor, exponential and risk-set sums are formed a
+    block of rows at a time, from the last row to the first, for all the draws at once (no delayed entry).
+
+    ``eta[i, d] = X[i] BT[:, d] - shift[d] (+ TaT[ca[i], d]) (+ xb[i] TbT[cb[i], d])``: ``a`` an additive effect per
+    group of rows (a frailty), ``b`` a coefficient per group of rows on one column (a study's exposure effect).
+    ``ewrow``/``evk``: the event weight and event index of each row (0 and -1 where the row is no event);
+    ``cuts``: the rows where a stratum begins or ends, ascending, which no block crosses. Each draw's risk sums are
+    scaled by the largest linear predictor walked so far in its stratum (rescaled when a block holds a larger
+    one), so that no exponential overflows and a stratum far below another keeps its digits.
+    ``out`` (draws x events, or draws x 0 to keep no terms), ``totals`` (draws) as :func:`event_terms`;
+    ``e``/``S``/``L`` buffers of ``_WALK_ROWS x draws`` floats at least, ``kbuf`` of ``_WALK_ROWS`` integers."""
+    p, K = BT.shape
+    n_ev = g.shape[0]
+    keep = out.shape[1] == n_ev
+    nblk = kbuf.shape[0]
+    # the buffers (at least _WALK_ROWS x draws floats each) as rows x this call's draws
+    e = e[:nblk * K].reshape((nblk, K))
+    S = S[:nblk * K].reshape((nblk, K))
+    L = L[:nblk * K].reshape((nblk, K))
+    acc = np.zeros(K)
+    grp = np.zeros(K)
+    upper = np.zeros(K)
+    m = np.full(K, -np.inf)
+    bmax = np.empty(K)
+    lin = np.zeros(K)
+    tot = np.zeros(K)
+    kk = n_ev - 1
+    hi = end[kk] if n_ev > 0 else 0
+    ci = cuts.shape[0] - 1
+    cur_end = -1
+    while kk >= 0 and hi > 0:
+        while ci >= 0 and cuts[ci] >= hi:
+            ci -= 1
+        lo = max(hi - nblk, 0)
+        if ci >= 0 and cuts[ci] > lo:
+            lo = cuts[ci]
+        nb = hi - lo
+        if hi == end[kk] and cur_end != hi:  # the top of a stratum with events: its sums start afresh
+            cur_end = hi
+            for d in range(K):
+                acc[d] = 0.0
+                grp[d] = 0.0
+                upper[d] = 0.0
+                m[d] = -np.inf
+        for j in range(nb):
+            i = lo + j
+            for d in range(K):
+                e[j, d] = -shift[d]
+            for q in range(0, p - 1, 2):  # two covariates a pass: half the loads and stores of the row's predictors
+                x0, x1 = X[i, q], X[i, q + 1]
+                for d in range(K):
+                    e[j, d] += x0 * BT[q, d] + x1 * BT[q + 1, d]
+            if p % 2:
+                x0 = X[i, p - 1]
+                for d in range(K):
+                    e[j, d] += x0 * BT[p - 1, d]
+            if has_a:
+                a = ca[i]
+                for d in range(K):
+                    e[j, d] += TaT[a, d]
+            if has_b:
+                a = cb[i]
+                xv = xb[i]
+                for d in range(K):
+                    e[j, d] += xv * TbT[a, d]
+        for d in range(K):
+            bmax[d] = m[d]
+        for j in range(nb):
+            for d in range(K):
+                v, b = e[j, d], bmax[d]
+                bmax[d] = v if v > b else b  # a select, not a conditional store: it vectorises
+        for d in range(K):
+            if bmax[d] > m[d]:
+                f = np.exp(m[d] - bmax[d])
+                acc[d] *= f
+                grp[d] *= f
+                upper[d] *= f
+                m[d] = bmax[d]
+        for j in range(nb):
+            i = lo + j
+            ewi = ewrow[i]
+            if ewi != 0.0:
+                for d in range(K):
+                    lin[d] += ewi * e[j, d]
+                if keep:
+                    k2 = evk[i]
+                    for d in range(K):
+                        out[d, k2] = ewi * e[j, d]
+        for j in range(nb):
+            for d in range(K):
+                e[j, d] -= m[d]
+        flat = e.reshape(e.size)[:nb * K]
+        exp_nonpositive(flat, flat)
+        if weighted:
+            for j in range(nb):
+                wi = w[lo + j]
+                for d in range(K):
+                    e[j, d] *= wi
+        ns = 0
+        for j in range(nb - 1, -1, -1):
+            if kk < 0:
+                break
+            i = lo + j
+            if i == gd[kk] - 1:  # the tie group's last event row: the rows after it are summed
+                for d in range(K):
+                    upper[d] = acc[d]
+                    grp[d] = 0.0
+            for d in range(K):
+                acc[d] += e[j, d]
+            if i < gd[kk]:
+                for d in range(K):
+                    grp[d] += e[j, d]
+            while kk >= 0 and g[kk] == i:  # every event of the group: its risk set is summed
+                f = frac[kk]
+                for d in range(K):
+                    S[ns, d] = (1.0 - f) * grp[d] + upper[d]
+                kbuf[ns] = kk
+                ns += 1
+                kk -= 1
+                if ns == nblk:
+                    _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep)
+                    ns = 0
+        if ns > 0:
+            _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep)
+        hi = lo
+    for d in range(K):
+        totals[d] = lin[d] - tot[d]
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _gather_columns(a, idx, out):
     for r in prange(a.shape[0]):
@@ -503,7 +657,9 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
     batch: fresh N-length buffers are fresh pages, whose faults serialise the threads); the caller drops it.
 
     The draws are split between threads (the kernel holds no GIL), each with its own buffers, writing into its own
-    rows of the result; each draw's terms are computed alone, so the numbers do not depend on the split."""
+    rows of the result, a few draws at a time (``_ETA_FLOATS`` linear predictors: the memory does not grow with the
+    batch); each draw's terms are computed alone, so the numbers do not depend on the split. Without delayed entry,
+    :func:`walk_terms` does the same from the coefficients with no draws x rows array at all."""
     f, weighted, delayed = fields(rs)
     f = [np.ascontiguousarray(x) for x in f]
     formed = isinstance(eta, tuple)  # the threads form the linear predictors into buffers of their own
@@ -518,12 +674,8 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
     n_ev = len(rs.event_rows)
     out = np.empty((n_draws, n_ev if terms else 0))
     totals = np.empty(n_draws)
-    # a thread per half-million row-draws at least (fewer would spend more on starting threads than they save):
-    # 64 draws at N = 8,880, one draw at N = 1,000,000
-    threads = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                  n_draws, n_draws * n_rows // 500_000)
-    bounds = np.linspace(0, n_draws, max(1, threads) + 1).astype(int)
     store = {} if scratch is None else scratch
+    chunk = max(1, _ETA_FLOATS // max(1, n_rows))  # draws whose linear predictors a thread holds at once
 
     def buffers(k, draws):
         """Thread ``k``'s linear predictors (empty when they are given) and the kernel's buffers, with one more of
@@ -535,17 +687,84 @@ def partial_loglik_events(eta, rs, terms: bool = True, scratch: dict | None = No
                                  np.empty(n_ev))
         return have
 
-    def part(k):
-        a, b = bounds[k], bounds[k + 1]
-        eta_buf, *work = buffers(k, b - a)
-        e = eta_of(a, b, eta_buf[:b - a])
-        event_terms(e, *f, weighted, delayed, out[a:b], totals[a:b], *work)
+    def work(k, a, b):
+        for s in range(a, b, chunk):
+            t = min(s + chunk, b)
+            eta_buf, *ws = buffers(k, t - s)
+            e = eta_of(s, t, eta_buf[:t - s])
+            event_terms(e, *f, weighted, delayed, out[s:t], totals[s:t], *ws)
 
+    _split(n_draws, _threads(n_draws, n_rows), work)
+    return out if terms else totals
+
+
+def _threads(n_draws: int, n_rows: int) -> int:
+    """Threads for a batch: one per half-million row-draws at least (fewer would spend more on starting threads
+    than they save), no more than the cores this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, n_draws, n_draws * n_rows // 500_000))
+
+
+def _split(n_draws: int, threads: int, work) -> None:
+    """``work(t, a, b)`` for each thread ``t`` of ``threads``, with its contiguous range ``a:b`` of the draws."""
+    bounds = np.linspace(0, n_draws, threads + 1).astype(int)
     if threads <= 1:
-        part(0)
-    else:
-        with ThreadPoolExecutor(threads) as ex:
-            list(ex.map(part, range(threads)))
+        work(0, 0, n_draws)
+        return
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(lambda t: work(t, bounds[t], bounds[t + 1]), range(threads)))
+
+
+def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
+               scratch: dict | None = None) -> np.ndarray:
+    """Each event's partial log-likelihood term per draw (draws x events), or with ``terms=False`` their sum per
+    draw, for the linear predictors ``X @ B[d] - shift[d]`` (plus ``frailty = (codes, table)``:
+    ``table[d, codes[i]]`` per row; plus ``study = (codes, column, table)``: ``column[i] table[d, codes[i]]``),
+    by :func:`walk_event_terms`: no draws x rows array is formed. Not for delayed entry
+    (``rs.entry_order``), whose risk sets :func:`partial_loglik_events` forms.
+
+    The draws are split between threads and walked ``_WALK_DRAWS`` at a time; each draw's numbers are its own
+    (its sums taken in the same order whatever the split)."""
+    if rs.entry_order is not None:
+        raise ValueError("walk_terms: delayed entry (rs.entry_order) needs partial_loglik_events")
+    B = np.ascontiguousarray(np.atleast_2d(B), dtype=float)
+    X = np.ascontiguousarray(X, dtype=float)
+    shift = np.ascontiguousarray(shift, dtype=float)
+    n_draws, n_rows = B.shape[0], X.shape[0]
+    n_ev = len(rs.event_rows)
+    store = {} if scratch is None else scratch
+    key = ("walk", n_rows, n_ev)
+    fixed = store.get(key)
+    if fixed is None:
+        ewrow = np.zeros(n_rows)
+        ewrow[rs.event_rows] = rs.event_weight
+        evk = np.full(n_rows, -1, np.int64)
+        evk[rs.event_rows] = np.arange(n_ev)
+        cuts = np.unique(np.concatenate([rs.stratum_start, rs.stratum_end])).astype(np.int64)
+        w = np.zeros(0) if rs.weights is None else np.ascontiguousarray(rs.weights, dtype=float)
+        ints = [np.ascontiguousarray(a, dtype=np.int64) for a in (rs.group_start, rs.group_events_end,
+                                                                   rs.stratum_end)]
+        fixed = store[key] = (ewrow, evk, *ints, np.ascontiguousarray(rs.tie_fraction, dtype=float),
+                              np.ascontiguousarray(rs.log_weight, dtype=float), w, rs.weights is not None, cuts)
+    none_i, none_f = np.zeros(0, np.int64), np.zeros((0, 0))
+    ca, ta = (none_i, None) if frailty is None else (np.ascontiguousarray(frailty[0], np.int64), frailty[1])
+    cb, xb, tb = ((none_i, np.zeros(0), None) if study is None else
+                  (np.ascontiguousarray(study[0], np.int64), np.ascontiguousarray(study[1], float), study[2]))
+    out = np.empty((n_draws, n_ev if terms else 0))
+    totals = np.empty(n_draws)
+
+    def work(_, a, b):
+        K = min(_WALK_DRAWS, b - a)
+        bufs = (np.empty(_WALK_ROWS * K), np.empty(_WALK_ROWS * K), np.empty(_WALK_ROWS * K),
+                np.empty(_WALK_ROWS, np.int64))
+        for s in range(a, b, K):
+            t = min(s + K, b)
+            TaT = none_f if ta is None else np.ascontiguousarray(np.asarray(ta[s:t], float).T)
+            TbT = none_f if tb is None else np.ascontiguousarray(np.asarray(tb[s:t], float).T)
+            walk_event_terms(np.ascontiguousarray(B[s:t].T), X, shift[s:t], *fixed, ca, TaT, ta is not None,
+                             cb, xb, TbT, tb is not None, out[s:t], totals[s:t], *bufs)
+
+    _split(n_draws, _threads(n_draws, n_rows), work)
     return out if terms else totals
 
 

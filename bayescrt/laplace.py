@@ -135,8 +135,11 @@ def _newton_from(logp_grad, y0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray,
 def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """The mode of the log density by damped Newton steps from ``x0``: ``(mode, Hessian, log density)``.
 
-    Each step solves with the Hessian (finite differences of the gradient) and halves until the log density
-    rises; it stops when half the Newton decrement is below 1e-10. A Hessian that is not negative definite
+    Each step solves with the Hessian (central differences of the gradient) and halves until the log density
+    rises; it stops when half the Newton decrement is below 1e-10. The Hessian is kept from step to step and
+    taken afresh only where the kept one stops leading uphill or says the mode is reached, so that the end is
+    judged, and the Hessian returned, at the mode itself: from a start near the mode (the maximum-likelihood
+    estimate) two Hessians instead of one a step, each ``2 d`` gradients. A Hessian that is not negative definite
     at the end means the density has no proper mode here: a SpecError."""
 
     def grad(x):
@@ -147,21 +150,29 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
     if not np.isfinite(lp):
         raise SpecError("sampler='laplace': the log density is not finite at the model's initial point; use "
                         "sampler='nutpie'")
-    H = _hessian(grad, x)
+    H, fresh = _hessian(grad, x), True
     for _ in range(NEWTON_MAX):
         try:
             step = np.linalg.solve(-H, g)
         except np.linalg.LinAlgError:
-            break
-        if not np.all(np.isfinite(step)) or g @ step < 0:  # not an ascent direction: a gradient step instead
+            step = None
+        if step is not None and np.all(np.isfinite(step)) and g @ step >= 0:
+            done = g @ step / 2 < 1e-10
+            found = None if done else _line_search(logp_grad, x, lp, step)
+        elif fresh:  # not an ascent direction even by a fresh Hessian: a gradient step instead
             step = g / max(1.0, np.linalg.norm(g))
-        if g @ step / 2 < 1e-10:
-            break
-        found = _line_search(logp_grad, x, lp, step)
-        if found is None:
-            break
+            done = g @ step / 2 < 1e-10
+            found = None if done else _line_search(logp_grad, x, lp, step)
+        else:
+            found = None
+        if found is None:  # converged, or no step rises: judged again by a fresh Hessian, once
+            if fresh:
+                break
+            H, fresh = _hessian(grad, x), True
+            continue
         t, lp, g = found
-        x = x + t * step
+        x, fresh = x + t * step, False
+    if not fresh:
         H = _hessian(grad, x)
     _proper(H)
     return x, H, float(lp)

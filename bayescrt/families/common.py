@@ -122,16 +122,20 @@ def prior_vector(priors: list[dict], p: int, pm, pt, rows: dict, prefix: str = "
             row = rows[f"{prefix}_{key}"]
             return row if len(idx) == p else row[np.asarray(idx)]
 
+        # the samplers start at z = 0: the preconditioning MLE where there is one, log-HRs of 0 where not (the
+        # prior's centre, PyMC's default start, is z = -m / s: hundreds of standard errors from the mode at
+        # N = 1,000,000, where a Newton search from it took 300 gradients instead of 50)
+        start = np.zeros(shape)
         if dist == "Flat":
-            rv = pm.Flat(name, shape=shape)
+            rv = pm.Flat(name, shape=shape, initval=start)
         elif dist == "Normal":
-            rv = pm.Normal(name, mu=hyper("mu"), sigma=hyper("sigma"), shape=shape)
+            rv = pm.Normal(name, mu=hyper("mu"), sigma=hyper("sigma"), shape=shape, initval=start)
         elif dist == "StudentT":
-            rv = pm.StudentT(name, nu=hyper("nu"), mu=hyper("mu"), sigma=hyper("sigma"), shape=shape)
+            rv = pm.StudentT(name, nu=hyper("nu"), mu=hyper("mu"), sigma=hyper("sigma"), shape=shape, initval=start)
         elif dist == "Cauchy":
-            rv = pm.Cauchy(name, alpha=hyper("mu"), beta=hyper("sigma"), shape=shape)
+            rv = pm.Cauchy(name, alpha=hyper("mu"), beta=hyper("sigma"), shape=shape, initval=start)
         elif dist == "Laplace":
-            rv = pm.Laplace(name, mu=hyper("mu"), b=hyper("sigma"), shape=shape)
+            rv = pm.Laplace(name, mu=hyper("mu"), b=hyper("sigma"), shape=shape, initval=start)
         else:  # validate_prior rejects anything else
             raise AssertionError(dist)
         parts[dist] = (idx, rv)

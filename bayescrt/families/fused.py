@@ -486,7 +486,7 @@ def _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep):
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted, cuts, ca, TaT, has_a, cb, xb, TbT,
-                     has_b, out, totals, e, S, L, kbuf):
+                     has_b, out, totals, e, S, L, kbuf, state):
     """:func:`event_terms` of the draws ``BT`` (covariates x draws) from the covariates themselves, in one walk over
     the rows with no N-length buffer: each draw's linear predictor, exponential and risk-set sums are formed a
     block of rows at a time, from the last row to the first, for all the draws at once (no delayed entry).
@@ -498,7 +498,13 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
     scaled by the largest linear predictor walked so far in its stratum (rescaled when a block holds a larger
     one), so that no exponential overflows and a stratum far below another keeps its digits.
     ``out`` (draws x events, or draws x 0 to keep no terms), ``totals`` (draws) as :func:`event_terms`;
-    ``e``/``S``/``L`` buffers of ``_WALK_ROWS x draws`` floats at least, ``kbuf`` of ``_WALK_ROWS`` integers."""
+    ``e``/``S``/``L`` buffers of ``_WALK_ROWS x draws`` floats at least, ``kbuf`` of ``_WALK_ROWS`` integers,
+    ``state`` of ``7 x draws``.
+
+    Written for the vectoriser: every loop over the draws indexes by counters known to be non-negative (a block's
+    rows are stored last row first, so the walk runs forward over them), and the per-draw sums live in the
+    caller's ``state`` (arrays allocated here were taken to overlap the block, and each loop over the draws ran
+    one element at a time: 2.5 times slower)."""
     p, K = BT.shape
     n_ev = g.shape[0]
     keep = out.shape[1] == n_ev
@@ -507,13 +513,15 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
     e = e[:nblk * K].reshape((nblk, K))
     S = S[:nblk * K].reshape((nblk, K))
     L = L[:nblk * K].reshape((nblk, K))
-    acc = np.zeros(K)
-    grp = np.zeros(K)
-    upper = np.zeros(K)
-    m = np.full(K, -np.inf)
-    bmax = np.empty(K)
-    lin = np.zeros(K)
-    tot = np.zeros(K)
+    st = state[:7 * K].reshape((7, K))
+    acc, grp, upper, m, bmax, lin, tot = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
+    for d in range(K):
+        acc[d] = 0.0
+        grp[d] = 0.0
+        upper[d] = 0.0
+        m[d] = -np.inf
+        lin[d] = 0.0
+        tot[d] = 0.0
     kk = n_ev - 1
     hi = end[kk] if n_ev > 0 else 0
     ci = cuts.shape[0] - 1
@@ -532,8 +540,8 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
                 grp[d] = 0.0
                 upper[d] = 0.0
                 m[d] = -np.inf
-        for j in range(nb):
-            i = lo + j
+        for j in range(nb):  # block row j is row hi - 1 - j
+            i = hi - 1 - j
             for d in range(K):
                 e[j, d] = -shift[d]
             for q in range(0, p - 1, 2):  # two covariates a pass: half the loads and stores of the row's predictors
@@ -550,9 +558,9 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
                     e[j, d] += TaT[a, d]
             if has_b:
                 a = cb[i]
-                xv = xb[i]
+                x0 = xb[i]
                 for d in range(K):
-                    e[j, d] += xv * TbT[a, d]
+                    e[j, d] += x0 * TbT[a, d]
         for d in range(K):
             bmax[d] = m[d]
         for j in range(nb):
@@ -567,7 +575,7 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
                 upper[d] *= f
                 m[d] = bmax[d]
         for j in range(nb):
-            i = lo + j
+            i = hi - 1 - j
             ewi = ewrow[i]
             if ewi != 0.0:
                 for d in range(K):
@@ -583,14 +591,14 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
         exp_nonpositive(flat, flat)
         if weighted:
             for j in range(nb):
-                wi = w[lo + j]
+                wi = w[hi - 1 - j]
                 for d in range(K):
                     e[j, d] *= wi
         ns = 0
-        for j in range(nb - 1, -1, -1):
+        for j in range(nb):
             if kk < 0:
                 break
-            i = lo + j
+            i = hi - 1 - j
             if i == gd[kk] - 1:  # the tie group's last event row: the rows after it are summed
                 for d in range(K):
                     upper[d] = acc[d]
@@ -756,7 +764,7 @@ def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
     def work(_, a, b):
         K = min(_WALK_DRAWS, b - a)
         bufs = (np.empty(_WALK_ROWS * K), np.empty(_WALK_ROWS * K), np.empty(_WALK_ROWS * K),
-                np.empty(_WALK_ROWS, np.int64))
+                np.empty(_WALK_ROWS, np.int64), np.empty(7 * K))
         for s in range(a, b, K):
             t = min(s + K, b)
             TaT = none_f if ta is None else np.ascontiguousarray(np.asarray(ta[s:t], float).T)

@@ -468,6 +468,21 @@ _WALK_ROWS = 128  # rows of one block of the fused walk: their linear predictors
 _WALK_DRAWS = 32  # draws a walk carries at once: each row of X is read once for all of them
 
 
+_PART_LO, _PART_HI = 2.0 ** -100, 2.0 ** 100  # a tie group's sums in its product: 8 of them times [1, 2) stay normal
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _flush_groups(P, PE, L, cmean, csums, ng, m, tot):
+    """The risk-set terms of ``ng`` tie groups gathered by :func:`walk_event_terms` (under the scale ``m``):
+    ``mean(c) (log P + PE ln 2) + sum(c) m`` off each draw's total, the logarithms in one vectorised pass."""
+    K = m.shape[0]
+    log_positive(P.reshape(P.size)[:ng * K], L.reshape(L.size)[:ng * K])
+    for s in range(ng):
+        cm, cs = cmean[s], csums[s]
+        for d in range(K):
+            tot[d] += cm * (L[s, d] + (PE[s, d] * _LN2_HI + PE[s, d] * _LN2_LO)) + cs * m[d]
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep):
     """The risk-set terms of the ``ns`` events gathered by :func:`walk_event_terms` (their sums under the scale
@@ -486,7 +501,7 @@ def _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep):
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted, cuts, ca, TaT, has_a, cb, xb, TbT,
-                     has_b, out, totals, e, S, L, kbuf, state):
+                     has_b, out, totals, e, S, L, kbuf, state, G, gw, by_group):
     """:func:`event_terms` of the draws ``BT`` (covariates x draws) from the covariates themselves, in one walk over
     the rows with no N-length buffer: each draw's linear predictor, exponential and risk-set sums are formed a
     block of rows at a time, from the last row to the first, for all the draws at once (no delayed entry).
@@ -499,7 +514,13 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
     one), so that no exponential overflows and a stratum far below another keeps its digits.
     ``out`` (draws x events, or draws x 0 to keep no terms), ``totals`` (draws) as :func:`event_terms`;
     ``e``/``S``/``L`` buffers of ``_WALK_ROWS x draws`` floats at least, ``kbuf`` of ``_WALK_ROWS`` integers,
-    ``state`` of ``7 x draws``.
+    ``state`` of ``7 x draws``, ``G`` of ``2 x _WALK_ROWS x draws`` and ``gw`` of ``2 x _WALK_ROWS`` floats.
+
+    Without kept terms, the events of a tie group take one logarithm between them: ``sum_l c_l log S_l`` is
+    ``mean(c) log prod_l S_l`` (Efron's ``c`` is one value a group, Breslow's ``S`` is), the product kept as a
+    mantissa in [1, 2) and a power of 2 (a registry's day-resolution times tie 130 events a group at N = 1,000,000).
+    ``by_group`` says the risk sets allow it (every group's ``c`` one value, or every ``tie_fraction`` 0); an event
+    whose sum lies outside 2**-100 .. 2**100 (or is not a number) takes its own logarithm.
 
     Written for the vectoriser: every loop over the draws indexes by counters known to be non-negative (a block's
     rows are stored last row first, so the walk runs forward over them), and the per-draw sums live in the
@@ -514,6 +535,14 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
     S = S[:nblk * K].reshape((nblk, K))
     L = L[:nblk * K].reshape((nblk, K))
     st = state[:7 * K].reshape((7, K))
+    P = G[:nblk * K].reshape((nblk, K))  # a group's product of sums, renormalised to [1, 2), and its exponent
+    Pb = G.view(np.int64)[:nblk * K].reshape((nblk, K))  # the product's bits
+    PE = G[nblk * K:2 * nblk * K].reshape((nblk, K))
+    cmean, csums = gw[:nblk], gw[nblk:2 * nblk]
+    product = by_group and not keep
+    ng = 0
+    cnt = 0
+    csum = 0.0
     acc, grp, upper, m, bmax, lin, tot = st[0], st[1], st[2], st[3], st[4], st[5], st[6]
     for d in range(K):
         acc[d] = 0.0
@@ -608,18 +637,51 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
             if i < gd[kk]:
                 for d in range(K):
                     grp[d] += e[j, d]
+            if kk >= 0 and g[kk] == i and product:  # the group's sums multiplied: one logarithm a group
+                for d in range(K):
+                    P[ng, d] = 1.0
+                    PE[ng, d] = 0.0
+                csum = 0.0
+                cnt = 0
             while kk >= 0 and g[kk] == i:  # every event of the group: its risk set is summed
                 f = frac[kk]
-                for d in range(K):
-                    S[ns, d] = (1.0 - f) * grp[d] + upper[d]
-                kbuf[ns] = kk
-                ns += 1
+                odd = not product
+                if product:
+                    for d in range(K):
+                        v = (1.0 - f) * grp[d] + upper[d]
+                        odd |= not (v >= _PART_LO and v <= _PART_HI)
+                if odd:  # its own logarithm (a term kept, or a sum the product could not hold)
+                    for d in range(K):
+                        S[ns, d] = (1.0 - f) * grp[d] + upper[d]
+                    kbuf[ns] = kk
+                    ns += 1
+                    if ns == nblk:
+                        _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep)
+                        ns = 0
+                else:  # P *= S; every 8 factors (each within 2**+-100) P back to [1, 2), its power of 2 into PE
+                    for d in range(K):
+                        P[ng, d] *= (1.0 - f) * grp[d] + upper[d]
+                    csum += c[kk]
+                    cnt += 1
+                    if cnt % 8 == 0:
+                        for d in range(K):
+                            b = Pb[ng, d]
+                            PE[ng, d] += ((b >> 52) & 0x7FF) - 1023
+                            Pb[ng, d] = (b & _MANTISSA) | _ONE_BITS
                 kk -= 1
-                if ns == nblk:
-                    _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep)
-                    ns = 0
+            if cnt > 0:  # the group's events are all summed (they end at its first row, this one)
+                cmean[ng] = csum / cnt
+                csums[ng] = csum
+                cnt = 0
+                ng += 1
+                if ng == nblk:
+                    _flush_groups(P, PE, L, cmean, csums, ng, m, tot)
+                    ng = 0
         if ns > 0:
             _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep)
+        if ng > 0:
+            _flush_groups(P, PE, L, cmean, csums, ng, m, tot)
+            ng = 0
         hi = lo
     for d in range(K):
         totals[d] = lin[d] - tot[d]
@@ -752,8 +814,10 @@ def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
         w = np.zeros(0) if rs.weights is None else np.ascontiguousarray(rs.weights, dtype=float)
         ints = [np.ascontiguousarray(a, dtype=np.int64) for a in (rs.group_start, rs.group_events_end,
                                                                    rs.stratum_end)]
-        fixed = store[key] = (ewrow, evk, *ints, np.ascontiguousarray(rs.tie_fraction, dtype=float),
-                              np.ascontiguousarray(rs.log_weight, dtype=float), w, rs.weights is not None, cuts)
+        frac, c = (np.ascontiguousarray(a, dtype=float) for a in (rs.tie_fraction, rs.log_weight))
+        _, first = np.unique(ints[0], return_index=True)  # each tie group's first event
+        by_group = bool(np.all(frac == 0) or np.all(c == np.repeat(c[first], np.diff(np.append(first, n_ev)))))
+        fixed = store[key] = (ewrow, evk, *ints, frac, c, w, rs.weights is not None, cuts), by_group
     none_i, none_f = np.zeros(0, np.int64), np.zeros((0, 0))
     ca, ta = (none_i, None) if frailty is None else (np.ascontiguousarray(frailty[0], np.int64), frailty[1])
     cb, xb, tb = ((none_i, np.zeros(0), None) if study is None else
@@ -764,13 +828,13 @@ def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
     def work(_, a, b):
         K = min(_WALK_DRAWS, b - a)
         bufs = (np.empty(_WALK_ROWS * K), np.empty(_WALK_ROWS * K), np.empty(_WALK_ROWS * K),
-                np.empty(_WALK_ROWS, np.int64), np.empty(7 * K))
+                np.empty(_WALK_ROWS, np.int64), np.empty(7 * K), np.empty(2 * _WALK_ROWS * K), np.empty(2 * _WALK_ROWS))
         for s in range(a, b, K):
             t = min(s + K, b)
             TaT = none_f if ta is None else np.ascontiguousarray(np.asarray(ta[s:t], float).T)
             TbT = none_f if tb is None else np.ascontiguousarray(np.asarray(tb[s:t], float).T)
-            walk_event_terms(np.ascontiguousarray(B[s:t].T), X, shift[s:t], *fixed, ca, TaT, ta is not None,
-                             cb, xb, TbT, tb is not None, out[s:t], totals[s:t], *bufs)
+            walk_event_terms(np.ascontiguousarray(B[s:t].T), X, shift[s:t], *fixed[0], ca, TaT, ta is not None,
+                             cb, xb, TbT, tb is not None, out[s:t], totals[s:t], *bufs, fixed[1])
 
     _split(n_draws, _threads(n_draws, n_rows), work)
     return out if terms else totals

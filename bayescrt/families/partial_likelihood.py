@@ -177,6 +177,9 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
         return sums(a, rs, np)
 
     compiled = sums is risk_set_sums and rs.entry_order is None
+    from .fused import linear_predictors
+
+    Xc = np.ascontiguousarray(X, dtype=float)
     if compiled:  # one pass over the rows for all three (fused.newton_terms): 55 numpy passes for 9 covariates
         from .fused import newton_terms
 
@@ -191,7 +194,8 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
     block = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
 
     def derivs(beta):
-        eta = X @ beta
+        # not BLAS: at N = 1,000,000 its threads spin after the product and take the cores from what follows
+        eta = linear_predictors(np.asarray(beta, float)[None, :], Xc, np.zeros(1), np.empty((1, n)))[0]
         m = np.maximum.reduceat(eta, starts)[block]
         r = w * np.exp(eta - m)
         m_ev = m[ev]

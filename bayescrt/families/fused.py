@@ -27,6 +27,15 @@ their graphs compute per row from a handful of parameters: :class:`ExposureSum`
 returns the sum with its gradients in two passes over the covariates (:func:`exposure_sum`);
 each family's ``fused=False`` graph is its twin (``tests/test_fused_parametric.py``).
 
+The Laplace sampler evaluates thousands of proposals at once. :func:`walk_terms` does it from the
+coefficients with no draws x rows array: :func:`walk_event_terms` walks the rows once, last to first, a
+block of 128 rows for 32 draws at a time (each row of ``X`` read once for the 32), forming each draw's
+linear predictor, exponential and risk-set sums in cache, each stratum's sums scaled by the largest
+linear predictor walked so far in it; without kept terms a tie group takes one logarithm of its sums'
+product. Under delayed entry :func:`partial_loglik_events` forms the linear predictors a few draws at a
+time and runs :func:`event_terms` on them. Both split the draws between threads (the kernels hold no GIL)
+and give each draw's numbers alone, whatever the split.
+
 The kernel is compiled by numba once per machine and cached on disk (numba's
 ``cache=True``: ``__pycache__`` beside this file, or ``NUMBA_CACHE_DIR``); the
 graph a sampler compiles around it is a few operations. Under nutpie's numba

@@ -37,6 +37,7 @@ def test_a_piecewise_fit_by_laplace_integrates_over_the_walk_sd_and_agrees_with_
     kw = dict(time="time", event="status", covariates=COVS, random_seed=seed(2), progress=False)
     lap = bc.PiecewiseExponentialPH(sampler="laplace").fit(lung, **kw)
     assert lap.sampling["proposal"].startswith("rw_sd (log) from its Laplace marginal on a grid")
+    assert lap.sampling["evaluated_by"] == "the family's pointwise twin"  # loglik_totals, checked at the mode
     assert max(lap.sampling["pareto_k"]) < 0.5
     assert_agree(lap, lung_fits["pwe"], ("log_hr", "rw_sd", "log_hazard"))
 

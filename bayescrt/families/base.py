@@ -60,6 +60,9 @@ class Estimator:
     # pointwise_loglik is a compiled kernel on threads that takes terms=False (the sum per draw) and scratch= (buffers
     # kept between batches): the Laplace sampler batches it
     compiled_pointwise = False
+    # the log-likelihood's sum per draw for a batch of draws by a compiled kernel (loglik_totals), for the Laplace
+    # sampler's proposals, where the per-row values are not compiled
+    compiled_totals = False
     fixed_priors: dict | None = {}
     # posterior variables the convergence gates check, in this order, those present in a fit
     diagnostic_vars: tuple[str, ...] = ("log_hr", "frailty_sd", "frailty")
@@ -261,10 +264,14 @@ class Estimator:
         scratch: dict = {}  # the twin's buffers, kept from batch to batch of this fit
         twin = ((lambda post, terms: self.pointwise_loglik(post, data, info, hierarchy, terms=terms, scratch=scratch))
                 if batched else None)
+        if self.sampler == "laplace" and not batched and self.compiled_totals and info.get("tv_index") is None:
+            # only the log-likelihood's sum per proposal, compiled; the stored pointwise values come after, from
+            # the kept draws
+            twin = lambda post, terms: self.loglik_totals(post, data, info, hierarchy)  # noqa: E731
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
                                       compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,
-                                      pointwise=twin, keep_pointwise=bool(log_likelihood))
+                                      pointwise=twin, keep_pointwise=bool(log_likelihood) and batched)
         post = tree["posterior"]
         groups = data_groups(data)
         if log_likelihood and "pointwise" in tree.children:

@@ -509,6 +509,86 @@ def _flush_logs(S, L, kbuf, ns, c, m, tot, out, keep):
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def _block_predictors(e, nb, first, step, BT, X, shift, ca, TaT, has_a, cb, xb, TbT, has_b):
+    """``e[j, d]`` for ``j < nb``: the linear predictor of draw ``d`` (``BT`` covariates x draws) at row
+    ``first + step * j``: ``X[i] BT[:, d] - shift[d]``, plus ``TaT[ca[i], d]`` (``has_a``) and
+    ``xb[i] TbT[cb[i], d]`` (``has_b``). Two covariates a pass over the row's draws: half the loads and stores."""
+    p, K = BT.shape
+    for j in range(nb):
+        i = first + step * j
+        for d in range(K):
+            e[j, d] = -shift[d]
+        for q in range(0, p - 1, 2):
+            x0, x1 = X[i, q], X[i, q + 1]
+            for d in range(K):
+                e[j, d] += x0 * BT[q, d] + x1 * BT[q + 1, d]
+        if p % 2:
+            x0 = X[i, p - 1]
+            for d in range(K):
+                e[j, d] += x0 * BT[p - 1, d]
+        if has_a:
+            a = ca[i]
+            for d in range(K):
+                e[j, d] += TaT[a, d]
+        if has_b:
+            a = cb[i]
+            x0 = xb[i]
+            for d in range(K):
+                e[j, d] += x0 * TbT[a, d]
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def exposure_cells(BT, X, shift, ca, TaT, has_a, cell, into, cell_e, into_e, has_entry, w, weighted, wd, B, C, Be,
+                   Ce, lin, e):
+    """The sums a piecewise-constant baseline's likelihood needs, for the draws ``BT`` (covariates x draws), in one
+    pass over the rows in blocks, no N-length buffer: per cell ``c`` (stratum x interval) and draw ``d``,
+    ``B[c, d] = sum w_i exp(eta_id)`` over the rows whose follow-up ends in ``c`` and ``C[c, d]`` the same sum
+    weighted by the time each spent in ``c`` (``into``); ``Be``/``Ce`` the same by the cells of the entry times
+    (``has_entry``); and ``lin[d] = sum_i wd_i eta_id``. ``eta`` as :func:`_block_predictors` (``has_a``: a
+    frailty). ``e``: a buffer of ``_WALK_ROWS x draws`` floats at least. The tables are zeroed here."""
+    p, K = BT.shape
+    n = X.shape[0]
+    nblk = _WALK_ROWS
+    none_i, none_f = ca[:0], TaT[:0]
+    for c in range(B.shape[0]):
+        for d in range(K):
+            B[c, d] = 0.0
+            C[c, d] = 0.0
+    for c in range(Be.shape[0]):
+        for d in range(K):
+            Be[c, d] = 0.0
+            Ce[c, d] = 0.0
+    for d in range(K):
+        lin[d] = 0.0
+    E = e[:nblk * K].reshape((nblk, K))
+    for lo in range(0, n, nblk):
+        nb = min(nblk, n - lo)
+        _block_predictors(E, nb, lo, 1, BT, X, shift, ca, TaT, has_a, none_i, into[:0], none_f, False)
+        for j in range(nb):
+            wdi = wd[lo + j]
+            if wdi != 0.0:
+                for d in range(K):
+                    lin[d] += wdi * E[j, d]
+        flat = e[:nb * K]
+        exp_nonpositive(flat, flat)  # any sign: below -700 taken as -700, above 709.78 infinite
+        for j in range(nb):
+            i = lo + j
+            if weighted:
+                wi = w[i]
+                for d in range(K):
+                    E[j, d] *= wi
+            c, t = cell[i], into[i]
+            for d in range(K):
+                B[c, d] += E[j, d]
+                C[c, d] += E[j, d] * t
+            if has_entry:
+                c, t = cell_e[i], into_e[i]
+                for d in range(K):
+                    Be[c, d] += E[j, d]
+                    Ce[c, d] += E[j, d] * t
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted, cuts, ca, TaT, has_a, cb, xb, TbT,
                      has_b, out, totals, e, S, L, kbuf, state, G, gw, by_group):
     """:func:`event_terms` of the draws ``BT`` (covariates x draws) from the covariates themselves, in one walk over
@@ -578,27 +658,7 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
                 grp[d] = 0.0
                 upper[d] = 0.0
                 m[d] = -np.inf
-        for j in range(nb):  # block row j is row hi - 1 - j
-            i = hi - 1 - j
-            for d in range(K):
-                e[j, d] = -shift[d]
-            for q in range(0, p - 1, 2):  # two covariates a pass: half the loads and stores of the row's predictors
-                x0, x1 = X[i, q], X[i, q + 1]
-                for d in range(K):
-                    e[j, d] += x0 * BT[q, d] + x1 * BT[q + 1, d]
-            if p % 2:
-                x0 = X[i, p - 1]
-                for d in range(K):
-                    e[j, d] += x0 * BT[p - 1, d]
-            if has_a:
-                a = ca[i]
-                for d in range(K):
-                    e[j, d] += TaT[a, d]
-            if has_b:
-                a = cb[i]
-                x0 = xb[i]
-                for d in range(K):
-                    e[j, d] += x0 * TbT[a, d]
+        _block_predictors(e, nb, hi - 1, -1, BT, X, shift, ca, TaT, has_a, cb, xb, TbT, has_b)  # row j: hi - 1 - j
         for d in range(K):
             bmax[d] = m[d]
         for j in range(nb):
@@ -847,6 +907,45 @@ def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
 
     _split(n_draws, _threads(n_draws, n_rows), work)
     return out if terms else totals
+
+
+def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=None, frailty=None) -> tuple:
+    """:func:`exposure_cells` for the draws ``B`` (draws x covariates), on threads, ``_WALK_DRAWS`` draws at a
+    time: ``(B, C, Be, Ce, lin)`` with the draws first (draws x cells; ``Be``/``Ce`` draws x 0 without
+    ``entry = (cell_e, into_e)``). ``frailty = (codes, table)``: ``table[d, codes[i]]`` added to each row's
+    linear predictor ``X[i] @ B[d] - shift[d]``."""
+    B = np.ascontiguousarray(np.atleast_2d(B), dtype=float)
+    X = np.ascontiguousarray(X, dtype=float)
+    shift = np.ascontiguousarray(shift, dtype=float)
+    n_draws, n_rows = B.shape[0], X.shape[0]
+    cell = np.ascontiguousarray(cell, np.int64)
+    into = np.ascontiguousarray(into, float)
+    wd = np.ascontiguousarray(wd, float)
+    w = np.zeros(0) if weights is None else np.ascontiguousarray(weights, float)
+    cell_e, into_e = (np.zeros(0, np.int64), np.zeros(0)) if entry is None else (
+        np.ascontiguousarray(entry[0], np.int64), np.ascontiguousarray(entry[1], float))
+    ca, ta = (np.zeros(0, np.int64), None) if frailty is None else (np.ascontiguousarray(frailty[0], np.int64),
+                                                                    frailty[1])
+    m_e = n_cells if entry is not None else 0
+    out = [np.empty((n_draws, n_cells)), np.empty((n_draws, n_cells)), np.empty((n_draws, m_e)),
+           np.empty((n_draws, m_e)), np.empty(n_draws)]
+
+    def work(_, a, b):
+        K = min(_WALK_DRAWS, b - a)
+        e = np.empty(_WALK_ROWS * K)
+        for s in range(a, b, K):
+            t = min(s + K, b)
+            k = t - s
+            tabs = [np.empty((n_cells, k)), np.empty((n_cells, k)), np.empty((m_e, k)), np.empty((m_e, k)),
+                    np.empty(k)]
+            TaT = np.zeros((0, 0)) if ta is None else np.ascontiguousarray(np.asarray(ta[s:t], float).T)
+            exposure_cells(np.ascontiguousarray(B[s:t].T), X, shift[s:t], ca, TaT, ta is not None, cell, into,
+                           cell_e, into_e, entry is not None, w, weights is not None, wd, *tabs, e)
+            for o, tab in zip(out, tabs):
+                o[s:t] = tab.T
+
+    _split(n_draws, _threads(n_draws, n_rows), work)
+    return tuple(out)
 
 
 def _op_class():

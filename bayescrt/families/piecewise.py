@@ -53,6 +53,7 @@ class PiecewiseExponentialPH(ParametricPH):
     hierarchical = True
     fixed_priors = None  # the random walk's levels have a prior with its own SD: no closed form per draw
     other_vars = ("rw_sd", "tv_log_hr")
+    compiled_totals = True  # loglik_totals, but for a time-varying effect
     baseline_vars = ("log_hazard",)
 
     def __init__(self, cuts=None, n_intervals: int = 8, rw_order: int = 1, tv: str | None = None, **kw):
@@ -101,6 +102,38 @@ class PiecewiseExponentialPH(ParametricPH):
     @classmethod
     def _row_hazard(cls, post, data, info, tv):
         return _pwe_cumhaz_rows(post, data, info, tv)
+
+    @classmethod
+    def loglik_totals(cls, post, data, info, hierarchy=None) -> np.ndarray:
+        """``pointwise_loglik(post, data, info).sum(axis=1)`` without a draws x rows array: each row's
+        ``exp(eta)`` summed per stratum and interval (and weighted by the time spent in it) by
+        :func:`.fused.cell_sums`, those sums then weighed by each draw's hazards; the events' terms from per-cell
+        event counts. Not for a time-varying effect (``info["tv_index"]``), whose rows have two baselines."""
+        if info.get("tv_index") is not None:
+            raise ValueError("loglik_totals: a time-varying effect needs pointwise_loglik")
+        from .fused import cell_sums
+
+        cuts = np.asarray(info["cuts"], float)
+        a = np.asarray(post["log_hazard"], float)  # (draws, S, J)
+        beta = np.asarray(post["log_hr"], float)
+        n_draws, S, J = a.shape
+        edges, rates, whole = _pwe_tables(a, cuts)
+        jt = _interval_index(data.time, cuts)
+        cell = data.strata * J + jt
+        wd = data.event * (1.0 if data.weights is None else data.weights)
+        entry = None
+        if data.entry is not None:
+            je = _interval_index(data.entry, cuts)
+            entry = (data.strata * J + je, data.entry - edges[je])
+        frailty = (data.cluster, post["frailty"]) if data.cluster is not None and "frailty" in post else None
+        Bs, Cs, Be, Ce, lin = cell_sums(beta, data.X, beta @ data.center, cell, data.time - edges[jt], S * J, wd,
+                                        weights=data.weights, entry=entry, frailty=frailty)
+        rates, whole = rates.reshape(n_draws, -1), whole.reshape(n_draws, -1)
+        exposure = np.sum(whole * Bs + rates * Cs, axis=1)
+        if entry is not None:
+            exposure -= np.sum(whole * Be + rates * Ce, axis=1)
+        events = a.reshape(n_draws, -1) @ np.bincount(cell, weights=wd, minlength=S * J)
+        return events + lin - exposure
 
     @classmethod
     def _cumhaz(cls, post, info, times):

@@ -108,7 +108,7 @@ def check_scheduler(scheduler, sampler: str = "nutpie", compiled_models=None) ->
 
 def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, random_seed=None, progress=True,
                  target_accept: float = 0.8, compiled_models=None, scheduler=None, adaptation: str | None = None,
-                 pointwise=None, keep_pointwise: bool = False):
+                 pointwise=None, keep_pointwise: bool = False, start_at_zero=()):
     """Run NUTS on ``model`` (or, with ``sampler="laplace"``, importance sampling from its Laplace approximation,
     :mod:`bayescrt.laplace`); returns (DataTree with posterior and sample_stats, info dict).
 
@@ -143,7 +143,7 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
         from .laplace import sample_laplace
 
         tree, run = sample_laplace(model, draws=draws, chains=chains, seed=seed, progress=progress, pointwise=pointwise,
-                                   keep_pointwise=keep_pointwise)
+                                   keep_pointwise=keep_pointwise, start_at_zero=start_at_zero)
         info.update(tune=0, target_accept=None)
     else:
         tree, run = _run_pymc(model, draws, tune, chains, seed, progress, target_accept)

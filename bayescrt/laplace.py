@@ -437,17 +437,20 @@ def _dims(model, name: str, shape: tuple) -> list[str]:
 
 
 def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool = False, pointwise=None,
-                   keep_pointwise: bool = False) -> tuple:
+                   keep_pointwise: bool = False, start_at_zero=()) -> tuple:
     """Draws of ``model``'s posterior by Laplace importance sampling (module docstring): ``(DataTree with posterior
     and sample_stats, info)``. Each chain has its own seed from ``seed``; the same seed gives the same draws.
 
     ``pointwise(post, terms)``: the log-likelihood terms of a batch of draws, ``post`` the posterior's variables with
     one leading axis of draws, (draws, terms); with ``terms=False`` their sum per draw, (draws,). With
     ``keep_pointwise`` the kept draws' terms come back as the tree's ``pointwise`` group, variable ``terms``
-    (chain, draw, term)."""
+    (chain, draw, term). ``start_at_zero``: value variables whose mode search starts at 0 instead of the model's
+    initial point (the preconditioned coefficients, whose 0 is the MLE)."""
     t0 = _time.perf_counter()
     value_vars = model.value_vars
     ip = model.initial_point()
+    for name in start_at_zero:
+        ip[name] = np.zeros_like(ip[name])
     x0 = _flat(ip, value_vars)
     shapes = [(v.name, np.shape(ip[v.name])) for v in value_vars]
     integrate = _integrated_scale(model, shapes)

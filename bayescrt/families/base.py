@@ -42,7 +42,7 @@ from ..errors import DiagnosticsWarning, SpecError, suggest
 from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
                    check_target_accept, sample_model)
 from ..priors import log_density, resolve_priors
-from .common import resolve_frailty_prior
+from .common import coefficient_vars, resolve_frailty_prior
 
 # Pointwise log-likelihood is stored unless it would take more than this many bytes.
 LOGLIK_MAX_BYTES = 500 * 2**20
@@ -271,7 +271,8 @@ class Estimator:
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
                                       compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,
-                                      pointwise=twin, keep_pointwise=bool(log_likelihood) and batched)
+                                      pointwise=twin, keep_pointwise=bool(log_likelihood) and batched,
+                                      start_at_zero=coefficient_vars(model))
         post = tree["posterior"]
         groups = data_groups(data)
         if log_likelihood and "pointwise" in tree.children:

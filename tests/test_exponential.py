@@ -177,8 +177,15 @@ def test_exponential_works_in_absolute_loo_and_sensitivity(exp_fit, rossi, rossi
     assert np.isfinite(tab.loc["exponential", "elpd_loo"])
     # sensitivity grids: the total log-likelihood from the sampler's logp minus the fixed prior, as for Weibull
     total = loglik_total(exp_fit)
-    rows = exp_fit.idata["log_likelihood"]["loglik"].transpose("chain", "draw", "obs").values.sum(-1)
+    per_row = exp_fit.idata["log_likelihood"]["loglik"].transpose("chain", "draw", "obs").values
+    rows = per_row.sum(-1)
     assert (total - rows).std() < 1e-8 * np.abs(total).mean()
+    # each stored term is its own row's, in the frame's row order (the likelihood runs over rows sorted by time):
+    # d (log h) - H with h = exp(a) / t_ref exp(eta), H = h t
+    eta = beta @ (X - center).T
+    t, d = rossi["week"].to_numpy(float), rossi["arrest"].to_numpy(float)
+    expect = d * (a[:, None] - np.log(t_ref) + eta) - np.exp(a)[:, None] / t_ref * t * np.exp(eta)
+    np.testing.assert_allclose(per_row.reshape(len(a), -1), expect, rtol=1e-10, atol=1e-10)
 
 
 def test_exponential_in_a_spec_and_a_sensitivity_grid(tmp_path):

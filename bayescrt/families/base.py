@@ -124,11 +124,15 @@ class Estimator:
     def _n_terms(self, data: SurvivalData) -> int:
         return data.n
 
-    def _loglik_dataset(self, ll: np.ndarray, post: xr.Dataset, data: SurvivalData, info: dict) -> xr.Dataset:
-        """Per-row terms ``(chain, draw, sorted rows)`` as a Dataset in the caller's row order."""
-        from .fused import gather_columns
+    # the stored terms' columns, from the sorted rows the likelihood is computed in: the caller's row order (per-row
+    # terms); a family storing per-event terms in event order says None
+    def _stored_order(self, data: SurvivalData) -> np.ndarray | None:
+        return _inverse(data.order)
 
-        return xr.Dataset({self.loglik_var: (("chain", "draw", "obs"), gather_columns(ll, _inverse(data.order)))},
+    def _loglik_dataset(self, ll: np.ndarray, post: xr.Dataset, data: SurvivalData, info: dict) -> xr.Dataset:
+        """Per-row terms ``(chain, draw, rows)``, already in the caller's row order (:meth:`_stored_order`), as a
+        Dataset."""
+        return xr.Dataset({self.loglik_var: (("chain", "draw", "obs"), ll)},
                           coords={"chain": post["chain"].values, "draw": post["draw"].values,
                                   "obs": np.arange(data.n)})
 
@@ -351,12 +355,18 @@ class Estimator:
     def _pointwise_group(self, post: xr.Dataset, data: SurvivalData, info: dict, hierarchy: dict | None,
                          chunk: int) -> xr.Dataset:
         """The pointwise log-likelihood of every draw, ``chunk`` draws at a time (temporaries stay chunk x N)."""
+        from .fused import gather_columns
+
         C, D = post.sizes["chain"], post.sizes["draw"]
         flat = flat_draws(post, [v for v in self.posterior_vars if v in post])
         out = np.empty((C * D, self._n_terms(data)))
+        order = self._stored_order(data)
         for a in range(0, C * D, chunk):
-            out[a:a + chunk] = self.pointwise_loglik({k: v[a:a + chunk] for k, v in flat.items()}, data, info,
-                                                     hierarchy)
+            vals = self.pointwise_loglik({k: v[a:a + chunk] for k, v in flat.items()}, data, info, hierarchy)
+            if order is None:
+                out[a:a + chunk] = vals
+            else:  # each chunk into the caller's order as it comes: no second draws x rows array
+                gather_columns(vals, order, out[a:a + len(vals)])
         return self._loglik_dataset(out.reshape(C, D, -1), post, data, info)
 
 

@@ -137,6 +137,9 @@ class CoxPH(Estimator):
     def _loglik_text(self, stored):
         return "per event" if stored else "not stored"
 
+    def _stored_order(self, data):  # per-event terms, in event order
+        return None
+
     def _loglik_dataset(self, ll, post, data, info):
         rs = info["risk_sets"]
         rows = [str(r) for r in data.row_labels[rs.event_rows]]

@@ -217,6 +217,9 @@ class FineGray(Estimator):
     def _loglik_text(self, stored):
         return "per event of the cause" if stored else "not stored"
 
+    def _stored_order(self, data):  # per-event terms, in event order
+        return None
+
     def _loglik_dataset(self, ll, post, data, info):
         rows = [str(r) for r in data.row_labels[info["risk_sets"].event_rows]]
         return xr.Dataset({"partial_loglik": (("chain", "draw", "event"), ll)},

@@ -756,6 +756,34 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
         totals[d] = lin[d] - tot[d]
 
 
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy", fastmath={"contract"})
+def weibull_rows(eta, a, lk, k, st, lt, le, entered, dd, w, weighted, log_tref, out):
+    """Each row's Weibull log-likelihood per draw into ``out`` (draws x rows), on threads over the draws:
+    ``w [d (log h + eta) - H exp(eta)]`` (``w`` when ``weighted``), ``H exp(eta) = exp(a + k lt + eta) -
+    exp(a + k le + eta)`` (the second term where ``entered``), ``log h = a + log k + (k - 1) lt - log t_ref``;
+    ``a``, ``lk``, ``k``: draws x strata. The numbers of :meth:`.parametric.ParametricPH.pointwise_loglik` for the
+    Weibull (to rounding: one exponential of the sum instead of a product of two), without its draws x rows
+    temporaries, the exponentials vectorised (:func:`exp_nonpositive`, which takes either sign)."""
+    D, n = eta.shape
+    for d in prange(D):
+        z = np.empty(n)
+        ze = np.empty(n)
+        row = eta[d]
+        for i in range(n):
+            s = st[i]
+            z[i] = a[d, s] + k[d, s] * lt[i] + row[i]
+            ze[i] = a[d, s] + k[d, s] * le[i] + row[i] if entered[i] else -np.inf
+        exp_nonpositive(z, z)
+        exp_nonpositive(ze, ze)
+        o = out[d]
+        for i in range(n):
+            s = st[i]
+            v = dd[i] * ((a[d, s] + lk[d, s] + (k[d, s] - 1.0) * lt[i] - log_tref) + row[i]) - z[i]
+            if entered[i]:
+                v += ze[i]
+            o[i] = v * w[i] if weighted else v
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _gather_columns(a, idx, out):
     for r in prange(a.shape[0]):

@@ -223,3 +223,28 @@ def test_weibull_rows_by_the_kernel_equal_the_numpy_values(opts):
     info = {"t_ref": 25.0}
     ref = ParametricPH.pointwise_loglik.__func__(WeibullPH, post, data, info)
     np.testing.assert_allclose(WeibullPH.pointwise_loglik(post, data, info), ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("opts", [dict(zip(("weights", "entry", "strata", "cluster"), f))
+                                  for f in itertools.product((False, True), repeat=4)], ids=_ids)
+def test_piecewise_rows_by_the_kernel_equal_the_numpy_values(opts):
+    """A piecewise fit's stored per-row log-likelihood (fused.piecewise_rows) against the family-generic numpy
+    values it replaces, row by row, 37 draws; a time-varying effect keeps the numpy values."""
+    from bayescrt.data import SurvivalData
+    from bayescrt.families.parametric import ParametricPH
+    from bayescrt.families.piecewise import PiecewiseExponentialPH as P
+
+    df = _frame(700)
+    kw = {k: v for k, v in dict(weights="w", entry="entry", strata="s", cluster="site").items() if opts[k]}
+    data = SurvivalData.from_frame(df, time="t", event="d", covariates=["a", "b"], **kw)
+    rng = np.random.default_rng(seed(44))
+    post = {"log_hazard": rng.normal(-3.5, 0.4, (37, data.n_strata, 5)), "log_hr": rng.normal(0, 0.4, (37, 2)),
+            "tv_log_hr": rng.normal(0, 0.3, (37, 5))}
+    if opts["cluster"]:
+        post["frailty"] = rng.normal(0, 0.5, (37, int(data.cluster.max()) + 1))
+    info = {"cuts": [5.0, 15.0, 30.0, 60.0]}
+    ref = ParametricPH.pointwise_loglik.__func__(P, post, data, info)
+    np.testing.assert_allclose(P.pointwise_loglik(post, data, info), ref, rtol=1e-12, atol=1e-12)
+    tv = {**info, "tv_index": 1}
+    np.testing.assert_array_equal(P.pointwise_loglik(post, data, tv),
+                                  ParametricPH.pointwise_loglik.__func__(P, post, data, tv))

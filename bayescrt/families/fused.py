@@ -784,6 +784,28 @@ def weibull_rows(eta, a, lk, k, st, lt, le, entered, dd, w, weighted, log_tref, 
             o[i] = v * w[i] if weighted else v
 
 
+@njit(cache=True, nogil=True, parallel=True, error_model="numpy", fastmath={"contract"})
+def piecewise_rows(eta, a, rates, whole, st, jt, into, je, into_e, entered, dd, w, weighted, out):
+    """Each row's piecewise-exponential log-likelihood per draw into ``out`` (draws x rows), on threads over the
+    draws: ``w [d (a[s, j] + eta) - H exp(eta)]`` with ``H = whole[s, j] + rates[s, j] into`` at the row's interval
+    ``j`` minus the same at its entry's (where ``entered``); ``a``, ``rates``, ``whole``: draws x strata x
+    intervals. The numbers of :meth:`.parametric.ParametricPH.pointwise_loglik` for the piecewise model with no
+    time-varying effect, without its draws x rows temporaries."""
+    D, n = eta.shape
+    for d in prange(D):
+        x = np.empty(n)
+        row = eta[d]
+        exp_nonpositive(row, x)  # either sign
+        o = out[d]
+        for i in range(n):
+            s, j = st[i], jt[i]
+            H = whole[d, s, j] + rates[d, s, j] * into[i]
+            if entered[i]:
+                H -= whole[d, s, je[i]] + rates[d, s, je[i]] * into_e[i]
+            v = dd[i] * (a[d, s, j] + row[i]) - x[i] * H
+            o[i] = v * w[i] if weighted else v
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _gather_columns(a, idx, out):
     for r in prange(a.shape[0]):

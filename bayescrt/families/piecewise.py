@@ -104,6 +104,33 @@ class PiecewiseExponentialPH(ParametricPH):
         return _pwe_cumhaz_rows(post, data, info, tv)
 
     @classmethod
+    def pointwise_loglik(cls, post, data, info, hierarchy=None):
+        """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order; without a
+        time-varying effect by :func:`.fused.piecewise_rows` (the base class's numpy, without its temporaries)."""
+        if info.get("tv_index") is not None:
+            return super().pointwise_loglik(post, data, info, hierarchy)
+        from .fused import piecewise_rows
+
+        cuts = np.asarray(info["cuts"], float)
+        a = np.ascontiguousarray(post["log_hazard"], dtype=float)  # (draws, S, J)
+        edges, rates, whole = _pwe_tables(a, cuts)
+        beta = np.asarray(post["log_hr"], float)
+        eta = np.ascontiguousarray(beta @ (data.X - data.center).T)
+        if "frailty" in post and data.cluster is not None:
+            eta += post["frailty"][:, data.cluster]
+        jt = _interval_index(data.time, cuts)
+        entered = np.zeros(data.n, bool) if data.entry is None else np.ones(data.n, bool)
+        je = jt if data.entry is None else _interval_index(data.entry, cuts)
+        into_e = np.zeros(data.n) if data.entry is None else data.entry - edges[je]
+        w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
+        out = np.empty_like(eta)
+        piecewise_rows(eta, a, np.ascontiguousarray(rates), np.ascontiguousarray(whole),
+                       np.asarray(data.strata, np.int64), np.asarray(jt, np.int64), data.time - edges[jt],
+                       np.asarray(je, np.int64), into_e, entered, data.event.astype(float), w,
+                       data.weights is not None, out)
+        return out
+
+    @classmethod
     def loglik_totals(cls, post, data, info, hierarchy=None) -> np.ndarray:
         """``pointwise_loglik(post, data, info).sum(axis=1)`` without a draws x rows array: each row's
         ``exp(eta)`` summed per stratum and interval (and weighted by the time spent in it) by

@@ -109,7 +109,7 @@ class PiecewiseExponentialPH(ParametricPH):
         time-varying effect by :func:`.fused.piecewise_rows` (the base class's numpy, without its temporaries)."""
         if info.get("tv_index") is not None:
             return super().pointwise_loglik(post, data, info, hierarchy)
-        from .fused import piecewise_rows
+        from .fused import by_draws, piecewise_rows
 
         cuts = np.asarray(info["cuts"], float)
         a = np.ascontiguousarray(post["log_hazard"], dtype=float)  # (draws, S, J)
@@ -124,10 +124,11 @@ class PiecewiseExponentialPH(ParametricPH):
         into_e = np.zeros(data.n) if data.entry is None else data.entry - edges[je]
         w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
         out = np.empty_like(eta)
-        piecewise_rows(eta, a, np.ascontiguousarray(rates), np.ascontiguousarray(whole),
-                       np.asarray(data.strata, np.int64), np.asarray(jt, np.int64), data.time - edges[jt],
-                       np.asarray(je, np.int64), into_e, entered, data.event.astype(float), w,
-                       data.weights is not None, out)
+        rates, whole = np.ascontiguousarray(rates), np.ascontiguousarray(whole)
+        st, jt, je = (np.asarray(v, np.int64) for v in (data.strata, jt, je))
+        into, dd = data.time - edges[jt], data.event.astype(float)
+        by_draws(lambda i, j: piecewise_rows(eta[i:j], a[i:j], rates[i:j], whole[i:j], st, jt, into, je, into_e,
+                                             entered, dd, w, data.weights is not None, out[i:j]), len(eta), data.n)
         return out
 
     @classmethod

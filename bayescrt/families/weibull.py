@@ -48,7 +48,7 @@ class WeibullPH(ParametricPH):
         """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order: the linear
         predictors by one product, the rest by :func:`.fused.weibull_rows` (the base class's numpy, computed
         without its temporaries)."""
-        from .fused import weibull_rows
+        from .fused import by_draws, weibull_rows
 
         beta = np.asarray(post["log_hr"], float)
         eta = np.ascontiguousarray(beta @ (data.X - data.center).T)
@@ -61,8 +61,9 @@ class WeibullPH(ParametricPH):
         le = np.log(np.where(entered, (data.entry if data.entry is not None else 1.0) / t_ref, 1.0))
         w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
         out = np.empty_like(eta)
-        weibull_rows(eta, a, np.log(k), k, np.asarray(data.strata, np.int64), lt, le, entered,
-                     data.event.astype(float), w, data.weights is not None, float(np.log(t_ref)), out)
+        st, lk, dd = np.asarray(data.strata, np.int64), np.log(k), data.event.astype(float)
+        by_draws(lambda i, j: weibull_rows(eta[i:j], a[i:j], lk[i:j], k[i:j], st, lt, le, entered, dd, w,
+                                           data.weights is not None, float(np.log(t_ref)), out[i:j]), len(eta), data.n)
         return out
 
     @classmethod

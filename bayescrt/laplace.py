@@ -156,15 +156,10 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
             step = np.linalg.solve(-H, g)
         except np.linalg.LinAlgError:
             step = None
-        if step is not None and np.all(np.isfinite(step)) and g @ step >= 0:
-            done = g @ step / 2 < 1e-10
-            found = None if done else _line_search(logp_grad, x, lp, step)
-        elif fresh:  # not an ascent direction even by a fresh Hessian: a gradient step instead
-            step = g / max(1.0, np.linalg.norm(g))
-            done = g @ step / 2 < 1e-10
-            found = None if done else _line_search(logp_grad, x, lp, step)
-        else:
-            found = None
+        if step is None or not np.all(np.isfinite(step)) or g @ step < 0:
+            # not an ascent direction: by a fresh Hessian, a gradient step instead; by a kept one, a fresh Hessian
+            step = g / max(1.0, np.linalg.norm(g)) if fresh else None
+        found = None if step is None or g @ step / 2 < 1e-10 else _line_search(logp_grad, x, lp, step)
         if found is None:  # converged, or no step rises: judged again by a fresh Hessian, once
             if fresh:
                 break
@@ -510,7 +505,6 @@ class _Evaluator:
 
     def __init__(self, fns, shapes, pointwise):
         self.fns, self.shapes, self.pointwise = fns, shapes, pointwise
-        self.batch = self.BATCH
 
     def model_logp(self, x: np.ndarray) -> float:
         out = self.fns.logp_only(x)
@@ -540,13 +534,13 @@ class _Evaluator:
                     bar.advance(100)
             return lp, None
         kept = None
-        for a in range(0, len(xs), self.batch):
-            lp[a:a + self.batch], terms = self.twin(xs[a:a + self.batch], keep)
+        for a in range(0, len(xs), self.BATCH):
+            lp[a:a + self.BATCH], terms = self.twin(xs[a:a + self.BATCH], keep)
             if keep:
                 if kept is None:
                     kept = np.empty((len(xs), terms.shape[1]))
                 kept[a:a + len(terms)] = terms
-            bar.advance(min(self.batch, len(xs) - a))
+            bar.advance(min(self.BATCH, len(xs) - a))
         return lp, kept
 
 

@@ -757,29 +757,33 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def weibull_rows(eta, a, lk, k, st, lt, le, entered, dd, w, weighted, log_tref, out):
+def weibull_rows(eta, a, lk, k, st, lt, le, entered, has_entry, dd, w, weighted, log_tref, out):
     """Each row's Weibull log-likelihood per draw into ``out`` (draws x rows) (:func:`by_draws` runs it on threads):
     ``w [d (log h + eta) - H exp(eta)]`` (``w`` when ``weighted``), ``H exp(eta) = exp(a + k lt + eta) -
-    exp(a + k le + eta)`` (the second term where ``entered``), ``log h = a + log k + (k - 1) lt - log t_ref``;
+    exp(a + k le + eta)`` (the second term where ``has_entry`` and ``entered``), ``log h = a + log k + (k - 1) lt -
+    log t_ref``;
     ``a``, ``lk``, ``k``: draws x strata. The numbers of :meth:`.parametric.ParametricPH.pointwise_loglik` for the
     Weibull (to rounding: one exponential of the sum instead of a product of two), without its draws x rows
     temporaries, the exponentials vectorised (:func:`exp_nonpositive`, which takes either sign)."""
     D, n = eta.shape
+    z = np.empty(n)
+    ze = np.empty(n if has_entry else 0)
     for d in range(D):
-        z = np.empty(n)
-        ze = np.empty(n)
         row = eta[d]
         for i in range(n):
             s = st[i]
             z[i] = a[d, s] + k[d, s] * lt[i] + row[i]
-            ze[i] = a[d, s] + k[d, s] * le[i] + row[i] if entered[i] else -np.inf
         exp_nonpositive(z, z)
-        exp_nonpositive(ze, ze)
+        if has_entry:
+            for i in range(n):
+                s = st[i]
+                ze[i] = a[d, s] + k[d, s] * le[i] + row[i] if entered[i] else -np.inf
+            exp_nonpositive(ze, ze)
         o = out[d]
         for i in range(n):
             s = st[i]
             v = dd[i] * ((a[d, s] + lk[d, s] + (k[d, s] - 1.0) * lt[i] - log_tref) + row[i]) - z[i]
-            if entered[i]:
+            if has_entry and entered[i]:
                 v += ze[i]
             o[i] = v * w[i] if weighted else v
 
@@ -792,8 +796,8 @@ def piecewise_rows(eta, a, rates, whole, st, jt, into, je, into_e, entered, dd, 
     intervals. The numbers of :meth:`.parametric.ParametricPH.pointwise_loglik` for the piecewise model with no
     time-varying effect, without its draws x rows temporaries."""
     D, n = eta.shape
+    x = np.empty(n)
     for d in range(D):
-        x = np.empty(n)
         row = eta[d]
         exp_nonpositive(row, x)  # either sign
         o = out[d]
@@ -919,6 +923,12 @@ def _split(n_draws: int, threads: int, work) -> None:
         list(ex.map(lambda t: work(t, bounds[t], bounds[t + 1]), range(threads)))
 
 
+def _by_column(table, a: int, b: int) -> np.ndarray:
+    """Draws ``a:b`` of a draws x levels ``table`` as levels x draws (C order), as the kernels read it; an empty
+    2-D array for no table."""
+    return np.zeros((0, 0)) if table is None else np.ascontiguousarray(np.asarray(table[a:b], float).T)
+
+
 def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
                scratch: dict | None = None) -> np.ndarray:
     """Each event's partial log-likelihood term per draw (draws x events), or with ``terms=False`` their sum per
@@ -952,7 +962,7 @@ def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
         _, first = np.unique(ints[0], return_index=True)  # each tie group's first event
         by_group = bool(np.all(frac == 0) or np.all(c == np.repeat(c[first], np.diff(np.append(first, n_ev)))))
         fixed = store[key] = (ewrow, evk, *ints, frac, c, w, rs.weights is not None, cuts), by_group
-    none_i, none_f = np.zeros(0, np.int64), np.zeros((0, 0))
+    none_i = np.zeros(0, np.int64)
     ca, ta = (none_i, None) if frailty is None else (np.ascontiguousarray(frailty[0], np.int64), frailty[1])
     cb, xb, tb = ((none_i, np.zeros(0), None) if study is None else
                   (np.ascontiguousarray(study[0], np.int64), np.ascontiguousarray(study[1], float), study[2]))
@@ -965,10 +975,8 @@ def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
                 np.empty(_WALK_ROWS, np.int64), np.empty(7 * K), np.empty(2 * _WALK_ROWS * K), np.empty(2 * _WALK_ROWS))
         for s in range(a, b, K):
             t = min(s + K, b)
-            TaT = none_f if ta is None else np.ascontiguousarray(np.asarray(ta[s:t], float).T)
-            TbT = none_f if tb is None else np.ascontiguousarray(np.asarray(tb[s:t], float).T)
-            walk_event_terms(np.ascontiguousarray(B[s:t].T), X, shift[s:t], *fixed[0], ca, TaT, ta is not None,
-                             cb, xb, TbT, tb is not None, out[s:t], totals[s:t], *bufs, fixed[1])
+            walk_event_terms(_by_column(B, s, t), X, shift[s:t], *fixed[0], ca, _by_column(ta, s, t), ta is not None,
+                             cb, xb, _by_column(tb, s, t), tb is not None, out[s:t], totals[s:t], *bufs, fixed[1])
 
     _split(n_draws, _threads(n_draws, n_rows), work)
     return out if terms else totals
@@ -1003,8 +1011,7 @@ def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=
             k = t - s
             tabs = [np.empty((n_cells, k)), np.empty((n_cells, k)), np.empty((m_e, k)), np.empty((m_e, k)),
                     np.empty(k)]
-            TaT = np.zeros((0, 0)) if ta is None else np.ascontiguousarray(np.asarray(ta[s:t], float).T)
-            exposure_cells(np.ascontiguousarray(B[s:t].T), X, shift[s:t], ca, TaT, ta is not None, cell, into,
+            exposure_cells(_by_column(B, s, t), X, shift[s:t], ca, _by_column(ta, s, t), ta is not None, cell, into,
                            cell_e, into_e, entry is not None, w, weights is not None, wd, *tabs, e)
             for o, tab in zip(out, tabs):
                 o[s:t] = tab.T

@@ -64,16 +64,23 @@ class ParametricPH(Estimator):
         """``H0`` per draw, stratum and time from the baseline's draws."""
         raise NotImplementedError
 
+    @staticmethod
+    def _row_predictors(post, data, tv=None) -> np.ndarray:
+        """Each draw's linear predictor per sorted row (draws x rows, C order): the log-HRs on the centred
+        covariates (less the time-varying covariate's, ``tv``, whose effect is per interval), plus any frailty."""
+        beta = np.asarray(post["log_hr"], float)
+        eta = beta @ (data.X - data.center).T
+        if tv is not None:
+            eta -= np.outer(beta[:, tv], data.X[:, tv] - data.center[tv])
+        if "frailty" in post and data.cluster is not None:
+            eta += post["frailty"][:, data.cluster]
+        return eta
+
     @classmethod
     def pointwise_loglik(cls, post, data, info, hierarchy=None):
         """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order."""
         tv = info.get("tv_index")
-        beta = post["log_hr"]
-        eta = beta @ (data.X - data.center).T
-        if tv is not None:
-            eta = eta - np.outer(beta[:, tv], data.X[:, tv] - data.center[tv])
-        if "frailty" in post and data.cluster is not None:
-            eta = eta + post["frailty"][:, data.cluster]
+        eta = cls._row_predictors(post, data, tv)
         d = data.event.astype(float)
         H, log_h = cls._row_hazard(post, data, info, tv)
         ll = d * (log_h + eta) - np.exp(eta) * H

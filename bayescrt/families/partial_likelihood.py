@@ -177,13 +177,10 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
         return sums(a, rs, np)
 
     compiled = sums is risk_set_sums and rs.entry_order is None
-    from .fused import linear_predictors
+    from .fused import linear_predictors, newton_terms
 
-    Xc = np.ascontiguousarray(X, dtype=float)
+    X = np.ascontiguousarray(X, dtype=float)
     if compiled:  # one pass over the rows for all three (fused.newton_terms): 55 numpy passes for 9 covariates
-        from .fused import newton_terms
-
-        X = np.ascontiguousarray(X)
         fields = [np.ascontiguousarray(a) for a in (ev, rs.group_start, rs.group_events_end, rs.stratum_end,
                                                      rs.tie_fraction, rs.event_weight, c)]
 
@@ -195,7 +192,7 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
 
     def derivs(beta):
         # not BLAS: at N = 1,000,000 its threads spin after the product and take the cores from what follows
-        eta = linear_predictors(np.asarray(beta, float)[None, :], Xc, np.zeros(1), np.empty((1, n)))[0]
+        eta = linear_predictors(np.asarray(beta, float)[None, :], X, np.zeros(1), np.empty((1, n)))[0]
         m = np.maximum.reduceat(eta, starts)[block]
         r = w * np.exp(eta - m)
         m_ev = m[ev]

@@ -114,10 +114,7 @@ class PiecewiseExponentialPH(ParametricPH):
         cuts = np.asarray(info["cuts"], float)
         a = np.ascontiguousarray(post["log_hazard"], dtype=float)  # (draws, S, J)
         edges, rates, whole = _pwe_tables(a, cuts)
-        beta = np.asarray(post["log_hr"], float)
-        eta = np.ascontiguousarray(beta @ (data.X - data.center).T)
-        if "frailty" in post and data.cluster is not None:
-            eta += post["frailty"][:, data.cluster]
+        eta = cls._row_predictors(post, data)
         jt = _interval_index(data.time, cuts)
         entered = np.zeros(data.n, bool) if data.entry is None else np.ones(data.n, bool)
         je = jt if data.entry is None else _interval_index(data.entry, cuts)

@@ -50,20 +50,21 @@ class WeibullPH(ParametricPH):
         without its temporaries)."""
         from .fused import by_draws, weibull_rows
 
-        beta = np.asarray(post["log_hr"], float)
-        eta = np.ascontiguousarray(beta @ (data.X - data.center).T)
-        if "frailty" in post and data.cluster is not None:
-            eta += post["frailty"][:, data.cluster]
+        eta = cls._row_predictors(post, data)
         a, k = (np.ascontiguousarray(post[v], dtype=float) for v in ("log_scale", "shape"))
         t_ref = info["t_ref"]
         lt = np.log(data.time / t_ref)
-        entered = np.zeros(data.n, bool) if data.entry is None else data.entry > 0
-        le = np.log(np.where(entered, (data.entry if data.entry is not None else 1.0) / t_ref, 1.0))
+        if data.entry is None:
+            entered, le = np.zeros(0, bool), np.zeros(0)
+        else:  # log(entry / t_ref) where a row entered after 0
+            entered = data.entry > 0
+            le = np.log(np.where(entered, data.entry, t_ref) / t_ref)
         w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
         out = np.empty_like(eta)
         st, lk, dd = np.asarray(data.strata, np.int64), np.log(k), data.event.astype(float)
-        by_draws(lambda i, j: weibull_rows(eta[i:j], a[i:j], lk[i:j], k[i:j], st, lt, le, entered, dd, w,
-                                           data.weights is not None, float(np.log(t_ref)), out[i:j]), len(eta), data.n)
+        has_entry, weighted, log_tref = data.entry is not None, data.weights is not None, float(np.log(t_ref))
+        by_draws(lambda i, j: weibull_rows(eta[i:j], a[i:j], lk[i:j], k[i:j], st, lt, le, entered, has_entry, dd, w,
+                                           weighted, log_tref, out[i:j]), len(eta), data.n)
         return out
 
     @classmethod

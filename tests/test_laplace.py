@@ -319,3 +319,64 @@ def test_the_draws_do_not_depend_on_blas_threads():
         one = bc.CoxPH(sampler="laplace").fit(df, **kw)
     np.testing.assert_array_equal(free.idata["posterior"]["frailty"].values, one.idata["posterior"]["frailty"].values)
     np.testing.assert_array_equal(free.idata["sample_stats"]["logp"].values, one.idata["sample_stats"]["logp"].values)
+
+
+def _models_of_every_kind():
+    """One small model of each structure the Laplace sampler serves: plain Cox, a frailty, several studies, Weibull
+    with strata and weights, the piecewise walks of order 1 and 2 and a time-varying effect, the exponential."""
+    rng = np.random.default_rng(seed(84))
+    n = 240
+    x, z = rng.normal(size=n), rng.random(n) < 0.5
+    t = rng.exponential(1 / (0.2 * np.exp(0.4 * x + 0.3 * z)))
+    df = pd.DataFrame({"t": np.minimum(t, 6.0), "e": (t <= 6.0).astype(int), "x": x, "z": z,
+                       "centre": rng.integers(0, 12, n).astype(str), "study": rng.choice(["a", "b", "c"], n),
+                       "g": rng.choice(["u", "v"], n), "w": rng.integers(1, 3, n).astype(float)})
+    kw = dict(time="t", event="e", covariates=["x", "z"])
+    cases = [("Cox", bc.CoxPH(), kw), ("Cox + frailty", bc.CoxPH(), {**kw, "cluster": "centre"}),
+             ("Weibull, strata, weights", bc.WeibullPH(), {**kw, "strata": "g", "weights": "w"}),
+             ("piecewise, walk 1", bc.PiecewiseExponentialPH(n_intervals=4), kw),
+             ("piecewise, walk 2", bc.PiecewiseExponentialPH(n_intervals=5, rw_order=2), kw),
+             ("piecewise, time-varying", bc.PiecewiseExponentialPH(n_intervals=3, tv="z"), kw),
+             ("exponential", bc.ExponentialPH(), kw)]
+    out = []
+    for name, est, args in cases:
+        data = est.prepare(df, **args)
+        out.append((name, est.build(data)[0]))
+    est = bc.CoxPH()
+    data = est.prepare(df, **kw, study="study")
+    hierarchy = est._levels(data, {"study": "study", "exposure": "z", "pooling": "partial", "aggregate": None,
+                                   "study_prior": None})
+    out.append(("Cox, three studies", est.build(data, None, hierarchy)[0]))
+    return out
+
+
+def test_the_batched_posterior_variables_and_prior_terms_are_the_per_point_ones(monkeypatch):
+    """The proposals' posterior variables and prior terms come from one call per batch (the model's graphs
+    vectorised over the proposals); at random points they are the per-point functions' numbers, for every kind of
+    model, and so are those of the fallback that calls a per-point function row by row (a graph that does not
+    vectorise)."""
+    from pytensor.graph import replace as graph_replace
+
+    for name, model in _models_of_every_kind():
+        ip = model.initial_point()
+        shapes = [(v.name, np.shape(ip[v.name])) for v in model.value_vars]
+        x0 = laplace._flat(ip, model.value_vars)
+        xs = x0 + 0.3 * np.random.default_rng(seed(85)).standard_normal((7, len(x0)))
+        wanted = set(laplace._posterior_names(model))
+        graphs = [v for v in model.unobserved_value_vars if v.name in wanted]
+        one_outs = model.compile_fn(graphs, inputs=model.value_vars, on_unused_input="ignore", point_fn=False)
+        one_prior = model.compile_logp(vars=model.free_RVs, jacobian=True)
+        expect = [np.array([float(one_prior(laplace._unravel(x, shapes))) for x in xs])]
+        rows = [one_outs(**laplace._unravel(x, shapes)) for x in xs]
+        expect += [np.stack([np.asarray(r[i]) for r in rows]) for i in range(len(graphs))]
+        fn, batched = laplace._batch_function(model, graphs, shapes)
+        assert batched, name
+        with monkeypatch.context() as m:
+            m.setattr(graph_replace, "vectorize_graph", lambda *a, **k: (_ for _ in ()).throw(NotImplementedError))
+            by_rows, batched = laplace._batch_function(model, graphs, shapes)
+        assert not batched, name
+        for got in (fn(xs), by_rows(xs)):
+            assert len(got) == len(expect), name
+            for g, e, what in zip(got, expect, ["prior", *(v.name for v in graphs)]):
+                assert np.shape(g) == np.shape(e), (name, what)
+                np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=f"{name}: {what}")

@@ -529,7 +529,8 @@ def _variables(fns: "_Functions", xs: np.ndarray, prior: bool = False):
     """The posterior's variables at each row of ``xs``: name -> (rows, ...); with ``prior``, ``(variables, the free
     variables' own terms of the log density at each row)``."""
     out = fns.batch(np.ascontiguousarray(xs, dtype=float))
-    values = {n: np.asarray(v) for n, v in zip(fns.names, out[1:])}
+    # C order, as the per-point calls stacked them (and as the kernels that read them were compiled for)
+    values = {n: np.ascontiguousarray(v) for n, v in zip(fns.names, out[1:])}
     return (values, np.asarray(out[0], float)) if prior else values
 
 

@@ -223,6 +223,18 @@ def test_weibull_rows_by_the_kernel_equal_the_numpy_values(opts):
     info = {"t_ref": 25.0}
     ref = ParametricPH.pointwise_loglik.__func__(WeibullPH, post, data, info)
     np.testing.assert_allclose(WeibullPH.pointwise_loglik(post, data, info), ref, rtol=1e-12, atol=1e-12)
+    _assert_written_into_place(WeibullPH, post, data, info, ref)
+
+
+def _assert_written_into_place(P, post, data, info, ref):
+    """``into=(out, positions)`` (the fit's stored log-likelihood, straight into the caller's row order): sorted row
+    ``i``'s values land in column ``positions[i]`` of ``out``, every column written (a NaN-filled ``out``)."""
+    pos = np.random.default_rng(seed(45)).permutation(data.n)
+    out = np.full(ref.shape, np.nan)
+    assert P.pointwise_loglik(post, data, info, into=(out, pos)) is out
+    expect = np.empty_like(ref)
+    expect[:, pos] = ref
+    np.testing.assert_allclose(out, expect, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("opts", [dict(zip(("weights", "entry", "strata", "cluster"), f))
@@ -245,6 +257,8 @@ def test_piecewise_rows_by_the_kernel_equal_the_numpy_values(opts):
     info = {"cuts": [5.0, 15.0, 30.0, 60.0]}
     ref = ParametricPH.pointwise_loglik.__func__(P, post, data, info)
     np.testing.assert_allclose(P.pointwise_loglik(post, data, info), ref, rtol=1e-12, atol=1e-12)
+    _assert_written_into_place(P, post, data, info, ref)
     tv = {**info, "tv_index": 1}
-    np.testing.assert_array_equal(P.pointwise_loglik(post, data, tv),
-                                  ParametricPH.pointwise_loglik.__func__(P, post, data, tv))
+    ref_tv = ParametricPH.pointwise_loglik.__func__(P, post, data, tv)
+    np.testing.assert_array_equal(P.pointwise_loglik(post, data, tv), ref_tv)
+    _assert_written_into_place(P, post, data, tv, ref_tv)

@@ -38,6 +38,7 @@ import xarray as xr
 
 from .. import validation
 from ..data import SurvivalData
+from ..diagnostics import prefetch_statistics
 from ..errors import DiagnosticsWarning, SpecError, suggest
 from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
                    check_target_accept, sample_model)
@@ -63,6 +64,9 @@ class Estimator:
     # the log-likelihood's sum per draw for a batch of draws by a compiled kernel (loglik_totals), for the Laplace
     # sampler's proposals, where the per-row values are not compiled
     compiled_totals = False
+    # pointwise_loglik takes into=(out, positions) and writes each sorted row's values into its column of out: the
+    # stored log-likelihood goes into the caller's row order with no chunk array and no gather
+    writes_into = False
     fixed_priors: dict | None = {}
     # posterior variables the convergence gates check, in this order, those present in a fit
     diagnostic_vars: tuple[str, ...] = ("log_hr", "frailty_sd", "frailty")
@@ -241,6 +245,7 @@ class Estimator:
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         check_compiled_models(compiled_models, self.sampler)
         check_scheduler(scheduler, self.sampler, compiled_models)
+        prefetch_statistics()  # the diagnostics' import, beside the work below
         chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
         levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
                   "study_prior": study_prior}
@@ -362,11 +367,13 @@ class Estimator:
         out = np.empty((C * D, self._n_terms(data)))
         order = self._stored_order(data)
         for a in range(0, C * D, chunk):
-            vals = self.pointwise_loglik({k: v[a:a + chunk] for k, v in flat.items()}, data, info, hierarchy)
+            part = {k: v[a:a + chunk] for k, v in flat.items()}
             if order is None:
-                out[a:a + chunk] = vals
+                out[a:a + chunk] = self.pointwise_loglik(part, data, info, hierarchy)
+            elif self.writes_into:  # the kernel puts each row in its place: no chunk array, no gather
+                self.pointwise_loglik(part, data, info, hierarchy, into=(out[a:a + chunk], data.order))
             else:  # each chunk into the caller's order as it comes: no second draws x rows array
-                gather_columns(vals, order, out[a:a + len(vals)])
+                gather_columns(self.pointwise_loglik(part, data, info, hierarchy), order, out[a:a + chunk])
         return self._loglik_dataset(out.reshape(C, D, -1), post, data, info)
 
 

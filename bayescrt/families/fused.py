@@ -756,20 +756,44 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
         totals[d] = lin[d] - tot[d]
 
 
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def _draw_predictor(B, d, XT, ca, T, has_a, out):
+    """``out[i] = XT[:, i] @ B[d] (+ T[d, ca[i]])``: draw ``d``'s linear predictor from the covariates by column
+    (``XT``, covariates x rows), one contiguous multiply-add a covariate, plus a frailty (``has_a``)."""
+    p, n = XT.shape
+    if has_a:
+        t = T[d]
+        for i in range(n):
+            out[i] = t[ca[i]]
+    else:
+        for i in range(n):
+            out[i] = 0.0
+    for j in range(p):
+        b = B[d, j]
+        x = XT[j]
+        for i in range(n):
+            out[i] += b * x[i]
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def weibull_rows(eta, a, lk, k, st, lt, le, entered, has_entry, dd, w, weighted, log_tref, out):
-    """Each row's Weibull log-likelihood per draw into ``out`` (draws x rows) (:func:`by_draws` runs it on threads):
+def weibull_rows(B, XT, ca, T, has_a, a, lk, k, st, lt, le, entered, has_entry, dd, w, weighted, log_tref, pos,
+                 out):
+    """Each row's Weibull log-likelihood per draw, written to ``out[d, pos[i]]`` (draws x rows: ``pos`` puts the
+    sorted rows in the caller's order) (:func:`by_draws` runs it on threads):
     ``w [d (log h + eta) - H exp(eta)]`` (``w`` when ``weighted``), ``H exp(eta) = exp(a + k lt + eta) -
     exp(a + k le + eta)`` (the second term where ``has_entry`` and ``entered``), ``log h = a + log k + (k - 1) lt -
-    log t_ref``;
+    log t_ref``; ``eta`` from the coefficients ``B`` (draws x covariates) by :func:`_draw_predictor` (the centred
+    covariates ``XT``, a frailty table ``T``), in a buffer of one row's length;
     ``a``, ``lk``, ``k``: draws x strata. The numbers of :meth:`.parametric.ParametricPH.pointwise_loglik` for the
     Weibull (to rounding: one exponential of the sum instead of a product of two), without its draws x rows
     temporaries, the exponentials vectorised (:func:`exp_nonpositive`, which takes either sign)."""
-    D, n = eta.shape
+    D = B.shape[0]
+    n = XT.shape[1]
+    row = np.empty(n)
     z = np.empty(n)
     ze = np.empty(n if has_entry else 0)
     for d in range(D):
-        row = eta[d]
+        _draw_predictor(B, d, XT, ca, T, has_a, row)
         for i in range(n):
             s = st[i]
             z[i] = a[d, s] + k[d, s] * lt[i] + row[i]
@@ -785,29 +809,35 @@ def weibull_rows(eta, a, lk, k, st, lt, le, entered, has_entry, dd, w, weighted,
             v = dd[i] * ((a[d, s] + lk[d, s] + (k[d, s] - 1.0) * lt[i] - log_tref) + row[i]) - z[i]
             if has_entry and entered[i]:
                 v += ze[i]
-            o[i] = v * w[i] if weighted else v
+            o[pos[i]] = v * w[i] if weighted else v
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def piecewise_rows(eta, a, rates, whole, st, jt, into, je, into_e, entered, dd, w, weighted, out):
-    """Each row's piecewise-exponential log-likelihood per draw into ``out`` (draws x rows) (:func:`by_draws` runs
-    it on threads): ``w [d (a[s, j] + eta) - H exp(eta)]`` with ``H = whole[s, j] + rates[s, j] into`` at the
-    row's interval ``j`` minus the same at its entry's (where ``entered``); ``a``, ``rates``, ``whole``: draws x strata x
-    intervals. The numbers of :meth:`.parametric.ParametricPH.pointwise_loglik` for the piecewise model with no
-    time-varying effect, without its draws x rows temporaries."""
-    D, n = eta.shape
+def piecewise_rows(B, XT, ca, T, has_a, a, rates, whole, cell, into, cell_e, into_e, has_entry, dd, w, weighted, pos,
+                   out):
+    """Each row's piecewise-exponential log-likelihood per draw, written to ``out[d, pos[i]]`` (as
+    :func:`weibull_rows`, the linear predictors formed the same way): ``w [d (a[c] + eta) - H exp(eta)]`` with
+    ``H = whole[c] + rates[c] into`` at the row's cell ``c`` (stratum x interval, ``cell[i]``) minus the same at its
+    entry's (``cell_e``, ``into_e``, where ``has_entry``); ``a``, ``rates``, ``whole``: draws x cells. The numbers of
+    :meth:`.parametric.ParametricPH.pointwise_loglik` for the piecewise model with no time-varying effect, without
+    its draws x rows temporaries."""
+    D = B.shape[0]
+    n = XT.shape[1]
+    row = np.empty(n)
     x = np.empty(n)
     for d in range(D):
-        row = eta[d]
+        _draw_predictor(B, d, XT, ca, T, has_a, row)
         exp_nonpositive(row, x)  # either sign
+        ad, rd, wd = a[d], rates[d], whole[d]
         o = out[d]
         for i in range(n):
-            s, j = st[i], jt[i]
-            H = whole[d, s, j] + rates[d, s, j] * into[i]
-            if entered[i]:
-                H -= whole[d, s, je[i]] + rates[d, s, je[i]] * into_e[i]
-            v = dd[i] * (a[d, s, j] + row[i]) - x[i] * H
-            o[i] = v * w[i] if weighted else v
+            c = cell[i]
+            H = wd[c] + rd[c] * into[i]
+            if has_entry:
+                ce = cell_e[i]
+                H -= wd[ce] + rd[ce] * into_e[i]
+            v = dd[i] * (ad[c] + row[i]) - x[i] * H
+            o[pos[i]] = v * w[i] if weighted else v
 
 
 @njit(cache=True, nogil=True)

@@ -37,6 +37,7 @@ def log_scale_at_event_means(pm, shift, dims: str = "stratum"):
 class ParametricPH(Estimator):
     """Shared code of the full-likelihood PH families: the per-row log-likelihood and the baseline per draw."""
 
+    writes_into = True  # pointwise_loglik(into=...): the stored values straight into the caller's order
     baseline_vars: tuple[str, ...] = ()  # posterior variables of the baseline hazard
     other_vars: tuple[str, ...] = ()  # further sampled variables the convergence gates check (the walk's SD)
 
@@ -76,9 +77,28 @@ class ParametricPH(Estimator):
             eta += post["frailty"][:, data.cluster]
         return eta
 
+    @staticmethod
+    def _kernel_inputs(post, data, into) -> tuple:
+        """What the compiled row kernels (:func:`.fused.weibull_rows`, :func:`.fused.piecewise_rows`) read for the
+        linear predictors and write into: ``((coefficients, centred covariates by column, cluster codes, frailty
+        table, has a frailty), out, positions)``. ``into = (out, positions)`` puts sorted row ``i`` in column
+        ``positions[i]`` of ``out`` (the caller's order); without it a new draws x rows array in the sorted order."""
+        B = np.ascontiguousarray(post["log_hr"], dtype=float)
+        XT = np.ascontiguousarray((data.X - data.center).T)
+        has_a = "frailty" in post and data.cluster is not None
+        ca = np.asarray(data.cluster, np.int64) if has_a else np.zeros(0, np.int64)
+        T = np.ascontiguousarray(post["frailty"], dtype=float) if has_a else np.zeros((0, 0))
+        out, pos = (np.empty((len(B), data.n)), np.arange(data.n)) if into is None else into
+        return (B, XT, ca, T, has_a), out, np.ascontiguousarray(pos, dtype=np.int64)
+
     @classmethod
-    def pointwise_loglik(cls, post, data, info, hierarchy=None):
-        """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order."""
+    def pointwise_loglik(cls, post, data, info, hierarchy=None, into=None):
+        """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order; ``into = (out,
+        positions)``: sorted row ``i`` written to column ``positions[i]`` of ``out`` instead, which is returned."""
+        if into is not None:
+            out, pos = into
+            out[:, pos] = cls.pointwise_loglik(post, data, info, hierarchy)
+            return out
         tv = info.get("tv_index")
         eta = cls._row_predictors(post, data, tv)
         d = data.event.astype(float)

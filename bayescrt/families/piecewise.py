@@ -104,28 +104,33 @@ class PiecewiseExponentialPH(ParametricPH):
         return _pwe_cumhaz_rows(post, data, info, tv)
 
     @classmethod
-    def pointwise_loglik(cls, post, data, info, hierarchy=None):
-        """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order; without a
-        time-varying effect by :func:`.fused.piecewise_rows` (the base class's numpy, without its temporaries)."""
+    def pointwise_loglik(cls, post, data, info, hierarchy=None, into=None):
+        """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order (or into
+        ``into = (out, positions)``, as the base class); without a time-varying effect by
+        :func:`.fused.piecewise_rows` (the base class's numpy, without its temporaries)."""
         if info.get("tv_index") is not None:
-            return super().pointwise_loglik(post, data, info, hierarchy)
+            return super().pointwise_loglik(post, data, info, hierarchy, into)
         from .fused import by_draws, piecewise_rows
 
         cuts = np.asarray(info["cuts"], float)
         a = np.ascontiguousarray(post["log_hazard"], dtype=float)  # (draws, S, J)
+        n_draws, S, J = a.shape
         edges, rates, whole = _pwe_tables(a, cuts)
-        eta = cls._row_predictors(post, data)
+        pred, out, pos = cls._kernel_inputs(post, data, into)
         jt = _interval_index(data.time, cuts)
-        entered = np.zeros(data.n, bool) if data.entry is None else np.ones(data.n, bool)
-        je = jt if data.entry is None else _interval_index(data.entry, cuts)
-        into_e = np.zeros(data.n) if data.entry is None else data.entry - edges[je]
+        cell = np.asarray(data.strata * J + jt, np.int64)
+        if data.entry is None:
+            cell_e, into_e = np.zeros(0, np.int64), np.zeros(0)
+        else:
+            je = _interval_index(data.entry, cuts)
+            cell_e, into_e = np.asarray(data.strata * J + je, np.int64), data.entry - edges[je]
         w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
-        out = np.empty_like(eta)
-        rates, whole = np.ascontiguousarray(rates), np.ascontiguousarray(whole)
-        st, jt, je = (np.asarray(v, np.int64) for v in (data.strata, jt, je))
-        into, dd = data.time - edges[jt], data.event.astype(float)
-        by_draws(lambda i, j: piecewise_rows(eta[i:j], a[i:j], rates[i:j], whole[i:j], st, jt, into, je, into_e,
-                                             entered, dd, w, data.weights is not None, out[i:j]), len(eta), data.n)
+        a, rates, whole = (np.ascontiguousarray(v.reshape(n_draws, S * J)) for v in (a, rates, whole))
+        t_into, dd = data.time - edges[jt], data.event.astype(float)
+        B, XT, ca, T, has_a = pred
+        by_draws(lambda i, j: piecewise_rows(B[i:j], XT, ca, T[i:j], has_a, a[i:j], rates[i:j], whole[i:j], cell,
+                                             t_into, cell_e, into_e, data.entry is not None, dd, w,
+                                             data.weights is not None, pos, out[i:j]), n_draws, data.n)
         return out
 
     @classmethod

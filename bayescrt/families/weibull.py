@@ -44,13 +44,13 @@ class WeibullPH(ParametricPH):
         return "Weibull proportional hazards, full likelihood"
 
     @classmethod
-    def pointwise_loglik(cls, post, data, info, hierarchy=None):
-        """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order: the linear
-        predictors by one product, the rest by :func:`.fused.weibull_rows` (the base class's numpy, computed
-        without its temporaries)."""
+    def pointwise_loglik(cls, post, data, info, hierarchy=None, into=None):
+        """Per-row log-likelihood for every draw (draws, n), rows in the data's sorted order (or into
+        ``into = (out, positions)``, as the base class), by :func:`.fused.weibull_rows`: the base class's numpy
+        numbers without its draws x rows temporaries, the linear predictors formed in the kernel."""
         from .fused import by_draws, weibull_rows
 
-        eta = cls._row_predictors(post, data)
+        pred, out, pos = cls._kernel_inputs(post, data, into)
         a, k = (np.ascontiguousarray(post[v], dtype=float) for v in ("log_scale", "shape"))
         t_ref = info["t_ref"]
         lt = np.log(data.time / t_ref)
@@ -60,11 +60,11 @@ class WeibullPH(ParametricPH):
             entered = data.entry > 0
             le = np.log(np.where(entered, data.entry, t_ref) / t_ref)
         w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
-        out = np.empty_like(eta)
         st, lk, dd = np.asarray(data.strata, np.int64), np.log(k), data.event.astype(float)
         has_entry, weighted, log_tref = data.entry is not None, data.weights is not None, float(np.log(t_ref))
-        by_draws(lambda i, j: weibull_rows(eta[i:j], a[i:j], lk[i:j], k[i:j], st, lt, le, entered, has_entry, dd, w,
-                                           weighted, log_tref, out[i:j]), len(eta), data.n)
+        B, XT, ca, T, has_a = pred
+        by_draws(lambda i, j: weibull_rows(B[i:j], XT, ca, T[i:j], has_a, a[i:j], lk[i:j], k[i:j], st, lt, le, entered,
+                                           has_entry, dd, w, weighted, log_tref, pos, out[i:j]), len(B), data.n)
         return out
 
     @classmethod

@@ -250,20 +250,24 @@ def data_block(name: str, parts: dict) -> dict:
     if blocks and (len(blocks) > 1 or blocks[0] != list(present)[-1]):
         raise ValueError(f"data block {name!r}: a 2-D part must be the last and only one; got {blocks} "
                          f"in {list(present)}")
-    rows, where, i = [], {}, 0
+    # one array filled part by part (not each part converted, then concatenated: two more copies of the rows, each
+    # 0.1-0.3 s at N = 1,000,000)
+    n_rows = sum(1 if a.ndim < 2 else a.shape[0] for a in present.values())
+    whole = np.empty((n_rows, width), dtype=dtype)
+    where, i = {}, 0
     for k, a in present.items():
         if a.ndim == 0:
-            rows.append(np.full((1, width), a, dtype=dtype))
+            whole[i] = a
             where[k] = (i, None)
             i += 1
         elif a.ndim == 1:
-            rows.append(a.astype(dtype)[None, :])
+            whole[i] = a
             where[k] = (i, "row")
             i += 1
         else:
-            rows.append(a.astype(dtype))
+            whole[i:] = a
             where[k] = (i, "rest")
-    block = pm.Data(name, np.concatenate(rows, axis=0))
+    block = pm.Data(name, whole)
     views = {}
     for k, (start, kind) in where.items():
         views[k] = block[start, 0] if kind is None else block[start] if kind == "row" else block[start:]

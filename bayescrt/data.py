@@ -895,7 +895,10 @@ class SurvivalData:
                  "cluster": cluster, "study": study}
         used = _check_columns(df, roles, covariates, reference)
         problems: list[str] = []
-        frame, dropped, n_dropped = _missing_values(df.loc[:, used].copy(), missing, problems)  # never df itself
+        # never df itself: a copy of each used column (DataFrame.copy first merges the columns of one dtype into one
+        # block, 0.2-0.7 s at N = 1,000,000; the columns' own copies take 0.03 s)
+        own = pd.DataFrame({c: df[c].copy() for c in used}, index=df.index, copy=False)
+        frame, dropped, n_dropped = _missing_values(own, missing, problems)
         labels = frame.index.to_numpy()
         t = _time_values(frame, time, labels, problems)
         e = _event_values(frame, event, labels, problems)

@@ -89,33 +89,6 @@ def _plain(v):
     return float(v) if isinstance(v, (float, np.floating)) else int(v) if isinstance(v, (np.integer, int)) else v
 
 
-_PREFETCH: list = []  # the helper thread importing ArviZ's statistics, once per process
-
-
-def prefetch_statistics() -> None:
-    """Start importing ArviZ's statistics on a helper thread, so that a fit's first diagnostics do not wait for it.
-
-    The import takes 0.6 s in a fresh process (SciPy's statistics, ``xarray_einstats``), and more from deep in a
-    call stack: ``arviz_base`` asks ``lazy_loader`` for the absent ``numpyro`` and ``jax``, which inspects every frame
-    of the caller's stack (0.6 s more at 80 frames). A fit calls this first; the import then runs beside the data
-    checks, the compilation and the sampler's compiled kernels (which release the GIL), from a thread's short stack.
-    Whatever goes wrong there is left for the import in :func:`diagnose` to raise."""
-    import sys
-    import threading
-
-    if "arviz_stats" in sys.modules or _PREFETCH:
-        return
-
-    def load():
-        try:
-            import arviz_stats  # noqa: F401
-        except Exception:  # noqa: BLE001  (raised again, where it matters, by diagnose's own import)
-            pass
-
-    _PREFETCH.append(threading.Thread(target=load, name="bayescrt-import-arviz-stats", daemon=True))
-    _PREFETCH[0].start()
-
-
 def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", thresholds: dict | None = None) -> DiagnosticReport:
     """Run every gate on ``idata.posterior[var_name]`` (or several variables) and the sampler statistics."""
     import arviz_stats as az  # ArviZ's statistics alone: importing arviz also loads its plots (~1 s)

@@ -38,7 +38,7 @@ import xarray as xr
 
 from .. import validation
 from ..data import SurvivalData
-from ..diagnostics import prefetch_statistics
+from .. import prefetch
 from ..errors import DiagnosticsWarning, SpecError, suggest
 from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
                    check_target_accept, sample_model)
@@ -245,7 +245,7 @@ class Estimator:
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         check_compiled_models(compiled_models, self.sampler)
         check_scheduler(scheduler, self.sampler, compiled_models)
-        prefetch_statistics()  # the diagnostics' import, beside the work below
+        prefetch.start()  # the later steps' imports and first kernel, beside the data checks below
         chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
         levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
                   "study_prior": study_prior}

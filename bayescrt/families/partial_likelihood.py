@@ -193,9 +193,14 @@ def mle(data: SurvivalData, ties: str = "efron", max_iter: int = 50, tol: float 
     def derivs(beta):
         # not BLAS: at N = 1,000,000 its threads spin after the product and take the cores from what follows
         eta = linear_predictors(np.asarray(beta, float)[None, :], X, np.zeros(1), np.empty((1, n)))[0]
-        m = np.maximum.reduceat(eta, starts)[block]
-        r = w * np.exp(eta - m)
-        m_ev = m[ev]
+        # in place, and one shift without strata: each N-length temporary is a pass over memory (6 of them took
+        # 0.5 s of a fit at N = 1,000,000)
+        m = eta.max() if len(starts) == 1 else np.maximum.reduceat(eta, starts)[block]
+        r = np.subtract(eta, m)
+        np.exp(r, out=r)
+        if rs.weights is not None:
+            r *= w
+        m_ev = m if len(starts) == 1 else m[ev]
         if compiled:
             log_s0, grad, info = newton_terms(X, r, eta, *fields)
             return float(np.sum(rs.event_weight * eta[ev]) - log_s0 - np.sum(c * m_ev)), grad, info

@@ -39,8 +39,9 @@ passes it), the proposals are evaluated in batches by that twin (the Cox one is 
 threads) plus the priors' terms, after checking that the two agree with the model's log density up to
 a constant at the mode and at the first proposals; the terms of the kept draws are then the fit's stored
 log-likelihood, with no second pass. The
-three pytensor functions it needs (log density with and without gradient, the posterior's variables) are
-compiled once per model structure (:func:`bayescrt.compiled.structure_key`) and kept for the process, the
+pytensor functions it needs (the log density with its gradient; the posterior's variables and the priors' terms
+for a batch of proposals in one call, the model's graphs vectorised over them; the log density alone, only
+where no twin evaluates the proposals) are compiled once per model structure (:func:`bayescrt.compiled.structure_key`) and kept for the process, the
 data swapped into their containers, as :class:`bayescrt.compiled.CompiledModels` does for nutpie.
 """
 

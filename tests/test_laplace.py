@@ -7,7 +7,8 @@ What is asserted, and why it could fail:
   mean within Z_MC Monte Carlo errors ``sd / sqrt(importance ESS)``, each SD within Z_MC errors of an SD,
   ``sd / sqrt(2 ESS)`` (normal approximation), Z_MC the Bonferroni bound of that file for 14 comparisons.
 * A Weibull fit (the log shape and scale are transformed and deterministic variables come back from the
-  value variables) agrees with NUTS on the same data within Z_MC errors of their difference.
+  value variables; its proposals are evaluated by its compiled sums, ``WeibullPH.loglik_totals``) agrees with NUTS
+  on the same data within Z_MC errors of their difference.
 * A shared frailty (30 centres), whose SD has no joint mode with the centre effects, is sampled through a
   proposal integrated over the SD on a grid, and agrees with NUTS within Z_MC errors, centre effects included;
   the plain t proposal at the joint mode fails its gates loudly on the same data, with the Pareto k the reason.
@@ -108,6 +109,7 @@ def test_a_weibull_fit_agrees_with_nuts():
     df = pd.DataFrame({"t": np.minimum(t, c), "e": (t <= c).astype(int), "x": x, "z": z})
     kw = dict(time="t", event="e", covariates=["x", "z"], random_seed=seed(74), progress=False)
     lap, nuts = bc.WeibullPH(sampler="laplace").fit(df, **kw), bc.WeibullPH().fit(df, **kw)
+    assert lap.sampling["evaluated_by"] == "the family's pointwise twin"  # loglik_totals, checked at the mode
     assert_agree(lap, nuts, ("log_hr", "shape", "log_scale"))
 
 

@@ -538,18 +538,18 @@ def _block_predictors(e, nb, first, step, BT, X, shift, ca, TaT, has_a, cb, xb, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def exposure_cells(BT, X, shift, ca, TaT, has_a, cell, into, cell_e, into_e, has_entry, w, weighted, wd, B, C, Be,
-                   Ce, lin, e):
+def exposure_cells(BT, X, shift, ca, TaT, has_a, cb, xb, TbT, has_b, cell, into, cell_e, into_e, has_entry, w,
+                   weighted, wd, B, C, Be, Ce, lin, e):
     """The sums a piecewise-constant baseline's likelihood needs, for the draws ``BT`` (covariates x draws), in one
     pass over the rows in blocks, no N-length buffer: per cell ``c`` (stratum x interval) and draw ``d``,
     ``B[c, d] = sum w_i exp(eta_id)`` over the rows whose follow-up ends in ``c`` and ``C[c, d]`` the same sum
     weighted by the time each spent in ``c`` (``into``); ``Be``/``Ce`` the same by the cells of the entry times
     (``has_entry``); and ``lin[d] = sum_i wd_i eta_id``. ``eta`` as :func:`_block_predictors` (``has_a``: a
-    frailty). ``e``: a buffer of ``_WALK_ROWS x draws`` floats at least. The tables are zeroed here."""
+    frailty; ``has_b``: a per-draw slope per group on one per-row value, the Weibull's ``k_s log t_i``).
+    ``e``: a buffer of ``_WALK_ROWS x draws`` floats at least. The tables are zeroed here."""
     p, K = BT.shape
     n = X.shape[0]
     nblk = _WALK_ROWS
-    none_i, none_f = ca[:0], TaT[:0]
     for c in range(B.shape[0]):
         for d in range(K):
             B[c, d] = 0.0
@@ -563,7 +563,7 @@ def exposure_cells(BT, X, shift, ca, TaT, has_a, cell, into, cell_e, into_e, has
     E = e[:nblk * K].reshape((nblk, K))
     for lo in range(0, n, nblk):
         nb = min(nblk, n - lo)
-        _block_predictors(E, nb, lo, 1, BT, X, shift, ca, TaT, has_a, none_i, into[:0], none_f, False)
+        _block_predictors(E, nb, lo, 1, BT, X, shift, ca, TaT, has_a, cb, xb, TbT, has_b)
         for j in range(nb):
             wdi = wd[lo + j]
             if wdi != 0.0:
@@ -1012,11 +1012,13 @@ def walk_terms(B, X, rs, shift, *, frailty=None, study=None, terms: bool = True,
     return out if terms else totals
 
 
-def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=None, frailty=None) -> tuple:
+def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=None, frailty=None,
+              slope=None) -> tuple:
     """:func:`exposure_cells` for the draws ``B`` (draws x covariates), on threads, ``_WALK_DRAWS`` draws at a
     time: ``(B, C, Be, Ce, lin)`` with the draws first (draws x cells; ``Be``/``Ce`` draws x 0 without
     ``entry = (cell_e, into_e)``). ``frailty = (codes, table)``: ``table[d, codes[i]]`` added to each row's
-    linear predictor ``X[i] @ B[d] - shift[d]``."""
+    linear predictor ``X[i] @ B[d] - shift[d]``; ``slope = (codes, values, table)``: ``values[i] table[d,
+    codes[i]]`` added too."""
     B = np.ascontiguousarray(np.atleast_2d(B), dtype=float)
     X = np.ascontiguousarray(X, dtype=float)
     shift = np.ascontiguousarray(shift, dtype=float)
@@ -1029,6 +1031,8 @@ def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=
         np.ascontiguousarray(entry[0], np.int64), np.ascontiguousarray(entry[1], float))
     ca, ta = (np.zeros(0, np.int64), None) if frailty is None else (np.ascontiguousarray(frailty[0], np.int64),
                                                                     frailty[1])
+    cb, xb, tb = (np.zeros(0, np.int64), np.zeros(0), None) if slope is None else (
+        np.ascontiguousarray(slope[0], np.int64), np.ascontiguousarray(slope[1], float), slope[2])
     m_e = n_cells if entry is not None else 0
     out = [np.empty((n_draws, n_cells)), np.empty((n_draws, n_cells)), np.empty((n_draws, m_e)),
            np.empty((n_draws, m_e)), np.empty(n_draws)]
@@ -1041,8 +1045,9 @@ def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=
             k = t - s
             tabs = [np.empty((n_cells, k)), np.empty((n_cells, k)), np.empty((m_e, k)), np.empty((m_e, k)),
                     np.empty(k)]
-            exposure_cells(_by_column(B, s, t), X, shift[s:t], ca, _by_column(ta, s, t), ta is not None, cell, into,
-                           cell_e, into_e, entry is not None, w, weights is not None, wd, *tabs, e)
+            exposure_cells(_by_column(B, s, t), X, shift[s:t], ca, _by_column(ta, s, t), ta is not None, cb, xb,
+                           _by_column(tb, s, t), tb is not None, cell, into, cell_e, into_e, entry is not None, w,
+                           weights is not None, wd, *tabs, e)
             for o, tab in zip(out, tabs):
                 o[s:t] = tab.T
 

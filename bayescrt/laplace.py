@@ -38,11 +38,11 @@ the family's ``pointwise`` log-likelihood (its numpy twin, :meth:`bayescrt.famil
 passes it), the proposals are evaluated in batches by that twin (the Cox one is the compiled kernel, on
 threads) plus the priors' terms, after checking that the two agree with the model's log density up to
 a constant at the mode and at the first proposals; the terms of the kept draws are then the fit's stored
-log-likelihood, with no second pass. The
-pytensor functions it needs (the log density with its gradient; the posterior's variables and the priors' terms
-for a batch of proposals in one call, the model's graphs vectorised over them; the log density alone, only
-where no twin evaluates the proposals) are compiled once per model structure (:func:`bayescrt.compiled.structure_key`) and kept for the process, the
-data swapped into their containers, as :class:`bayescrt.compiled.CompiledModels` does for nutpie.
+log-likelihood, with no second pass. The pytensor functions it needs (the log density with its gradient; the
+posterior's variables and the priors' terms for a batch of proposals in one call, the model's graphs vectorised
+over them; the log density alone, only where no twin evaluates the proposals) are compiled once per model
+structure (:func:`bayescrt.compiled.structure_key`) and kept for the process, the data swapped into their
+containers, as :class:`bayescrt.compiled.CompiledModels` does for nutpie.
 """
 
 from __future__ import annotations
@@ -420,7 +420,8 @@ def _batch_function(model, graphs, shapes) -> tuple:
         outs = vectorize_graph([prior, *graphs], replace=replace)
         # pytensor's Python linker with its quick rewrites: no C module to build on a machine's first fit, and a
         # call per batch of 256 proposals costs under a millisecond
-        return compile_fn([flat], outs, on_unused_input="ignore", mode=Mode(linker="py", optimizer="fast_compile")), True
+        mode = Mode(linker="py", optimizer="fast_compile")
+        return compile_fn([flat], outs, on_unused_input="ignore", mode=mode), True
     except NotImplementedError:
         pass
     one = compile_fn(model.value_vars, [prior, *graphs], on_unused_input="ignore")

@@ -85,10 +85,11 @@ def _agree(a, b):
     np.testing.assert_allclose(g, rg, rtol=0, atol=1e-10 * max(1.0, float(np.max(np.abs(rg)))))
 
 
-# every option combination for the Weibull and the piecewise model with every feature (second-order walk, a
-# time-varying effect); the exponential and first-order walk share their code paths: none and all options
-CASES = ([("weibull", o) for o in OPTIONS] + [("pwe-rw2-tv", o) for o in OPTIONS]
-         + [(name, o) for name in ("exponential", "pwe-rw1") for o in (OPTIONS[0], OPTIONS[-1])])
+# every option combination for the Weibull, the piecewise model without a time-varying effect (its likelihood by
+# cells, fused.piecewise_cells) and with every feature (second-order walk, a time-varying effect: the exposure
+# kernel); the exponential shares the Weibull's code path: none and all options
+CASES = ([("weibull", o) for o in OPTIONS] + [("pwe-rw1", o) for o in OPTIONS] + [("pwe-rw2-tv", o) for o in OPTIONS]
+         + [("exponential", o) for o in (OPTIONS[0], OPTIONS[-1])])
 
 
 @pytest.mark.parametrize("name,opts", CASES, ids=[f"{n}-{_ids(o)}" for n, o in CASES])
@@ -100,7 +101,7 @@ def test_kernel_equals_the_graph_in_value_and_gradient(name, opts):
         _agree(kernel(point), graph(point))
 
 
-@pytest.mark.parametrize("name", ["weibull", "pwe-rw2-tv"])
+@pytest.mark.parametrize("name", ["weibull", "pwe-rw1", "pwe-rw2-tv"])
 def test_the_numba_implementation_equals_the_graph(name):
     """What nutpie compiles, every option on, against the graph twin in the Python backend."""
     fns = _log_densities(name, OPTIONS[-1], modes=("FAST_COMPILE", "NUMBA"))
@@ -148,6 +149,41 @@ def test_the_operation_equals_its_graph_and_finite_differences(offset):
             fd = (fns["kernel"](plus["beta"], plus["offset"], plus["v"])[0]
                   - fns["kernel"](minus["beta"], minus["offset"], minus["v"])[0]) / (2 * h)
             assert abs(fd - g[i]) < tol, (name, i, fd, g[i])
+
+
+@pytest.mark.parametrize("opts", [OPTIONS[0], OPTIONS[-1]], ids=_ids)
+def test_the_piecewise_cells_operation_equals_finite_differences(opts):
+    """fused.piecewise_loglik's gradient for the coefficients, the frailty offset and the cells' log hazards,
+    cumulative hazards and rates against central differences of its own value (all options on, and none)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(seed(47))
+    n, k = 150, 6
+    XT = np.ascontiguousarray(rng.normal(size=(3, n)))
+    rows = {"cell": rng.integers(0, k, n), "into": rng.uniform(0, 2, n), "event": (rng.random(n) < 0.6) * 1.0,
+            "entry_cell": rng.integers(0, k, n) if opts["entry"] else None,
+            "entry_into": rng.uniform(0, 1, n) if opts["entry"] else None,
+            "weight": rng.uniform(0.5, 2, n) if opts["weights"] else None}
+    names = ["beta", "A", "W", "R"] + (["offset"] if opts["cluster"] else [])
+    ins = {"beta": pt.dvector("beta"), "A": pt.dvector("A"), "W": pt.dvector("W"), "R": pt.dvector("R"),
+           "offset": pt.dvector("offset")}
+    value = fused.piecewise_loglik(ins["beta"], pt.as_tensor(XT), ins["offset"] if opts["cluster"] else None,
+                                   ins["A"], ins["W"], ins["R"], {r: None if v is None else pt.as_tensor(v)
+                                                                  for r, v in rows.items()})
+    fn = pytensor.function([ins[m] for m in names], [value, *pytensor.grad(value, [ins[m] for m in names])],
+                           mode="FAST_COMPILE")
+    args = {"beta": rng.normal(0, 0.5, 3), "A": rng.normal(-1, 0.3, k), "W": rng.uniform(0, 2, k),
+            "R": rng.uniform(0.1, 1, k), "offset": rng.normal(0, 0.3, n)}
+    ref, *grads = fn(*[args[m] for m in names])
+    h, tol = 1e-5, 1e-6 * abs(ref)
+    for m, g in zip(names, grads):
+        for i in rng.choice(len(args[m]), min(3, len(args[m])), replace=False):
+            plus, minus = {a: v.copy() for a, v in args.items()}, {a: v.copy() for a, v in args.items()}
+            plus[m][i] += h
+            minus[m][i] -= h
+            fd = (fn(*[plus[a] for a in names])[0] - fn(*[minus[a] for a in names])[0]) / (2 * h)
+            assert abs(fd - g[i]) < tol, (m, i, fd, g[i])
 
 
 def test_a_model_with_the_kernel_holds_the_covariates_once_by_column():

@@ -1247,6 +1247,146 @@ def exposure(beta, XT, offset, v):
     op = _exposure_op_class()(offset is not None)
     return op(beta, XT, pt.as_tensor(np.zeros(0)) if offset is None else offset, v)[0]
 
+# ---------------------------------------------------------------- the piecewise-exponential likelihood by cells
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def piecewise_cells(beta, XT, offset, has_offset, A, W, R, cell, into, cell_e, into_e, has_entry, d, w, weighted):
+    """The piecewise-exponential log-likelihood less its ``sum w d eta`` (a constant's product with ``beta``, in
+    the graph), in one pass over the rows, with its gradients: ``(value, d/d beta, d/d A, d/d W, d/d R,
+    d/d eta)``.
+
+    ``value = sum_i w_i [d_i A[c_i] - exp(eta_i) H_i]``, ``H_i = W[c_i] + R[c_i] into_i`` less the same at the entry
+    cell (``has_entry``): ``c`` a row's cell (stratum x interval), ``A`` the cells' log hazards, ``R`` their
+    rates, ``W`` the cumulative hazard at each cell's start (all flat, stratum-major), ``into`` the time spent in
+    the row's last cell. The cells' gradients are sums over the rows of each cell: no N-length operation is left
+    in the graph around it, whose gathers and their gradients cost more than this pass (0.78 -> 0.36 ms a gradient
+    at N = 50,000)."""
+    eta = linear_predictor(beta, XT, offset, has_offset)
+    n = eta.shape[0]
+    m = eta[0] if n else 0.0
+    for i in range(n):
+        m = eta[i] if eta[i] > m else m
+    for i in range(n):
+        eta[i] -= m
+    e = np.empty(n)
+    exp_nonpositive(eta, e)
+    em = np.exp(m)
+    k = A.shape[0]
+    gA, gW, gR = np.zeros(k), np.zeros(k), np.zeros(k)
+    total = 0.0
+    for i in range(n):
+        wi = w[i] if weighted else 1.0
+        ei = wi * e[i] * em
+        c, t = cell[i], into[i]
+        h = W[c] + R[c] * t
+        gA[c] += wi * d[i]
+        gW[c] -= ei
+        gR[c] -= ei * t
+        if has_entry:
+            ce, te = cell_e[i], into_e[i]
+            h -= W[ce] + R[ce] * te
+            gW[ce] += ei
+            gR[ce] += ei * te
+        total += wi * d[i] * A[c] - ei * h
+        e[i] = -ei * h  # d value / d eta_i
+    return total, covariate_gradient(XT, e), gA, gW, gR, e
+
+
+def _piecewise_op_class():
+    """The pytensor operation of :func:`piecewise_cells` (built on first use, like :func:`_op_class`)."""
+    global _PIECEWISE_OP
+    if _PIECEWISE_OP is not None:
+        return _PIECEWISE_OP
+    import pytensor.tensor as pt
+    from pytensor.gradient import DisconnectedType, grad_not_implemented
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
+
+    class PiecewiseCells(Op):
+        """``piecewise_cells``'s value and its gradients for ``beta``, ``offset``, ``A``, ``W`` and ``R``.
+
+        Inputs: ``beta``, ``XT`` (covariates by column), ``offset`` (per row, or empty), ``A``, ``W``, ``R``, then
+        the rows' ``cell``, ``into``, ``cell_e``, ``into_e`` (empty without entry), ``d`` and ``w`` (empty
+        unweighted)."""
+
+        __props__ = ("has_offset", "has_entry", "weighted")
+
+        def __init__(self, has_offset: bool, has_entry: bool, weighted: bool):
+            self.has_offset, self.has_entry, self.weighted = bool(has_offset), bool(has_entry), bool(weighted)
+
+        def __reduce__(self):  # by name, as CoxPartialLoglik
+            return _piecewise_op, (self.has_offset, self.has_entry, self.weighted)
+
+        def make_node(self, beta, XT, offset, A, W, R, *rows):
+            ins = [pt.as_tensor_variable(x).astype("float64") for x in (beta, XT, offset, A, W, R)]
+            ins += [pt.as_tensor_variable(x) for x in rows]
+            return Apply(self, ins, [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector(), pt.dvector(),
+                                     pt.dvector()])
+
+        def perform(self, node, inputs, outputs):
+            beta, XT, offset, A, W, R, *rows = [np.ascontiguousarray(x) for x in inputs]
+            cell, into, cell_e, into_e, d, w = rows
+            res = piecewise_cells(beta, XT, offset, self.has_offset, A, W, R, cell, into, cell_e, into_e,
+                                  self.has_entry, d, w, self.weighted)
+            for o, r in zip(outputs, res):
+                o[0] = np.asarray(r)
+
+        def infer_shape(self, node, shapes):
+            return [(), shapes[0], shapes[3], shapes[3], shapes[3], (node.inputs[1].shape[1],)]
+
+        def connection_pattern(self, node):
+            wrt = [True, False, self.has_offset, True, True, True] + [False] * (len(node.inputs) - 6)
+            return [[x] * 6 for x in wrt]
+
+        def pullback(self, inputs, outputs, cotangents):
+            g = cotangents[0]
+            none = DisconnectedType()
+            if any(not isinstance(c.type, DisconnectedType) for c in cotangents[1:]):
+                return [grad_not_implemented(self, 0, inputs[0], "the second derivative of the piecewise likelihood")
+                        ] + [none() for _ in inputs[1:]]
+            g_offset = g * outputs[5] if self.has_offset else none()
+            return [g * outputs[1], none(), g_offset, g * outputs[2], g * outputs[3], g * outputs[4]] + [
+                none() for _ in inputs[6:]]
+
+    @register_funcify_default_op_cache_key(PiecewiseCells)
+    def _numba(op, node=None, **kwargs):
+        has_offset, has_entry, weighted = op.has_offset, op.has_entry, op.weighted
+
+        @numba_njit
+        def piecewise_cells_op(beta, XT, offset, A, W, R, cell, into, cell_e, into_e, d, w):
+            total, g_beta, gA, gW, gR, g_eta = piecewise_cells(beta, XT, offset, has_offset, A, W, R, cell, into,
+                                                               cell_e, into_e, has_entry, d, w, weighted)
+            return np.asarray(total), g_beta, gA, gW, gR, g_eta
+
+        return piecewise_cells_op, SOURCE_VERSION
+
+    _PIECEWISE_OP = PiecewiseCells
+    return _PIECEWISE_OP
+
+
+_PIECEWISE_OP = None
+
+
+def _piecewise_op(has_offset: bool, has_entry: bool, weighted: bool):
+    return _piecewise_op_class()(has_offset, has_entry, weighted)
+
+
+def piecewise_loglik(beta, XT, offset, A, W, R, rows: dict):
+    """The piecewise-exponential log-likelihood less ``sum w d eta`` (pytensor) by :func:`piecewise_cells`.
+
+    ``offset``: a per-row term (frailty) or ``None``; ``A``, ``W``, ``R``: the cells' log hazards, cumulative hazards
+    at their starts and rates (flat); ``rows``: ``cell``, ``into``, ``event`` and, or ``None``, ``entry_cell``,
+    ``entry_into``, ``weight``."""
+    import pytensor.tensor as pt
+
+    empty_f, empty_i = pt.as_tensor(np.zeros(0)), pt.as_tensor(np.zeros(0, np.int64))
+    has_entry, weighted = rows["entry_cell"] is not None, rows["weight"] is not None
+    op = _piecewise_op_class()(offset is not None, has_entry, weighted)
+    return op(beta, XT, empty_f if offset is None else offset, A, W, R, rows["cell"], rows["into"],
+              rows["entry_cell"] if has_entry else empty_i, rows["entry_into"] if has_entry else empty_f,
+              rows["event"], rows["weight"] if weighted else empty_f)[0]
+
+
 def partial_loglik(beta, XT, offset, rs):
     """The log partial likelihood at ``eta = X @ beta + offset`` (pytensor), computed by the fused kernel.
 

@@ -32,6 +32,7 @@ from ..data import SurvivalData
 from ..errors import SpecError
 from .common import frailty
 from .fused import exposure as fused_exposure
+from .fused import piecewise_loglik as fused_piecewise
 from .common import precondition as _precondition
 from .parametric import ParametricPH, coefficients, default_cuts, row_data
 
@@ -237,11 +238,14 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         beta_std, log_hr, per_cov = coefficients(data, zpriors, m, s_, pm, pt, design=not fused,
                                                  extra={"event_sum": data.standardised().T @ wd} if fused else None)
         je_np = None if data.entry is None else _interval_index(data.entry, cuts)
+        by_cells = fused and tv is None  # the likelihood by piecewise_cells: each row's cell, no gathers in the graph
         rows = row_data(data, {"time_into_interval": data.time - edges[jt],  # time since the interval's start
                             "entry_into_interval": None if je_np is None else data.entry - edges[je_np],
                             "tv_covariate": None if tv is None else data.X[:, tv].astype(float),
                             "log_crude_rate": np.log(rate0)},
-                     {"interval_code": jt, "entry_interval_code": je_np},
+                     {"interval_code": None if by_cells else jt, "entry_interval_code": None if by_cells else je_np,
+                      "cell_code": data.strata * J + jt if by_cells else None,
+                      "entry_cell_code": data.strata * J + je_np if by_cells and je_np is not None else None},
                      X=data.standardised() if fused else None)
         sigma = pm.HalfNormal("rw_sd", 0.5)
         # well-informed intervals: centred walk (see _rw)
@@ -254,7 +258,14 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         into, into_e = rows["time_into_interval"], rows["entry_into_interval"]
         width = pm.Data("interval_width", width)
 
-        if tv is None:
+        if by_cells:  # per-stratum cumulative hazard tables, flat, to the kernel; the events' covariate sums below
+            rates = pt.exp(a)
+            whole = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates[:, :-1] * width, axis=1)], axis=1)
+            loglik = fused_piecewise(beta_std, rows["XT"], u, a.reshape((S * J,)), whole.reshape((S * J,)),
+                                     rates.reshape((S * J,)),
+                                     {"cell": rows["cell_code"], "into": into, "entry_cell": rows["entry_cell_code"],
+                                      "entry_into": into_e, "event": rows["event"], "weight": rows["weight"]})
+        elif tv is None:
             # per-stratum cumulative hazard tables, gathered per row
             rates = pt.exp(a)
             whole = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates[:, :-1] * width, axis=1)], axis=1)
@@ -285,18 +296,24 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
             log_hr = pt.set_subtensor(log_hr[tv], b.mean())  # reported: the mean over intervals
         pm.Deterministic("log_hr", log_hr, dims="covariate")
         d, w = rows["event"], rows["weight"]
-        wd_, wH = (d, H) if w is None else (d * w, H * w)
-        if fused:  # sum w d eta from the event sums of the covariates; the O(N p) rest in the kernel
-            events_ll = (wd_ * log_h0).sum() + (per_cov["event_sum"] * beta_std * mask).sum()
+        wd_ = d if w is None else d * w
+        if by_cells:  # the kernel's value, and sum w d eta from the event sums of the covariates
+            loglik = loglik + (per_cov["event_sum"] * beta_std).sum()
             if u is not None:
-                events_ll = events_ll + (wd_ * u).sum()
-            pm.Potential("loglik", events_ll - fused_exposure(beta_std * mask, rows["XT"], u, wH))
+                loglik = loglik + (wd_ * u).sum()
+        elif fused:  # sum w d eta from the event sums of the covariates; the O(N p) rest in the kernel
+            wH = H if w is None else H * w
+            loglik = (wd_ * log_h0).sum() + (per_cov["event_sum"] * beta_std * mask).sum()
+            if u is not None:
+                loglik = loglik + (wd_ * u).sum()
+            loglik = loglik - fused_exposure(beta_std * mask, rows["XT"], u, wH)
         else:
+            wH = H if w is None else H * w
             eta = (per_cov["X"] * (beta_std * mask)).sum(axis=1) + (0.0 if u is None else u)
-            pm.Potential("loglik", (wd_ * (log_h0 + eta) - wH * pt.exp(eta)).sum())
+            loglik = (wd_ * (log_h0 + eta) - wH * pt.exp(eta)).sum()
+        pm.Potential("loglik", loglik)
     return model, {"cuts": cuts.tolist(), "rw_order": rw_order,
                    "rw_parameterisation": "centred" if rw_centred else "non-centred"}
-
 
 
 def _pwe_tables(loga, cuts):

@@ -410,7 +410,8 @@ def _batch_function(model, graphs, shapes) -> tuple:
     from pytensor.graph.replace import vectorize_graph
 
     prior = model.logp(vars=model.free_RVs, jacobian=True, sum=True)
-    flat = pt.matrix("proposals", dtype="float64")
+    d = sum(int(np.prod(shape)) for _, shape in shapes)
+    flat = pt.tensor("proposals", dtype="float64", shape=(None, d))  # a static width: half the vectorising time
     replace, at = {}, 0
     for v, (_, shape) in zip(model.value_vars, shapes):
         size = int(np.prod(shape))

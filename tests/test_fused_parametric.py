@@ -238,25 +238,30 @@ def test_piecewise_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
         PiecewiseExponentialPH.loglik_totals(post, data, {**info, "tv_index": 1})
 
 
-@pytest.mark.parametrize("opts", [dict(zip(("weights", "entry", "strata", "cluster"), f))
-                                  for f in itertools.product((False, True), repeat=4)], ids=_ids)
-def test_weibull_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
-    """The Laplace proposals' log-likelihood of the Weibull model (sums per stratum of exp(eta + k log t), a second
-    pass by the entry times) against the numpy per-row values it replaces, 37 draws (walks of 32 and 5)."""
+def _weibull_case(opts, rng_seed):
+    """Sorted data with the options ``opts`` on (700 rows) and 37 random draws of a Weibull posterior."""
     from bayescrt.data import SurvivalData
-    from bayescrt.families.parametric import ParametricPH
-    from bayescrt.families.weibull import WeibullPH
 
-    df = _frame(700)
     kw = {k: v for k, v in dict(weights="w", entry="entry", strata="s", cluster="site").items() if opts[k]}
-    data = SurvivalData.from_frame(df, time="t", event="d", covariates=["a", "b"], **kw)
-    rng = np.random.default_rng(seed(46))
+    data = SurvivalData.from_frame(_frame(700), time="t", event="d", covariates=["a", "b"], **kw)
+    rng = np.random.default_rng(rng_seed)
     S = data.n_strata
     post = {"log_scale": rng.normal(-2, 0.3, (37, S)), "shape": np.exp(rng.normal(0, 0.2, (37, S))),
             "log_hr": rng.normal(0, 0.4, (37, 2))}
     if opts["cluster"]:
         post["frailty"] = rng.normal(0, 0.5, (37, int(data.cluster.max()) + 1))
-    info = {"t_ref": 25.0}
+    return data, post, {"t_ref": 25.0}
+
+
+@pytest.mark.parametrize("opts", [dict(zip(("weights", "entry", "strata", "cluster"), f))
+                                  for f in itertools.product((False, True), repeat=4)], ids=_ids)
+def test_weibull_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
+    """The Laplace proposals' log-likelihood of the Weibull model (sums per stratum of exp(eta + k log t), a second
+    pass by the entry times) against the numpy per-row values it replaces, 37 draws (walks of 32 and 5)."""
+    from bayescrt.families.parametric import ParametricPH
+    from bayescrt.families.weibull import WeibullPH
+
+    data, post, info = _weibull_case(opts, seed(46))
     ref = ParametricPH.pointwise_loglik.__func__(WeibullPH, post, data, info).sum(axis=1)
     np.testing.assert_allclose(WeibullPH.loglik_totals(post, data, info), ref, rtol=1e-12, atol=0)
 
@@ -266,20 +271,10 @@ def test_weibull_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
 def test_weibull_rows_by_the_kernel_equal_the_numpy_values(opts):
     """A Weibull fit's stored per-row log-likelihood (fused.weibull_rows) against the family-generic numpy values
     it replaces, row by row, 37 draws."""
-    from bayescrt.data import SurvivalData
     from bayescrt.families.parametric import ParametricPH
     from bayescrt.families.weibull import WeibullPH
 
-    df = _frame(700)
-    kw = {k: v for k, v in dict(weights="w", entry="entry", strata="s", cluster="site").items() if opts[k]}
-    data = SurvivalData.from_frame(df, time="t", event="d", covariates=["a", "b"], **kw)
-    rng = np.random.default_rng(seed(43))
-    S = data.n_strata
-    post = {"log_scale": rng.normal(-2, 0.3, (37, S)), "shape": np.exp(rng.normal(0, 0.2, (37, S))),
-            "log_hr": rng.normal(0, 0.4, (37, 2))}
-    if opts["cluster"]:
-        post["frailty"] = rng.normal(0, 0.5, (37, int(data.cluster.max()) + 1))
-    info = {"t_ref": 25.0}
+    data, post, info = _weibull_case(opts, seed(43))
     ref = ParametricPH.pointwise_loglik.__func__(WeibullPH, post, data, info)
     np.testing.assert_allclose(WeibullPH.pointwise_loglik(post, data, info), ref, rtol=1e-12, atol=1e-12)
     _assert_written_into_place(WeibullPH, post, data, info, ref)

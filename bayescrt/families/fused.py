@@ -1055,16 +1055,35 @@ def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=
     return tuple(out)
 
 
-def _op_class():
-    """The pytensor operation (built on first use, so that importing this module needs no pytensor)."""
-    global _OP
-    if _OP is not None:
-        return _OP
+_OP_CLASSES: dict = {}  # builder's name -> the pytensor operation class it made
+
+
+def _built(make):
+    """The operation class ``make()`` returns, made once per process, on first use (so that importing this module
+    needs no pytensor)."""
+    if make.__name__ not in _OP_CLASSES:
+        _OP_CLASSES[make.__name__] = make()
+    return _OP_CLASSES[make.__name__]
+
+
+def _numba_implementation(op_class, kernel_for) -> None:
+    """Register ``kernel_for(op)``, a function of the node's inputs, as ``op_class``'s numba implementation.
+
+    pytensor caches the compiled log density on disk under a key of the operation's type and properties; the
+    kernels' source is added to it, so an edited kernel is never served stale."""
+    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
+
+    @register_funcify_default_op_cache_key(op_class)
+    def _numba(op, node=None, **kwargs):
+        return numba_njit(kernel_for(op)), SOURCE_VERSION
+
+
+def _make_cox_op():
+    """The pytensor operation of the Cox partial likelihood (:func:`value_and_grad_beta`)."""
     import pytensor.tensor as pt
     from pytensor.gradient import DisconnectedType, grad_not_implemented
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
-    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
     class CoxPartialLoglik(Op):
         """``(logp, d logp / d beta, d logp / d offset)`` of the Cox partial likelihood at ``eta = X @ beta + offset``.
@@ -1111,42 +1130,30 @@ def _op_class():
             g_offset = g_total * outputs[2] if self.has_offset else DisconnectedType()()
             return [g_total * outputs[1], DisconnectedType()(), g_offset] + rest
 
-    @register_funcify_default_op_cache_key(CoxPartialLoglik)
-    def _numba(op, node=None, **kwargs):
-        # pytensor caches the compiled log density on disk under a key of the operation's type and
-        # properties; the kernel's source is added to it, so an edited kernel is never served stale
+    def kernel_for(op):
         weighted, delayed, has_offset = op.weighted, op.delayed, op.has_offset
 
-        @numba_njit
         def cox_partial_loglik(beta, XT, offset, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order):
             total, g_beta, g_eta = value_and_grad_beta(beta, XT, offset, ev, g, gd, end, ss, es, frac, ew, c, w,
                                                        entry_order, weighted, delayed, has_offset)
             return np.asarray(total), g_beta, g_eta if has_offset else np.zeros(0)
 
-        return cox_partial_loglik, SOURCE_VERSION
+        return cox_partial_loglik
 
-    _OP = CoxPartialLoglik
-    return _OP
-
-
-_OP = None
+    _numba_implementation(CoxPartialLoglik, kernel_for)
+    return CoxPartialLoglik
 
 
 def _cox_op(weighted: bool, delayed: bool, has_offset: bool):
-    return _op_class()(weighted, delayed, has_offset)
+    return _built(_make_cox_op)(weighted, delayed, has_offset)
 
 
 
 # ---------------------------------------------------------------- the full likelihoods' exposure term
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def exposure_sum(beta, XT, offset, v, has_offset):
-    """``(sum_i v_i exp(eta_i), X.T @ (v exp(eta)), exp(eta), v exp(eta))`` with ``eta = X @ beta (+ offset)``.
-
-    The term of the Weibull, exponential and piecewise-exponential likelihoods that costs O(N p): with
-    ``v_i = w_i [H0(t_i) - H0(entry_i)]`` it is ``sum_i w_i H(t_i | x_i)``. Two passes over ``XT``; the
-    exponentials as ``exp(eta_i - m) exp(m)`` with ``m`` the largest ``eta``, so that they vectorise
-    (:func:`exp_nonpositive`)."""
-    eta = linear_predictor(beta, XT, offset, has_offset)
+@njit(cache=True, nogil=True, error_model="numpy")
+def _shifted_exp(eta):
+    """``(exp(eta - m), exp(m))`` with ``m`` the largest ``eta`` (``eta`` is shifted in place): each exponential of
+    a non-positive number, so that they vectorise (:func:`exp_nonpositive`) and none overflows."""
     n = eta.shape[0]
     m = eta[0] if n else 0.0
     for i in range(n):
@@ -1155,7 +1162,19 @@ def exposure_sum(beta, XT, offset, v, has_offset):
         eta[i] -= m
     e = np.empty(n)
     exp_nonpositive(eta, e)
-    em = np.exp(m)
+    return e, np.exp(m)
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+def exposure_sum(beta, XT, offset, v, has_offset):
+    """``(sum_i v_i exp(eta_i), X.T @ (v exp(eta)), exp(eta), v exp(eta))`` with ``eta = X @ beta (+ offset)``.
+
+    The term of the Weibull, exponential and piecewise-exponential likelihoods that costs O(N p): with
+    ``v_i = w_i [H0(t_i) - H0(entry_i)]`` it is ``sum_i w_i H(t_i | x_i)``. Two passes over ``XT``; the
+    exponentials as ``exp(eta_i - m) exp(m)`` with ``m`` the largest ``eta``, so that they vectorise
+    (:func:`exp_nonpositive`)."""
+    e, em = _shifted_exp(linear_predictor(beta, XT, offset, has_offset))
+    n = e.shape[0]
     ve = np.empty(n)
     total = 0.0
     for i in range(n):
@@ -1165,16 +1184,12 @@ def exposure_sum(beta, XT, offset, v, has_offset):
     return total, covariate_gradient(XT, ve), e, ve
 
 
-def _exposure_op_class():
-    """The pytensor operation of :func:`exposure_sum` (built on first use, like :func:`_op_class`)."""
-    global _EXPOSURE_OP
-    if _EXPOSURE_OP is not None:
-        return _EXPOSURE_OP
+def _make_exposure_op():
+    """The pytensor operation of :func:`exposure_sum`."""
     import pytensor.tensor as pt
     from pytensor.gradient import DisconnectedType, grad_not_implemented
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
-    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
     class ExposureSum(Op):
         """``(sum v exp(eta), d/d beta, d/d v, d/d offset)`` at ``eta = X @ beta + offset``; see :func:`exposure_sum`.
@@ -1215,26 +1230,21 @@ def _exposure_op_class():
             g_offset = g * outputs[3] if self.has_offset else DisconnectedType()()
             return [g * outputs[1], DisconnectedType()(), g_offset, g * outputs[2]]
 
-    @register_funcify_default_op_cache_key(ExposureSum)
-    def _numba(op, node=None, **kwargs):
+    def kernel_for(op):
         has_offset = op.has_offset
 
-        @numba_njit
         def exposure_sum_op(beta, XT, offset, v):
             total, g_beta, e, ve = exposure_sum(beta, XT, offset, v, has_offset)
             return np.asarray(total), g_beta, e, ve if has_offset else np.zeros(0)
 
-        return exposure_sum_op, SOURCE_VERSION
+        return exposure_sum_op
 
-    _EXPOSURE_OP = ExposureSum
-    return _EXPOSURE_OP
-
-
-_EXPOSURE_OP = None
+    _numba_implementation(ExposureSum, kernel_for)
+    return ExposureSum
 
 
 def _exposure_op(has_offset: bool):
-    return _exposure_op_class()(has_offset)
+    return _built(_make_exposure_op)(has_offset)
 
 
 def exposure(beta, XT, offset, v):
@@ -1244,7 +1254,7 @@ def exposure(beta, XT, offset, v):
     ``(v * exp((XT.T * beta).sum(axis=1) + offset)).sum()``, its graph twin."""
     import pytensor.tensor as pt
 
-    op = _exposure_op_class()(offset is not None)
+    op = _exposure_op(offset is not None)
     return op(beta, XT, pt.as_tensor(np.zeros(0)) if offset is None else offset, v)[0]
 
 # ---------------------------------------------------------------- the piecewise-exponential likelihood by cells
@@ -1260,16 +1270,8 @@ def piecewise_cells(beta, XT, offset, has_offset, A, W, R, cell, into, cell_e, i
     the row's last cell. The cells' gradients are sums over the rows of each cell: no N-length operation is left
     in the graph around it, whose gathers and their gradients cost more than this pass (0.78 -> 0.36 ms a gradient
     at N = 50,000)."""
-    eta = linear_predictor(beta, XT, offset, has_offset)
-    n = eta.shape[0]
-    m = eta[0] if n else 0.0
-    for i in range(n):
-        m = eta[i] if eta[i] > m else m
-    for i in range(n):
-        eta[i] -= m
-    e = np.empty(n)
-    exp_nonpositive(eta, e)
-    em = np.exp(m)
+    e, em = _shifted_exp(linear_predictor(beta, XT, offset, has_offset))
+    n = e.shape[0]
     k = A.shape[0]
     gA, gW, gR = np.zeros(k), np.zeros(k), np.zeros(k)
     total = 0.0
@@ -1291,16 +1293,12 @@ def piecewise_cells(beta, XT, offset, has_offset, A, W, R, cell, into, cell_e, i
     return total, covariate_gradient(XT, e), gA, gW, gR, e
 
 
-def _piecewise_op_class():
-    """The pytensor operation of :func:`piecewise_cells` (built on first use, like :func:`_op_class`)."""
-    global _PIECEWISE_OP
-    if _PIECEWISE_OP is not None:
-        return _PIECEWISE_OP
+def _make_piecewise_op():
+    """The pytensor operation of :func:`piecewise_cells`."""
     import pytensor.tensor as pt
     from pytensor.gradient import DisconnectedType, grad_not_implemented
     from pytensor.graph.basic import Apply
     from pytensor.graph.op import Op
-    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
 
     class PiecewiseCells(Op):
         """``piecewise_cells``'s value and its gradients for ``beta``, ``offset``, ``A``, ``W`` and ``R``.
@@ -1348,27 +1346,22 @@ def _piecewise_op_class():
             return [g * outputs[1], none(), g_offset, g * outputs[2], g * outputs[3], g * outputs[4]] + [
                 none() for _ in inputs[6:]]
 
-    @register_funcify_default_op_cache_key(PiecewiseCells)
-    def _numba(op, node=None, **kwargs):
+    def kernel_for(op):
         has_offset, has_entry, weighted = op.has_offset, op.has_entry, op.weighted
 
-        @numba_njit
         def piecewise_cells_op(beta, XT, offset, A, W, R, cell, into, cell_e, into_e, d, w):
             total, g_beta, gA, gW, gR, g_eta = piecewise_cells(beta, XT, offset, has_offset, A, W, R, cell, into,
                                                                cell_e, into_e, has_entry, d, w, weighted)
             return np.asarray(total), g_beta, gA, gW, gR, g_eta
 
-        return piecewise_cells_op, SOURCE_VERSION
+        return piecewise_cells_op
 
-    _PIECEWISE_OP = PiecewiseCells
-    return _PIECEWISE_OP
-
-
-_PIECEWISE_OP = None
+    _numba_implementation(PiecewiseCells, kernel_for)
+    return PiecewiseCells
 
 
 def _piecewise_op(has_offset: bool, has_entry: bool, weighted: bool):
-    return _piecewise_op_class()(has_offset, has_entry, weighted)
+    return _built(_make_piecewise_op)(has_offset, has_entry, weighted)
 
 
 def piecewise_loglik(beta, XT, offset, A, W, R, rows: dict):
@@ -1381,7 +1374,7 @@ def piecewise_loglik(beta, XT, offset, A, W, R, rows: dict):
 
     empty_f, empty_i = pt.as_tensor(np.zeros(0)), pt.as_tensor(np.zeros(0, np.int64))
     has_entry, weighted = rows["entry_cell"] is not None, rows["weight"] is not None
-    op = _piecewise_op_class()(offset is not None, has_entry, weighted)
+    op = _piecewise_op(offset is not None, has_entry, weighted)
     return op(beta, XT, empty_f if offset is None else offset, A, W, R, rows["cell"], rows["into"],
               rows["entry_cell"] if has_entry else empty_i, rows["entry_into"] if has_entry else empty_f,
               rows["event"], rows["weight"] if weighted else empty_f)[0]
@@ -1398,5 +1391,5 @@ def partial_loglik(beta, XT, offset, rs):
 
     empty_f, empty_i = pt.as_tensor(np.zeros(0)), pt.as_tensor(np.zeros(0, np.int64))
     rows, weighted, delayed = fields(rs, (empty_f, empty_i))
-    op = _op_class()(weighted, delayed, offset is not None)
+    op = _cox_op(weighted, delayed, offset is not None)
     return op(beta, XT, empty_f if offset is None else offset, *rows)[0]

@@ -3,7 +3,8 @@
 A fit in a fresh process imports PyMC (0.5 s) when it builds its model, initialises numba and loads its first
 compiled kernel from the disk cache (0.3 s, SciPy's linear algebra among numba's own imports) for the
 maximum-likelihood start, and imports ArviZ's statistics (0.6 s: SciPy's statistics, ``xarray_einstats``) for
-its diagnostics. :func:`start` begins all three, in that order, on one helper thread: they then run beside the
+its diagnostics. :func:`start` begins all three, in that order, on one helper thread (the kernel given by the
+caller, so that this module stays below the families): they then run beside the
 data checks (a second at N = 1,000,000), the compilation and the sampler's kernels (which release the GIL), and
 a step that needs one of them waits only for what is left of it (Python's import lock). From the helper's short
 stack, ``arviz_base``'s request for the absent ``numpyro`` and ``jax`` through ``lazy_loader``, which inspects
@@ -20,26 +21,18 @@ import threading
 _STARTED: list = []  # the helper thread, once per process
 
 
-def _load_kernel() -> None:
-    import numpy as np
-
-    from .families.fused import linear_predictors
-
-    # the types of the maximum-likelihood start's call, so that numba loads that compiled version from its cache
-    linear_predictors(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1), np.empty((1, 1)))
-
-
-def _work() -> None:
-    for step in (lambda: __import__("pymc"), _load_kernel, lambda: __import__("arviz_stats")):
+def _work(steps) -> None:
+    for step in (lambda: __import__("pymc"), *steps, lambda: __import__("arviz_stats")):
         try:
             step()
         except Exception:  # noqa: BLE001  (raised again, where it matters, by the import that needs it)
             pass
 
 
-def start() -> None:
-    """Start the helper thread (once per process; not at all when everything it loads is already there)."""
+def start(*steps) -> None:
+    """Start the helper thread (once per process; not at all when everything it imports is already there): PyMC,
+    then each of ``steps`` (callables: a family's first compiled kernel), then ArviZ's statistics."""
     if _STARTED or all(m in sys.modules for m in ("pymc", "arviz_stats")):
         return
-    _STARTED.append(threading.Thread(target=_work, name="bayescrt-prefetch", daemon=True))
+    _STARTED.append(threading.Thread(target=_work, args=(steps,), name="bayescrt-prefetch", daemon=True))
     _STARTED[0].start()

@@ -245,7 +245,7 @@ class Estimator:
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         check_compiled_models(compiled_models, self.sampler)
         check_scheduler(scheduler, self.sampler, compiled_models)
-        prefetch.start()  # the later steps' imports and first kernel, beside the data checks below
+        prefetch.start(_first_kernel)  # the later steps' imports and first kernel, beside the data checks below
         chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
         levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
                   "study_prior": study_prior}
@@ -375,6 +375,12 @@ class Estimator:
             else:  # each chunk into the caller's order as it comes: no second draws x rows array
                 gather_columns(self.pointwise_loglik(part, data, info, hierarchy), order, out[a:a + chunk])
         return self._loglik_dataset(out.reshape(C, D, -1), post, data, info)
+
+
+def _first_kernel() -> None:
+    from .fused import load_first_kernel  # numba, imported on the helper thread
+
+    load_first_kernel()
 
 
 def flat_draws(post: xr.Dataset, names) -> dict:

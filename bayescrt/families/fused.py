@@ -847,6 +847,12 @@ def _gather_columns(a, idx, out):
             out[r, j] = a[r, idx[j]]
 
 
+def load_first_kernel() -> None:
+    """numba's initialisation and the maximum-likelihood start's kernel (:func:`linear_predictors`, for the types of
+    its call) from the disk cache: a step of :func:`bayescrt.prefetch.start`."""
+    linear_predictors(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1), np.empty((1, 1)))
+
+
 def gather_columns(a: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``a[..., idx]`` as a C-contiguous array (into ``out``, C-contiguous, when given), row by row on threads:
     numpy's fancy index of the last axis reads across rows (about 0.9 s for 4,000 draws x 8,880 rows) and returns a

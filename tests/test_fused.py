@@ -222,6 +222,23 @@ def test_exp_matches_libm_over_its_range():
     np.testing.assert_allclose(out, np.exp(x), rtol=5e-16, atol=0)
 
 
+def test_exp_of_positive_and_non_finite_numbers_is_libm_s():
+    """The kernels call the exponential on numbers of either sign (a Weibull row's a + k log t + eta, a proposal
+    far out): up to the float's limit it is libm's, above it and at +inf infinite, NaN stays NaN, below -700 it is
+    exp(-700); in place too. 2**k had overflowed its exponent field above 709.4: exp(750) came out as -1.6e-291 and
+    +inf as NaN, so a proposal's log-likelihood could come out finite and enormous instead of -inf."""
+    big = np.concatenate([np.linspace(0, 709.78, 5001), [709.5, 709.7, 709.78, 709.79, 710.0, 750.0, 2000.0, 1e300]])
+    x = np.concatenate([big, -big[:100], [np.inf, np.nan, -np.inf, -800.0]])
+    x = np.tile(x, 3)  # across the kernel's blocks of 512
+    with np.errstate(over="ignore"):
+        expect = np.exp(np.maximum(x, -700.0))
+    in_place = x.copy()
+    for out in (fused.exp_nonpositive(x, np.empty_like(x)), fused.exp_nonpositive(in_place, in_place)):
+        finite = np.isfinite(expect)
+        np.testing.assert_allclose(out[finite], expect[finite], rtol=5e-16, atol=0)
+        np.testing.assert_array_equal(out[~finite], expect[~finite])  # inf where libm's is, NaN where x is
+
+
 @pytest.mark.parametrize("ties", TIES)
 def test_a_stratum_far_below_another_changes_nothing(ties):
     """Shifting one stratum's linear predictor leaves its partial likelihood alone (risk sets never cross strata).

@@ -264,6 +264,17 @@ def test_weibull_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
     data, post, info = _weibull_case(opts, seed(46))
     ref = ParametricPH.pointwise_loglik.__func__(WeibullPH, post, data, info).sum(axis=1)
     np.testing.assert_allclose(WeibullPH.loglik_totals(post, data, info), ref, rtol=1e-12, atol=0)
+    # a proposal far out (linear predictors past exp's range, either way): -inf as the numpy values say, not a
+    # finite number (the exponential of more than 709 had come out as a wrong finite one)
+    far = {**post, "log_hr": post["log_hr"].copy()}
+    far["log_hr"][:4] = [[800.0, 0.0], [-800.0, 0.0], [0.0, 2000.0], [np.nan, 0.0]]
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref_far = ParametricPH.pointwise_loglik.__func__(WeibullPH, far, data, info).sum(axis=1)[:4]
+    got = WeibullPH.loglik_totals(far, data, info)[:4]
+    # not finite, as the numpy values (-inf; NaN where entry sums of infinities are subtracted): the sampler gives
+    # a non-finite proposal no weight
+    assert not np.isfinite(ref_far).any() and not np.isfinite(got).any(), (ref_far, got)
+    assert (got[:3] == -np.inf).all() or opts["entry"], got
 
 
 @pytest.mark.parametrize("opts", [dict(zip(("weights", "entry", "strata", "cluster"), f))

@@ -74,7 +74,10 @@ _EXP_BLOCK = 512  # the rows of one pass of the polynomial, then one of the scal
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 def exp_nonpositive(x, out):
-    """``out[i] = exp(x[i])`` for ``x[i] <= 0`` (below -700 taken as -700: 1e-304 instead of a smaller number)."""
+    """``out[i] = exp(x[i])`` (below -700 taken as -700: 1e-304 instead of a smaller number; above 709, libm's exp:
+    the float's limit, then infinite, +inf included; NaN stays NaN). Vectorised for the rest: ``2**k`` of ``x``
+    above 709.4 overflowed its exponent field, into wrong finite numbers of either sign, so those few are counted
+    in the vectorised loop and redone one by one before the block is written (``out`` may be ``x``)."""
     n = x.shape[0]
     bits = np.empty(_EXP_BLOCK, np.int64)
     scale = bits.view(np.float64)
@@ -85,8 +88,10 @@ def exp_nonpositive(x, out):
         # a loop reading ``x`` and writing ``out`` runs one element at a time when they overlap (``out`` is ``x``)
         xs = x[a:min(a + _EXP_BLOCK, n)]
         ys = out[a:min(a + _EXP_BLOCK, n)]
+        over = 0
         for j in range(xs.shape[0]):
-            xi = -700.0 if xs[j] < -700.0 else xs[j]
+            xi = -700.0 if xs[j] < -700.0 else (709.0 if xs[j] > 709.0 else xs[j])  # NaN passes
+            over += 1 if xs[j] > 709.0 else 0
             k = np.floor(xi * _INV_LN2 + 0.5)
             f = (xi - k * _LN2_HI) - k * _LN2_LO
             p = 1.0 / 6227020800.0
@@ -104,6 +109,11 @@ def exp_nonpositive(x, out):
             p = p * f + 1.0
             poly[j] = p * f + 1.0
             bits[j] = (np.int64(k) + 1023) << 52 if xi == xi else 0  # 2**k as the bits of a float64
+        if over:  # before ``ys`` is written: ``xs`` may be the same memory
+            for j in range(xs.shape[0]):
+                if xs[j] > 709.0:
+                    poly[j] = np.exp(xs[j])
+                    bits[j] = 1023 << 52  # 1.0
         for j in range(ys.shape[0]):
             ys[j] = poly[j] * scale[j]
     return out

@@ -24,6 +24,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	touch $@
 
 demo: $(VENV)/.installed
+	mkdir -p out
 	$(VENV)/bin/bayescrt reproduce danish --out out/danish --json out/danish.json
 
 test: $(VENV)/.installed-test

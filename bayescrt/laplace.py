@@ -490,7 +490,7 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
     t1 = _time.perf_counter()
     with fns.lock:
         fns.load(model)
-        tree, info = _sample(model, fns, x0, shapes, draws=draws, chains=chains, seed=seed, progress=progress,
+        tree, info = _sample(model, fns, x0, draws=draws, chains=chains, seed=seed, progress=progress,
                              pointwise=pointwise, keep_pointwise=keep_pointwise, integrate=integrate)
     info.update(compile_seconds=round(t1 - t0, 3), sampling_seconds=round(_time.perf_counter() - t1, 3),
                 compiled="new" if new else "reused")
@@ -543,8 +543,8 @@ class _Evaluator:
 
     BATCH = 256  # proposals per call of the twin (which bounds its own memory: fused.partial_loglik_events)
 
-    def __init__(self, fns, shapes, pointwise):
-        self.fns, self.shapes, self.pointwise = fns, shapes, pointwise
+    def __init__(self, fns, pointwise):
+        self.fns, self.pointwise = fns, pointwise
 
     def model_logp(self, x: np.ndarray) -> float:
         out = self.fns.logp_only(x)
@@ -589,7 +589,7 @@ class _Evaluator:
         return lp, kept
 
 
-def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress, pointwise=None,
+def _sample(model, fns: _Functions, x0, *, draws, chains, seed, progress, pointwise=None,
             keep_pointwise=False, integrate=None) -> tuple:
     import pytensor
     import xarray as xr
@@ -614,7 +614,7 @@ def _sample(model, fns: _Functions, x0, shapes, *, draws, chains, seed, progress
     d = len(mode)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(chains)]
     S = OVERSAMPLE * draws
-    evaluate = _Evaluator(fns, shapes, pointwise)
+    evaluate = _Evaluator(fns, pointwise)
     kept_x = np.empty((chains, draws, d))
     kept_lp = np.empty((chains, draws))
     keep = keep_pointwise and pointwise is not None

@@ -116,18 +116,14 @@ class PiecewiseExponentialPH(ParametricPH):
         cuts = np.asarray(info["cuts"], float)
         a = np.ascontiguousarray(post["log_hazard"], dtype=float)  # (draws, S, J)
         n_draws, S, J = a.shape
-        edges, rates, whole = _pwe_tables(a, cuts)
+        _, rates, whole = _pwe_tables(a, cuts)
         pred, out, pos = cls._kernel_inputs(post, data, into)
-        jt = _interval_index(data.time, cuts)
-        cell = np.asarray(data.strata * J + jt, np.int64)
-        if data.entry is None:
+        cell, t_into, cell_e, into_e = _cells(data, cuts)
+        if cell_e is None:
             cell_e, into_e = np.zeros(0, np.int64), np.zeros(0)
-        else:
-            je = _interval_index(data.entry, cuts)
-            cell_e, into_e = np.asarray(data.strata * J + je, np.int64), data.entry - edges[je]
         w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
         a, rates, whole = (np.ascontiguousarray(v.reshape(n_draws, S * J)) for v in (a, rates, whole))
-        t_into, dd = data.time - edges[jt], data.event.astype(float)
+        dd = data.event.astype(float)
         B, XT, ca, T, has_a = pred
         by_draws(lambda i, j: piecewise_rows(B[i:j], XT, ca, T[i:j], has_a, a[i:j], rates[i:j], whole[i:j], cell,
                                              t_into, cell_e, into_e, data.entry is not None, dd, w,
@@ -148,16 +144,12 @@ class PiecewiseExponentialPH(ParametricPH):
         a = np.asarray(post["log_hazard"], float)  # (draws, S, J)
         beta = np.asarray(post["log_hr"], float)
         n_draws, S, J = a.shape
-        edges, rates, whole = _pwe_tables(a, cuts)
-        jt = _interval_index(data.time, cuts)
-        cell = data.strata * J + jt
+        _, rates, whole = _pwe_tables(a, cuts)
+        cell, into, cell_e, into_e = _cells(data, cuts)
         wd = data.event * (1.0 if data.weights is None else data.weights)
-        entry = None
-        if data.entry is not None:
-            je = _interval_index(data.entry, cuts)
-            entry = (data.strata * J + je, data.entry - edges[je])
+        entry = None if cell_e is None else (cell_e, into_e)
         frailty = (data.cluster, post["frailty"]) if data.cluster is not None and "frailty" in post else None
-        Bs, Cs, Be, Ce, lin = cell_sums(beta, data.X, beta @ data.center, cell, data.time - edges[jt], S * J, wd,
+        Bs, Cs, Be, Ce, lin = cell_sums(beta, data.X, beta @ data.center, cell, into, S * J, wd,
                                         weights=data.weights, entry=entry, frailty=frailty)
         rates, whole = rates.reshape(n_draws, -1), whole.reshape(n_draws, -1)
         exposure = np.sum(whole * Bs + rates * Cs, axis=1)
@@ -204,6 +196,18 @@ def _rw(name, n, order, sigma, first_mu, first_sd, pm, pt, dims=None, centered=F
 
 
 
+def _cells(data: SurvivalData, cuts: np.ndarray) -> tuple:
+    """``(cell, into, cell_e, into_e)``: each sorted row's cell (stratum x interval, stratum-major) at its time and the
+    time it spent in that interval, and the same at its entry (``None`` twice without delayed entry)."""
+    edges, J = np.concatenate([[0.0], cuts]), len(cuts) + 1
+    jt = _interval_index(data.time, cuts)
+    cell, into = np.asarray(data.strata * J + jt, np.int64), data.time - edges[jt]
+    if data.entry is None:
+        return cell, into, None, None
+    je = _interval_index(data.entry, cuts)
+    return cell, into, np.asarray(data.strata * J + je, np.int64), data.entry - edges[je]
+
+
 def _interval_index(t, cuts):
     """Interval of each time: j with c_j <= t < c_{j+1} (cuts are the interior points)."""
     return np.searchsorted(cuts, t, side="right")
@@ -239,13 +243,13 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
                                                  extra={"event_sum": data.standardised().T @ wd} if fused else None)
         je_np = None if data.entry is None else _interval_index(data.entry, cuts)
         by_cells = fused and tv is None  # the likelihood by piecewise_cells: each row's cell, no gathers in the graph
-        rows = row_data(data, {"time_into_interval": data.time - edges[jt],  # time since the interval's start
-                            "entry_into_interval": None if je_np is None else data.entry - edges[je_np],
+        cell, t_into, cell_e, into_e = _cells(data, cuts)
+        rows = row_data(data, {"time_into_interval": t_into,  # time since the interval's start
+                            "entry_into_interval": into_e,
                             "tv_covariate": None if tv is None else data.X[:, tv].astype(float),
                             "log_crude_rate": np.log(rate0)},
                      {"interval_code": None if by_cells else jt, "entry_interval_code": None if by_cells else je_np,
-                      "cell_code": data.strata * J + jt if by_cells else None,
-                      "entry_cell_code": data.strata * J + je_np if by_cells and je_np is not None else None},
+                      "cell_code": cell if by_cells else None, "entry_cell_code": cell_e if by_cells else None},
                      X=data.standardised() if fused else None)
         sigma = pm.HalfNormal("rw_sd", 0.5)
         # well-informed intervals: centred walk (see _rw)

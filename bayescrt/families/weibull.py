@@ -55,11 +55,7 @@ class WeibullPH(ParametricPH):
         a, k = (np.ascontiguousarray(post[v], dtype=float) for v in ("log_scale", "shape"))
         t_ref = info["t_ref"]
         lt = np.log(data.time / t_ref)
-        if data.entry is None:
-            entered, le = np.zeros(0, bool), np.zeros(0)
-        else:  # log(entry / t_ref) where a row entered after 0
-            entered = data.entry > 0
-            le = np.log(np.where(entered, data.entry, t_ref) / t_ref)
+        entered, le = (np.zeros(0, bool), np.zeros(0)) if data.entry is None else _entry_log_times(data, t_ref)
         w = np.zeros(0) if data.weights is None else np.asarray(data.weights, float)
         st, lk, dd = np.asarray(data.strata, np.int64), np.log(k), data.event.astype(float)
         has_entry, weighted, log_tref = data.entry is not None, data.weights is not None, float(np.log(t_ref))
@@ -89,8 +85,7 @@ class WeibullPH(ParametricPH):
                                     slope=(st, lt, k))
         exposure = np.sum(np.exp(a) * B, axis=1)
         if data.entry is not None:  # minus each row's cumulative hazard at its entry (0 for those entered at 0)
-            entered = data.entry > 0
-            le = np.log(np.where(entered, data.entry, t_ref) / t_ref)
+            entered, le = _entry_log_times(data, t_ref)
             w_e = entered * (1.0 if data.weights is None else data.weights)
             Be = cell_sums(beta, data.X, shift, st, zeros, S, zeros, weights=w_e, frailty=frailty, slope=(st, le, k))[0]
             exposure -= np.sum(np.exp(a) * Be, axis=1)
@@ -116,6 +111,13 @@ class WeibullPH(ParametricPH):
         with np.errstate(divide="ignore"):
             lt = np.log(times / info["t_ref"])
         return np.exp(a[..., None] + k[..., None] * lt)
+
+
+def _entry_log_times(data, t_ref: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(entered, log(entry / t_ref))`` of delayed-entry data: which rows entered after 0 (the others' cumulative
+    hazard at entry is 0, their log time a placeholder 0)."""
+    entered = data.entry > 0
+    return entered, np.log(np.where(entered, data.entry, t_ref) / t_ref)
 
 
 def build_weibull(data: SurvivalData, priors: list[dict], *, frailty_prior=None, centered=False,

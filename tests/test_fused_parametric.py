@@ -300,6 +300,11 @@ def _assert_written_into_place(P, post, data, info, ref):
     expect = np.empty_like(ref)
     expect[:, pos] = ref
     np.testing.assert_allclose(out, expect, rtol=1e-12, atol=1e-12)
+    if P.writes_into and info.get("tv_index") is None:  # the kernels write unchecked: a bad out or positions is refused
+        for bad in ((out[:, 1:], pos), (out.astype(np.float32), pos), (out, pos[1:]), (out, np.where(pos == 0, 1, pos)),
+                    (out, pos + 0.0)):
+            with pytest.raises(ValueError, match="into's"):
+                P.pointwise_loglik(post, data, info, into=bad)
 
 
 @pytest.mark.parametrize("opts", [dict(zip(("weights", "entry", "strata", "cluster"), f))

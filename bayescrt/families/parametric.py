@@ -88,7 +88,19 @@ class ParametricPH(Estimator):
         has_a = "frailty" in post and data.cluster is not None
         ca = np.asarray(data.cluster, np.int64) if has_a else np.zeros(0, np.int64)
         T = np.ascontiguousarray(post["frailty"], dtype=float) if has_a else np.zeros((0, 0))
-        out, pos = (np.empty((len(B), data.n)), np.arange(data.n)) if into is None else into
+        if into is None:
+            return (B, XT, ca, T, has_a), np.empty((len(B), data.n)), np.arange(data.n)
+        out, pos = into
+        pos = np.asarray(pos)
+        # the kernels write out[d, pos[i]] unchecked: anything but a draws x rows float array and a permutation of
+        # the rows would write outside it or leave columns unwritten
+        if not (isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (len(B), data.n)
+                and out.flags.c_contiguous):
+            raise ValueError(f"pointwise_loglik: into's out must be a C-contiguous float64 array of shape "
+                             f"{(len(B), data.n)} (draws x rows), not {getattr(out, 'shape', type(out).__name__)}")
+        if pos.shape != (data.n,) or pos.dtype.kind not in "iu" or not np.array_equal(np.sort(pos), np.arange(data.n)):
+            raise ValueError(f"pointwise_loglik: into's positions must be a permutation of the {data.n} rows' "
+                             "positions 0..n-1 (each sorted row's column in out)")
         return (B, XT, ca, T, has_a), out, np.ascontiguousarray(pos, dtype=np.int64)
 
     @classmethod

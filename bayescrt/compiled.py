@@ -188,6 +188,24 @@ def clear() -> None:
         _process_cache = None
 
 
+def compile_jax(model):
+    """The nutpie model of ``model`` by nutpie's JAX backend (``sampler="nutpie-jax"``), on JAX's default device.
+
+    The data containers are arguments of the jitted log density, placed on the device once, not constants frozen
+    into it: at N = 1,000,000 constants of that size make XLA's compilation slow. Each fit compiles afresh (JAX
+    traces again for data of another shape in any case); the fused operations need their JAX implementations
+    registered first (:func:`bayescrt.families.fused_jax.register`, which the estimators call)."""
+    import warnings
+
+    import nutpie
+
+    with warnings.catch_warnings():
+        # pytensor says so for each check on a prior's constant parameters (a sigma > 0, a shape's broadcast),
+        # which the data and priors passed before the model was built
+        warnings.filterwarnings("ignore", message=".*as JAX tracing would remove it", category=UserWarning)
+        return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="pytensor", freeze_model=False)
+
+
 def initial_point_func(model):
     """``seed -> flat array`` of ``model``'s jittered support point, as nutpie builds it at compilation.
 

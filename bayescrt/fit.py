@@ -17,6 +17,7 @@ import re
 import time as _time
 import warnings
 from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,8 @@ from .summaries import central_interval
 
 
 FORMAT_VERSION = 2  # 2: every group and attribute hashed, and a checksum of the file's bytes
-SAMPLERS = ("nutpie", "pymc", "laplace")
+SAMPLERS = ("nutpie", "pymc", "laplace", "nutpie-jax")
+NUTPIE = ("nutpie", "nutpie-jax")  # nutpie's NUTS, its log density compiled by numba or by JAX
 REQUIRED_GROUPS = ("posterior", "sample_stats")
 _VERSIONED = ("bayescrt", "pymc", "pytensor", "nutpie", "arviz", "numpy", "pandas", "xarray")
 
@@ -57,6 +59,9 @@ def resolve_seed(random_seed) -> int:
 def check_sampler(sampler) -> str:
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise SpecError(f"sampler={sampler!r} is not available; choose one of {SAMPLERS}")
+    if sampler == "nutpie-jax" and find_spec("jax") is None:
+        raise SpecError("sampler='nutpie-jax' compiles the log density with JAX, which is not installed here: "
+                        "pip install 'bayescrt[jax]' (or JAX's GPU build), or use sampler='nutpie'")
     return sampler
 
 
@@ -136,9 +141,9 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
         raise SpecError(f"adaptation={adaptation!r} must be one of {list(_chains.ADAPTATIONS)}")
     info = {"sampler": sampler, "draws": int(draws), "tune": int(tune), "chains": int(chains), "random_seed": seed,
             "target_accept": target_accept}
-    if sampler == "nutpie":
+    if sampler in NUTPIE:
         tree, run = _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler,
-                                adaptation)
+                                adaptation, jax=sampler == "nutpie-jax")
     elif sampler == "laplace":  # importance sampling from the Laplace approximation: no tuning, no step size
         from .laplace import sample_laplace
 
@@ -150,7 +155,8 @@ def sample_model(model, *, sampler="nutpie", draws=1000, tune=1000, chains=4, ra
     return tree, {**info, **run}
 
 
-def _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler, adaptation):
+def _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compiled_models, scheduler, adaptation,
+                jax: bool = False):
     from . import chains as _chains
 
     seeds = _chains.chain_seeds(seed, chains)
@@ -159,7 +165,11 @@ def _run_nutpie(model, draws, tune, chains, seed, progress, target_accept, compi
                                                 target_accept=target_accept, progress=progress, adaptation=adaptation)
         return _chains.combine(traces), {**run, "chain_seeds": seeds, "adaptation": adaptation}
     t0 = _time.perf_counter()
-    if compiled_models is False:
+    if jax:
+        from .compiled import compile_jax
+
+        compiled, new = compile_jax(model), True
+    elif compiled_models is False:
         from .native import compile_model
 
         compiled, new = compile_model(model), True  # data stay inputs

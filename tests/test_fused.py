@@ -257,20 +257,25 @@ def test_a_stratum_far_below_another_changes_nothing(ties):
         np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-10 * np.max(np.abs(ref_grad)))
 
 
-def test_the_model_compiles_to_the_same_numbers_in_both_backends():
-    """A real CoxPH model (every option, a frailty, the data in containers: integer blocks become int32):
-    the numba backend nutpie compiles and the Python one PyMC's sampler runs give one log density."""
+def full_cox_model(rng):
+    """A real CoxPH model with every option and a frailty, its data in containers (integer blocks become int32)."""
     import bayescrt as bc
 
-    rng = np.random.default_rng(7)
     n = 200
     df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.random(n) < 0.4, "t": np.ceil(rng.exponential(30, n)),
                        "d": (rng.random(n) < 0.7).astype(int), "w": rng.uniform(0.5, 2, n),
                        "s": rng.integers(0, 2, n), "site": rng.integers(0, 5, n)})
     df["entry"] = np.floor(df["t"] * rng.uniform(0, 0.9, n))
     est = bc.CoxPH()
-    model = est.build(est.prepare(df, time="t", event="d", covariates=["a", "b"], weights="w", entry="entry",
-                                  strata="s", cluster="site"))[0]
+    return est.build(est.prepare(df, time="t", event="d", covariates=["a", "b"], weights="w", entry="entry",
+                                 strata="s", cluster="site"))[0]
+
+
+def test_the_model_compiles_to_the_same_numbers_in_both_backends():
+    """A real CoxPH model (every option, a frailty, the data in containers): the numba backend nutpie compiles and
+    the Python one PyMC's sampler runs give one log density."""
+    rng = np.random.default_rng(7)
+    model = full_cox_model(rng)
     point = {name: rng.normal(0, 0.5, np.shape(value)) for name, value in model.initial_point().items()}
     values = {}
     for mode in ("FAST_COMPILE", "NUMBA"):

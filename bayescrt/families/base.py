@@ -277,6 +277,10 @@ class Estimator:
             # only the log-likelihood's sum per proposal, compiled; the stored pointwise values come after, from
             # the kept draws
             twin = lambda post, terms: self.loglik_totals(post, data, info, hierarchy)  # noqa: E731
+        if self.sampler == "nutpie-jax":  # the fused operations' JAX implementations, for pytensor's JAX linker
+            from .fused_jax import register
+
+            register()
         tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
                                       random_seed=random_seed, progress=progress, target_accept=ta,
                                       compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,

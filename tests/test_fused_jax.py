@@ -1,0 +1,180 @@
+"""The fused operations under JAX (``sampler="nutpie-jax"``) against their numba kernels, on JAX's CPU backend.
+
+:mod:`bayescrt.families.fused_jax` gives pytensor's JAX linker a function for each fused operation. Each
+is compared here with its numba kernel (which tests/test_fused.py and tests/test_fused_parametric.py check
+against the graph twins and finite differences) for every option combination, and real models of each
+family compiled by pytensor with ``mode="JAX"``, as nutpie's JAX backend compiles them, with the same
+models compiled by numba. Both compute the same sums in another order, so they agree to
+rounding: 1e-12 of the value's size and 1e-10 of the gradient's largest entry (the tolerances of the
+numba kernels against the graphs), at random points some way from the mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescrt as bc
+from bayescrt.errors import SpecError
+from bayescrt.families import fused, fused_jax
+from bayescrt.families.partial_likelihood import RiskSets
+from test_fused import OPTIONS as COX_OPTIONS
+from test_fused import TIES, _data, full_cox_model
+from test_fused_parametric import OPTIONS, _ids, _log_densities, _points
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    fused_jax.register()
+
+
+def _agree(a, b):
+    value, *grads = a
+    ref_value, *ref_grads = b
+    assert abs(float(value) - float(ref_value)) <= 1e-12 * max(1.0, abs(float(ref_value)))
+    for g, r in zip(grads, ref_grads):
+        np.testing.assert_allclose(np.asarray(g), r, rtol=0, atol=1e-10 * max(1.0, float(np.max(np.abs(r), initial=0.0))))
+
+
+def _cox_pair(data, rs, offset: bool):
+    """The JAX function of the Cox operation and its numba kernel, both ``(beta, offset) -> (value, d/d beta,
+    d/d offset)``."""
+    f, weighted, delayed = fused.fields(rs)
+    XT = np.ascontiguousarray(data.standardised().T)
+    jx = fused_jax.cox_function(weighted, delayed, offset)
+
+    def nb(beta, off):
+        value, g_beta, g_eta = fused.value_and_grad_beta(beta, XT, off if offset else np.zeros(0), *f, weighted,
+                                                         delayed, offset)
+        return (value, g_beta, g_eta) if offset else (value, g_beta)
+
+    def on_jax(beta, off):
+        out = jx(beta, XT, off if offset else np.zeros(0), *f)
+        return out if offset else out[:2]
+
+    return on_jax, nb
+
+
+@pytest.mark.parametrize("ties", TIES)
+@pytest.mark.parametrize("opts", COX_OPTIONS, ids=lambda o: "+".join(k for k, v in o.items() if v) or "plain")
+@pytest.mark.parametrize("offset", (False, True), ids=("no-offset", "offset"))
+def test_the_cox_function_under_jax_equals_its_numba_kernel(ties, opts, offset):
+    data = _data(**opts)
+    jx, nb = _cox_pair(data, RiskSets.from_data(data, ties), offset)
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        beta, off = rng.normal(0, 1.5, 3), rng.normal(0, 0.7, data.n)
+        _agree(jx(beta, off), nb(beta, off))
+
+
+@pytest.mark.parametrize("ties", TIES)
+def test_a_stratum_far_below_another_changes_nothing_under_jax(ties):
+    """Each stratum is shifted by its own largest linear predictor, as in the numba kernel: with one shift for all
+    rows a stratum 300 units below another has risk sums of exp(-300), rounded to zero, and a value of -inf."""
+    data = _data(weights=True, entry=True, strata=True)
+    jx, _ = _cox_pair(data, RiskSets.from_data(data, ties), offset=True)
+    beta = np.zeros(3)
+    off = np.random.default_rng(6).normal(0, 0.3, data.n)
+    ref = jx(beta, off)
+    for gap in (35.0, 300.0):
+        _agree(jx(beta, off - gap * (data.strata == 0)), ref)
+
+
+def _rows(n=240, seed=12, **flags):
+    """Random inputs of the exposure and cells operations: 3 covariates, 7 cells, delayed entry in earlier cells."""
+    rng = np.random.default_rng(seed)
+    k = 7
+    cell = rng.integers(0, k, n)
+    cell_e = np.minimum(cell, rng.integers(0, k, n))
+    return dict(beta=rng.normal(0, 0.5, 3), XT=rng.normal(size=(3, n)),
+                offset=rng.normal(0, 0.5, n) if flags.get("offset") else np.zeros(0),
+                A=rng.normal(-3, 1, k), W=np.cumsum(rng.uniform(0, 0.2, k)), R=rng.uniform(0.01, 0.1, k), cell=cell,
+                into=rng.uniform(0, 2, n), cell_e=cell_e if flags.get("entry") else np.zeros(0, np.int64),
+                into_e=rng.uniform(0, 1, n) if flags.get("entry") else np.zeros(0),
+                d=(rng.random(n) < 0.6).astype(float), w=rng.uniform(0.3, 2, n) if flags.get("weights") else np.zeros(0),
+                v=rng.uniform(0, 3, n))
+
+
+@pytest.mark.parametrize("offset", (False, True), ids=("no-offset", "offset"))
+def test_the_exposure_function_under_jax_equals_its_numba_kernel(offset):
+    r = _rows(offset=offset)
+    args = (r["beta"], r["XT"], r["offset"], r["v"])
+    total, g_beta, e, ve = fused.exposure_sum(*args, offset)  # the operation keeps v exp(eta) with an offset only
+    _agree(fused_jax.exposure_function(offset)(*args), (total, g_beta, e, ve if offset else np.zeros(0)))
+
+
+FLAGS = [dict(zip(("offset", "entry", "weights"), f)) for f in itertools.product((False, True), repeat=3)]
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=_ids)
+def test_the_cells_function_under_jax_equals_its_numba_kernel(flags):
+    r = _rows(**flags)
+    jx = fused_jax.piecewise_function(flags["offset"], flags["entry"], flags["weights"])(
+        *(r[k] for k in ("beta", "XT", "offset", "A", "W", "R", "cell", "into", "cell_e", "into_e", "d", "w")))
+    nb = fused.piecewise_cells(r["beta"], r["XT"], r["offset"], flags["offset"], r["A"], r["W"], r["R"], r["cell"],
+                               r["into"], r["cell_e"], r["into_e"], flags["entry"], r["d"], r["w"], flags["weights"])
+    _agree(jx, nb)
+
+
+def test_a_cox_model_compiles_under_jax_to_the_numbers_of_numba():
+    """pytensor's JAX linker finds the registered function in a real model (every option, a frailty)."""
+    model = full_cox_model(np.random.default_rng(7))
+    fns = {mode: model.compile_fn([model.logp(), model.dlogp()], mode=mode) for mode in ("JAX", "NUMBA")}
+    for point in _points(model, 2):
+        _agree(fns["JAX"](point), fns["NUMBA"](point))
+
+
+@pytest.mark.parametrize("name", ["weibull", "pwe-rw1", "pwe-rw2-tv"])
+def test_the_full_likelihood_models_compile_under_jax_to_the_numbers_of_numba(name):
+    """The Weibull (exposure operation), the piecewise model by cells and with a time-varying effect (exposure),
+    every option on."""
+    fns = _log_densities(name, OPTIONS[-1], modes=("JAX", "NUMBA"))
+    model, jx = fns[(True, "JAX")]
+    _, nb = fns[(True, "NUMBA")]
+    for point in _points(model, 2):
+        _agree(jx(point), nb(point))
+
+
+def _frame(n=300, seed=3):
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": (rng.random(n) < 0.4).astype(float)})
+    df["t"] = np.ceil(rng.exponential(40 * np.exp(-0.5 * df["a"] + 0.3 * df["b"])))
+    df["d"] = (rng.random(n) < 0.75).astype(int)
+    return df
+
+
+def test_a_fit_by_nutpie_under_jax_has_the_posterior_of_the_numba_fit():
+    """One small Cox fit both ways: the same model and priors, so the two posterior means differ by Monte Carlo
+    error only, whose SD is about sd * sqrt(2 / ESS) (ESS over 1,000 a fit: under 0.05 sd); 0.25 sd is five of
+    them; the SDs' ratio errs by about sqrt(1 / ESS), under 0.03, against 0.15. The JAX fit passes its diagnostics and records its sampler."""
+    df = _frame()
+    kw = dict(time="t", event="d", covariates=["a", "b"], draws=1000, tune=500, chains=2, random_seed=5,
+              progress=False)
+    jax_fit = bc.CoxPH(sampler="nutpie-jax").fit(df, **kw)
+    numba_fit = bc.CoxPH().fit(df, **kw)
+    assert jax_fit.sampling["sampler"] == "nutpie-jax" and jax_fit.sampling["compiled"] == "new"
+    assert jax_fit.diagnostics().ok
+    a, b = jax_fit.hazard_ratios(), numba_fit.hazard_ratios()
+    assert np.all(np.abs(a["log_hr_mean"] - b["log_hr_mean"]) <= 0.25 * b["log_hr_sd"])
+    assert np.all(np.abs(a["log_hr_sd"] / b["log_hr_sd"] - 1) < 0.15)
+
+
+def test_without_jax_the_sampler_says_how_to_get_it(monkeypatch):
+    import bayescrt.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "find_spec", lambda name: None if name == "jax" else object())
+    with pytest.raises(SpecError, match=r"sampler='nutpie-jax'.*pip install 'bayescrt\[jax\]'.*sampler='nutpie'"):
+        bc.CoxPH(sampler="nutpie-jax").fit(_frame(), time="t", event="d", covariates=["a"], progress=False)
+
+
+def test_compiled_models_and_a_scheduler_are_for_the_numba_backend():
+    from bayescrt.compiled import CompiledModels
+
+    est = bc.CoxPH(sampler="nutpie-jax")
+    with pytest.raises(SpecError, match="compiled_models="):
+        est.fit(_frame(), time="t", event="d", covariates=["a"], compiled_models=CompiledModels(), progress=False)
+    with pytest.raises(SpecError, match="scheduler="):
+        est.fit(_frame(), time="t", event="d", covariates=["a"], scheduler="tcp://127.0.0.1:1", progress=False)

@@ -4,6 +4,7 @@
     python benchmarks/speed.py --n 50000          # first fit and the parametric families
     python benchmarks/speed.py --n 1000000 --cox-only --one-fit
     python benchmarks/speed.py --sampler laplace  # the same rows by Laplace importance sampling (bayescrt.laplace)
+    python benchmarks/speed.py --sampler nutpie-jax --n 1000000 10000000 --cox-only --one-fit   # on a GPU machine
 
 Each size runs in a fresh process (the first fit's compilation is a fresh process's, and peak
 memory is its own). The reference is lifelines' ``CoxPHFitter`` (Efron ties, the same nine
@@ -53,8 +54,10 @@ def _fit_row(name, fit, seconds, lifelines_s) -> dict:
             "min_bulk_ess": round(ess), "ess_per_total_s": round(ess / seconds), "diagnostics_ok": rep.ok}
 
 
-def _gradient(df, n_events) -> dict:
-    """One log-density gradient of the Cox model (numba backend) against the machine's copy bandwidth."""
+def _gradient(df, n_events, sampler="nutpie") -> dict:
+    """One log-density gradient of the Cox model against the machine's copy bandwidth: the numba backend's, or with
+    ``sampler="nutpie-jax"`` the function nutpie's JAX backend calls (on JAX's default device, results copied
+    back to the host as sampling does), beside it."""
     import bayescrt as bc
 
     est = bc.CoxPH()
@@ -68,6 +71,19 @@ def _gradient(df, n_events) -> dict:
     reps = max(5, int(2e6 // len(df)))
     _, secs = _timed(lambda: [fn(x) for _ in range(reps)])
     grad_s = secs / reps
+    extra = {}
+    if sampler == "nutpie-jax":
+        from bayescrt.compiled import compile_jax
+        from bayescrt.families.fused_jax import register
+
+        register()
+        compiled = compile_jax(model)
+        jax_fn, shared = compiled._make_logp_func(), compiled._shared_data
+        jax_fn(x, **shared)  # traced and compiled by XLA on the first call
+        _, jax_secs = _timed(lambda: [jax_fn(x, **shared) for _ in range(reps)])
+        import jax
+
+        extra = {"jax_grad_ms": round(jax_secs / reps * 1e3, 3), "jax_device": str(jax.devices()[0])}
     n, p = len(df), len(COVS)
     # covariates read twice (eta, then X.T @ grad), 5 risk-set integers and 3 values per event,
     # and the kernel's per-row vectors (eta, r, R, grad) written and read once each
@@ -78,7 +94,7 @@ def _gradient(df, n_events) -> dict:
     _, copy_s = _timed(lambda: [np.copyto(dst, big) for _ in range(5)])
     copy_gbs = 2 * big.nbytes * 5 / copy_s / 1e9  # read + write
     return {"grad_ms": round(grad_s * 1e3, 3), "bytes_per_grad_MB": round(need / 1e6, 1),
-            "grad_GBps": round(need / grad_s / 1e9, 2), "numpy_copy_GBps": round(copy_gbs, 2)}
+            "grad_GBps": round(need / grad_s / 1e9, 2), "numpy_copy_GBps": round(copy_gbs, 2), **extra}
 
 
 def one(n: int, cox_only: bool, one_fit: bool = False, sampler: str = "nutpie") -> dict:
@@ -119,7 +135,7 @@ def one(n: int, cox_only: bool, one_fit: bool = False, sampler: str = "nutpie") 
                                                 2)
         rows.extend(_grid_cells(df, lifelines_s, sampler))
     out = {"n": n, "events": int(df["died"].sum()), "lifelines_s": round(lifelines_s, 2), "rows": rows,
-           **_gradient(df, int(df["died"].sum()))}
+           **_gradient(df, int(df["died"].sum()), sampler)}
     out["peak_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return out
 
@@ -150,11 +166,16 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="*", default=[8_880, 50_000])
     ap.add_argument("--cox-only", action="store_true", help="only the Cox fits (for N = 1,000,000)")
     ap.add_argument("--one-fit", action="store_true", help="only the first Cox fit (N = 1,000,000 takes minutes per fit)")
-    ap.add_argument("--sampler", choices=["nutpie", "laplace"], default="nutpie",
+    ap.add_argument("--sampler", choices=["nutpie", "laplace", "nutpie-jax"], default="nutpie",
                     help="the sampler of every fit and grid cell")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        if args.sampler != "nutpie-jax":
+            # the default install, which has no JAX: where JAX is installed (the test extra), arviz's import of its
+            # NumPyro converter imports it (lazy_loader's stack inspection touches the lazy module), 0.4-0.5 s of
+            # every fresh process; None in sys.modules is Python's own way to say a module is absent
+            sys.modules["jax"] = sys.modules["jaxlib"] = None
         print(json.dumps(one(args.n[0], args.cox_only, args.one_fit, args.sampler)))
         return
     import os
@@ -165,9 +186,10 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--child", "--n", str(n)] + (["--cox-only"] if args.cox_only else []) \
             + (["--one-fit"] if args.one_fit else []) + ["--sampler", args.sampler]
         res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
+        jax_grad = f"; under JAX on {res['jax_device']} {res['jax_grad_ms']} ms" if "jax_grad_ms" in res else ""
         print(f"\nN = {res['n']:,} ({res['events']:,} events); lifelines {res['lifelines_s']} s; peak {res['peak_MB']} MB; "
               f"gradient {res['grad_ms']} ms reading >= {res['bytes_per_grad_MB']} MB ({res['grad_GBps']} GB/s; "
-              f"numpy copy {res['numpy_copy_GBps']} GB/s)")
+              f"numpy copy {res['numpy_copy_GBps']} GB/s){jax_grad}")
         import pandas as pd
 
         print(pd.DataFrame(res["rows"]).set_index("case").to_string())

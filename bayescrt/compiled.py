@@ -249,14 +249,18 @@ def data_block(name: str, parts: dict) -> dict:
     """
     import pymc as pm
 
+    import pytensor
+    from pymc.pytensorf import floatX, intX
+
     present = {k: np.asarray(v) for k, v in parts.items() if v is not None}
     if not present:  # nothing to hold: no container
         return dict.fromkeys(parts)
     kinds = {a.dtype.kind for a in present.values()}
+    # the dtypes pm.Data would convert to (int64 -> int32, float64 stays under PyMC's float64 setting)
     if kinds <= {"i", "u", "b"}:
-        dtype = np.int64
+        dtype = intX(np.zeros(0, np.int64)).dtype
     elif kinds <= {"f", "i", "u", "b"} and "f" in kinds:
-        dtype = np.float64
+        dtype = floatX(np.zeros(0)).dtype
     else:
         raise TypeError(f"data block {name!r}: parts must be all integer or all floating point, got {kinds}")
     widths = {a.shape[-1] for a in present.values() if a.ndim > 0}
@@ -285,7 +289,18 @@ def data_block(name: str, parts: dict) -> dict:
         else:
             whole[i:] = a
             where[k] = (i, "rest")
-    block = pm.Data(name, whole)
+    if dtype.kind == "i":  # the block holds indices and codes below the number of rows; refuse what would wrap
+        info = np.iinfo(dtype)
+        for k, a in present.items():
+            if a.size and (a.max() > info.max or a.min() < info.min):
+                raise ValueError(f"data block {name!r}: part {k!r} holds values outside {dtype} "
+                                 f"[{a.min()}, {a.max()}]")
+    elif np.isnan(whole).any():  # pm.Data refuses these too (masked arrays); the data checks refuse them earlier
+        raise ValueError(f"data block {name!r}: NaN in {[k for k, a in present.items() if np.isnan(a).any()]}")
+    # what pm.Data does, without its two copies of the block (a conversion to the dtype it already has, and the
+    # shared variable's own): 0.35 s at N = 1,000,000. The block is this function's own array.
+    block = pytensor.shared(whole, name, borrow=True)
+    pm.modelcontext(None).register_data_var(block)
     views = {}
     for k, (start, kind) in where.items():
         views[k] = block[start, 0] if kind is None else block[start] if kind == "row" else block[start:]

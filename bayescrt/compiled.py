@@ -191,9 +191,10 @@ def clear() -> None:
 def compile_jax(model):
     """The nutpie model of ``model`` by nutpie's JAX backend (``sampler="nutpie-jax"``), on JAX's default device.
 
-    The data containers are arguments of the jitted log density, placed on the device once, not constants frozen
-    into it: at N = 1,000,000 constants of that size make XLA's compilation slow. Each fit compiles afresh (JAX
-    traces again for data of another shape in any case); the fused operations need their JAX implementations
+    The data are frozen into the jitted log density as constants (nutpie's default for JAX), placed on the device
+    with it: a graph whose shapes come from data (the subdistribution model's) cannot be traced with the data as
+    arguments, and at N = 1,000,000 the frozen Cox model compiles as fast (first call 1.4 s either way on 2 cores)
+    and evaluates no slower. Each fit compiles afresh; the fused operations need their JAX implementations
     registered first (:func:`bayescrt.families.fused_jax.register`, which the estimators call)."""
     import warnings
 
@@ -203,7 +204,7 @@ def compile_jax(model):
         # pytensor says so for each check on a prior's constant parameters (a sigma > 0, a shape's broadcast),
         # which the data and priors passed before the model was built
         warnings.filterwarnings("ignore", message=".*as JAX tracing would remove it", category=UserWarning)
-        return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="pytensor", freeze_model=False)
+        return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="pytensor", freeze_model=True)
 
 
 def initial_point_func(model):

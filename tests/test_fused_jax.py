@@ -138,6 +138,52 @@ def test_the_full_likelihood_models_compile_under_jax_to_the_numbers_of_numba(na
         _agree(jx(point), nb(point))
 
 
+def _flat_points(model, k=2, seed=9):
+    """Points in the flat order of nutpie's JAX compilation (the free variables of the frozen model, which may come
+    in another order than the model's own) and as PyMC points; and the model's free variables in that order."""
+    from pymc.model.transform.optimization import freeze_dims_and_data
+
+    rng = np.random.default_rng(seed)
+    frozen = freeze_dims_and_data(model)
+    names = [frozen.rvs_to_values[v].name for v in frozen.free_RVs]
+    start = model.initial_point()
+    points = [{n: start[n] + rng.normal(0, 0.3, np.shape(start[n])) for n in names} for _ in range(k)]
+    return [(np.concatenate([np.ravel(p[n]) for n in names]), p) for p in points], [model[v.name] for v in
+                                                                                      frozen.free_RVs]
+
+
+def _competing_frame(n=300, seed=4):
+    df = _frame(n, seed)
+    rng = np.random.default_rng(seed)
+    df["e"] = np.where(df["d"] == 1, rng.integers(1, 3, n), 0)
+    df["site"] = rng.integers(0, 5, n)
+    return df
+
+
+@pytest.mark.parametrize("case", ["subdistribution", "cox-frailty-strata"])
+def test_the_compilation_the_sampler_calls_gives_numbas_numbers(case):
+    """``compile_jax``'s log density and gradient, as nutpie calls them (the data frozen in), against the model's
+    numba compilation: the subdistribution model (its shapes come from the data) and a Cox model with a frailty
+    and strata (the fused operation with an offset)."""
+    from bayescrt.compiled import compile_jax
+
+    df = _competing_frame()
+    if case == "subdistribution":
+        est = bc.FineGray()
+        data = est.prepare(df, time="t", event="e", cause="cause 1", covariates=["a", "b"])
+    else:
+        est = bc.CoxPH()
+        data = est.prepare(df.assign(s=df["site"] % 2), time="t", event="d", covariates=["a", "b"], cluster="site",
+                           strata="s")
+    model = est.build(data)[0]
+    compiled = compile_jax(model)
+    logp = compiled._make_logp_func()  # what nutpie calls at each gradient
+    points, rvs = _flat_points(model)
+    numba = model.compile_fn([model.logp(), model.dlogp(vars=rvs)], mode="NUMBA")  # the gradient in that order
+    for flat, point in points:
+        _agree(logp(flat, **compiled._shared_data), numba(point))
+
+
 def _frame(n=300, seed=3):
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({"a": rng.normal(size=n), "b": (rng.random(n) < 0.4).astype(float)})

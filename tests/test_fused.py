@@ -15,12 +15,14 @@ term (O(0.01) or more) cannot hide in.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from bayescrt.data import SurvivalData
+from bayescrt.errors import DataWarning
 from bayescrt.families import fused
 from bayescrt.families.partial_likelihood import RiskSets, partial_loglik_terms
 
@@ -255,6 +257,36 @@ def test_a_stratum_far_below_another_changes_nothing(ties):
         value, grad = fused.value_and_grad(eta - gap * first, *f, weighted, delayed)
         assert abs(value - ref_value) <= 1e-12 * abs(ref_value)
         np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-10 * np.max(np.abs(ref_grad)))
+
+
+def stratum_without_events_after(gap: float):
+    """A stratum of 4 rows and 2 events whose linear predictors spread 30 (``[0, -30, -30, -30]``), followed in the
+    sorted rows by a stratum of 2,000 rows without events ``gap`` above it: ``(data, eta)``, and the same for the
+    first stratum alone."""
+    a = pd.DataFrame({"t": [1.0, 2, 3, 4], "d": [0, 1, 0, 1], "x": [0.0, -30, -30, -30], "s": 0})
+    b = pd.DataFrame({"t": np.arange(1.0, 2001), "d": 0, "x": gap, "s": 1})
+    out = []
+    for df in (pd.concat([a, b], ignore_index=True), a):
+        with warnings.catch_warnings():  # x separates the events here, as it is meant to
+            warnings.simplefilter("ignore", DataWarning)
+            data = SurvivalData.from_frame(df, time="t", event="d", covariates=["x"], strata="s")
+        out.append((data, data.X[:, 0].copy()))
+    return out
+
+
+@pytest.mark.parametrize("gap", (-5.0, 0.0, 5.0, 300.0))
+def test_a_stratum_without_events_is_in_no_risk_sum(gap):
+    """Its rows are in no risk set: with their own scale (or the overall one) in the reverse sums, the first
+    stratum's last risk sum, exp(-30) of the 2,000 rows after it, was their difference: +inf at a gap of 0, -1.1108
+    for the exact -log 3 at a gap of -5. Now the value is the first stratum's alone, to rounding."""
+    (data, eta), (alone, eta_alone) = stratum_without_events_after(gap)
+    f, weighted, delayed = fused.fields(RiskSets.from_data(data, "efron"))
+    value, grad = fused.value_and_grad(eta, *f, weighted, delayed)
+    fa, _, _ = fused.fields(RiskSets.from_data(alone, "efron"))
+    ref_value, ref_grad = fused.value_and_grad(eta_alone, *fa, weighted, delayed)
+    assert abs(value - ref_value) <= 1e-12 * abs(ref_value) and abs(ref_value + np.log(3)) < 1e-12
+    np.testing.assert_allclose(grad[:4], ref_grad, rtol=0, atol=1e-12)
+    assert np.all(grad[4:] == 0.0)
 
 
 def full_cox_model(rng):

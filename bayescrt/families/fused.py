@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -247,8 +248,9 @@ def value_and_grad_beta(beta, XT, offset, ev, g, gd, end, ss, es, frac, ew, c, w
 def risk_sums(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, delayed):
     """``(shift, r, risk, backward)``: ``r = w exp(eta - shift)`` and each event's risk-set sum (of ``r``).
 
-    ``shift`` (per event) is the maximum of ``eta`` over the event's stratum (over all rows for one
-    stratum); rows of strata without events are shifted by the overall maximum.
+    ``shift`` (per event) is the maximum of ``eta`` over the event's stratum; the rows of strata without events,
+    which are in no risk set, have ``r = 0`` (a stratum without events after one with events, high above it, made
+    the earlier one's risk sums differences of large numbers).
 
     ``risk[k] = S - l/d T`` as :func:`~.partial_likelihood.risk_set_sums` forms it; ``backward[k]`` says
     which form (time >= t minus not yet entered, or entered by t minus gone before t) was used.
@@ -283,22 +285,33 @@ def _risk_sums_into(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, del
         r[i] = eta[i] - m
     shift[:] = m
     backward[:] = True
-    if n_ev > 0 and ss[n_ev - 1] > 0:
-        # several strata with events: each is shifted by its own maximum, so that a stratum's risk sums
-        # (differences of reverse cumulative sums) do not lose digits to later strata far above it
-        k = 0
-        while k < n_ev:
-            lo, hi = ss[k], end[k]
-            ms = eta[lo]
-            for i in range(lo + 1, hi):
-                if eta[i] > ms:
-                    ms = eta[i]
-            for i in range(lo, hi):
-                r[i] = eta[i] - ms
-            while k < n_ev and ss[k] == lo:
-                shift[k] = ms
-                k += 1
+    # each stratum with events is shifted by its own maximum, so that a stratum's risk sums (differences of reverse
+    # cumulative sums) do not lose digits to later strata far above it; the rows of strata without events are in
+    # no risk set: their r is 0 (below), so that they are not that either
+    k = 0
+    while k < n_ev:
+        lo, hi = ss[k], end[k]
+        ms = eta[lo]
+        for i in range(lo + 1, hi):
+            if eta[i] > ms:
+                ms = eta[i]
+        for i in range(lo, hi):
+            r[i] = eta[i] - ms
+        while k < n_ev and ss[k] == lo:
+            shift[k] = ms
+            k += 1
     exp_nonpositive(r, r)
+    covered = 0  # rows below are in a stratum with events, or zeroed
+    k = 0
+    while k < n_ev:
+        lo, hi = ss[k], end[k]
+        for i in range(covered, lo):
+            r[i] = 0.0
+        covered = hi
+        while k < n_ev and ss[k] == lo:
+            k += 1
+    for i in range(covered, n):
+        r[i] = 0.0
     if weighted:
         for i in range(n):
             r[i] *= w[i]
@@ -1074,12 +1087,17 @@ def cell_sums(B, X, shift, cell, into, n_cells: int, wd, *, weights=None, entry=
 _OP_CLASSES: dict = {}  # builder's name -> the pytensor operation class it made
 
 
+_OP_LOCK = threading.RLock()
+
+
 def _built(make):
     """The operation class ``make()`` returns, made once per process, on first use (so that importing this module
-    needs no pytensor)."""
-    if make.__name__ not in _OP_CLASSES:
-        _OP_CLASSES[make.__name__] = make()
-    return _OP_CLASSES[make.__name__]
+    needs no pytensor). Under a lock: two threads building their first models at once made two classes, and the
+    JAX implementation (:mod:`.fused_jax`) was registered for one of them only."""
+    with _OP_LOCK:
+        if make.__name__ not in _OP_CLASSES:
+            _OP_CLASSES[make.__name__] = make()
+        return _OP_CLASSES[make.__name__]
 
 
 def _numba_implementation(op_class, kernel_for) -> None:

@@ -195,16 +195,11 @@ def compile_jax(model):
     with it: a graph whose shapes come from data (the subdistribution model's) cannot be traced with the data as
     arguments, and at N = 1,000,000 the frozen Cox model compiles as fast (first call 1.4 s either way on 2 cores)
     and evaluates no slower. Each fit compiles afresh; the fused operations need their JAX implementations
-    registered first (:func:`bayescrt.families.fused_jax.register`, which the estimators call)."""
-    import warnings
-
+    registered first (:func:`bayescrt.families.fused_jax.register`, which the estimators call, and which also
+    silences pytensor's note on each skipped check of a constant)."""
     import nutpie
 
-    with warnings.catch_warnings():
-        # pytensor says so for each check on a prior's constant parameters (a sigma > 0, a shape's broadcast),
-        # which the data and priors passed before the model was built
-        warnings.filterwarnings("ignore", message=".*as JAX tracing would remove it", category=UserWarning)
-        return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="pytensor", freeze_model=True)
+    return nutpie.compile_pymc_model(model, backend="jax", gradient_backend="pytensor", freeze_model=True)
 
 
 def initial_point_func(model):

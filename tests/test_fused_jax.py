@@ -22,7 +22,7 @@ from bayescrt.errors import SpecError
 from bayescrt.families import fused, fused_jax
 from bayescrt.families.partial_likelihood import RiskSets
 from test_fused import OPTIONS as COX_OPTIONS
-from test_fused import TIES, _data, full_cox_model
+from test_fused import TIES, _data, full_cox_model, stratum_without_events_after
 from test_fused_parametric import OPTIONS, _ids, _log_densities, _points
 
 
@@ -81,6 +81,21 @@ def test_a_stratum_far_below_another_changes_nothing_under_jax(ties):
     ref = jx(beta, off)
     for gap in (35.0, 300.0):
         _agree(jx(beta, off - gap * (data.strata == 0)), ref)
+
+
+@pytest.mark.parametrize("gap", (-5.0, 0.0, 5.0, 300.0))
+def test_a_stratum_without_events_is_in_no_risk_sum_under_jax(gap):
+    """As tests/test_fused.py checks for the numba kernel: the rows of a stratum without events get r = 0, so the
+    first stratum's risk sums are its own (with them at their own scale the value was +inf)."""
+    (data, eta), (alone, eta_alone) = stratum_without_events_after(gap)
+    values = []
+    for d, e in ((data, eta), (alone, eta_alone)):
+        f, weighted, delayed = fused.fields(RiskSets.from_data(d, "efron"))
+        values.append(fused_jax.cox_function(weighted, delayed, True)(np.zeros(1), np.zeros((1, d.n)), e, *f))
+    (value, _, grad), (ref_value, _, ref_grad) = values
+    assert abs(float(value) - float(ref_value)) <= 1e-12 * abs(float(ref_value))
+    np.testing.assert_allclose(np.asarray(grad)[:4], ref_grad, rtol=0, atol=1e-12)
+    assert np.all(np.asarray(grad)[4:] == 0.0)
 
 
 def _rows(n=240, seed=12, **flags):
@@ -224,3 +239,14 @@ def test_compiled_models_and_a_scheduler_are_for_the_numba_backend():
         est.fit(_frame(), time="t", event="d", covariates=["a"], compiled_models=CompiledModels(), progress=False)
     with pytest.raises(SpecError, match="scheduler="):
         est.fit(_frame(), time="t", event="d", covariates=["a"], scheduler="tcp://127.0.0.1:1", progress=False)
+
+
+def test_a_grid_of_jax_cells_counts_each_compilation(tmp_path):
+    """Each nutpie-jax cell compiles its own JAX function (none is kept across fits): the run's count says so."""
+    from bayescrt.sensitivity import Grid, run
+
+    grid = Grid(time="week", event="arrest", exposure="fin", covariate_sets={"min": ["age"]},
+                priors=["neutral", "sceptical"], families=[{"family": "CoxPH", "sampler": "nutpie-jax"}],
+                draws=500, tune=500, chains=2, random_seed=81)
+    res = run(grid, tmp_path / "g", data=bc.datasets.load_rossi(), progress=False)
+    assert res.compilations == 2 and len(res.table()) == 2

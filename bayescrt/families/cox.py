@@ -35,7 +35,9 @@ class CoxPH(Estimator):
     ----------
     ties : ``"efron"`` (default) or ``"breslow"``: how tied event times enter
         the partial likelihood.
-    sampler : ``"nutpie"`` (default) or ``"pymc"`` (PyMC's own NUTS).
+    sampler : ``"nutpie"`` (default), ``"nutpie-jax"`` (the same NUTS, the log density compiled by JAX: on a GPU
+        where JAX finds one), ``"laplace"`` (importance sampling from the Laplace approximation,
+        :mod:`bayescrt.laplace`) or ``"pymc"`` (PyMC's own NUTS).
 
     Notes
     -----

@@ -30,23 +30,22 @@ _lock = threading.Lock()
 _registered = False
 
 
-def available() -> bool:
-    """Whether JAX can be imported here."""
-    from importlib.util import find_spec
-
-    return find_spec("jax") is not None
-
-
 def register() -> None:
     """Give pytensor's JAX linker an implementation of each fused operation (once per process)."""
     global _registered
     with _lock:
         if _registered:
             return
-        import jax
-        from pytensor.link.jax.dispatch import jax_funcify
+        import warnings
 
-        jax.config.update("jax_enable_x64", True)  # the kernels' numbers are float64, as everywhere else
+        from pytensor.link.jax.dispatch import jax_funcify  # which switches JAX to 64-bit floats, process-wide
+
+        _jax()
+        # pytensor says so for each check on a prior's constant parameters (a sigma > 0, a shape's broadcast), which
+        # the data and priors passed before any model was built: once a compilation, for nothing. A filter for that
+        # message alone, set once (a catch_warnings around each compilation is not safe across threads).
+        warnings.filterwarnings("ignore", message=r"Skipping .* Op \(assertion: .*\) as JAX tracing would remove it",
+                                category=UserWarning)
 
         @jax_funcify.register(fused._built(fused._make_cox_op))
         def _cox(op, node=None, **kwargs):
@@ -63,6 +62,16 @@ def register() -> None:
         _registered = True
 
 
+def _jax():
+    """``(jax, jax.numpy)`` with 64-bit floats on (as pytensor's JAX linker sets them): the kernels' numbers are
+    float64, as everywhere else."""
+    import jax
+    import jax.numpy as jnp
+
+    jax.config.update("jax_enable_x64", True)
+    return jax, jnp
+
+
 def _eta(beta, XT, offset, has_offset):
     eta = beta @ XT
     return eta + offset if has_offset else eta
@@ -70,8 +79,7 @@ def _eta(beta, XT, offset, has_offset):
 
 def cox_function(weighted: bool, delayed: bool, has_offset: bool):
     """``CoxPartialLoglik``'s outputs ``(value, d/d beta, d/d offset)`` as a JAX function of its inputs."""
-    import jax
-    import jax.numpy as jnp
+    jax, jnp = _jax()
 
     def cox_partial_loglik(beta, XT, offset, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order):
         rs = RiskSets(event_rows=ev, group_start=g, group_events_end=gd, stratum_end=end, stratum_start=ss,
@@ -79,14 +87,19 @@ def cox_function(weighted: bool, delayed: bool, has_offset: bool):
                       entry_order=entry_order if delayed else None, entry_start=es if delayed else None)
         eta = _eta(beta, XT, offset, has_offset)
         n = eta.shape[0]
-        # each stratum shifted by its own largest linear predictor, as the numba kernel does: one shift for all
-        # rows rounds a stratum far below another to zero. Strata are contiguous blocks, bounded by the events'
-        # stratum starts and ends (a block of strata without events is a block of its own and enters no term).
-        block = jnp.cumsum(jnp.zeros(n + 1, jnp.int64).at[ss].set(1).at[end].set(1))[:n]
+        # each stratum with events shifted by its own largest linear predictor, as the numba kernel does: one shift
+        # for all rows rounds a stratum far below another to zero. Strata are contiguous blocks, bounded by the
+        # events' stratum starts and ends; the rows of strata without events (a block between or after them) are in
+        # no risk set and get r = 0, or they would enter the reverse sums of every earlier stratum at their own
+        # scale and leave that stratum's risk sums differences of large numbers.
+        start = jnp.zeros(n + 1, jnp.int64).at[ss].set(1)
+        stop = jnp.zeros(n + 1, jnp.int64).at[end].set(1)
+        block = jnp.cumsum(start + stop)[:n]
+        in_risk_sets = jnp.cumsum(start - stop)[:n] > 0
         shift = jax.lax.stop_gradient(jax.ops.segment_max(eta, block, num_segments=n + 2)[block])
 
         def loglik(eta):  # the shift cancels: its own derivative is zero
-            r = jnp.exp(eta - shift)
+            r = jnp.where(in_risk_sets, jnp.exp(eta - shift), 0.0)
             if weighted:
                 r = r * w
             return jnp.sum(ew * eta[ev] - c * (jnp.log(risk_set_sums(r, rs, jnp)) + shift[ev]))
@@ -99,7 +112,7 @@ def cox_function(weighted: bool, delayed: bool, has_offset: bool):
 
 def exposure_function(has_offset: bool):
     """``ExposureSum``'s outputs ``(sum v exp(eta), d/d beta, exp(eta), d/d offset)`` as a JAX function."""
-    import jax.numpy as jnp
+    _, jnp = _jax()
 
     def exposure_sum(beta, XT, offset, v):
         e = jnp.exp(_eta(beta, XT, offset, has_offset))
@@ -112,7 +125,7 @@ def exposure_function(has_offset: bool):
 def piecewise_function(has_offset: bool, has_entry: bool, weighted: bool):
     """``PiecewiseCells``'s outputs ``(value, d/d beta, d/d A, d/d W, d/d R, d/d eta)`` as a JAX function; the
     value is :func:`.fused.piecewise_cells`'s, the cells' gradients sums over each cell's rows."""
-    import jax.numpy as jnp
+    _, jnp = _jax()
 
     def piecewise_cells(beta, XT, offset, A, W, R, cell, into, cell_e, into_e, d, w):
         k = A.shape[0]

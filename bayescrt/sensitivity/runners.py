@@ -187,8 +187,8 @@ def _run_group(grid_dict: dict, cells: list[dict], df: pd.DataFrame, out: str, d
         fit.save(path)
         marker.unlink(missing_ok=True)
         s = json.loads(fit.idata.attrs["bayescrt_sampling"])
-        if s.get("sampler") == "laplace" and s.get("compiled") == "new":  # its functions are compiled outside the cache
-            cache.on_compile(f"laplace {grid.group_of(cell)}", s.get("compile_seconds") or 0.0)
+        if s.get("sampler") in ("laplace", "nutpie-jax") and s.get("compiled") == "new":  # compiled outside the cache
+            cache.on_compile(f"{s['sampler']} {grid.group_of(cell)}", s.get("compile_seconds") or 0.0)
         records.append({"id": cell.id, "status": "done", "reused_file": False,
                         "seconds": round(_time.perf_counter() - t0, 3), "compiled": s.get("compiled"),
                         "compile_seconds": s.get("compile_seconds"), "sampling_seconds": s.get("sampling_seconds")})

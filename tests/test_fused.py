@@ -259,12 +259,14 @@ def test_a_stratum_far_below_another_changes_nothing(ties):
         np.testing.assert_allclose(grad, ref_grad, rtol=0, atol=1e-10 * np.max(np.abs(ref_grad)))
 
 
-def stratum_without_events_after(gap: float):
+def a_small_stratum_before_a_large_one(gap: float, events: bool):
     """A stratum of 4 rows and 2 events whose linear predictors spread 30 (``[0, -30, -30, -30]``), followed in the
-    sorted rows by a stratum of 2,000 rows without events ``gap`` above it: ``(data, eta)``, and the same for the
-    first stratum alone."""
+    sorted rows by a stratum of 2,000 rows ``gap`` above it, with no events or one at its last row (a term of 0: the
+    row alone at risk): ``(data, eta)``, and the same for the first stratum alone, whose value is the whole's."""
     a = pd.DataFrame({"t": [1.0, 2, 3, 4], "d": [0, 1, 0, 1], "x": [0.0, -30, -30, -30], "s": 0})
     b = pd.DataFrame({"t": np.arange(1.0, 2001), "d": 0, "x": gap, "s": 1})
+    if events:
+        b.loc[b.index[-1], "d"] = 1
     out = []
     for df in (pd.concat([a, b], ignore_index=True), a):
         with warnings.catch_warnings():  # x separates the events here, as it is meant to
@@ -274,19 +276,21 @@ def stratum_without_events_after(gap: float):
     return out
 
 
+@pytest.mark.parametrize("events", (False, True), ids=("no-events-after", "events-after"))
 @pytest.mark.parametrize("gap", (-5.0, 0.0, 5.0, 300.0))
-def test_a_stratum_without_events_is_in_no_risk_sum(gap):
-    """Its rows are in no risk set: with their own scale (or the overall one) in the reverse sums, the first
-    stratum's last risk sum, exp(-30) of the 2,000 rows after it, was their difference: +inf at a gap of 0, -1.1108
-    for the exact -log 3 at a gap of -5. Now the value is the first stratum's alone, to rounding."""
-    (data, eta), (alone, eta_alone) = stratum_without_events_after(gap)
+def test_a_stratum_s_risk_sums_are_its_own(gap, events):
+    """The rows of a stratum without events are in no risk set (r = 0), and every stratum's running sums restart at
+    its bounds: as one reverse sum over all rows, the first stratum's last risk sum, exp(-30) beside the 2,000 rows
+    after it, was a difference of two numbers holding them: +inf at a gap of 0, -1.1108 for the exact -log 3 at a
+    gap of -5. Now the value is the first stratum's alone, to rounding."""
+    (data, eta), (alone, eta_alone) = a_small_stratum_before_a_large_one(gap, events)
     f, weighted, delayed = fused.fields(RiskSets.from_data(data, "efron"))
     value, grad = fused.value_and_grad(eta, *f, weighted, delayed)
     fa, _, _ = fused.fields(RiskSets.from_data(alone, "efron"))
     ref_value, ref_grad = fused.value_and_grad(eta_alone, *fa, weighted, delayed)
     assert abs(value - ref_value) <= 1e-12 * abs(ref_value) and abs(ref_value + np.log(3)) < 1e-12
     np.testing.assert_allclose(grad[:4], ref_grad, rtol=0, atol=1e-12)
-    assert np.all(grad[4:] == 0.0)
+    np.testing.assert_allclose(grad[4:], 0.0, rtol=0, atol=1e-12)
 
 
 def full_cox_model(rng):

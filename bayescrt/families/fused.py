@@ -315,38 +315,53 @@ def _risk_sums_into(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, del
     if weighted:
         for i in range(n):
             r[i] *= w[i]
-    # R[k] = sum_{j >= k} r_j
-    # each running sum in a register: ``R[i] = R[i + 1] + r[i]`` waits on its own store every row, 6 times slower
-    acc = 0.0
+    # R[k] = sum_{j >= k} r_j over k's stratum only, started afresh at each stratum's end: as one reverse sum over
+    # all rows, a stratum's risk sums were differences of numbers holding every later stratum's rows, and lost
+    # their digits (to +inf) where a later stratum's sum dwarfed them. Each running sum in a register: ``R[i] =
+    # R[i + 1] + r[i]`` waits on its own store every row, 6 times slower. The strata's rows occupy the same
+    # positions in entry order, so the sums there (delayed entry) restart at the same places.
     R[n] = 0.0
-    for i in range(n - 1, -1, -1):
-        acc += r[i]
-        R[i] = acc
-    for k in range(n_ev):
-        risk[k] = (1.0 - frac[k]) * (R[g[k]] - R[gd[k]]) + (R[gd[k]] - R[end[k]])
-    if delayed:
-        # F[k] = sum_{j < k} r_j; Fe, Re the same two in entry order
-        F[0] = 0.0
-        Fe[0] = 0.0
+    k = n_ev - 1
+    while k >= 0:
+        lo, hi = ss[k], end[k]
         acc = 0.0
-        acc_e = 0.0
-        for i in range(n):
+        for i in range(hi - 1, lo - 1, -1):
             acc += r[i]
-            acc_e += r[entry_order[i]]
-            F[i + 1] = acc
-            Fe[i + 1] = acc_e
-        Re[n] = 0.0
-        acc = 0.0
-        for i in range(n - 1, -1, -1):
-            acc += r[entry_order[i]]
-            Re[i] = acc
+            R[i] = acc
+        while k >= 0 and ss[k] == lo:
+            k -= 1
+    for k in range(n_ev):
+        after = R[gd[k]] if gd[k] < end[k] else 0.0  # the stratum's rows after the tie group
+        risk[k] = (1.0 - frac[k]) * (R[g[k]] - after) + after
+    if delayed:
+        # F[k] = sum_{j < k} r_j over k's stratum (F[k] for k in lo + 1 .. hi); Fe, Re the two in entry order
+        k = 0
+        while k < n_ev:
+            lo, hi = ss[k], end[k]
+            acc = 0.0
+            acc_e = 0.0
+            for i in range(lo, hi):
+                acc += r[i]
+                acc_e += r[entry_order[i]]
+                F[i + 1] = acc
+                Fe[i + 1] = acc_e
+            acc = 0.0
+            for i in range(hi - 1, lo - 1, -1):
+                acc += r[entry_order[i]]
+                Re[i] = acc
+            while k < n_ev and ss[k] == lo:
+                k += 1
         for k in range(n_ev):
-            later = Re[es[k]] - Re[end[k]]
-            if later < 0.5 * (R[g[k]] - R[end[k]]):
+            sk, ek, esk, gk = ss[k], end[k], es[k], g[k]
+            later = Re[esk] if esk < ek else 0.0  # entry >= t: not yet at risk
+            if later < 0.5 * R[gk]:
                 risk[k] -= later
             else:
                 backward[k] = False
-                risk[k] = (Fe[es[k]] - Fe[ss[k]]) - (F[g[k]] - F[ss[k]]) - frac[k] * (R[g[k]] - R[gd[k]])
+                after = R[gd[k]] if gd[k] < ek else 0.0
+                entered = Fe[esk] if esk > sk else 0.0  # entry < t
+                gone = F[gk] if gk > sk else 0.0  # time < t
+                risk[k] = entered - gone - frac[k] * (R[gk] - after)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -7,12 +7,12 @@ the piecewise-exponential likelihood by cells), with the operation's outputs: th
 gradients, so that pytensor's gradient graph (``gradient_backend="pytensor"``) reads them from the one
 call, as it does from the numba kernels.
 
-The Cox value's risk-set sums are :func:`~.partial_likelihood.risk_set_sums`, the function the model's
-pytensor twin and the numpy checks use, with ``jax.numpy`` as its array module (cumulative sums and
-gathers: O(N) and no N x N matrix, the same on a GPU), of each row's risk shifted by its stratum's
-largest linear predictor as in the numba kernel; its gradient with respect to the linear predictor is
-JAX's reverse pass, that with respect to the coefficients one product with the covariates. The other two
-are a few lines of ``jax.numpy`` each.
+The Cox value's risk-set sums are those of :func:`~.partial_likelihood.risk_set_sums` (the two forms under
+delayed entry included), formed as the numba kernel forms them: each stratum's rows shifted by its own
+largest linear predictor, the rows of strata without events at 0, every running sum restarted at its
+stratum's bounds (segmented scans: O(N) and no N x N matrix, the same on a GPU). Its gradient with respect
+to the linear predictor is JAX's reverse pass, that with respect to the coefficients one product with the
+covariates. The other two are a few lines of ``jax.numpy`` each.
 
 JAX is never needed otherwise, and never installed by default (``pip install "bayescrt[jax]"``, or
 JAX's own instructions for a GPU build). ``tests/test_fused_jax.py`` checks each operation against
@@ -24,7 +24,6 @@ from __future__ import annotations
 import threading
 
 from . import fused
-from .partial_likelihood import RiskSets, risk_set_sums
 
 _lock = threading.Lock()
 _registered = False
@@ -77,32 +76,55 @@ def _eta(beta, XT, offset, has_offset):
     return eta + offset if has_offset else eta
 
 
+def _segmented_sums(x, first, jax, jnp):
+    """``out[i] = x[a] + ... + x[i]`` with ``a`` the last ``i' <= i`` where ``first[i']`` (a segment's first element)."""
+
+    def add(left, right):
+        return left[0] | right[0], jnp.where(right[0], right[1], left[1] + right[1])
+
+    return jax.lax.associative_scan(add, (first, x))[1]
+
+
 def cox_function(weighted: bool, delayed: bool, has_offset: bool):
     """``CoxPartialLoglik``'s outputs ``(value, d/d beta, d/d offset)`` as a JAX function of its inputs."""
     jax, jnp = _jax()
 
     def cox_partial_loglik(beta, XT, offset, ev, g, gd, end, ss, es, frac, ew, c, w, entry_order):
-        rs = RiskSets(event_rows=ev, group_start=g, group_events_end=gd, stratum_end=end, stratum_start=ss,
-                      tie_fraction=frac, event_weight=ew, log_weight=c, weights=w if weighted else None,
-                      entry_order=entry_order if delayed else None, entry_start=es if delayed else None)
         eta = _eta(beta, XT, offset, has_offset)
         n = eta.shape[0]
-        # each stratum with events shifted by its own largest linear predictor, as the numba kernel does: one shift
-        # for all rows rounds a stratum far below another to zero. Strata are contiguous blocks, bounded by the
-        # events' stratum starts and ends; the rows of strata without events (a block between or after them) are in
-        # no risk set and get r = 0, or they would enter the reverse sums of every earlier stratum at their own
-        # scale and leave that stratum's risk sums differences of large numbers.
+        # Strata are contiguous blocks, bounded by the events' stratum starts and ends. Each stratum with events is
+        # shifted by its own largest linear predictor, as in the numba kernel (one shift for all rows rounds a
+        # stratum far below another to zero); the rows of strata without events are in no risk set: r = 0.
         start = jnp.zeros(n + 1, jnp.int64).at[ss].set(1)
         stop = jnp.zeros(n + 1, jnp.int64).at[end].set(1)
         block = jnp.cumsum(start + stop)[:n]
         in_risk_sets = jnp.cumsum(start - stop)[:n] > 0
         shift = jax.lax.stop_gradient(jax.ops.segment_max(eta, block, num_segments=n + 2)[block])
+        # every running sum restarts at its stratum's bounds (a segmented scan), as in the numba kernel: one sum
+        # over all rows made a stratum's risk sums differences holding every later stratum's rows
+        new_block = jnp.concatenate([jnp.ones(1, bool), block[1:] != block[:-1]])
+        ends_block = jnp.concatenate([block[1:] != block[:-1], jnp.ones(1, bool)])
+        zero = jnp.zeros(1)
+
+        def suffix(x):  # sum of x from each row to its block's end; 0 at n
+            return jnp.concatenate([_segmented_sums(x[::-1], ends_block[::-1], jax, jnp)[::-1], zero])
+
+        def before(x, at):  # sum of x over the block's rows before position ``at`` (the stratum's start ss)
+            return jnp.where(at > ss, _segmented_sums(x, new_block, jax, jnp)[at - 1], 0.0)
 
         def loglik(eta):  # the shift cancels: its own derivative is zero
             r = jnp.where(in_risk_sets, jnp.exp(eta - shift), 0.0)
             if weighted:
                 r = r * w
-            return jnp.sum(ew * eta[ev] - c * (jnp.log(risk_set_sums(r, rs, jnp)) + shift[ev]))
+            R = suffix(r)
+            after = jnp.where(gd < end, R[gd], 0.0)  # the stratum's rows after the tie group
+            risk = (1.0 - frac) * (R[g] - after) + after
+            if delayed:  # the two forms of risk_set_sums, each within the stratum
+                r_e = r[entry_order]
+                later = jnp.where(es < end, suffix(r_e)[es], 0.0)  # entry >= t: not yet at risk
+                forward = before(r_e, es) - before(r, g) - frac * (R[g] - after)  # entered by t, minus gone
+                risk = jnp.where(later < 0.5 * R[g], risk - later, forward)
+            return jnp.sum(ew * eta[ev] - c * (jnp.log(risk) + shift[ev]))
 
         total, g_eta = jax.value_and_grad(loglik)(eta)
         return total, XT @ g_eta, g_eta if has_offset else jnp.zeros(0)

@@ -277,20 +277,16 @@ def _risk_sums_into(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, del
     """:func:`risk_sums` into the buffers of :func:`_workspace`."""
     n = eta.shape[0]
     n_ev = g.shape[0]
-    m = eta[0]
-    for i in range(1, n):
-        if eta[i] > m:
-            m = eta[i]
-    for i in range(n):
-        r[i] = eta[i] - m
-    shift[:] = m
     backward[:] = True
-    # each stratum with events is shifted by its own maximum, so that a stratum's risk sums (differences of reverse
-    # cumulative sums) do not lose digits to later strata far above it; the rows of strata without events are in
-    # no risk set: their r is 0 (below), so that they are not that either
+    # each stratum with events is shifted by its own maximum, so that its risk sums keep their digits beside other
+    # strata far above it; the rows of strata without events are in no risk set: their r is 0 (set before the
+    # exponential too, so that it reads no stale buffer)
+    covered = 0  # the rows below are in a stratum with events, or zeroed
     k = 0
     while k < n_ev:
         lo, hi = ss[k], end[k]
+        for i in range(covered, lo):
+            r[i] = 0.0
         ms = eta[lo]
         for i in range(lo + 1, hi):
             if eta[i] > ms:
@@ -300,8 +296,11 @@ def _risk_sums_into(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, del
         while k < n_ev and ss[k] == lo:
             shift[k] = ms
             k += 1
+        covered = hi
+    for i in range(covered, n):
+        r[i] = 0.0
     exp_nonpositive(r, r)
-    covered = 0  # rows below are in a stratum with events, or zeroed
+    covered = 0
     k = 0
     while k < n_ev:
         lo, hi = ss[k], end[k]

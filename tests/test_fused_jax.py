@@ -2,9 +2,9 @@
 
 :mod:`bayescrt.families.fused_jax` gives pytensor's JAX linker a function for each fused operation. Each
 is compared here with its numba kernel (which tests/test_fused.py and tests/test_fused_parametric.py check
-against the graph twins and finite differences) for every option combination, and real models of each
-family compiled by pytensor with ``mode="JAX"``, as nutpie's JAX backend compiles them, with the same
-models compiled by numba. Both compute the same sums in another order, so they agree to
+against the graph twins and finite differences) for every option combination, and real models with every
+option compiled by ``bayescrt.compiled.compile_jax`` (nutpie's JAX backend, the data frozen in), called as
+nutpie calls them, with the same models compiled by numba. Both compute the same sums in another order, so they agree to
 rounding: 1e-12 of the value's size and 1e-10 of the gradient's largest entry (the tolerances of the
 numba kernels against the graphs), at random points some way from the mode.
 """
@@ -23,7 +23,9 @@ from bayescrt.families import fused, fused_jax
 from bayescrt.families.partial_likelihood import RiskSets
 from test_fused import OPTIONS as COX_OPTIONS
 from test_fused import TIES, _data, full_cox_model, a_small_stratum_before_a_large_one
-from test_fused_parametric import OPTIONS, _ids, _log_densities, _points
+from bayescrt.priors import resolve_priors
+from test_fused_parametric import _builders, _ids
+from test_fused_parametric import _frame as _parametric_frame
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -135,25 +137,6 @@ def test_the_cells_function_under_jax_equals_its_numba_kernel(flags):
     _agree(jx, nb)
 
 
-def test_a_cox_model_compiles_under_jax_to_the_numbers_of_numba():
-    """pytensor's JAX linker finds the registered function in a real model (every option, a frailty)."""
-    model = full_cox_model(np.random.default_rng(7))
-    fns = {mode: model.compile_fn([model.logp(), model.dlogp()], mode=mode) for mode in ("JAX", "NUMBA")}
-    for point in _points(model, 2):
-        _agree(fns["JAX"](point), fns["NUMBA"](point))
-
-
-@pytest.mark.parametrize("name", ["weibull", "pwe-rw1", "pwe-rw2-tv"])
-def test_the_full_likelihood_models_compile_under_jax_to_the_numbers_of_numba(name):
-    """The Weibull (exposure operation), the piecewise model by cells and with a time-varying effect (exposure),
-    every option on."""
-    fns = _log_densities(name, OPTIONS[-1], modes=("JAX", "NUMBA"))
-    model, jx = fns[(True, "JAX")]
-    _, nb = fns[(True, "NUMBA")]
-    for point in _points(model, 2):
-        _agree(jx(point), nb(point))
-
-
 def _flat_points(model, k=2, seed=9):
     """Points in the flat order of nutpie's JAX compilation (the free variables of the frozen model, which may come
     in another order than the model's own) and as PyMC points; and the model's free variables in that order."""
@@ -176,22 +159,29 @@ def _competing_frame(n=300, seed=4):
     return df
 
 
-@pytest.mark.parametrize("case", ["subdistribution", "cox-frailty-strata"])
-def test_the_compilation_the_sampler_calls_gives_numbas_numbers(case):
-    """``compile_jax``'s log density and gradient, as nutpie calls them (the data frozen in), against the model's
-    numba compilation: the subdistribution model (its shapes come from the data) and a Cox model with a frailty
-    and strata (the fused operation with an offset)."""
-    from bayescrt.compiled import compile_jax
-
-    df = _competing_frame()
+def _model(case):
+    """The models whose JAX compilation the sampler's test calls: every option of each fused operation."""
     if case == "subdistribution":
         est = bc.FineGray()
-        data = est.prepare(df, time="t", event="e", cause="cause 1", covariates=["a", "b"])
-    else:
-        est = bc.CoxPH()
-        data = est.prepare(df.assign(s=df["site"] % 2), time="t", event="d", covariates=["a", "b"], cluster="site",
-                           strata="s")
-    model = est.build(data)[0]
+        return est.build(est.prepare(_competing_frame(), time="t", event="e", cause="cause 1",
+                                     covariates=["a", "b"]))[0]
+    if case == "cox-every-option":  # weights, delayed entry, strata, a frailty (the operation with an offset)
+        return full_cox_model(np.random.default_rng(7))
+    # the Weibull (exposure operation), the piecewise model by cells and with a time-varying effect (exposure)
+    est, build = _builders()[case]
+    data = est.prepare(_parametric_frame(), time="t", event="d", covariates=["a", "b", "x01"], weights="w",
+                       entry="entry", strata="s", cluster="site")
+    return build(data, resolve_priors(data.covariates, data.sources, data.scale, None), est)[0]
+
+
+@pytest.mark.parametrize("case", ["subdistribution", "cox-every-option", "weibull", "pwe-rw1", "pwe-rw2-tv"])
+def test_the_compilation_the_sampler_calls_gives_numbas_numbers(case):
+    """``compile_jax``'s log density and gradient, as nutpie calls them (the data frozen in), against the model's
+    numba compilation: the subdistribution model (its shapes come from the data: it cannot be traced with the data
+    as arguments) and each fused operation in a real model with every option on."""
+    from bayescrt.compiled import compile_jax
+
+    model = _model(case)
     compiled = compile_jax(model)
     logp = compiled._make_logp_func()  # what nutpie calls at each gradient
     points, rvs = _flat_points(model)

@@ -279,14 +279,11 @@ def _risk_sums_into(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, del
     n_ev = g.shape[0]
     backward[:] = True
     # each stratum with events is shifted by its own maximum, so that its risk sums keep their digits beside other
-    # strata far above it; the rows of strata without events are in no risk set: their r is 0 (set before the
-    # exponential too, so that it reads no stale buffer)
-    covered = 0  # the rows below are in a stratum with events, or zeroed
+    # strata far above it; the rows of strata without events are in no risk set: whatever the buffer held there
+    # goes through the exponential and is set to 0 after it
     k = 0
     while k < n_ev:
         lo, hi = ss[k], end[k]
-        for i in range(covered, lo):
-            r[i] = 0.0
         ms = eta[lo]
         for i in range(lo + 1, hi):
             if eta[i] > ms:
@@ -296,11 +293,8 @@ def _risk_sums_into(eta, g, gd, end, ss, es, frac, w, entry_order, weighted, del
         while k < n_ev and ss[k] == lo:
             shift[k] = ms
             k += 1
-        covered = hi
-    for i in range(covered, n):
-        r[i] = 0.0
     exp_nonpositive(r, r)
-    covered = 0
+    covered = 0  # the rows below are in a stratum with events, or zeroed
     k = 0
     while k < n_ev:
         lo, hi = ss[k], end[k]

@@ -262,17 +262,18 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
         into, into_e = rows["time_into_interval"], rows["entry_into_interval"]
         width = pm.Data("interval_width", width)
 
-        if by_cells:  # per-stratum cumulative hazard tables, flat, to the kernel; the events' covariate sums below
+        def at_starts(rates):  # each interval's cumulative hazard at its start, per stratum
+            return pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates[:, :-1] * width, axis=1)], axis=1)
+
+        if tv is None:  # per-stratum cumulative hazard tables
             rates = pt.exp(a)
-            whole = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates[:, :-1] * width, axis=1)], axis=1)
+            whole = at_starts(rates)
+        if by_cells:  # the tables flat, to the kernel; the events' covariate sums below
             loglik = fused_piecewise(beta_std, rows["XT"], u, a.reshape((S * J,)), whole.reshape((S * J,)),
                                      rates.reshape((S * J,)),
                                      {"cell": rows["cell_code"], "into": into, "entry_cell": rows["entry_cell_code"],
                                       "entry_into": into_e, "event": rows["event"], "weight": rows["weight"]})
-        elif tv is None:
-            # per-stratum cumulative hazard tables, gathered per row
-            rates = pt.exp(a)
-            whole = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates[:, :-1] * width, axis=1)], axis=1)
+        elif tv is None:  # the tables gathered per row
             H = whole[st, jt] + rates[st, jt] * into
             if data.entry is not None:
                 H = H - (whole[st, je] + rates[st, je] * into_e)
@@ -284,8 +285,7 @@ def build_pwe(data: SurvivalData, priors: list[dict], cuts: np.ndarray, *, rw_or
             b = pm.Normal("tv_log_hr", 0.0, 1.0, dims="interval")
             # rows with the covariate at 1 have log hazard a + b per interval, the others a
             rates0, rates1 = pt.exp(a), pt.exp(a + b[None, :])
-            whole0 = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates0[:, :-1] * width, axis=1)], axis=1)
-            whole1 = pt.concatenate([pt.zeros((S, 1)), pt.cumsum(rates1[:, :-1] * width, axis=1)], axis=1)
+            whole0, whole1 = at_starts(rates0), at_starts(rates1)
             one = xb  # 0/1
 
             def H_at(j, since):

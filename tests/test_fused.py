@@ -373,14 +373,28 @@ def _walk_case(opts, ties, draws=45, seed=1):
 @pytest.mark.parametrize("opts", [o for o in OPTIONS if not o["entry"]],
                          ids=lambda o: "+".join(k for k, v in o.items() if v) or "plain")
 def test_the_walk_from_coefficients_equals_the_numpy_twin(opts, ties):
-    """45 draws: a walk of 32 and one of 13; terms kept and summed; a frailty and a study effect."""
-    data, rs, X, B, shift, extra, eta = _walk_case(opts, ties)
+    """150 draws: a walk of 128 and one of 22; terms kept and summed; a frailty and a study effect."""
+    data, rs, X, B, shift, extra, eta = _walk_case(opts, ties, draws=150)
     ref = partial_loglik_terms(eta, rs)
     np.testing.assert_allclose(fused.walk_terms(B, X, rs, shift, **extra), ref, rtol=1e-12, atol=1e-12)
     sums = fused.walk_terms(B, X, rs, shift, **extra, terms=False)
     np.testing.assert_allclose(sums, ref.sum(axis=1), rtol=1e-12, atol=0)
     plain = fused.walk_terms(B, X, rs, shift, terms=False)
     np.testing.assert_allclose(plain, partial_loglik_terms(B @ X.T - shift[:, None], rs).sum(axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("p", [1, 3, 4, 5, 9, 13])
+def test_the_walk_reads_any_number_of_covariates(p):
+    """The linear predictors are formed four covariates a pass, two rows at a time, from coefficients padded with
+    zeros: any count of covariates, blocks of odd length (strata cut them), equal the numpy twin."""
+    data = _data(weights=True, strata=True)
+    rs = RiskSets.from_data(data, "efron")
+    rng = np.random.default_rng(p)
+    X = rng.normal(size=(data.n, p))
+    B, shift = rng.normal(0, 0.3, (7, p)), rng.normal(size=7)
+    ref = partial_loglik_terms(B @ X.T - shift[:, None], rs)
+    np.testing.assert_allclose(fused.walk_terms(B, X, rs, shift), ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fused.walk_terms(B, X, rs, shift, terms=False), ref.sum(axis=1), rtol=1e-12, atol=0)
 
 
 def _terms_by_logsumexp(eta, rs):

@@ -29,8 +29,9 @@ each family's ``fused=False`` graph is its twin (``tests/test_fused_parametric.p
 
 The Laplace sampler evaluates thousands of proposals at once. :func:`walk_terms` does it from the
 coefficients with no draws x rows array: :func:`walk_event_terms` walks the rows once, last to first, a
-block of 128 rows for 32 draws at a time (each row of ``X`` read once for the 32), forming each draw's
-linear predictor, exponential and risk-set sums in cache, each stratum's sums scaled by the largest
+block of 32 rows for 128 draws at a time (each row of ``X`` read once for the 128; the linear predictors
+four covariates a pass, two rows at a time), forming each draw's linear predictor, exponential and risk-set
+sums in cache, each stratum's sums scaled by the largest
 linear predictor walked so far in it; without kept terms a tie group takes one logarithm of its sums'
 product. Under delayed entry :func:`partial_loglik_events` forms the linear predictors a few draws at a
 time and runs :func:`event_terms` on them. Both split the draws between threads (the kernels hold no GIL)

@@ -172,6 +172,24 @@ def _grouping_problem(s: pd.Series, role: str, col, labels: np.ndarray) -> str |
     return None
 
 
+def labels_as_text(values) -> np.ndarray:
+    """``np.array([str(v) for v in values])``: the same text array, non-negative integers (a frame's usual row
+    labels) written digit by digit in numpy instead of a ``str`` call a row (0.45 s at N = 1,000,000)."""
+    v = np.asarray(values)
+    if v.dtype.kind not in "iu" or v.size == 0 or v.min() < 0:
+        return np.array([str(x) for x in v])
+    v = v.astype(np.uint64)
+    width = len(str(int(v.max())))
+    powers = 10 ** np.arange(width, dtype=np.uint64)  # powers[k] = 10**k
+    ndig = 1 + (v[:, None] >= powers[1:]).sum(axis=1)  # digits of each value (0 has one)
+    chars = np.zeros((len(v), width), np.uint32)  # UCS-4 code points; text shorter than ``width`` ends in NULs
+    for j in range(width):  # the j-th digit from the left, where the value has one
+        k = ndig - 1 - j
+        has = k >= 0
+        chars[:, j] = np.where(has, 48 + (v // powers[np.maximum(k, 0)]) % 10, 0)
+    return chars.view(f"<U{width}").ravel()
+
+
 def _covariate_names(covariates) -> list:
     """``covariates`` as a list of column names, or a DataError that says what was given and what is wanted."""
     if isinstance(covariates, str):

@@ -163,3 +163,28 @@ def test_standardisation_treats_case_weights_as_replicated_rows():
     np.testing.assert_allclose(weighted.center, replicated.center, rtol=1e-14)
     np.testing.assert_allclose(weighted.scale, replicated.scale, rtol=1e-14)
     assert not np.allclose(weighted.scale, df.age.std(ddof=0))
+
+
+@pytest.mark.parametrize("values", [
+    np.arange(1000), np.random.default_rng(2).permutation(12_345), np.array([0]), np.array([0, 9, 10, 99, 100, 10**9 + 7]),
+    np.array([2**63 - 1, 0], np.int64), np.array([2**64 - 1, 5], np.uint64), np.array([3, 4], np.int8),
+    np.array([-1, 3]), np.array([1.5, 2.0]), np.array(["a", "bb"]), np.array([], np.int64), np.array(["x", 1], object),
+    np.array(["2020-01-02"], "datetime64[D]")], ids=lambda v: f"{v.dtype}-{len(v)}")
+def test_row_labels_as_text_are_str_of_each(values):
+    """Integer row labels are written digit by digit in numpy: the same text array (values and width) as a str call
+    a label, whatever the width of the integers; anything else takes the str calls."""
+    from bayescrt.data import labels_as_text
+
+    got, ref = labels_as_text(values), np.array([str(v) for v in values])
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert got.tolist() == ref.tolist()
+
+
+@pytest.mark.parametrize("texts", [[], ["a"], ["it's"], ['a"b'], ["back\\slash"], ["tab\t"], ["é"], ["", ""],
+                                   ["[x]", "~ &("], ["\x7f"], [str(k) for k in range(1000)]])
+def test_the_seal_writes_text_as_repr_does(texts):
+    """The content hash reads text as ``repr`` of the list of strings (saved fits are checked against it); plain
+    text takes a join instead, which must give the same characters."""
+    from bayescrt.fit import _list_repr
+
+    assert _list_repr(texts) == repr(texts)

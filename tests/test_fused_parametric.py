@@ -219,8 +219,8 @@ def test_delayed_entry_stays_finite_for_early_rows_and_a_steep_shape():
 @pytest.mark.parametrize("opts", [dict(zip(("weights", "entry", "strata", "cluster"), f))
                                   for f in itertools.product((False, True), repeat=4)], ids=_ids)
 def test_piecewise_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
-    """The Laplace proposals' log-likelihood of the piecewise model (one pass over the rows for 32 draws, sums per
-    stratum and interval) against the numpy per-row values it replaces, 37 draws (walks of 32 and 5)."""
+    """The Laplace proposals' log-likelihood of the piecewise model (one pass over the rows for 128 draws, sums per
+    stratum and interval) against the numpy per-row values it replaces, 150 draws (walks of 128 and 22)."""
     from bayescrt.data import SurvivalData
     from bayescrt.families.piecewise import PiecewiseExponentialPH
 
@@ -228,9 +228,9 @@ def test_piecewise_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
     kw = {k: v for k, v in dict(weights="w", entry="entry", strata="s", cluster="site").items() if opts[k]}
     data = SurvivalData.from_frame(df, time="t", event="d", covariates=["a", "b"], **kw)
     rng = np.random.default_rng(seed(42))
-    post = {"log_hazard": rng.normal(-3.5, 0.4, (37, data.n_strata, 5)), "log_hr": rng.normal(0, 0.4, (37, 2))}
+    post = {"log_hazard": rng.normal(-3.5, 0.4, (150, data.n_strata, 5)), "log_hr": rng.normal(0, 0.4, (150, 2))}
     if opts["cluster"]:
-        post["frailty"] = rng.normal(0, 0.5, (37, int(data.cluster.max()) + 1))
+        post["frailty"] = rng.normal(0, 0.5, (150, int(data.cluster.max()) + 1))
     info = {"cuts": [5.0, 15.0, 30.0, 60.0]}
     ref = PiecewiseExponentialPH.pointwise_loglik(post, data, info).sum(axis=1)
     np.testing.assert_allclose(PiecewiseExponentialPH.loglik_totals(post, data, info), ref, rtol=1e-12, atol=0)
@@ -239,17 +239,17 @@ def test_piecewise_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
 
 
 def _weibull_case(opts, rng_seed):
-    """Sorted data with the options ``opts`` on (700 rows) and 37 random draws of a Weibull posterior."""
+    """Sorted data with the options ``opts`` on (700 rows) and 150 random draws of a Weibull posterior."""
     from bayescrt.data import SurvivalData
 
     kw = {k: v for k, v in dict(weights="w", entry="entry", strata="s", cluster="site").items() if opts[k]}
     data = SurvivalData.from_frame(_frame(700), time="t", event="d", covariates=["a", "b"], **kw)
     rng = np.random.default_rng(rng_seed)
     S = data.n_strata
-    post = {"log_scale": rng.normal(-2, 0.3, (37, S)), "shape": np.exp(rng.normal(0, 0.2, (37, S))),
-            "log_hr": rng.normal(0, 0.4, (37, 2))}
+    post = {"log_scale": rng.normal(-2, 0.3, (150, S)), "shape": np.exp(rng.normal(0, 0.2, (150, S))),
+            "log_hr": rng.normal(0, 0.4, (150, 2))}
     if opts["cluster"]:
-        post["frailty"] = rng.normal(0, 0.5, (37, int(data.cluster.max()) + 1))
+        post["frailty"] = rng.normal(0, 0.5, (150, int(data.cluster.max()) + 1))
     return data, post, {"t_ref": 25.0}
 
 
@@ -257,7 +257,7 @@ def _weibull_case(opts, rng_seed):
                                   for f in itertools.product((False, True), repeat=4)], ids=_ids)
 def test_weibull_totals_by_cell_sums_equal_the_pointwise_values_summed(opts):
     """The Laplace proposals' log-likelihood of the Weibull model (sums per stratum of exp(eta + k log t), a second
-    pass by the entry times) against the numpy per-row values it replaces, 37 draws (walks of 32 and 5)."""
+    pass by the entry times) against the numpy per-row values it replaces, 150 draws (walks of 128 and 22)."""
     from bayescrt.families.parametric import ParametricPH
     from bayescrt.families.weibull import WeibullPH
 
@@ -323,7 +323,7 @@ def test_piecewise_rows_by_the_kernel_equal_the_numpy_values(opts):
     post = {"log_hazard": rng.normal(-3.5, 0.4, (37, data.n_strata, 5)), "log_hr": rng.normal(0, 0.4, (37, 2)),
             "tv_log_hr": rng.normal(0, 0.3, (37, 5))}
     if opts["cluster"]:
-        post["frailty"] = rng.normal(0, 0.5, (37, int(data.cluster.max()) + 1))
+        post["frailty"] = rng.normal(0, 0.5, (150, int(data.cluster.max()) + 1))
     info = {"cuts": [5.0, 15.0, 30.0, 60.0]}
     ref = ParametricPH.pointwise_loglik.__func__(P, post, data, info)
     np.testing.assert_allclose(P.pointwise_loglik(post, data, info), ref, rtol=1e-12, atol=1e-12)

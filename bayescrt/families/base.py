@@ -37,7 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import validation
-from ..data import SurvivalData
+from ..data import SurvivalData, labels_as_text
 from .. import prefetch
 from ..errors import DiagnosticsWarning, SpecError, suggest
 from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
@@ -417,7 +417,7 @@ def _inverse(order: np.ndarray) -> np.ndarray:
 def data_groups(data: SurvivalData) -> dict:
     """observed_data and constant_data in the caller's row order (after any dropped rows)."""
     inv = _inverse(data.order)
-    rows = np.array([str(r) for r in data.row_labels[inv]])
+    rows = labels_as_text(data.row_labels[inv])
     coords = {"obs": np.arange(data.n), "row": ("obs", rows)}
     observed = {"time": ("obs", data.time[inv]), "event": ("obs", data.event[inv])}
     if data.entry is not None:
@@ -428,9 +428,9 @@ def data_groups(data: SurvivalData) -> dict:
     if data.weights is not None:
         const["weights"] = ("obs", data.weights[inv])
     if data.n_strata > 1:
-        const["stratum"] = ("obs", np.array([str(data.strata_labels[s]) for s in data.strata[inv]]))
+        const["stratum"] = ("obs", np.array([str(v) for v in data.strata_labels])[data.strata[inv]])
     if data.cluster is not None:
-        const["cluster"] = ("obs", np.array([str(data.cluster_labels[c]) for c in data.cluster[inv]]))
+        const["cluster"] = ("obs", np.array([str(v) for v in data.cluster_labels])[data.cluster[inv]])
     return {
         "observed_data": xr.Dataset(observed, coords=coords),
         "constant_data": xr.Dataset(const, coords={**coords, "covariate": list(data.covariates)}),

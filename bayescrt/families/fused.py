@@ -671,7 +671,7 @@ def walk_event_terms(BT, X, shift, ewrow, evk, g, gd, end, frac, c, w, weighted,
     n_ev = g.shape[0]
     keep = out.shape[1] == n_ev
     nblk = kbuf.shape[0]
-    # the buffers (at least _WALK_ROWS x draws floats each) as rows x this call's draws
+    # the buffers as rows x this call's draws (``e`` one row more than a block, the others a block)
     e = e[:(nblk + 1) * K].reshape((nblk + 1, K))
     S = S[:nblk * K].reshape((nblk, K))
     L = L[:nblk * K].reshape((nblk, K))

@@ -68,7 +68,7 @@ class WeibullPH(ParametricPH):
     def loglik_totals(cls, post, data, info, hierarchy=None) -> np.ndarray:
         """``pointwise_loglik(post, data, info).sum(axis=1)`` without a draws x rows array, for the Laplace
         sampler's proposals: per stratum ``s`` and draw, ``B_s = sum w_i exp(eta_i + k_s log(t_i / t_ref))`` by
-        :func:`.fused.cell_sums` (one pass over the rows for 32 draws; a second by the entry times under delayed
+        :func:`.fused.cell_sums` (one pass over the rows for 128 draws; a second by the entry times under delayed
         entry), so that the cumulative hazards sum to ``sum_s exp(a_s) B_s``; the events' terms are linear in the
         parameters: ``sum w d eta`` from the same pass, the rest from per-stratum event sums."""
         from .fused import cell_sums

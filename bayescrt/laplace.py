@@ -140,8 +140,9 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
     rises; it stops when half the Newton decrement is below 1e-10. The Hessian is kept from step to step and
     taken afresh only where the kept one stops leading uphill or says the mode is reached, so that the end is
     judged, and the Hessian returned, at the mode itself: from a start near the mode (the maximum-likelihood
-    estimate) two Hessians instead of one a step, each ``2 d`` gradients. A Hessian that is not negative definite
-    at the end means the density has no proper mode here: a SpecError."""
+    estimate) two Hessians instead of one a step, each ``d`` gradients (forward differences from the gradient at
+    hand, as :func:`_newton_from`: the weights are exact, and a gradient at N = 1,000,000 costs 15-19 ms). A
+    Hessian that is not negative definite at the end means the density has no proper mode here: a SpecError."""
 
     def grad(x):
         return logp_grad(x)[1]
@@ -151,7 +152,7 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
     if not np.isfinite(lp):
         raise SpecError("sampler='laplace': the log density is not finite at the model's initial point; use "
                         "sampler='nutpie'")
-    H, fresh = _hessian(grad, x), True
+    H, fresh = _hessian(grad, x, g), True
     for _ in range(NEWTON_MAX):
         try:
             step = np.linalg.solve(-H, g)
@@ -164,12 +165,12 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
         if found is None:  # converged, or no step rises: judged again by a fresh Hessian, once
             if fresh:
                 break
-            H, fresh = _hessian(grad, x), True
+            H, fresh = _hessian(grad, x, g), True
             continue
         t, lp, g = found
         x, fresh = x + t * step, False
     if not fresh:
-        H = _hessian(grad, x)
+        H = _hessian(grad, x, g)
     _proper(H)
     return x, H, float(lp)
 

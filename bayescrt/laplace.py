@@ -136,7 +136,7 @@ def _newton_from(logp_grad, y0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray,
 def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """The mode of the log density by damped Newton steps from ``x0``: ``(mode, Hessian, log density)``.
 
-    Each step solves with the Hessian (central differences of the gradient) and halves until the log density
+    Each step solves with the Hessian (differences of the gradient) and halves until the log density
     rises; it stops when half the Newton decrement is below 1e-10. The Hessian is kept from step to step and
     taken afresh only where the kept one stops leading uphill or says the mode is reached, so that the end is
     judged, and the Hessian returned, at the mode itself: from a start near the mode (the maximum-likelihood

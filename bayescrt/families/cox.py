@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from ..compiled import data_block
-from ..data import SurvivalData
+from ..data import SurvivalData, labels_as_text
 from ..errors import SpecError
 from .base import Estimator, check_marginal, fit_data, thinned
 from .common import DEFAULT_FRAILTY_PRIOR, frailty, prior_rows, prior_vector, resolve_frailty_prior
@@ -144,7 +144,7 @@ class CoxPH(Estimator):
 
     def _loglik_dataset(self, ll, post, data, info):
         rs = info["risk_sets"]
-        rows = [str(r) for r in data.row_labels[rs.event_rows]]
+        rows = labels_as_text(data.row_labels[rs.event_rows])
         return xr.Dataset(
             {"partial_loglik": (("chain", "draw", "event"), ll)},
             coords={"chain": post["chain"].values, "draw": post["draw"].values, "event": np.arange(len(rows)),

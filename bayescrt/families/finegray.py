@@ -35,7 +35,7 @@ import xarray as xr
 
 from ..causes import CENSORED, EVENT_COLUMN, check_event_role, event_causes
 from ..compiled import data_block
-from ..data import SurvivalData
+from ..data import SurvivalData, labels_as_text
 from ..errors import SpecError, suggest
 from ..fit import Fit
 from .base import Estimator, check_marginal, fit_data
@@ -221,7 +221,7 @@ class FineGray(Estimator):
         return None
 
     def _loglik_dataset(self, ll, post, data, info):
-        rows = [str(r) for r in data.row_labels[info["risk_sets"].event_rows]]
+        rows = labels_as_text(data.row_labels[info["risk_sets"].event_rows])
         return xr.Dataset({"partial_loglik": (("chain", "draw", "event"), ll)},
                           coords={"chain": post["chain"].values, "draw": post["draw"].values,
                                   "event": np.arange(len(rows)), "event_row": ("event", rows)})

@@ -180,6 +180,13 @@ def test_row_labels_as_text_are_str_of_each(values):
     assert got.tolist() == ref.tolist()
 
 
+def test_row_labels_as_text_refuse_a_table():
+    from bayescrt.data import labels_as_text
+
+    with pytest.raises(ValueError, match=r"one-dimensional, not of shape \(2, 2\)"):
+        labels_as_text(np.array([[1, 2], [3, 4]]))
+
+
 @pytest.mark.parametrize("texts", [[], ["a"], ["it's"], ['a"b'], ["back\\slash"], ["tab\t"], ["é"], ["", ""],
                                    ["[x]", "~ &("], ["\x7f"], [str(k) for k in range(1000)]])
 def test_the_seal_writes_text_as_repr_does(texts):

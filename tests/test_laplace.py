@@ -192,6 +192,45 @@ def test_systematic_resampling_keeps_each_proposal_floor_or_ceil_of_its_share():
     assert counts.sum() == 1000 and np.all((counts >= np.floor(share)) & (counts <= np.ceil(share)))
 
 
+@pytest.mark.parametrize("kind", ["repeats", "permutation", "resample", "one row"])
+def test_rows_gathered_in_place_are_numpy_s_fancy_index(kind):
+    """take_rows_in_place moves rows through one row of extra memory: a wrong cycle or a repeat copied from a row
+    already overwritten would differ from ``a[idx]``."""
+    rng = np.random.default_rng(seed(130))
+    for _ in range(200):
+        n = 1 if kind == "one row" else int(rng.integers(2, 60))
+        a = rng.normal(size=(n, 3))
+        if kind == "repeats":
+            idx = rng.integers(0, n, n)
+        elif kind == "permutation":
+            idx = rng.permutation(n)
+        else:
+            idx = rng.permutation(laplace.systematic_resample(rng.dirichlet(np.full(n, 0.3)), n, rng))
+        want = a[idx]
+        laplace.take_rows_in_place(a, idx)
+        np.testing.assert_array_equal(a, want)
+    with pytest.raises(ValueError, match="idx has shape"):
+        laplace.take_rows_in_place(np.zeros((3, 2)), np.arange(2))
+
+
+@pytest.mark.parametrize("proposals", [50, 80])
+def test_kept_terms_are_the_resampled_rows_of_each_chain(proposals):
+    """With as many proposals as draws a chain's terms are evaluated into the stored array and gathered there;
+    with more, into a buffer and copied: either way chain c holds its terms at its kept rows."""
+    rng = np.random.default_rng(seed(131))
+    kept = laplace._KeptTerms(chains=3, draws=50)
+    want = []
+    for c in range(3):
+        rows = kept.rows(c, (proposals, 7))
+        terms = rng.normal(size=(proposals, 7))
+        rows[:] = terms
+        idx = rng.integers(0, proposals, 50)
+        kept.keep(c, rows, idx)
+        want.append(terms[idx])
+        assert (rows.base is kept.array) == (proposals == 50)
+    np.testing.assert_array_equal(kept.array, np.stack(want))
+
+
 def test_the_threshold_of_k_follows_the_number_of_proposals():
     assert laplace.pareto_k_threshold(1000) == pytest.approx(1 - 1 / 3) and laplace.pareto_k_threshold(10**6) == 0.7
 

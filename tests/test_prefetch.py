@@ -1,9 +1,13 @@
-"""bayescrt.prefetch: a fit's later imports and first kernel, started on one helper thread.
+"""bayescrt.prefetch: a fit's later imports and first kernel, started on one helper thread, and the first fit's
+full garbage collections held off.
 
 What is asserted, and why it could fail: in a fresh process (a subprocess: this one has imported everything
 already) one call starts one thread, a second call starts none, and when the thread is done PyMC and ArviZ's
 statistics are imported and the maximum-likelihood start's kernel is loaded for its types; an import that fails
-on the helper is swallowed there (the fit's own import raises it, where it matters).
+on the helper is swallowed there (the fit's own import raises it, where it matters). The first fit's block holds
+the oldest generation's collections off and makes one full collection at its end, even when the fit raises; later
+blocks change nothing; a collector the caller turned off, or whose thresholds it set inside the block, stays as the
+caller left it.
 """
 
 import subprocess
@@ -49,3 +53,50 @@ def test_a_failing_import_on_the_helper_is_left_to_the_fit():
         print("pymc" in sys.modules, "arviz_stats" in sys.modules)
     """)
     assert out.split() == ["False", "True"]
+
+
+def test_the_first_fit_holds_off_full_collections_and_makes_one_at_its_end():
+    """In a fresh process the first block holds the oldest generation's collections off (its threshold raised, the
+    younger two as they were), restores the thresholds and makes one full collection when it ends, also when it
+    raises; a second block, with the helper already started, changes nothing. Each could fail on its own."""
+    out = _run("""
+        import gc
+        from bayescrt import prefetch
+        before = gc.get_threshold()
+        full = lambda: gc.get_stats()[2]["collections"]
+        n = full()
+        try:
+            with prefetch.first_fit() as held:
+                inside = gc.get_threshold()
+                raise KeyError("the fit failed")
+        except KeyError:
+            pass
+        print(held, inside[:2] == before[:2], inside[2] > 10**6, gc.get_threshold() == before, full() - n)
+        n = full()
+        with prefetch.first_fit() as held:
+            inside = gc.get_threshold()
+        print(held, inside == before, full() - n)
+    """)
+    lines = out.splitlines()
+    assert lines[0].split() == ["True", "True", "True", "True", "1"]
+    assert lines[1].split() == ["False", "True", "0"]
+
+
+def test_a_collector_the_caller_turned_off_or_retuned_is_left_as_the_caller_set_it():
+    out = _run("""
+        import gc
+        from bayescrt import prefetch
+        gc.disable()
+        with prefetch.first_fit() as held:
+            pass
+        print(held, gc.isenabled())
+    """)
+    assert out.split() == ["False", "False"]
+    out = _run("""
+        import gc
+        from bayescrt import prefetch
+        with prefetch.first_fit() as held:
+            gc.set_threshold(5000, 20, 30)
+        print(held, gc.get_threshold())
+    """)
+    assert out.strip().split(maxsplit=1) == ["True", "(5000, 20, 30)"]

@@ -245,77 +245,80 @@ class Estimator:
         check_sampling(sampler=self.sampler, draws=draws, tune=tune, chains=chains, random_seed=random_seed)
         check_compiled_models(compiled_models, self.sampler)
         check_scheduler(scheduler, self.sampler, compiled_models)
-        prefetch.start(_first_kernel)  # the later steps' imports and first kernel, beside the data checks below
-        chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
-        levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
-                  "study_prior": study_prior}
-        if not self.has_levels and (any(v is not None for v in (study, exposure, aggregate, study_prior))
-                                    or pooling != "partial"):
-            raise SpecError(f"{self.family} has no study level: study=, exposure=, pooling=, aggregate= and study_prior= "
-                            "are for several studies in one CoxPH model; drop them, or fit CoxPH")
-        data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
-                            weights=weights, reference=reference, missing=missing, cluster=cluster, study=study,
-                            formula=formula)
-        if active is not None:
-            data = self._activate(data, active, study is not None or aggregate is not None)
-        hierarchy = self._levels(data, levels) if self.has_levels else None
-        model, info, resolved = self.build(data, priors, hierarchy)
-        ta = self.target_accept or self._default_target_accept(data, hierarchy)
-        from ..chains import FEW_STUDIES_ADAPTATION
+        # the later steps' imports and first kernel on a helper, beside the data checks below; a fresh process's first
+        # fit holds off the cyclic collector's full collections while it creates PyMC's objects (bayescrt.prefetch)
+        with prefetch.first_fit(_first_kernel):
+            chunk = self.loglik_chunk if chunk is None else validation.integer("chunk", chunk, low=1)
+            levels = {"study": study, "exposure": exposure, "pooling": pooling, "aggregate": aggregate,
+                      "study_prior": study_prior}
+            if not self.has_levels and (any(v is not None for v in (study, exposure, aggregate, study_prior))
+                                        or pooling != "partial"):
+                raise SpecError(f"{self.family} has no study level: study=, exposure=, pooling=, aggregate= and "
+                                "study_prior= are for several studies in one CoxPH model; drop them, or fit CoxPH")
+            data = self.prepare(df, time=time, event=event, covariates=covariates, entry=entry, strata=strata,
+                                weights=weights, reference=reference, missing=missing, cluster=cluster, study=study,
+                                formula=formula)
+            if active is not None:
+                data = self._activate(data, active, study is not None or aggregate is not None)
+            hierarchy = self._levels(data, levels) if self.has_levels else None
+            model, info, resolved = self.build(data, priors, hierarchy)
+            ta = self.target_accept or self._default_target_accept(data, hierarchy)
+            from ..chains import FEW_STUDIES_ADAPTATION
 
-        adaptation = FEW_STUDIES_ADAPTATION if study is not None or aggregate is not None else None
-        if log_likelihood is None:
-            log_likelihood = chains * draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
-        # the Laplace sampler evaluates its proposals in batches by the family's twin when that is a compiled kernel
-        # (it beats the model's log density one proposal at a time), and keeps their terms as the stored
-        # log-likelihood; a numpy twin over every row of thousands of proposals costs more than it saves
-        batched = self.sampler == "laplace" and self.compiled_pointwise
-        scratch: dict = {}  # the twin's buffers, kept from batch to batch of this fit
-        twin = ((lambda post, terms: self.pointwise_loglik(post, data, info, hierarchy, terms=terms, scratch=scratch))
-                if batched else None)
-        if self.sampler == "laplace" and not batched and self.compiled_totals and info.get("tv_index") is None:
-            # only the log-likelihood's sum per proposal, compiled; the stored pointwise values come after, from
-            # the kept draws
-            twin = lambda post, terms: self.loglik_totals(post, data, info, hierarchy)  # noqa: E731
-        if self.sampler == "nutpie-jax":  # the fused operations' JAX implementations, for pytensor's JAX linker
-            from .fused_jax import register
+            adaptation = FEW_STUDIES_ADAPTATION if study is not None or aggregate is not None else None
+            if log_likelihood is None:
+                log_likelihood = chains * draws * self._n_terms(data) * 8 <= LOGLIK_MAX_BYTES
+            # the Laplace sampler evaluates its proposals in batches by the family's twin when that is a compiled kernel
+            # (it beats the model's log density one proposal at a time), and keeps their terms as the stored
+            # log-likelihood; a numpy twin over every row of thousands of proposals costs more than it saves
+            batched = self.sampler == "laplace" and self.compiled_pointwise
+            scratch: dict = {}  # the twin's buffers, kept from batch to batch of this fit
+            twin = ((lambda post, terms: self.pointwise_loglik(post, data, info, hierarchy, terms=terms,
+                                                               scratch=scratch))
+                    if batched else None)
+            if self.sampler == "laplace" and not batched and self.compiled_totals and info.get("tv_index") is None:
+                # only the log-likelihood's sum per proposal, compiled; the stored pointwise values come after, from
+                # the kept draws
+                twin = lambda post, terms: self.loglik_totals(post, data, info, hierarchy)  # noqa: E731
+            if self.sampler == "nutpie-jax":  # the fused operations' JAX implementations, for pytensor's JAX linker
+                from .fused_jax import register
 
-            register()
-        tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
-                                      random_seed=random_seed, progress=progress, target_accept=ta,
-                                      compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,
-                                      pointwise=twin, keep_pointwise=bool(log_likelihood) and batched,
-                                      start_at_zero=coefficient_vars(model))
-        post = tree["posterior"]
-        groups = data_groups(data)
-        if log_likelihood and "pointwise" in tree.children:
-            groups["log_likelihood"] = self._loglik_dataset(tree["pointwise"]["terms"].values, post, data, info)
-            tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in tree.children if g != "pointwise"})
-        elif log_likelihood:
-            groups["log_likelihood"] = self._pointwise_group(post, data, info, hierarchy, chunk)
-        text, first, last = self._describe(data, info)
-        description = {
-            "family": self.family, "description": text, **first, "covariates": list(data.covariates),
-            "sources": list(data.sources), "references": {k: str(v) for k, v in data.references.items()},
-            "center": data.center.tolist(), "scale": data.scale.tolist(), "columns": data.columns, "n": data.n,
-            "n_events": data.n_events, "strata_labels": [str(s) for s in data.strata_labels],
-            "n_dropped": data.n_dropped, "dropped": data.dropped, "data_description": data.describe(),
-            "log_likelihood": self._loglik_text(log_likelihood), **last,
-            "diagnostic_vars": [v for v in self.diagnostic_vars if v in post],
-        }
-        if data.active is not None:
-            description["active"] = [c for c, a in zip(data.covariates, data.active) if a]
-        if data.design is not None:
-            description["formula"] = data.design.to_json()
-        description.update(self._level_description(hierarchy, levels))
-        if data.cluster is not None:
-            description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
-                                      "prior_sd": self.frailty_prior,
-                                      "parameterisation": "centred" if self.centered else "non-centred"}
-        fit = assemble(tree, sampling, model=description, priors=resolved, data_hash=data.hash(),
-                       extra_groups=groups)
-        fit.design = data.design  # in memory only: contrasts at other values, new rows through the formula
-        return fit
+                register()
+            tree, sampling = sample_model(model, sampler=self.sampler, draws=draws, tune=tune, chains=chains,
+                                          random_seed=random_seed, progress=progress, target_accept=ta,
+                                          compiled_models=compiled_models, scheduler=scheduler, adaptation=adaptation,
+                                          pointwise=twin, keep_pointwise=bool(log_likelihood) and batched,
+                                          start_at_zero=coefficient_vars(model))
+            post = tree["posterior"]
+            groups = data_groups(data)
+            if log_likelihood and "pointwise" in tree.children:
+                groups["log_likelihood"] = self._loglik_dataset(tree["pointwise"]["terms"].values, post, data, info)
+                tree = xr.DataTree.from_dict({g: tree[g].to_dataset() for g in tree.children if g != "pointwise"})
+            elif log_likelihood:
+                groups["log_likelihood"] = self._pointwise_group(post, data, info, hierarchy, chunk)
+            text, first, last = self._describe(data, info)
+            description = {
+                "family": self.family, "description": text, **first, "covariates": list(data.covariates),
+                "sources": list(data.sources), "references": {k: str(v) for k, v in data.references.items()},
+                "center": data.center.tolist(), "scale": data.scale.tolist(), "columns": data.columns, "n": data.n,
+                "n_events": data.n_events, "strata_labels": [str(s) for s in data.strata_labels],
+                "n_dropped": data.n_dropped, "dropped": data.dropped, "data_description": data.describe(),
+                "log_likelihood": self._loglik_text(log_likelihood), **last,
+                "diagnostic_vars": [v for v in self.diagnostic_vars if v in post],
+            }
+            if data.active is not None:
+                description["active"] = [c for c, a in zip(data.covariates, data.active) if a]
+            if data.design is not None:
+                description["formula"] = data.design.to_json()
+            description.update(self._level_description(hierarchy, levels))
+            if data.cluster is not None:
+                description["frailty"] = {"column": cluster, "n_clusters": len(data.cluster_labels),
+                                          "prior_sd": self.frailty_prior,
+                                          "parameterisation": "centred" if self.centered else "non-centred"}
+            fit = assemble(tree, sampling, model=description, priors=resolved, data_hash=data.hash(),
+                           extra_groups=groups)
+            fit.design = data.design  # in memory only: contrasts at other values, new rows through the formula
+            return fit
 
     def _fit_imputed(self, frames, kw: dict) -> Fit:
         """Fit each completed DataFrame with its own seed and pool the draws (:mod:`bayescrt.pooling`)."""

@@ -54,6 +54,7 @@ from collections import OrderedDict
 import numpy as np
 
 from .errors import SpecError
+from .memory import written_once
 from .psis import smooth_log_weights
 
 DF = 7  # degrees of freedom of the multivariate t proposal
@@ -590,8 +591,8 @@ class _KeptTerms:
     A chain's proposals are evaluated straight into its rows of that array, and its resampled draws are then
     gathered in place (:func:`take_rows_in_place`), when there are as many proposals as draws; otherwise into one
     buffer for every chain, from which the kept rows are copied. The array is fresh memory, whose pages the system
-    supplies on first touch (0.3-0.6 s for the 133 MB at N = 8,880 on a virtual machine): written once, not through a
-    chain's buffer first."""
+    supplies on first touch (0.3-0.6 s for the 133 MB at N = 8,880 on a virtual machine through numpy's allocation):
+    written once, not through a chain's buffer first, and in small pages (:mod:`bayescrt.memory`)."""
 
     def __init__(self, chains: int, draws: int):
         self.chains, self.draws = chains, draws
@@ -600,7 +601,7 @@ class _KeptTerms:
     def rows(self, c: int, shape: tuple) -> np.ndarray:
         """Where chain ``c``'s proposals' terms go, ``shape`` = (proposals, terms)."""
         if self.array is None:
-            self.array = np.empty((self.chains, self.draws, shape[1]))
+            self.array = written_once((self.chains, self.draws, shape[1]))
         if shape == self.array.shape[1:]:
             return self.array[c]
         if self._buffer is None or self._buffer.shape != shape:
@@ -609,7 +610,7 @@ class _KeptTerms:
 
     def keep(self, c: int, terms: np.ndarray, idx: np.ndarray) -> None:
         """Chain ``c``'s kept draws: the rows ``idx`` of its proposals' ``terms``."""
-        if terms.base is self.array:  # this chain's rows of the array (rows())
+        if np.may_share_memory(terms, self.array):  # this chain's rows of the array (rows())
             take_rows_in_place(terms, idx)
         else:
             np.take(terms, idx, axis=0, out=self.array[c])

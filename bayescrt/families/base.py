@@ -40,6 +40,7 @@ from .. import validation
 from ..data import SurvivalData, labels_as_text
 from .. import prefetch
 from ..errors import DiagnosticsWarning, SpecError, suggest
+from ..memory import written_once
 from ..fit import (Fit, assemble, check_compiled_models, check_sampler, check_sampling, check_scheduler,
                    check_target_accept, sample_model)
 from ..priors import log_density, resolve_priors
@@ -371,7 +372,7 @@ class Estimator:
 
         C, D = post.sizes["chain"], post.sizes["draw"]
         flat = flat_draws(post, [v for v in self.posterior_vars if v in post])
-        out = np.empty((C * D, self._n_terms(data)))
+        out = written_once((C * D, self._n_terms(data)))
         order = self._stored_order(data)
         for a in range(0, C * D, chunk):
             part = {k: v[a:a + chunk] for k, v in flat.items()}

@@ -1,0 +1,29 @@
+"""Arrays for the large results a fit writes once: the stored log-likelihood.
+
+numpy asks Linux for transparent huge pages on every array of 4 MB or more. Where the system has no recently freed
+huge page at hand, the first touch of one costs far more than that of small pages on a virtual machine: writing a
+fresh 284 MB array (a Weibull fit's per-row log-likelihood at N = 8,880) took 0.91-1.01 s through numpy's
+allocation on the 2-core virtual machine of ``benchmarks/``, and 0.12-0.13 s through small pages (0.02 s when freed
+huge pages happened to be at hand). A stored log-likelihood is written once, a row at a time, and read a few times,
+so huge pages buy it little: :func:`written_once` maps it with small pages, private to the process (as numpy's own
+memory is). Elsewhere than on Linux, and below 4 MB, it is ``np.empty``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import sys
+
+import numpy as np
+
+SMALLEST = 4 << 20  # bytes: numpy's own threshold for asking for huge pages
+
+
+def written_once(shape) -> np.ndarray:
+    """An uninitialised float64 array of ``shape`` (zeros where mapped afresh), freed with its last reference."""
+    shape = tuple(int(s) for s in np.atleast_1d(shape))
+    nbytes = int(np.prod(shape)) * 8
+    if nbytes < SMALLEST or not sys.platform.startswith("linux"):
+        return np.empty(shape)
+    pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE)
+    return np.frombuffer(pages, dtype=np.float64).reshape(shape)

@@ -1,0 +1,42 @@
+"""bayescrt.memory.written_once: the arrays a stored log-likelihood is written into.
+
+What is asserted, and why it could fail: the array has the shape asked for, float64, writeable, C-contiguous, and on
+Linux above 4 MB it is memory of its own (two arrays never share it, a view of it writes through to it); it keeps
+what is written, survives pickling (as Dask and the saved fits need) and takes numpy's arithmetic like any array.
+"""
+
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+from bayescrt.memory import SMALLEST, written_once
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (4, 1000, 300), (2, SMALLEST // 8)])
+def test_an_array_of_the_shape_asked_for_that_keeps_what_is_written(shape):
+    a = written_once(shape)
+    assert a.shape == shape and a.dtype == np.float64 and a.flags.writeable and a.flags.c_contiguous
+    values = np.random.default_rng(0).normal(size=shape)
+    a[...] = values
+    a[1][..., 0] = 7.0  # through a view
+    values[1][..., 0] = 7.0
+    np.testing.assert_array_equal(a, values)
+    b = written_once(shape)
+    assert not np.shares_memory(a, b)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)), values)
+    assert float((a * 2).sum()) == pytest.approx(2 * float(values.sum()))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the small-page mapping is for Linux")
+def test_above_numpy_s_huge_page_threshold_the_array_is_a_private_mapping():
+    import mmap
+
+    big, small = written_once((SMALLEST // 8,)), written_once((10,))
+    owner = big
+    while isinstance(owner, np.ndarray):
+        owner = owner.base
+    assert isinstance(getattr(owner, "obj", owner), mmap.mmap)
+    assert small.flags.owndata
+    assert not big.any()  # a fresh private mapping reads as zeros

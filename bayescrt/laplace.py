@@ -620,10 +620,16 @@ def take_rows_in_place(a: np.ndarray, idx: np.ndarray) -> None:
     """``a[:] = a[idx]`` for a 2-D array and row numbers ``idx`` (as many as ``a`` has rows; repeats allowed), with one
     row of extra memory: each row read once or more is moved to its first destination by the cycles of a
     permutation (the unread rows fill the destinations left over), then copied to its other destinations."""
+    if np.ndim(a) != 2:
+        raise ValueError(f"take_rows_in_place: a has {np.ndim(a)} dimensions; give a 2-D array (rows x columns)")
     n = len(a)
-    idx = np.asarray(idx, np.int64)
-    if idx.shape != (n,):
-        raise ValueError(f"take_rows_in_place: idx has shape {idx.shape}, a has {n} rows; give one row number a row")
+    idx = np.asarray(idx)
+    if idx.shape != (n,) or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"take_rows_in_place: idx has shape {idx.shape} and dtype {idx.dtype}, a has {n} rows; give "
+                         "one integer row number a row")
+    if n and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"take_rows_in_place: row numbers run from {idx.min()} to {idx.max()}; give 0 to {n - 1}")
+    idx = idx.astype(np.int64, copy=False)
     order = np.argsort(idx, kind="stable")
     first = np.ones(n, bool)
     first[1:] = idx[order[1:]] != idx[order[:-1]]

@@ -213,6 +213,17 @@ def test_rows_gathered_in_place_are_numpy_s_fancy_index(kind):
         laplace.take_rows_in_place(np.zeros((3, 2)), np.arange(2))
 
 
+@pytest.mark.parametrize("idx, message", [([0, -3, 1], "run from -3"), ([0, 3, 1], "run from 0 to 3"),
+                                          ([1.7, 0, 1], "dtype float64")])
+def test_row_numbers_out_of_range_or_not_integers_are_refused_before_anything_moves(idx, message):
+    a = np.arange(6.0).reshape(3, 2)
+    with pytest.raises(ValueError, match=message):
+        laplace.take_rows_in_place(a, np.array(idx))
+    np.testing.assert_array_equal(a, np.arange(6.0).reshape(3, 2))
+    with pytest.raises(ValueError, match="3 dimensions"):
+        laplace.take_rows_in_place(np.zeros((3, 2, 2)), np.arange(3))
+
+
 @pytest.mark.parametrize("proposals", [50, 80])
 def test_kept_terms_are_the_resampled_rows_of_each_chain(proposals):
     """With as many proposals as draws a chain's terms are evaluated into the stored array and gathered there;

@@ -25,5 +25,11 @@ def written_once(shape) -> np.ndarray:
     nbytes = int(np.prod(shape)) * 8
     if nbytes < SMALLEST or not sys.platform.startswith("linux"):
         return np.empty(shape)
-    pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE)
+    try:
+        pages = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE)
+    except OSError as err:  # as numpy says it, so that a caller's "except MemoryError" still holds
+        raise MemoryError(f"cannot allocate {nbytes / 2**30:.2f} GiB for an array of shape {shape}: {err}; store "
+                          "less (log_likelihood=False) or free memory") from err
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):  # also where the system gives huge pages unasked (THP "always")
+        pages.madvise(mmap.MADV_NOHUGEPAGE)
     return np.frombuffer(pages, dtype=np.float64).reshape(shape)

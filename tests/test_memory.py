@@ -40,3 +40,21 @@ def test_above_numpy_s_huge_page_threshold_the_array_is_a_private_mapping():
     assert isinstance(getattr(owner, "obj", owner), mmap.mmap)
     assert small.flags.owndata
     assert not big.any()  # a fresh private mapping reads as zeros
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the small-page mapping is for Linux")
+def test_memory_that_cannot_be_had_is_numpy_s_memory_error_naming_the_size():
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import resource
+        from bayescrt.memory import written_once
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+        try:
+            written_once(((4 << 30) // 8,))
+        except MemoryError as err:
+            print("MemoryError", err)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("MemoryError cannot allocate 4.00 GiB"), out.stdout + out.stderr

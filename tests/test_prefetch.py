@@ -10,9 +10,12 @@ blocks change nothing; a collector the caller turned off, or whose thresholds it
 caller left it.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 
 def _run(code: str) -> str:
@@ -71,7 +74,8 @@ def test_the_first_fit_holds_off_full_collections_and_makes_one_at_its_end():
                 raise KeyError("the fit failed")
         except KeyError:
             pass
-        print(held, inside[:2] == before[:2], inside[2] > 10**6, gc.get_threshold() == before, full() - n)
+        print(held, inside[:2] == before[:2], inside[2] == prefetch._HELD > 1000 * before[2], gc.get_threshold() == before,
+              full() - n)
         n = full()
         with prefetch.first_fit() as held:
             inside = gc.get_threshold()
@@ -100,3 +104,32 @@ def test_a_collector_the_caller_turned_off_or_retuned_is_left_as_the_caller_set_
         print(held, gc.get_threshold())
     """)
     assert out.strip().split(maxsplit=1) == ["True", "(5000, 20, 30)"]
+    out = _run("""
+        import gc
+        from bayescrt import prefetch
+        with prefetch.first_fit() as held:
+            g0, g1, g2 = gc.get_threshold()
+            gc.set_threshold(g0 * 2, g1, g2)  # retuned relative to the held value: only the oldest's comes back
+        print(held, gc.get_threshold())
+    """)
+    assert out.strip().split(maxsplit=1) == ["True", "(1400, 10, 10)"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_process_forked_during_the_hold_gets_the_collector_back():
+    """A child forked during the first fit (from any thread) never leaves the fit's block: it gets the thresholds
+    back at once, and leaving the block after all does not fail."""
+    out = _run("""
+        import gc, os, sys
+        from bayescrt import prefetch
+        with prefetch.first_fit() as held:
+            pid = os.fork()
+            if pid == 0:
+                print("child", gc.get_threshold(), flush=True)
+        if pid == 0:
+            print("child left", gc.get_threshold(), flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print("parent", held, gc.get_threshold())
+    """)
+    assert "child (700, 10, 10)" in out and "child left (700, 10, 10)" in out and "parent True (700, 10, 10)" in out

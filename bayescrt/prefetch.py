@@ -56,11 +56,6 @@ def _release() -> None:
         gc.set_threshold(now[0], now[1], own)
 
 
-def _release_in_child() -> None:  # a process forked during the hold never leaves the first fit's block
-    if _HOLD:
-        _release()
-
-
 def _work(steps) -> None:
     for step in (lambda: __import__("pymc"), *steps, lambda: __import__("arviz_stats")):
         try:
@@ -99,5 +94,5 @@ def first_fit(*steps):
             gc.collect()
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_release_in_child)
+if hasattr(os, "register_at_fork"):  # a process forked during the hold never leaves the first fit's block
+    os.register_at_fork(after_in_child=_release)

@@ -12,6 +12,7 @@ memory is). Elsewhere than on Linux, and below 4 MB, it is ``np.empty``.
 from __future__ import annotations
 
 import mmap
+import operator
 import sys
 
 import numpy as np
@@ -21,7 +22,13 @@ SMALLEST = 4 << 20  # bytes: numpy's own threshold for asking for huge pages
 
 def written_once(shape) -> np.ndarray:
     """An uninitialised float64 array of ``shape`` (zeros where mapped afresh), freed with its last reference."""
-    shape = tuple(int(s) for s in np.atleast_1d(shape))
+    try:  # whole numbers as np.empty takes them: a float, NaN or text is refused, not truncated
+        dims = tuple(operator.index(s) for s in (shape if np.iterable(shape) else (shape,)))
+    except TypeError:
+        raise TypeError(f"written_once: shape={shape!r} must be whole numbers, e.g. (4, 1000, 4167)") from None
+    if any(s < 0 for s in dims):
+        raise ValueError(f"written_once: shape={shape!r} has a negative length; lengths are 0 or more")
+    shape = dims
     nbytes = int(np.prod(shape)) * 8
     if nbytes < SMALLEST or not sys.platform.startswith("linux"):
         return np.empty(shape)

@@ -58,3 +58,18 @@ def test_memory_that_cannot_be_had_is_numpy_s_memory_error_naming_the_size():
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.startswith("MemoryError cannot allocate 4.00 GiB"), out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("shape, error, message", [((2.5, 3), TypeError, "whole numbers"),
+                                                   ((float("nan"), 3), TypeError, "whole numbers"),
+                                                   (("a",), TypeError, "whole numbers"),
+                                                   (float("inf"), TypeError, "whole numbers"),
+                                                   ((10**7, -1), ValueError, "negative length")])
+def test_a_shape_that_is_not_whole_non_negative_numbers_is_refused_by_name(shape, error, message):
+    with pytest.raises(error, match=f"written_once: shape=.*{message}"):
+        written_once(shape)
+
+
+def test_numpy_integers_and_a_bare_length_are_shapes():
+    assert written_once((np.int64(3), np.int32(4))).shape == (3, 4)
+    assert written_once(7).shape == (7,) and written_once(()).shape == ()

@@ -727,7 +727,7 @@ def _sample(model, fns: _Functions, x0, *, draws, chains, seed, progress, pointw
                         "importance_ess": (("chain",), ess)}, coords={"chain": coords["chain"], "draw": coords["draw"]},
                        attrs={"proposals_per_chain": S, "sampler": "laplace"})
     groups = {"posterior": posterior, "sample_stats": stats}
-    if keep and kept.array is not None:
+    if kept.array is not None:  # allocated by the first chain that keeps its terms
         groups["pointwise"] = xr.Dataset({"terms": (("chain", "draw", "term"), kept.array)},
                                          coords={"chain": coords["chain"], "draw": coords["draw"]})
     tree = xr.DataTree.from_dict(groups)

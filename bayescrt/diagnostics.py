@@ -110,11 +110,11 @@ def diagnose(idata: xr.DataTree, var_name: str | list[str] = "log_hr", threshold
     else:
         rhat = np.full(arr.shape[-1], np.nan)
         notes.append("R-hat needs at least 2 chains; with 1 chain convergence cannot be checked")
+    stats = idata["sample_stats"]
+    if "pareto_k" in stats:  # resampled draws: the importance ESS, not an autocorrelation one (never computed)
+        return _diagnose_importance(rhat, stats, names, var_name, th, chains, notes)
     ess_bulk = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="bulk"), dtype=float)
     ess_tail = np.asarray(az.ess(arr, chain_axis=0, draw_axis=1, method="tail", prob=0.05), dtype=float)
-    stats = idata["sample_stats"]
-    if "pareto_k" in stats:
-        return _diagnose_importance(rhat, stats, names, var_name, th, chains, notes)
     for key in ("diverging", "energy"):
         if key not in stats:
             notes.append(f"sample_stats has no {key!r}: its gate cannot be checked and counts as failed")

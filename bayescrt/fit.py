@@ -16,6 +16,7 @@ import os
 import re
 import time as _time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
@@ -655,9 +656,13 @@ def assemble(posterior_tree: xr.DataTree, info: dict, *, model: dict, priors: li
         bayescrt_versions=json.dumps(package_versions()),
         data_sha256=data_hash,
     )
-    seal(tree)
     fit = Fit(tree)
-    rep = fit.diagnostics()
+    # the seal's hashes (hashlib lets go of the GIL over large buffers: the stored log-likelihood is most of it) on a
+    # second thread beside the diagnostics (numpy's sorts let go of it too): each reads what the other never changes
+    with ThreadPoolExecutor(1) as pool:
+        sealed = pool.submit(seal, tree)
+        rep = fit.diagnostics()
+        sealed.result()
     if not rep.ok:
         warnings.warn(
             "This fit FAILED its convergence diagnostics and its results cannot be trusted: "

@@ -155,13 +155,14 @@ def _grouping_problem(s: pd.Series, role: str, col, labels: np.ndarray) -> str |
     one kind, and no two may read the same as text (1 and '1', or 1 and True, would be merged or confused)."""
     present = s.notna().to_numpy()
     vals = s.to_numpy()[present]
-    kinds = np.array([_value_kind(v) for v in vals], dtype=object)
+    # a value's kind is its type's: the types present, found in one pass in C, say which kinds there are
+    present_kinds = {_type_kind(t) for t in set(map(type, vals))}
     for kind in ("other", "complex"):
-        bad = kinds == kind
-        if bad.any():
+        if kind in present_kinds:  # the rows that hold one, named
+            bad = np.array([_value_kind(v) == kind for v in vals], dtype=bool)
             return (f"{role} column {col!r} holds values that cannot label groups "
                     f"({_examples(labels[present][bad], vals[bad])}); use numbers or text")
-    if (kinds == "bool").any() and (kinds == "number").any():
+    if "bool" in present_kinds and "number" in present_kinds:
         return (f"{role} column {col!r} mixes bools and numbers, and True would be the same group as 1; make it "
                 f"one type, e.g. df[{col!r}].astype(str)")
     text = pd.Series([str(v) for v in pd.unique(vals)])
@@ -257,20 +258,25 @@ def _stratum_means(X: np.ndarray, strata: np.ndarray) -> np.ndarray:
     return means[strata]
 
 
-def _value_kind(v) -> str:
-    if isinstance(v, (bool, np.bool_)):
+def _type_kind(t: type) -> str:
+    """The kind of every value of type ``t``: bool, complex, number, text, duration, date or other."""
+    if issubclass(t, (bool, np.bool_)):
         return "bool"
-    if isinstance(v, (complex, np.complexfloating)):
+    if issubclass(t, (complex, np.complexfloating)):
         return "complex"
-    if isinstance(v, (int, float, np.integer, np.floating)):
+    if issubclass(t, (int, float, np.integer, np.floating)):
         return "number"
-    if isinstance(v, str):
+    if issubclass(t, str):
         return "text"
-    if isinstance(v, (pd.Timedelta, np.timedelta64, _dt.timedelta)):
+    if issubclass(t, (pd.Timedelta, np.timedelta64, _dt.timedelta)):
         return "duration"
-    if isinstance(v, _DATELIKE):
+    if issubclass(t, _DATELIKE):
         return "date"
     return "other"
+
+
+def _value_kind(v) -> str:
+    return _type_kind(type(v))
 
 
 # ------------------------------------------------------------------ from_frame's validators, one per section

@@ -5,7 +5,7 @@ A proportional-hazards posterior with a handful of log-HRs and thousands of even
 to describe what is nearly a multivariate normal. This sampler instead:
 
 1. finds the mode of the log density on the sampler's unconstrained space (the PyMC model's own
-   ``logp`` with its Jacobians, the prior included) by damped Newton steps, the Hessian from central
+   ``logp`` with its Jacobians, the prior included) by damped Newton steps, the Hessian from forward
    differences of the exact gradient;
 2. draws proposals from a multivariate Student-t (``DF`` degrees of freedom, heavier tails than the
    normal) centred at the mode with the inverse negative Hessian as its scale matrix;
@@ -65,6 +65,7 @@ NEWTON_MAX = 50
 # Hessian changes by far less than the proposal could show (and the weights are exact); without it a mode whose
 # last decrement fell just above 1e-10 paid a second Hessian (d gradients) to confirm a step of 1e-11
 NEAR_DECREMENT = 1e-6
+STALE_STEPS = 15  # Newton steps with a neighbour's Hessian before a fresh one (a grid's neighbours take 5-10)
 
 
 def pareto_k_threshold(proposals: int) -> float:
@@ -118,7 +119,7 @@ def _newton_from(logp_grad, y0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray,
     neighbour's Hessian is close, so most steps cost one gradient instead of a Hessian's ``d + 1``."""
     y = np.asarray(y0, float).copy()
     lp, g = logp_grad(y)
-    H, fresh = H0, False
+    H, fresh, kept = H0, False, 0
     for _ in range(NEWTON_MAX):
         try:
             step = np.linalg.solve(-H, g)
@@ -126,14 +127,15 @@ def _newton_from(logp_grad, y0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray,
             step = None
         ok = step is not None and np.all(np.isfinite(step)) and g @ step >= 0 and g @ step / 2 >= 1e-10
         near = fresh and ok and g @ step / 2 < NEAR_DECREMENT
-        found = _line_search(logp_grad, y, lp, step) if ok else None
+        # a Hessian from elsewhere converges linearly: after STALE_STEPS steps still going, a fresh one (2-3 steps)
+        found = _line_search(logp_grad, y, lp, step) if ok and (fresh or kept < STALE_STEPS) else None
         if found is None:  # converged with this Hessian, or it no longer leads uphill: a fresh one, once
             if fresh:
                 break
-            H, fresh = _hessian(logp_grad, y, g), True
+            H, fresh, kept = _hessian(logp_grad, y, g), True, 0
             continue
         t, lp, g = found
-        y, fresh = y + t * step, near
+        y, fresh, kept = y + t * step, near, kept + 1
     if not fresh:
         H = _hessian(logp_grad, y, g)
     _proper(H, " given the hierarchy's scale")
@@ -181,9 +183,66 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
     return x, H, float(lp)
 
 
+def _frailty_start(s0: float, y0: np.ndarray, H0: np.ndarray, rest: np.ndarray, effects: np.ndarray,
+                   centred: bool) -> tuple | None:
+    """``(log SD, its SD, mode, Hessian)``: where a frailty's Laplace marginal peaks, how wide it is, and the rest's
+    mode and Hessian carried there, estimated from the conditional mode ``y0`` and Hessian ``H0`` of the rest at the
+    log SD ``s0`` (``effects``: the frailty's positions in the flat vector; ``rest``: the flat positions of ``y0``),
+    or None where they say nothing.
+
+    Each cluster's effect as a normal observation of it: its likelihood alone gives it the variance ``v_c``
+    (the Hessian's diagonal less the prior's), and its estimate freed of the prior's shrinkage is ``b_c / w_c``,
+    ``w_c = SD^2 / (SD^2 + v_c)``. The SD that maximises the normal-normal likelihood of those is found by EM
+    (``SD^2 = mean(E[b_c^2])``), its log's SD from the Fisher information ``2 sum(w_c^2)``. Correlations between
+    the clusters are left out: the estimate only places the grid, whose marginals are the model's own."""
+    pos = np.searchsorted(rest, effects)
+    neg_diag = -np.diag(H0)[pos]
+    e2 = np.exp(2.0 * s0)
+    if centred:
+        b, lik = y0[pos], neg_diag - 1.0 / e2
+    else:
+        b, lik = np.sqrt(e2) * y0[pos], (neg_diag - 1.0) / e2
+    informed = lik > 0
+    if not informed.any() or not np.all(np.isfinite(b)):
+        return None
+    v = 1.0 / lik[informed]
+    raw = b[informed] / (e2 / (e2 + v))  # the effect without the prior's shrinkage
+    var = e2
+    for _ in range(200):  # EM for the normal-normal model: clusters without information keep their prior's SD^2
+        w = var / (var + v)
+        new = (np.sum(w * w * raw * raw + w * v) + var * np.count_nonzero(~informed)) / len(b)
+        if not np.isfinite(new) or new <= 0:
+            return None
+        done = abs(new - var) <= 1e-10 * var
+        var = new
+        if done:
+            break
+    w = var / (var + v)
+    info = 2.0 * np.sum(w * w)
+    if var < 1e-12 or not np.isfinite(info) or info <= 0:
+        return None
+    # the rest's mode and Hessian carried to the new SD, a start for its Newton steps: each effect shrunk by its
+    # new w_c (clusters without information at 0); the prior's part of the Hessian at the new SD, the
+    # likelihood's the same on the effects' own scale (non-centred: z = b / SD rescales it)
+    b1 = np.zeros(len(b))
+    b1[informed] = w * raw
+    y1, H1 = y0.copy(), H0.copy()
+    if centred:
+        y1[pos] = b1
+        H1[pos, pos] += 1.0 / e2 - 1.0 / var
+    else:
+        r = np.sqrt(var / e2)  # the new SD over the old
+        y1[pos] = b1 / np.sqrt(var)
+        H1[pos, :] *= r
+        H1[:, pos] *= r
+        H1[pos, pos] += r * r - 1.0  # the prior's -1 back in place of its rescaled -r^2
+    return 0.5 * float(np.log(var)), float(min(0.5, 1.0 / np.sqrt(info))), y1, H1
+
+
 INTEGRATED_SCALES = ("frailty_sd", "rw_sd")  # one scale of a hierarchy, integrated over on a grid (below)
 OTHER_SCALES = ("study_sd", "tau")  # between-study SDs: not integrated over, refused beside one that is
-GRID_DROP = 10.0  # the grid of the scale reaches where its Laplace marginal is exp(-GRID_DROP) of its peak
+GRID_DROP = 4.0  # the grid of the scale reaches where its Laplace marginal is exp(-GRID_DROP) of its peak (3 SDs
+# of a normal marginal at a spacing of one); beyond, exponential tails (_IntegratedProposal)
 
 
 def _times_transpose(A: np.ndarray, L: np.ndarray) -> np.ndarray:
@@ -230,12 +289,17 @@ class _IntegratedProposal:
     and the effects shrink together), but given the SD the rest is close to normal. For each grid value ``s`` of the
     log SD: the conditional mode ``y(s)`` and Hessian ``H(s)`` of the other coordinates (damped Newton, warm-started
     from the neighbour), and the marginal ``log p(s) ~ log p(y(s), s) - log det(-H(s)) / 2``. The grid is spaced by
-    the marginal's SD at its peak (from a parabola through three points) and runs out on both sides until the
-    marginal has fallen by ``GRID_DROP``. The proposal: ``s`` from the density that is log-linear between grid
-    points through those marginals (exact to draw from and to evaluate); given ``s`` between grid points, the rest
-    from the t centred on the straight line between their two modes, with the nearer grid point's scale."""
+    the marginal's SD at its peak and runs out on both sides until the marginal has fallen by ``GRID_DROP`` below
+    its highest point. A frailty's (``effects``: its positions in the flat vector, centred or not) is placed by
+    :func:`_frailty_start` from the rest's mode at the first scale tried: three points about the estimate, kept when
+    a parabola through them agrees with its width (10 marginals at N = 8,880 and 50 clusters, where the climb below
+    took 15-16); any other scale's, or where the estimate is off, by a climb in steps of 0.5 to a peak and a parabola
+    through it and its neighbours. The proposal: ``s`` from the density that is log-linear between grid
+    points through those marginals and falls exponentially beyond the ends (exact to draw from and to evaluate);
+    given ``s``, the rest from the t centred on the straight line between the two modes on either side (beyond an
+    end, at the end's mode), with the nearer grid point's scale."""
 
-    def __init__(self, logp_grad, x0: np.ndarray, h: int, name: str):
+    def __init__(self, logp_grad, x0: np.ndarray, h: int, name: str, effects=None):
         self.h, self.name = h, name
         d = len(x0)
         self.rest = np.flatnonzero(np.arange(d) != h)
@@ -273,7 +337,52 @@ class _IntegratedProposal:
                 break
         if not np.isfinite(here[2]):
             marginal(float(x0[h]), x0[self.rest])  # raises, naming the scale
-        # climb in steps of 0.5 (log SD) to a peak of the marginal, then a parabola through it and its neighbours
+        start = None if effects is None else _frailty_start(s, here[0], here[1], self.rest, *effects)
+        centre = None
+        if start is not None:  # three points about the estimate, spaced by its SD: a parabola through them
+            s1, delta = start[:2]
+            mid = marginal(s1, start[2:], soft=True)
+            lo, hi = marginal(s1 - delta, mid, soft=True), marginal(s1 + delta, mid, soft=True)
+            a, b, c = lo[2], mid[2], hi[2]
+            if np.all(np.isfinite([a, b, c])) and a - 2 * b + c < 0:
+                sd = delta / np.sqrt(-(a - 2 * b + c))
+                peak = s1 + 0.5 * delta * (a - c) / (a - 2 * b + c)
+                # the estimate spaced the grid well (its SD within a factor of the marginal's, the peak near): the
+                # grid goes on from these three points
+                if delta / 1.5 <= sd <= 3 * delta and abs(peak - s1) <= 3 * delta:
+                    centre, sd, here = s1, delta, mid
+            if centre is None:  # the climb, from the best of them (where one has a proper mode)
+                best = max(((s1 - delta, lo), (s1, mid), (s1 + delta, hi)), key=lambda p: p[1][2])
+                if np.isfinite(best[1][2]):
+                    s, here = best
+        if centre is None:
+            centre, sd, here = self._climb(marginal, s, here, name)
+        found = {centre: here}
+        # out from the centre on both sides at the spacing, until each end lies GRID_DROP below the highest point
+        ends = {1: centre, -1: centre}
+        for _ in range(4):
+            top = max(v[2] for v in found.values())
+            for direction in (1, -1):
+                g_s, prev = ends[direction], found[ends[direction]]
+                for _ in range(60):
+                    if prev[2] < top - GRID_DROP:
+                        break
+                    g_s = g_s + direction * sd
+                    prev = found[g_s] = marginal(g_s, prev)
+                    top = max(top, prev[2])
+                else:
+                    raise SpecError(f"sampler='laplace': the Laplace marginal of {name} does not fall off within 60 "
+                                    "of its SDs from its peak; use sampler='nutpie'")
+                ends[direction] = g_s
+            if all(found[ends[k]][2] < top - GRID_DROP for k in (1, -1)):
+                break
+        grid = np.sort(np.array(list(found)))
+        self._finish(grid, found, name)
+
+    @staticmethod
+    def _climb(marginal, s, here, name):
+        """``(centre, spacing, its point)`` of the grid from the generic climb: steps of 0.5 (log SD) from ``s`` to a
+        peak of the marginal, then a parabola through it and its neighbours."""
         step = 0.5
         for _ in range(40):
             up, down = marginal(s + step, here, soft=True), marginal(s - step, here, soft=True)
@@ -292,20 +401,10 @@ class _IntegratedProposal:
             peak = s + 0.5 * step * (a - c) / (a - 2 * b + c)
         else:  # a neighbour without a proper mode: no parabola, a finer grid from the best point
             sd, peak = step / 2, s
-        grid = [peak]
-        found = {peak: marginal(peak, here)}
-        for direction in (1, -1):
-            g_s, prev = peak, found[peak]
-            for _ in range(60):
-                g_s = g_s + direction * sd
-                prev = found[g_s] = marginal(g_s, prev)
-                grid.append(g_s)
-                if prev[2] < found[peak][2] - GRID_DROP:
-                    break
-            else:
-                raise SpecError(f"sampler='laplace': the Laplace marginal of {name} does not fall off within 60 of "
-                                "its SDs from its peak; use sampler='nutpie'")
-        grid = np.sort(np.array(grid))
+        return peak, sd, marginal(peak, here)
+
+    def _finish(self, grid: np.ndarray, found: dict, name: str) -> None:
+        """The proposal from the marginal's grid: its modes, scales and the density of the scale's log."""
         self.grid = grid
         self.modes = np.array([found[v][0] for v in grid])
         self.log_marginal = np.array([found[v][2] for v in grid])
@@ -316,13 +415,27 @@ class _IntegratedProposal:
             self.half_logdet.append(float(np.sum(np.log(np.diag(L)))))
         self.half_logdet = np.array(self.half_logdet)
         # the log-linear density of s between grid points: the mass of each interval
-        a, b = self.log_marginal[:-1] - self.log_marginal.max(), self.log_marginal[1:] - self.log_marginal.max()
+        lm = self.log_marginal - self.log_marginal.max()
+        a, b = lm[:-1], lm[1:]
         width = np.diff(grid)
         slope = (b - a) / width
         flat = np.abs(b - a) < 1e-12
         mass = np.where(flat, width * np.exp(a), (np.exp(b) - np.exp(a)) / np.where(flat, 1.0, slope))
-        self._a, self._slope, self._flat, self._mass = a, slope, flat, mass / mass.sum()
-        self._log_norm = float(np.log(mass.sum()))
+        # beyond each end it goes on falling exponentially, at the shallower of the last interval's slope and that of
+        # the straight line from the grid's highest point to the end (the line is the shallower where the marginal is
+        # concave, the last interval where it flattens out, as a frailty's does towards an SD of 0, where the prior
+        # alone is left): every value of the scale can be proposed, with tails as heavy as the target's or heavier,
+        # as an importance proposal's should be. The line's slope is positive (each end lies GRID_DROP below the
+        # grid's first point, which the highest one is not below); an interval's counts only where it is
+        top = int(np.argmax(lm))
+        line = np.array([-lm[0] / (grid[top] - grid[0]), -lm[-1] / (grid[-1] - grid[top])])
+        last = np.array([slope[0], -slope[-1]])
+        self._tail = np.where(last > 0, np.minimum(line, last), line)
+        tail_mass = np.exp(lm[[0, -1]]) / self._tail
+        pieces = np.concatenate([[tail_mass[0]], mass, [tail_mass[1]]])
+        self._a, self._slope, self._flat, self._mass = a, slope, flat, pieces / pieces.sum()
+        self._log_norm = float(np.log(pieces.sum()))
+        self._ends = lm[[0, -1]]
         self.mode = self._join(self.modes[np.argmax(self.log_marginal)], grid[[np.argmax(self.log_marginal)]])[0]
         self.description = (f"{name} (log) from its Laplace marginal on a grid of {len(grid)} points, the rest from a "
                             f"multivariate t, df {DF}, at their mode given it")
@@ -334,18 +447,36 @@ class _IntegratedProposal:
         x[:, self.h] = s
         return x
 
+    def scale_log_density(self, s) -> np.ndarray:
+        """The proposal's density of the scale's log at ``s`` (normalised), as a log: log-linear between grid points
+        through their log marginals, exponential beyond the ends."""
+        s, grid = np.asarray(s, float), self.grid
+        cell = np.clip(np.searchsorted(grid, s, side="right") - 1, 0, len(grid) - 2)
+        tails = np.where(s < grid[0], self._ends[0] - self._tail[0] * (grid[0] - s),
+                         self._ends[1] - self._tail[1] * (s - grid[-1]))
+        inside = (s >= grid[0]) & (s <= grid[-1])
+        return np.where(inside, self._a[cell] + self._slope[cell] * (s - grid[cell]), tails) - self._log_norm
+
     def draw(self, rng, S: int) -> tuple[np.ndarray, np.ndarray]:
         grid, d = self.grid, len(self.rest)
-        cell = rng.choice(len(self._mass), size=S, p=self._mass)
+        piece = rng.choice(len(self._mass), size=S, p=self._mass)  # 0: below the grid, last: above it
         u = rng.random(S)
-        a, slope, w = self._a[cell], self._slope[cell], np.diff(grid)[cell]
+        cell = np.clip(piece - 1, 0, len(grid) - 2)  # the interval, or the one at the end the tail leaves from
+        inside = (piece >= 1) & (piece <= len(grid) - 1)
+        slope, w = self._slope[cell], np.diff(grid)[cell]
         # inverse of the cell's CDF: exp(a + slope t) on 0 <= t <= w
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             t = np.where(self._flat[cell], u * w, np.log1p(u * np.expm1(slope * w)) / slope)
         t = np.clip(t, 0.0, w)
-        s = grid[cell] + t
-        log_q_s = a + slope * t - self._log_norm  # up to the constant the masses were scaled by
-        frac = t / w
+        # a tail: how far beyond its end, exponential at the tail's slope (1 - u in (0, 1]: never log(0))
+        side = (piece == len(self._mass) - 1).astype(int)
+        beyond = -np.log1p(-u) / self._tail[side]
+        s = np.where(inside, grid[cell] + t, np.where(side == 1, grid[-1] + beyond, grid[0] - beyond))
+        log_q_s = self.scale_log_density(s)
+        # the rest's centre on the straight line between the interval's two modes, its scale the nearer grid point's;
+        # in a tail the end's own mode: a line carried on past the end would leave where the rest's conditional
+        # posterior goes (towards an SD of 0, back to the effects' prior), and the weights' tail (k) showed it
+        frac = np.clip((s - grid[cell]) / w, 0.0, 1.0)
         centre = self.modes[cell] + frac[:, None] * (self.modes[cell + 1] - self.modes[cell])
         near = np.where(frac < 0.5, cell, cell + 1)
         steps, log_kernel = _t_steps(rng, S, d)
@@ -372,9 +503,14 @@ MAX_STRUCTURES = 16
 class _Functions:
     """The compiled functions of one model structure and the data containers they read."""
 
-    def __init__(self, model, shapes):
+    def __init__(self, model):
         from pytensor.compile.sharedvalue import SharedVariable
 
+        # the initial point's function, kept: a model of this structure has its data and prior values in the same
+        # containers, so after load() it gives that model's initial point (compiling it was 17-34 ms of each fit)
+        self._initial = model._make_initial_point()
+        first = self._initial(None)
+        self.shapes = shapes = [(v.name, np.shape(first[v.name])) for v in model.value_vars]
         self.vgf = model.logp_dlogp_function(ravel_inputs=True)
         self.vgf.set_extra_values({})
         self._logp_only, self._model = None, model
@@ -403,6 +539,10 @@ class _Functions:
 
         for name, value in data_values(model).items():
             self.shared[name].set_value(value)
+
+    def initial_point(self) -> dict:
+        """The initial point (PyMC's, no jitter) of the model whose values are loaded: value variable -> array."""
+        return {k: np.asarray(v) for k, v in self._initial(None).items()}
 
 
 def _batch_function(model, graphs, shapes) -> tuple:
@@ -445,7 +585,7 @@ def _batch_function(model, graphs, shapes) -> tuple:
     return by_rows, False
 
 
-def _functions(model, shapes) -> tuple[_Functions, bool]:
+def _functions(model) -> tuple[_Functions, bool]:
     """The compiled functions for ``model``'s structure, compiled now (True) or reused (False)."""
     from .compiled import structure_key
 
@@ -454,7 +594,7 @@ def _functions(model, shapes) -> tuple[_Functions, bool]:
         if key in _FUNCTIONS:
             _FUNCTIONS.move_to_end(key)
             return _FUNCTIONS[key], False
-    fns = _Functions(model, shapes)
+    fns = _Functions(model)
     with _FUNCTIONS_LOCK:
         _FUNCTIONS[key] = fns
         while len(_FUNCTIONS) > MAX_STRUCTURES:
@@ -490,17 +630,16 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
     (chain, draw, term). ``start_at_zero``: value variables whose mode search starts at 0 instead of the model's
     initial point (the preconditioned coefficients, whose 0 is the MLE)."""
     t0 = _time.perf_counter()
-    value_vars = model.value_vars
-    ip = model.initial_point()
-    for name in start_at_zero:
-        ip[name] = np.zeros_like(ip[name])
-    x0 = _flat(ip, value_vars)
-    shapes = [(v.name, np.shape(ip[v.name])) for v in value_vars]
-    integrate = _integrated_scale(model, shapes)
-    fns, new = _functions(model, shapes)
+    _scales(model)  # a model this sampler refuses, before anything is compiled for it
+    fns, new = _functions(model)
     t1 = _time.perf_counter()
     with fns.lock:
         fns.load(model)
+        ip = fns.initial_point()
+        for name in start_at_zero:
+            ip[name] = np.zeros_like(ip[name])
+        x0 = _flat(ip, model.value_vars)
+        integrate = _integrated_scale(model, fns.shapes)
         tree, info = _sample(model, fns, x0, draws=draws, chains=chains, seed=seed, progress=progress,
                              pointwise=pointwise, keep_pointwise=keep_pointwise, integrate=integrate)
     info.update(compile_seconds=round(t1 - t0, 3), sampling_seconds=round(_time.perf_counter() - t1, 3),
@@ -508,26 +647,48 @@ def sample_laplace(model, *, draws: int, chains: int, seed: int, progress: bool 
     return tree, info
 
 
-def _integrated_scale(model, shapes) -> tuple[int, str] | None:
-    """``(position in the flat vector, name)`` of the one hierarchy scale the proposal integrates over, or None.
-
-    A model with one of ``INTEGRATED_SCALES`` and any other scale (a second one, a between-study SD) is refused: the
-    grid integrates over one. A between-study SD alone keeps the t at the joint mode, whose gates judge it."""
+def _scales(model) -> list:
+    """The hierarchy scale the proposal integrates over (a list of one), or none; a SpecError for a model with one
+    of ``INTEGRATED_SCALES`` and any other scale (a second one, a between-study SD): the grid integrates over one."""
     scales = [rv for rv in model.free_RVs if rv.name in INTEGRATED_SCALES]
     others = [rv for rv in model.free_RVs if rv.name in OTHER_SCALES]
     if len(scales) > 1 or (scales and others):
         both = scales + others
         raise SpecError(f"sampler='laplace' integrates over one hierarchy scale on a grid; this model has "
                         f"{len(both)} ({', '.join(rv.name for rv in both)}); use sampler='nutpie'")
+    return scales
+
+
+def _integrated_scale(model, shapes) -> tuple | None:
+    """``(position in the flat vector, name, effects)`` of the one hierarchy scale the proposal integrates over, or
+    None; ``effects``: for a frailty's SD, ``(positions of its effects in the flat vector, centred)``, else None.
+
+    A model with one of ``INTEGRATED_SCALES`` and any other scale (a second one, a between-study SD) is refused: the
+    grid integrates over one. A between-study SD alone keeps the t at the joint mode, whose gates judge it."""
+    scales = _scales(model)
     if not scales:
         return None
+    from pymc.logprob.transforms import LogTransform
+
     value = model.rvs_to_values[scales[0]].name
-    at = 0
+    starts, at = {}, 0
     for name, shape in shapes:
-        if name == value:
-            return at, scales[0].name
+        starts[name] = (at, int(np.prod(shape)))
         at += int(np.prod(shape))
-    return None
+    if value not in starts:
+        return None
+    h = starts[value][0]
+    # a frailty's effects on the flat vector (non-centred: their z; centred: themselves), for the climb's start
+    # (_IntegratedProposal): only where the scale's value is its log
+    effects = None
+    if scales[0].name == "frailty_sd" and isinstance(model.rvs_to_transforms.get(scales[0]), LogTransform):
+        for var, centred in (("frailty_z", False), ("frailty", True)):
+            rv = model.named_vars.get(var)
+            if rv is not None and rv in model.rvs_to_values and model.rvs_to_values[rv].name in starts:
+                a, size = starts[model.rvs_to_values[rv].name]
+                effects = (np.arange(a, a + size), centred)
+                break
+    return h, scales[0].name, effects
 
 
 def _unravel(x: np.ndarray, shapes) -> dict:
@@ -692,7 +853,7 @@ def _sample(model, fns: _Functions, x0, *, draws, chains, seed, progress, pointw
         mode, H, lp_mode = find_mode(logp_grad, x0)
         proposal = _TProposal(mode, H)
     else:
-        proposal = _IntegratedProposal(logp_grad, x0, integrate[0], integrate[1])
+        proposal = _IntegratedProposal(logp_grad, x0, *integrate)
         mode = proposal.mode
         lp_mode = logp_grad(mode)[0]
     d = len(mode)

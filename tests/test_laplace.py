@@ -136,6 +136,22 @@ def test_a_shared_frailty_is_integrated_over_its_sd_and_agrees_with_nuts():
 
 
 @pytest.mark.mcmc
+def test_a_centred_frailty_gives_the_non_centred_one_s_posterior():
+    """The same model in its two parameterisations, each grid placed by the frailty start from its own effects
+    (z, or the effects themselves): the log-HR, the SD and the centre effects agree within Z_MC Monte Carlo errors
+    of the difference of two importance-sampled estimates, and both pass their gates."""
+    df = _clustered()
+    kw = dict(time="t", event="e", covariates=["x"], cluster="centre", random_seed=seed(78), progress=False)
+    fits = [bc.CoxPH(sampler="laplace", centered=c).fit(df, **kw) for c in (False, True)]
+    assert all(f.diagnostics().ok for f in fits)
+    ess = [float(np.sum(f.sampling["importance_ess"])) for f in fits]
+    for var in ("log_hr", "frailty_sd", "frailty"):
+        a, b = (f.idata["posterior"][var].values.reshape(4000, -1) for f in fits)
+        se = b.std(0) * np.sqrt(1 / ess[0] + 1 / ess[1])
+        assert np.all(np.abs(a.mean(0) - b.mean(0)) < Z_MC * se), (var, a.mean(0), b.mean(0))
+
+
+@pytest.mark.mcmc
 def test_a_posterior_far_from_normal_fails_its_gates_loudly(monkeypatch):
     df = _clustered()
     with monkeypatch.context() as m:
@@ -434,10 +450,11 @@ def test_the_batched_posterior_variables_and_prior_terms_are_the_per_point_ones(
                 np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=f"{name}: {what}")
 
 
-def _normal_normal(K=30):
-    """A frailty whose every piece is known: y_c ~ N(b_c, v_c), b = SD z (non-centred), z ~ N(0, 1), log SD ~
-    N(log 0.5, 1). Given the log SD the rest is exactly normal, and the log SD's marginal is
-    sum_c log N(y_c; 0, SD^2 + v_c) plus its prior: ``(logp_grad of [log SD, z], exact log marginal on a grid)``."""
+def _normal_normal(K=30, centred=False):
+    """A frailty whose every piece is known: y_c ~ N(b_c, v_c), b = SD z (non-centred), z ~ N(0, 1), or
+    b ~ N(0, SD) (centred), log SD ~ N(log 0.5, 1). Given the log SD the rest is exactly normal, and the log SD's
+    marginal is sum_c log N(y_c; 0, SD^2 + v_c) plus its prior: ``(logp_grad of [log SD, z or b], exact log
+    marginal on a grid, K)``."""
     rng = np.random.default_rng(seed(140))
     v = rng.uniform(0.02, 0.2, K)
     y = rng.normal(0.0, np.sqrt(0.3 ** 2 + v))
@@ -446,6 +463,10 @@ def _normal_normal(K=30):
     def logp_grad(x):
         s, z = x[0], x[1:]
         e = np.exp(s)
+        if centred:  # z is b itself, N(0, e^2): its log density has -K s
+            r = y - z
+            lp = -0.5 * np.sum(r * r / v) - 0.5 * np.sum(z * z) / e ** 2 - K * s - 0.5 * (s - m0) ** 2
+            return lp, np.concatenate([[np.sum(z * z) / e ** 2 - K - (s - m0)], r / v - z / e ** 2])
         r = y - e * z
         lp = -0.5 * np.sum(r * r / v) - 0.5 * np.sum(z * z) - 0.5 * (s - m0) ** 2
         return lp, np.concatenate([[np.sum(r * e * z / v) - (s - m0)], e * r / v - z])
@@ -465,13 +486,14 @@ def _exact(log_marginal, lo=-12.0, hi=4.0):
     return s, p, mean, np.sqrt(np.trapezoid((s - mean) ** 2 * p, s))
 
 
-def test_the_frailty_start_finds_the_marginal_s_peak_and_width_and_carries_the_mode_there():
+@pytest.mark.parametrize("centred", [False, True])
+def test_the_frailty_start_finds_the_marginal_s_peak_and_width_and_carries_the_mode_there(centred):
     """Each effect is a normal observation here (no correlations), so the EM estimate is the SD that maximises the
     marginal likelihood, and the mode and Hessian carried to it are the exact ones: the likelihood's Hessian on the
     effects' own scale does not move with them. The estimate is asserted within one marginal SD of the peak (the
     prior on the log SD, left out of it, moves the peak by about 0.04 of its SD here), its width within a factor
     of 1.5 of the marginal's SD (expected against observed information), the carried mode and Hessian to 1e-8."""
-    logp_grad, log_marginal, K = _normal_normal()
+    logp_grad, log_marginal, K = _normal_normal(centred=centred)
     grid, p, mean, sd = _exact(log_marginal)
     peak = grid[np.argmax(p)]
     rest = np.arange(1, K + 1)
@@ -483,7 +505,7 @@ def test_the_frailty_start_finds_the_marginal_s_peak_and_width_and_carries_the_m
         return laplace.find_mode(cond, np.zeros(K))
 
     y0, H0, _ = at(0.0)
-    s1, delta, y1, H1 = laplace._frailty_start(0.0, y0, H0, rest, rest, False)
+    s1, delta, y1, H1 = laplace._frailty_start(0.0, y0, H0, rest, rest, centred)
     assert abs(s1 - peak) < sd and sd / 1.5 < delta < 1.5 * sd
     y_exact, H_exact, _ = at(s1)
     assert np.allclose(y1, y_exact, rtol=1e-8, atol=1e-10)

@@ -115,8 +115,9 @@ def _proper(H: np.ndarray, where: str = "") -> None:
 
 def _newton_from(logp_grad, y0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`find_mode` started from a neighbour's mode ``y0`` and Hessian ``H0``: Newton steps with ``H0`` until
-    they stall, then the Hessian at the point (forward differences) and steps with it until converged. A
-    neighbour's Hessian is close, so most steps cost one gradient instead of a Hessian's ``d + 1``."""
+    they stall (or ``STALE_STEPS`` of them have not converged), then the Hessian at the point (forward differences)
+    and steps with it until converged. A neighbour's Hessian is close, so most steps cost one gradient instead of a
+    Hessian's ``d + 1``."""
     y = np.asarray(y0, float).copy()
     lp, g = logp_grad(y)
     H, fresh, kept = H0, False, 0
@@ -148,10 +149,11 @@ def find_mode(logp_grad, x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
     Each step solves with the Hessian (differences of the gradient) and halves until the log density
     rises; it stops when half the Newton decrement is below 1e-10. The Hessian is kept from step to step and
     taken afresh only where the kept one stops leading uphill or says the mode is reached, so that the end is
-    judged, and the Hessian returned, at the mode itself: from a start near the mode (the maximum-likelihood
-    estimate) two Hessians instead of one a step, each ``d`` gradients (forward differences from the gradient at
-    hand, as :func:`_newton_from`: the weights are exact, and a gradient at N = 1,000,000 costs 15-19 ms). A
-    Hessian that is not negative definite at the end means the density has no proper mode here: a SpecError."""
+    judged, and the Hessian returned, at the mode (or one step of decrement under ``NEAR_DECREMENT`` from it):
+    from a start near the mode (the maximum-likelihood estimate) two Hessians instead of one a step, each ``d``
+    gradients (forward differences from the gradient at hand, as :func:`_newton_from`: the weights are exact, and a
+    gradient at N = 1,000,000 costs 15-19 ms). A Hessian that is not negative definite at the end means the density
+    has no proper mode here: a SpecError."""
 
     x = np.asarray(x0, float).copy()
     lp, g = logp_grad(x)
@@ -289,8 +291,9 @@ class _IntegratedProposal:
     and the effects shrink together), but given the SD the rest is close to normal. For each grid value ``s`` of the
     log SD: the conditional mode ``y(s)`` and Hessian ``H(s)`` of the other coordinates (damped Newton, warm-started
     from the neighbour), and the marginal ``log p(s) ~ log p(y(s), s) - log det(-H(s)) / 2``. The grid is spaced by
-    the marginal's SD at its peak and runs out on both sides until the marginal has fallen by ``GRID_DROP`` below
-    its highest point. A frailty's (``effects``: its positions in the flat vector, centred or not) is placed by
+    about the marginal's SD at its peak (after a frailty start, the estimate's: a third to 1.5 times it) and runs out
+    on both sides until the marginal has fallen by ``GRID_DROP`` below its highest point. A frailty's
+    (``effects``: its positions in the flat vector, centred or not) is placed by
     :func:`_frailty_start` from the rest's mode at the first scale tried: three points about the estimate, kept when
     a parabola through them agrees with its width (10 marginals at N = 8,880 and 50 clusters, where the climb below
     took 15-16); any other scale's, or where the estimate is off, by a climb in steps of 0.5 to a peak and a parabola
@@ -342,7 +345,9 @@ class _IntegratedProposal:
         if start is not None:  # three points about the estimate, spaced by its SD: a parabola through them
             s1, delta = start[:2]
             mid = marginal(s1, start[2:], soft=True)
-            lo, hi = marginal(s1 - delta, mid, soft=True), marginal(s1 + delta, mid, soft=True)
+            failed = (None, None, -np.inf)  # no proper mode at the estimate: its neighbours have no start either
+            lo, hi = ((marginal(s1 - delta, mid, soft=True), marginal(s1 + delta, mid, soft=True))
+                      if np.isfinite(mid[2]) else (failed, failed))
             a, b, c = lo[2], mid[2], hi[2]
             if np.all(np.isfinite([a, b, c])) and a - 2 * b + c < 0:
                 sd = delta / np.sqrt(-(a - 2 * b + c))
@@ -424,13 +429,16 @@ class _IntegratedProposal:
         # beyond each end it goes on falling exponentially, at the shallower of the last interval's slope and that of
         # the straight line from the grid's highest point to the end (the line is the shallower where the marginal is
         # concave, the last interval where it flattens out, as a frailty's does towards an SD of 0, where the prior
-        # alone is left): every value of the scale can be proposed, with tails as heavy as the target's or heavier,
-        # as an importance proposal's should be. The line's slope is positive (each end lies GRID_DROP below the
-        # grid's first point, which the highest one is not below); an interval's counts only where it is
+        # alone is left), and below the grid at most at slope 1: every value of the scale can be proposed, with
+        # tails as heavy as the target's or heavier, as an importance proposal's should be. The line's slope is
+        # positive (each end lies GRID_DROP below the grid's highest point); an interval's counts only where it is
         top = int(np.argmax(lm))
         line = np.array([-lm[0] / (grid[top] - grid[0]), -lm[-1] / (grid[-1] - grid[top])])
         last = np.array([slope[0], -slope[-1]])
         self._tail = np.where(last > 0, np.minimum(line, last), line)
+        # towards an SD of 0 the likelihood flattens and the prior of the SD (finite at 0: HalfNormal, HalfCauchy,
+        # Exponential) leaves its log the density e^s, which no steeper tail may undercut
+        self._tail[0] = min(self._tail[0], 1.0)
         tail_mass = np.exp(lm[[0, -1]]) / self._tail
         pieces = np.concatenate([[tail_mass[0]], mass, [tail_mass[1]]])
         self._a, self._slope, self._flat, self._mass = a, slope, flat, pieces / pieces.sum()

@@ -138,17 +138,18 @@ def test_a_shared_frailty_is_integrated_over_its_sd_and_agrees_with_nuts():
 @pytest.mark.mcmc
 def test_a_centred_frailty_gives_the_non_centred_one_s_posterior():
     """The same model in its two parameterisations, each grid placed by the frailty start from its own effects
-    (z, or the effects themselves): the log-HR, the SD and the centre effects agree within Z_MC Monte Carlo errors
-    of the difference of two importance-sampled estimates, and both pass their gates."""
+    (z, or the effects themselves): the log-HR, the SD and the centre effects agree within Bonferroni-bounded
+    Monte Carlo errors of the difference of two importance-sampled estimates, and both pass their gates."""
     df = _clustered()
     kw = dict(time="t", event="e", covariates=["x"], cluster="centre", random_seed=seed(78), progress=False)
     fits = [bc.CoxPH(sampler="laplace", centered=c).fit(df, **kw) for c in (False, True)]
     assert all(f.diagnostics().ok for f in fits)
     ess = [float(np.sum(f.sampling["importance_ess"])) for f in fits]
+    z = float(stats.norm.isf(1e-4 / 32 / 2))  # Bonferroni over the 32 means (1 log-HR, the SD, 30 centres)
     for var in ("log_hr", "frailty_sd", "frailty"):
         a, b = (f.idata["posterior"][var].values.reshape(4000, -1) for f in fits)
-        se = b.std(0) * np.sqrt(1 / ess[0] + 1 / ess[1])
-        assert np.all(np.abs(a.mean(0) - b.mean(0)) < Z_MC * se), (var, a.mean(0), b.mean(0))
+        se = np.sqrt(a.var(0) / ess[0] + b.var(0) / ess[1])
+        assert np.all(np.abs(a.mean(0) - b.mean(0)) < z * se), (var, a.mean(0), b.mean(0))
 
 
 @pytest.mark.mcmc
@@ -450,30 +451,39 @@ def test_the_batched_posterior_variables_and_prior_terms_are_the_per_point_ones(
                 np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=f"{name}: {what}")
 
 
-def _normal_normal(K=30, centred=False):
-    """A frailty whose every piece is known: y_c ~ N(b_c, v_c), b = SD z (non-centred), z ~ N(0, 1), or
-    b ~ N(0, SD) (centred), log SD ~ N(log 0.5, 1). Given the log SD the rest is exactly normal, and the log SD's
-    marginal is sum_c log N(y_c; 0, SD^2 + v_c) plus its prior: ``(logp_grad of [log SD, z or b], exact log
-    marginal on a grid, K)``."""
+def _normal_normal(K=30, centred=False, mean=False):
+    """A frailty whose every piece is known: y_c ~ N(m + b_c, v_c), b = SD z (non-centred), z ~ N(0, 1), or
+    b ~ N(0, SD) (centred), log SD ~ N(log 0.5, 1); with ``mean`` a shared m ~ N(0, 10) (a coefficient beside the
+    effects), else m = 0. Given the log SD the rest is exactly normal, and the log SD's marginal is
+    log N(y; 0, diag(SD^2 + v) + 100 (with ``mean``)) plus its prior: ``(logp_grad of [log SD, (m,) z or b], exact
+    log marginal on a grid, K)``."""
     rng = np.random.default_rng(seed(140))
     v = rng.uniform(0.02, 0.2, K)
-    y = rng.normal(0.0, np.sqrt(0.3 ** 2 + v))
-    m0 = np.log(0.5)
+    y = rng.normal(0.5 if mean else 0.0, np.sqrt(0.3 ** 2 + v))
+    m0, tau2, k = np.log(0.5), 100.0, int(mean)
 
     def logp_grad(x):
-        s, z = x[0], x[1:]
+        s, m, z = x[0], (x[1] if mean else 0.0), x[1 + k:]
         e = np.exp(s)
+        b, db = (z, 1.0) if centred else (e * z, e)
+        r = y - m - b
+        lp = -0.5 * np.sum(r * r / v) - 0.5 * m * m / tau2 - 0.5 * (s - m0) ** 2
         if centred:  # z is b itself, N(0, e^2): its log density has -K s
-            r = y - z
-            lp = -0.5 * np.sum(r * r / v) - 0.5 * np.sum(z * z) / e ** 2 - K * s - 0.5 * (s - m0) ** 2
-            return lp, np.concatenate([[np.sum(z * z) / e ** 2 - K - (s - m0)], r / v - z / e ** 2])
-        r = y - e * z
-        lp = -0.5 * np.sum(r * r / v) - 0.5 * np.sum(z * z) - 0.5 * (s - m0) ** 2
-        return lp, np.concatenate([[np.sum(r * e * z / v) - (s - m0)], e * r / v - z])
+            lp += -0.5 * np.sum(z * z) / e ** 2 - K * s
+            gs, gz = np.sum(z * z) / e ** 2 - K, r / v - z / e ** 2
+        else:
+            lp += -0.5 * np.sum(z * z)
+            gs, gz = np.sum(r * b / v), db * r / v - z
+        gm = [np.sum(r / v) - m / tau2] if mean else []
+        return lp, np.concatenate([[gs - (s - m0)], gm, gz])
 
     def log_marginal(s):
-        var = np.exp(2 * np.asarray(s, float))[:, None] + v
-        return -0.5 * np.sum(np.log(var) + y ** 2 / var, axis=1) - 0.5 * (np.asarray(s) - m0) ** 2
+        d = np.exp(2 * np.asarray(s, float))[:, None] + v
+        out = -0.5 * np.sum(np.log(d) + y ** 2 / d, axis=1)
+        if mean:  # Sherman-Morrison for the shared mean's rank-one variance
+            a = 1 + tau2 * np.sum(1 / d, axis=1)
+            out += -0.5 * np.log(a) + 0.5 * tau2 * np.sum(y / d, axis=1) ** 2 / a
+        return out - 0.5 * (np.asarray(s) - m0) ** 2
 
     return logp_grad, log_marginal, K
 
@@ -486,29 +496,33 @@ def _exact(log_marginal, lo=-12.0, hi=4.0):
     return s, p, mean, np.sqrt(np.trapezoid((s - mean) ** 2 * p, s))
 
 
-@pytest.mark.parametrize("centred", [False, True])
-def test_the_frailty_start_finds_the_marginal_s_peak_and_width_and_carries_the_mode_there(centred):
-    """Each effect is a normal observation here (no correlations), so the EM estimate is the SD that maximises the
-    marginal likelihood, and the mode and Hessian carried to it are the exact ones: the likelihood's Hessian on the
-    effects' own scale does not move with them. The estimate is asserted within one marginal SD of the peak (the
-    prior on the log SD, left out of it, moves the peak by about 0.04 of its SD here), its width within a factor
-    of 1.5 of the marginal's SD (expected against observed information), the carried mode and Hessian to 1e-8."""
-    logp_grad, log_marginal, K = _normal_normal(centred=centred)
-    grid, p, mean, sd = _exact(log_marginal)
+@pytest.mark.parametrize("centred, mean", [(False, False), (True, False), (False, True), (True, True)])
+def test_the_frailty_start_finds_the_marginal_s_peak_and_width_and_carries_the_mode_there(centred, mean):
+    """The likelihood's Hessian on the effects' own scale does not move with them here, so the Hessian carried to
+    the estimate is the exact one there, the block between the shared mean and the effects included; without the
+    mean each effect is a normal observation of its own, the EM estimate is the SD that maximises the marginal
+    likelihood and the carried mode is exact too (with it, the mean's shift is left out: a start, not asserted).
+    The estimate is asserted within one marginal SD of the peak (the prior on the log SD and the mean's uncertainty,
+    both left out of it, move the peak by a fraction of that), its width within a factor of 1.5 of the marginal's
+    SD (expected against observed information); mode to 1e-8, Hessian to the forward differences' 1e-5."""
+    logp_grad, log_marginal, K = _normal_normal(centred=centred, mean=mean)
+    grid, p, _, sd = _exact(log_marginal)
     peak = grid[np.argmax(p)]
-    rest = np.arange(1, K + 1)
+    d = K + int(mean)
+    rest, effects = np.arange(1, d + 1), np.arange(1 + int(mean), d + 1)
 
     def at(s):
         def cond(y):
             lp, g = logp_grad(np.concatenate([[s], y]))
             return lp, g[1:]
-        return laplace.find_mode(cond, np.zeros(K))
+        return laplace.find_mode(cond, np.zeros(d))
 
     y0, H0, _ = at(0.0)
-    s1, delta, y1, H1 = laplace._frailty_start(0.0, y0, H0, rest, rest, centred)
+    s1, delta, y1, H1 = laplace._frailty_start(0.0, y0, H0, rest, effects, centred)
     assert abs(s1 - peak) < sd and sd / 1.5 < delta < 1.5 * sd
     y_exact, H_exact, _ = at(s1)
-    assert np.allclose(y1, y_exact, rtol=1e-8, atol=1e-10)
+    if not mean:
+        assert np.allclose(y1, y_exact, rtol=1e-8, atol=1e-10)
     assert np.allclose(H1, H_exact, rtol=1e-5, atol=1e-6)  # the forward-difference Hessian's own error
 
 
@@ -540,8 +554,8 @@ def test_the_integrated_proposal_with_its_tails_weighs_to_the_exact_marginal(eff
     own log density: the weighted mean of the log SD and its mass beyond each end of the grid agree with the exact
     marginal's (quadrature) within 4 Monte Carlo errors (delta method on the self-normalised weights), whether the
     grid was placed by the frailty start or by the generic climb. A wrong log density in the tails (or between
-    grid points) would bias them; draws beyond both ends are asserted to occur (the upper tail is the steep one:
-    a few in 40,000)."""
+    grid points) would bias them; draws beyond the lower end are asserted to occur (the next test holds the draws
+    beyond both ends to the tails' masses)."""
     logp_grad, log_marginal, K = _normal_normal()
     s_grid, p, mean, _ = _exact(log_marginal)
     eff = (np.arange(1, K + 1), False) if effects == "frailty start" else None
@@ -552,7 +566,7 @@ def test_the_integrated_proposal_with_its_tails_weighs_to_the_exact_marginal(eff
     w /= w.sum()
     s = x[:, 0]
     lo, hi = proposal.grid[0], proposal.grid[-1]
-    assert (s < lo).sum() > 0 and (s > hi).sum() > 0
+    assert (s < lo).sum() > 20  # the lower tail is the heavy one (0.6% here); the upper one's mass is 1e-4 or less
     for f, exact in ((s, mean), (s < lo, np.trapezoid(p * (s_grid < lo), s_grid)),
                      (s > hi, np.trapezoid(p * (s_grid > hi), s_grid))):
         est = np.sum(w * f)

@@ -572,3 +572,21 @@ def test_the_integrated_proposal_with_its_tails_weighs_to_the_exact_marginal(eff
         est = np.sum(w * f)
         se = np.sqrt(np.sum(w ** 2 * (f - est) ** 2))
         assert abs(est - exact) < 4 * se + 1e-4, (est, exact, se)
+
+
+def test_a_frailty_start_without_a_proper_mode_at_its_estimate_falls_back_to_the_climb(monkeypatch):
+    """Where the rest has no proper mode at the estimated SD (the first conditional mode after the start fails),
+    the grid comes from the climb instead, and still spans the exact marginal's peak."""
+    logp_grad, log_marginal, K = _normal_normal()
+    calls, newton = [], laplace._newton_from
+
+    def first_fails(cond, y0, H0):
+        calls.append(1)
+        if len(calls) == 1:
+            raise bc.SpecError("no proper mode here")
+        return newton(cond, y0, H0)
+
+    monkeypatch.setattr(laplace, "_newton_from", first_fails)
+    proposal = laplace._IntegratedProposal(logp_grad, np.zeros(K + 1), 0, "frailty_sd", (np.arange(1, K + 1), False))
+    s, p, _, _ = _exact(log_marginal)
+    assert len(calls) > 1 and proposal.grid[0] < s[np.argmax(p)] < proposal.grid[-1]
